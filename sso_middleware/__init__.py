@@ -1,0 +1,30 @@
+"""
+sso_middleware
+==============
+
+WHMCS-style single sign-on for any WSGI application: a trusted system mints a
+single-use token for one user and one destination, sends the user's browser
+to the SSO endpoint, and the middleware burns the token, checks the account,
+starts a session and redirects.
+"""
+
+from __future__ import annotations
+
+from .destinations import Destinations as Destinations
+from .exceptions import BadRequest as BadRequest
+from .exceptions import ConfigurationError as ConfigurationError
+from .exceptions import Denied as Denied
+from .exceptions import IssueError as IssueError
+from .exceptions import SSOError as SSOError
+from .exceptions import StoreUnavailable as StoreUnavailable
+from .identity import ENVIRON_KEY as ENVIRON_KEY
+from .identity import get_identity as get_identity
+from .middleware import SSOMiddleware as SSOMiddleware
+from .sessions import Identity as Identity
+from .users import Account as Account
+from .users import AccountStatus as AccountStatus
+from .users import MemoryUserStore as MemoryUserStore
+from .users import User as User
+from .users import UserStore as UserStore
+
+__version__ = "0.1.0"

@@ -1,0 +1,155 @@
+"""
+Command line
+============
+
+``sso-middleware`` (or ``python -m sso_middleware``):
+
+``demo``
+    Serve the demo portal with single sign-on on 127.0.0.1.
+``create-token``
+    Mint a token against a Redis-backed deployment and print the API response.
+``hash-secret``
+    Print the hash of an admin API secret, for ``api_credentials``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import json
+import logging
+import os
+import secrets
+import sys
+import typing as t
+
+from .credentials import hash_secret
+from .destinations import Destinations
+from .exceptions import SSOError
+from .issuer import MAX_TTL, TokenIssuer
+
+
+def load_object(dotted: str) -> t.Any:
+    """Import ``package.module:attribute``."""
+    module_name, _, attribute = dotted.partition(":")
+    if not module_name or not attribute:
+        raise SystemExit(f"expected package.module:attribute, got {dotted!r}")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as e:
+        raise SystemExit(f"cannot load {dotted!r}: {e}") from None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import build_demo, new_credentials, serve
+
+    redis_url = args.redis_url or os.environ.get("SSO_REDIS_URL")
+    if redis_url:
+        from .stores.redis import RedisSessionStore, RedisTokenStore, connect
+
+        client = connect(redis_url)
+        token_store, session_store = RedisTokenStore(client), RedisSessionStore(client)
+        where = "Redis"
+    else:
+        from .stores.memory import MemorySessionStore, MemoryTokenStore
+
+        token_store, session_store = MemoryTokenStore(), MemorySessionStore()
+        where = "memory"
+    identifier = os.environ.get("SSO_DEMO_API_IDENTIFIER")
+    secret = os.environ.get("SSO_DEMO_API_SECRET")
+    if not (identifier and secret):
+        identifier, secret = new_credentials()
+    secret_key = os.environ.get("SSO_SECRET_KEY") or secrets.token_urlsafe(32)
+    app = build_demo(args.port, token_store, session_store, identifier, secret, secret_key)
+    server = serve(app, args.port)
+    base = f"http://127.0.0.1:{server.server_port}"
+    print(
+        f"Demo portal on {base} (tokens and sessions in {where})\n"
+        f"Admin API credentials: identifier={identifier} secret={secret}\n"
+        f"Try:\n  curl -s {base}/includes/api.php -d action=CreateSsoToken"
+        f" -d identifier={identifier} -d secret={secret} -d responsetype=json"
+        " -d client_id=1 -d destination=clientarea:invoices\n"
+        "then open the redirect_url in a browser.",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _create_token(args: argparse.Namespace) -> int:
+    from .stores.redis import RedisTokenStore, connect
+
+    issuer = TokenIssuer(
+        RedisTokenStore(connect(args.redis_url)),
+        load_object(args.user_store)(),
+        Destinations(),
+        sso_url=args.system_url.rstrip("/") + args.sso_path,
+        ttl=args.ttl,
+    )
+    result = issuer.create_sso_token(
+        client_id=args.client_id, user_id=args.user_id, destination=args.destination,
+        service_id=args.service_id, domain_id=args.domain_id,
+        sso_redirect_path=args.sso_redirect_path, actor="cli",
+    )
+    print(json.dumps(result))
+    return 0 if result["result"] == "success" else 1
+
+
+def _hash_secret(args: argparse.Namespace) -> int:
+    secret = getpass.getpass("Secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not secret:
+        print("error: empty secret", file=sys.stderr)
+        return 2
+    print(hash_secret(secret))
+    return 0
+
+
+def _ttl(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) <= MAX_TTL:
+        raise argparse.ArgumentTypeError(f"whole seconds from 1 to {MAX_TTL}")
+    return int(value)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    main = argparse.ArgumentParser(prog="sso-middleware", description="Single sign-on for WSGI apps: demo and operator tools.")
+    commands = main.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="serve the demo portal on 127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    demo.add_argument("--redis-url", help="keep tokens and sessions in Redis"
+                      " (default: $SSO_REDIS_URL, else in memory)")
+    demo.set_defaults(run=_demo)
+
+    create = commands.add_parser("create-token", help="mint a token (CreateSsoToken) in Redis")
+    create.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"),
+                        required="SSO_REDIS_URL" not in os.environ,
+                        help="the deployment's Redis (default: $SSO_REDIS_URL)")
+    create.add_argument("--system-url", required=True, help="the deployment's public base URL")
+    create.add_argument("--sso-path", default="/oauth/singlesignon.php")
+    create.add_argument("--user-store", default="sso_middleware.demo:demo_user_store",
+                        help="package.module:factory returning the user store (default: the demo's)")
+    create.add_argument("--ttl", type=_ttl, default=60, help="token lifetime in seconds (default 60)")
+    for name in ("client-id", "user-id", "destination", "service-id", "domain-id", "sso-redirect-path"):
+        create.add_argument(f"--{name}")
+    create.set_defaults(run=_create_token)
+
+    hash_cmd = commands.add_parser("hash-secret", help="hash an admin API secret read from stdin")
+    hash_cmd.set_defaults(run=_hash_secret)
+    return main
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args))
+    except SSOError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,234 @@
+"""
+The middleware
+==============
+
+:class:`SSOMiddleware` wraps any WSGI application. It answers three paths
+itself (the SSO endpoint, the admin API and logout) and passes every other
+request through, with the signed-in identity in the environ.
+
+.. code-block:: python
+
+    from sso_middleware import SSOMiddleware
+    from sso_middleware.stores.redis import RedisSessionStore, RedisTokenStore, connect
+
+    redis = connect("redis://localhost:6379/0")
+    app = SSOMiddleware(
+        app,
+        system_url="https://portal.example.com",
+        secret_keys=[os.environ["SSO_SECRET_KEY"]],
+        user_store=MyUserStore(),
+        token_store=RedisTokenStore(redis),
+        session_store=RedisSessionStore(redis),
+        api_credentials={"billing": "sha256:5e88..."},
+    )
+
+    # from trusted code in the same process:
+    app.create_sso_token(client_id=1, destination="clientarea:invoices")
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from urllib.parse import unquote, urlsplit
+
+from .admin_api import AdminAPI
+from .audit import audit
+from .credentials import APICredentials
+from .destinations import Destinations
+from .exceptions import ConfigurationError, StoreUnavailable
+from .identity import ENVIRON_KEY
+from .issuer import MAX_TTL, Id, TokenIssuer
+from .redemption import SingleSignOnEndpoint
+from .responses import error_page, see_other
+from .sessions import SessionManager
+from .stores import SessionStore, TokenStore
+from .users import UserStore
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def _check_system_url(url: str, secure: bool) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or \
+            parts.fragment or "@" in parts.netloc:
+        raise ConfigurationError(
+            f"system_url {url!r} must be the public base URL of the app,"
+            " like https://portal.example.com (no query, fragment or credentials)"
+        )
+    if secure and parts.scheme == "http" and parts.netloc.rsplit(":", 1)[0] not in _LOCAL_HOSTS:
+        raise ConfigurationError(
+            f"system_url {url!r} is plain HTTP but cookies are Secure, so browsers would"
+            " never send the session back; use https, or secure_cookies=False for development"
+        )
+    return url.rstrip("/")
+
+
+def _check_path(name: str, path: str) -> str:
+    if not path.startswith("/") or path.startswith("//") or not path.isascii():
+        raise ConfigurationError(f"{name} {path!r} must be an ASCII path starting with one '/'")
+    return path
+
+
+def _strip_token(query: str) -> str:
+    """Drop every ``access_token`` parameter from a raw query string."""
+    return "&".join(
+        part for part in query.split("&")
+        if unquote(part.partition("=")[0]).strip() != "access_token"
+    )
+
+
+class SSOMiddleware:
+    """Single sign-on for a WSGI application.
+
+    :param app: the application to wrap.
+    :param system_url: the public base URL of the deployment. Every redirect
+        and ``redirect_url`` is built from it, never from the request's
+        ``Host`` header.
+    :param secret_keys: session-cookie signing keys, oldest first, each at
+        least 32 bytes. Keep them out of source code.
+    :param user_store: the app's accounts and users (:class:`UserStore`).
+    :param token_store: where tokens live (:class:`TokenStore`).
+    :param session_store: where sessions live (:class:`SessionStore`).
+    :param api_credentials: admin API identifier → ``sha256:`` hash of its
+        secret. Without any, the API path is not served.
+    :param destinations: the scope table, as :class:`Destinations` or a
+        mapping of overrides of the reference defaults.
+    :param token_ttl: token lifetime in seconds, 1 to 600 (default 60).
+    :param secure_cookies: mark the cookie ``Secure`` (default). Switch off
+        for plain-HTTP development only.
+    :param cookie_name: see :class:`SessionManager`.
+    :param idle_timeout: seconds of inactivity that end a session.
+    :param absolute_timeout: seconds after which a session ends regardless.
+    :param sso_path: path of the SSO endpoint.
+    :param api_path: path of the admin API.
+    :param logout_path: path that ends the session (POST).
+    :param logout_redirect: where logout sends the browser.
+    :param logout_on_get: also log out on GET, for plain links. A third party
+        can then log users out (not in), so it is off by default.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        system_url: str,
+        secret_keys: t.Sequence[str | bytes],
+        user_store: UserStore,
+        token_store: TokenStore,
+        session_store: SessionStore,
+        api_credentials: t.Mapping[str, str] | None = None,
+        destinations: Destinations | t.Mapping[str, str | None] | None = None,
+        token_ttl: int = 60,
+        secure_cookies: bool = True,
+        cookie_name: str | None = None,
+        idle_timeout: int = 30 * 60,
+        absolute_timeout: int = 12 * 60 * 60,
+        sso_path: str = "/oauth/singlesignon.php",
+        api_path: str = "/includes/api.php",
+        logout_path: str = "/logout",
+        logout_redirect: str = "/",
+        logout_on_get: bool = False,
+    ):
+        for name, store, protocol in (("user_store", user_store, UserStore),
+                                      ("token_store", token_store, TokenStore),
+                                      ("session_store", session_store, SessionStore)):
+            if not isinstance(store, protocol):
+                raise ConfigurationError(f"{name} must implement {protocol.__name__}; got {store!r}")
+        if type(token_ttl) is not int or not 0 < token_ttl <= MAX_TTL:
+            raise ConfigurationError(f"token_ttl must be whole seconds from 1 to {MAX_TTL}; got {token_ttl!r}")
+        if not isinstance(destinations, Destinations):
+            destinations = Destinations(destinations)
+        self.app = app
+        self.system_url = _check_system_url(system_url, secure_cookies)
+        self.logout_url = self.system_url + _check_path("logout_redirect", logout_redirect)
+        self.logout_on_get = logout_on_get
+        self.sessions = SessionManager(
+            session_store, secret_keys, idle_timeout=idle_timeout,
+            absolute_timeout=absolute_timeout, secure=secure_cookies, cookie_name=cookie_name,
+        )
+        sso_path = _check_path("sso_path", sso_path)
+        self.issuer = TokenIssuer(token_store, user_store, destinations,
+                                  sso_url=self.system_url + sso_path, ttl=token_ttl)
+        endpoints: dict[str, WSGIApplication] = {
+            sso_path: SingleSignOnEndpoint(token_store, user_store, self.sessions,
+                                           system_url=self.system_url, ttl=token_ttl),
+            _check_path("logout_path", logout_path): self.logout,
+        }
+        if api_credentials:
+            endpoints[_check_path("api_path", api_path)] = AdminAPI(
+                self.issuer, APICredentials(api_credentials))
+        if len(endpoints) < 2 + bool(api_credentials):
+            raise ConfigurationError("sso_path, api_path and logout_path must differ")
+        self.endpoints = endpoints
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        endpoint = self.endpoints.get(environ.get("PATH_INFO", ""))
+        if endpoint is not None:
+            return endpoint(environ, start_response)
+        self.identify(environ)
+        return self.app(environ, start_response)
+
+    def identify(self, environ: WSGIEnvironment) -> None:
+        """Prepare a passing request: remove any token from its query and
+        any identity set before us, then set the session's, if one is live."""
+        environ.pop("REMOTE_USER", None)
+        environ.pop(ENVIRON_KEY, None)
+        query = environ.get("QUERY_STRING")
+        if query and "access_token" in query:
+            environ["QUERY_STRING"] = _strip_token(query)
+            for key in ("REQUEST_URI", "RAW_URI"):
+                if key in environ:
+                    path, _, raw_query = environ[key].partition("?")
+                    environ[key] = path + "?" + _strip_token(raw_query)
+        cookie = self.sessions.read_cookie(environ)
+        if not cookie:
+            return
+        try:
+            session = self.sessions.resume(cookie)
+        except StoreUnavailable as e:
+            audit(logging.ERROR, "store_unavailable",
+                  "Session lookup failed, request treated as anonymous: %s", e, error=str(e))
+            return
+        if session is not None:
+            environ["REMOTE_USER"] = str(session.identity.user_id)
+            environ[ENVIRON_KEY] = session.identity
+
+    def logout(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        """End the session server-side, clear the cookie, redirect."""
+        method = environ.get("REQUEST_METHOD")
+        if method != "POST" and not (method == "GET" and self.logout_on_get):
+            response = error_page(405, allow="GET, POST" if self.logout_on_get else "POST")
+            return response(environ, start_response)
+        response = see_other(self.logout_url)
+        cookie = self.sessions.read_cookie(environ)
+        try:
+            session = self.sessions.resume(cookie) if cookie else None
+            if session is not None:
+                self.sessions.end(session)
+                audit(logging.INFO, "logout", "User ID: %d logged out", session.identity.user_id,
+                      user_id=session.identity.user_id, client_id=session.identity.client_id)
+        except StoreUnavailable as e:
+            audit(logging.ERROR, "store_unavailable", "Logout failed: %s", e, error=str(e))
+            response = error_page(503)
+        self.sessions.clear_cookie(response)
+        return response(environ, start_response)
+
+    def create_sso_token(
+        self,
+        *,
+        client_id: Id = None,
+        user_id: Id = None,
+        destination: str | None = None,
+        service_id: Id = None,
+        domain_id: Id = None,
+        sso_redirect_path: str | None = None,
+    ) -> dict[str, str]:
+        """``CreateSsoToken`` from Python; see :meth:`TokenIssuer.create_sso_token`."""
+        return self.issuer.create_sso_token(
+            client_id=client_id, user_id=user_id, destination=destination,
+            service_id=service_id, domain_id=domain_id, sso_redirect_path=sso_redirect_path,
+        )

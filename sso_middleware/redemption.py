@@ -1,0 +1,206 @@
+"""
+Redemption
+==========
+
+:class:`SingleSignOnEndpoint` answers ``GET /oauth/singlesignon.php?access_token=...``:
+the browser arrives with a token and leaves signed in, redirected to the
+token's destination.
+
+The order matters and is the point of this module:
+
+1. **Parse** the request from its shape alone; a malformed link is a 400 that
+   never reaches a store.
+2. **Burn** the token: one atomic get-and-delete. Whatever happens next, the
+   token is spent, so a token denied for a status that is later fixed cannot
+   be retried, and of concurrent requests at most one gets this far.
+3. **Check** the record (age, scope), the browser's current session and the
+   account, against the *current* state of the user store.
+4. **Sign in**: end the browser's previous session, start a fresh one, set its
+   cookie and redirect (303) to the destination under ``system_url``; the
+   ``Host`` header plays no part.
+
+Every failure after the burn is one identical 403 page; the precise reason
+goes to the audit log only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import typing as t
+
+from werkzeug.wrappers import Request, Response
+
+from .audit import audit, logger
+from .destinations import SSO_SCOPE, is_safe_path
+from .exceptions import BadRequest, Denied, StoreUnavailable
+from .responses import error_page, see_other
+from .sessions import Identity, Session, SessionManager
+from .stores import TokenStore
+from .tokens import TOKEN_PATTERN, TokenRecord, fingerprint, token_key
+from .users import AccountStatus, UserStore
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+#: The reason logged for a token that is unknown, used, expired or corrupted.
+UNKNOWN_TOKEN = "Unable to authenticate with Single Sign-On token"
+
+
+class SingleSignOnEndpoint:
+    """The WSGI application behind the SSO path.
+
+    :param token_store: where tokens are burned.
+    :param user_store: the app's accounts and users.
+    :param sessions: starts and ends sessions.
+    :param system_url: the deployment's public base URL, without trailing
+        slash; every redirect goes under it.
+    :param ttl: token lifetime in seconds; an older record is refused even
+        if the store still had it.
+    :param clock: returns UNIX time; tests may inject one.
+    """
+
+    #: Longest query string accepted; a real link is about 60 characters.
+    max_query_length = 1024
+
+    def __init__(
+        self,
+        token_store: TokenStore,
+        user_store: UserStore,
+        sessions: SessionManager,
+        *,
+        system_url: str,
+        ttl: int,
+        clock: t.Callable[[], float] = time.time,
+    ):
+        self.token_store = token_store
+        self.user_store = user_store
+        self.sessions = sessions
+        self.system_url = system_url
+        self.ttl = ttl
+        self.clock = clock
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        return self.respond(environ)(environ, start_response)
+
+    def respond(self, environ: WSGIEnvironment) -> Response:
+        """Answer one request; never raises."""
+        if environ.get("REQUEST_METHOD") != "GET":
+            # HEAD from link scanners and prefetchers must not spend the token.
+            return error_page(405, allow="GET")
+        try:
+            token, scope = self.parse(environ)
+            return self.redeem(token, scope, self.sessions.read_cookie(environ))
+        except BadRequest as e:
+            audit(logging.INFO, "bad_request", "Malformed Single Sign-On request: %s", e.message)
+            return error_page(400)
+        except Denied as e:
+            audit(logging.WARNING, "denied", e.reason, reason=e.reason)
+            response = error_page(403)
+            if e.end_session:
+                self.sessions.clear_cookie(response)
+            return response
+        except StoreUnavailable as e:
+            audit(logging.ERROR, "store_unavailable",
+                  "Single Sign-On unavailable: %s", e, error=str(e))
+            return error_page(503)
+        except Exception:
+            # A failing user store or a bug: fail closed, never a traceback.
+            logger.exception("Single Sign-On failed unexpectedly", extra={"sso_event": "error"})
+            return error_page(503)
+
+    def parse(self, environ: WSGIEnvironment) -> tuple[str, str | None]:
+        """Return the token and the optional ``scope``, or raise
+        :class:`BadRequest` for anything but exactly one well-formed token
+        and at most one scope."""
+        if len(environ.get("QUERY_STRING", "")) > self.max_query_length:
+            raise BadRequest("query string too long")
+        args = Request(environ).args
+        tokens = args.getlist("access_token")
+        if len(tokens) != 1:
+            raise BadRequest("access_token must be given exactly once")
+        if not TOKEN_PATTERN.fullmatch(tokens[0]):
+            raise BadRequest("access_token is not a token")
+        scopes = args.getlist("scope")
+        if len(scopes) > 1:
+            raise BadRequest("scope given more than once")
+        return tokens[0], scopes[0] if scopes else None
+
+    def redeem(self, token: str, scope: str | None, cookie: str | None) -> Response:
+        """Burn ``token`` and sign its user in; raise :class:`Denied`."""
+        key = token_key(token)
+        data = self.token_store.burn(key)
+        if data is None:
+            raise Denied(UNKNOWN_TOKEN)
+        try:
+            record = TokenRecord.decode(data)
+        except ValueError:
+            raise Denied(UNKNOWN_TOKEN) from None
+        identity = self.check(record, scope)
+        current = self.sessions.resume(cookie) if cookie else None
+        if current is not None:
+            self.check_current(current)
+        self.check_account(record)
+        if current is not None:
+            self.replace(current, identity)
+        session, cookie_value = self.sessions.start(identity)
+        audit(logging.INFO, "redeemed",
+              "Single Sign-On token %s redeemed for User ID: %d, client %d",
+              fingerprint(key), identity.user_id, identity.client_id,
+              token=fingerprint(key), user_id=identity.user_id, client_id=identity.client_id)
+        response = see_other(self.system_url + record.path)
+        self.sessions.set_cookie(response, cookie_value)
+        return response
+
+    def check(self, record: TokenRecord, scope: str | None) -> Identity:
+        """Refuse a record that is too old, whose destination disagrees with
+        the ``scope`` sent along, or whose path is not of this deployment."""
+        if (
+            self.clock() - record.issued_at > self.ttl
+            or (scope is not None and not _scope_matches(scope, record.scope))
+            or not is_safe_path(record.path)
+        ):
+            raise Denied(f"{UNKNOWN_TOKEN} for User ID: {record.user_id}")
+        return Identity(record.user_id, record.client_id)
+
+    def check_current(self, current: Session) -> None:
+        """A session the browser already has for a Closed account is a
+        conflict: end it and deny the sign-on."""
+        account = self.user_store.get_account(current.identity.client_id)
+        if account is None or account.status is AccountStatus.CLOSED:
+            self.sessions.end(current)
+            raise Denied(
+                "OAuth authorization request denied due to unexpected active login session"
+                f' for "Closed" User ID: {current.identity.user_id}',
+                end_session=True,
+            )
+
+    def replace(self, current: Session, identity: Identity) -> None:
+        """End the browser's previous session before a new one starts, so
+        no session id outlives a sign-on, and record a change of user."""
+        self.sessions.end(current)
+        if current.identity != identity:
+            audit(logging.INFO, "session_replaced",
+                  "Session of User ID: %d replaced by Single Sign-On for User ID: %d",
+                  current.identity.user_id, identity.user_id,
+                  user_id=identity.user_id, previous_user_id=current.identity.user_id)
+
+    def check_account(self, record: TokenRecord) -> None:
+        """Deny unless the account may use single sign-on now and the user
+        may still act for it."""
+        uid = record.user_id
+        account = self.user_store.get_account(record.client_id)
+        user = self.user_store.get_user(uid)
+        if account is None or user is None or record.client_id not in user.client_ids:
+            raise Denied(f"{UNKNOWN_TOKEN} for User ID: {uid}")
+        if account.status is AccountStatus.CLOSED:
+            raise Denied(f'Single Sign-On authentication denied for "Closed" User ID: {uid}')
+        if not account.sso_allowed:
+            raise Denied(f"Single Sign-On authentication denied per configuration for User ID: {uid}")
+
+
+def _scope_matches(requested: str, destination: str) -> bool:
+    """Whether a ``scope`` parameter (space-separated, the marker scope
+    optional) names the token's destination."""
+    named = set(requested.split()) - {SSO_SCOPE}
+    return named == ({destination} if destination else set())

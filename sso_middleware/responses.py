@@ -1,0 +1,94 @@
+"""
+Responses
+=========
+
+Every response the middleware itself sends: redirects, plain error pages and
+JSON. All carry the same hardening headers, since any of them may answer a
+request that carried a token: not cached, no ``Referer`` onwards, no content
+sniffing. Error pages are self-contained (no external resources, no links
+out) and say nothing about why a token failed: the reason is logged instead.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from html import escape
+
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Response
+
+#: Headers on every response of the middleware's own endpoints.
+HARDENING_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Cache-Control", "no-store"),
+    ("Pragma", "no-cache"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+)
+
+#: Error pages may load nothing and be framed by no one.
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+#: Seconds a client should wait after a 503.
+RETRY_AFTER = 5
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}}</style>
+</head><body><h1>{title}</h1><p>{message}</p></body></html>
+"""
+
+#: (title, message) of each error page, by status.
+PAGES: dict[int, tuple[str, str]] = {
+    400: ("Bad request", "This single sign-on link is malformed."),
+    403: ("Sign-in failed",
+          "This sign-in link is invalid, has expired or has already been used."
+          " Go back to the site that sent you here and try again."),
+    405: ("Method not allowed", "This address only accepts links followed in a browser."),
+    503: ("Temporarily unavailable",
+          "Sign-in is temporarily unavailable. Please try again in a moment."),
+}
+
+
+def harden(response: Response) -> Response:
+    """Add :data:`HARDENING_HEADERS` to ``response`` and return it."""
+    for name, value in HARDENING_HEADERS:
+        response.headers[name] = value
+    if response.status_code == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
+def error_page(status: int, *, allow: str | None = None) -> Response:
+    """The plain HTML page for an error ``status`` from :data:`PAGES`.
+
+    The body depends on the status alone, so e.g. every 403 is byte-identical
+    whatever the reason behind it.
+    """
+    title, message = PAGES[status]
+    response = Response(
+        _PAGE.format(title=escape(title), message=escape(message)),
+        status=status,
+        content_type="text/html; charset=utf-8",
+    )
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    if allow:
+        response.headers["Allow"] = allow
+    return harden(response)
+
+
+def json_response(data: t.Mapping[str, t.Any], status: int = 200, *,
+                  headers: t.Mapping[str, str] | None = None) -> Response:
+    """A compact JSON response."""
+    response = Response(
+        json.dumps(data, separators=(",", ":")), status=status,
+        content_type="application/json", headers=dict(headers or {}),
+    )
+    return harden(response)
+
+
+def see_other(location: str) -> Response:
+    """A 303 to an absolute URL this middleware built itself: the browser
+    follows it with a GET at once, so the token leaves the address bar."""
+    return harden(redirect(location, code=303))

@@ -1,0 +1,49 @@
+"""The contracts every token and session store fulfils."""
+
+from __future__ import annotations
+
+import typing as t
+
+
+@t.runtime_checkable
+class TokenStore(t.Protocol):
+    """Keeps single-use token records until they are burned or expire.
+
+    Both methods raise :class:`~sso_middleware.exceptions.StoreUnavailable`
+    when the store cannot answer; they never report a guess.
+    """
+
+    def add(self, key: str, record: bytes, ttl: int) -> bool:
+        """Store ``record`` under ``key`` for ``ttl`` seconds unless ``key``
+        already exists. Return ``False`` on such a collision (the caller makes
+        a new token), ``True`` once stored."""
+
+    def burn(self, key: str) -> bytes | None:
+        """Atomically return the record under ``key`` and delete it.
+
+        Of any number of concurrent calls for one key, at most one ever gets
+        the record; the others get ``None``, as does a call for an unknown or
+        expired key. There is no separate read: a token is spent by looking
+        at it.
+        """
+
+
+@t.runtime_checkable
+class SessionStore(t.Protocol):
+    """Keeps server-side session records, so that logout and revocation are
+    real even though the cookie is self-contained.
+
+    All methods raise :class:`~sso_middleware.exceptions.StoreUnavailable`
+    when the store cannot answer.
+    """
+
+    def save(self, key: str, record: bytes, ttl: int) -> None:
+        """Store ``record`` under ``key``, expiring ``ttl`` seconds from now."""
+
+    def load(self, key: str, ttl: int) -> bytes | None:
+        """Return the record under ``key`` and push its expiry back to ``ttl``
+        seconds from now (the idle timeout), in one step. ``None`` if there is
+        no such session."""
+
+    def delete(self, key: str) -> None:
+        """End the session under ``key``; a missing key is not an error."""

@@ -1,0 +1,139 @@
+"""
+Redis stores
+============
+
+Tokens and sessions in Redis, shared by every process and machine of a
+deployment. Keys live under one versioned prefix (``sso:v1:`` by default) so
+an operator can give the middleware an ACL user restricted to it, and every
+key carries a TTL.
+
+.. code-block:: python
+
+    from sso_middleware.stores.redis import RedisSessionStore, RedisTokenStore, connect
+
+    redis = connect("redis://localhost:6379/0")
+    token_store, session_store = RedisTokenStore(redis), RedisSessionStore(redis)
+
+Requires Redis 6.2 or newer (``GETDEL``, ``GETEX``).
+"""
+
+from __future__ import annotations
+
+import functools
+import typing as t
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..exceptions import StoreUnavailable
+
+#: The key prefix used unless another is given.
+DEFAULT_PREFIX = "sso:v1:"
+
+_P = t.ParamSpec("_P")
+_R = t.TypeVar("_R")
+
+
+def connect(
+    url: str,
+    *,
+    socket_timeout: float = 0.25,
+    max_connections: int = 50,
+    pool_timeout: float = 0.25,
+    **kwargs: t.Any,
+) -> redis.Redis:
+    """Return a Redis client with settings that fail fast and fail closed.
+
+    - ``socket_timeout`` bounds connect and every reply, so a Redis that is
+      down or hung costs a request at most about twice this long (one retry),
+      then a 503.
+    - One retry without backoff, on connection errors only. Every operation
+      here tolerates a retry: a retried burn can only miss (a false denial),
+      a retried mint sees its own key and makes a new token.
+    - A bounded :class:`~redis.BlockingConnectionPool`: when all connections
+      are busy, a request waits at most ``pool_timeout`` and then gets a 503
+      rather than opening connections without limit.
+
+    redis-py re-creates the pool's connections after a fork, so a client made
+    before gunicorn forks its workers is safe to use in each of them.
+
+    :param url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+    :param kwargs: passed on to the connection pool (``username``,
+        ``password``, ``ssl_ca_certs``, ...).
+    """
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=pool_timeout,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
+        **kwargs,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def _fail_closed(method: t.Callable[_P, _R]) -> t.Callable[_P, _R]:
+    """Turn any Redis error into :class:`StoreUnavailable`."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"Redis error: {type(e).__name__}", e) from e
+
+    return wrapper
+
+
+class RedisTokenStore:
+    """A :class:`~sso_middleware.stores.TokenStore` in Redis.
+
+    Minting is one ``SET key record EX ttl NX``; burning is one ``GETDEL``,
+    atomic in Redis, so of any number of concurrent redemptions exactly one
+    gets the record.
+
+    :param client: a client from :func:`connect` (or any ``redis.Redis``).
+    :param prefix: the key prefix; token keys are ``{prefix}t:{digest}``.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX):
+        self.client = client
+        self.prefix = prefix + "t:"
+
+    @_fail_closed
+    def add(self, key: str, record: bytes, ttl: int) -> bool:
+        return bool(self.client.set(self.prefix + key, record, ex=ttl, nx=True))
+
+    @_fail_closed
+    def burn(self, key: str) -> bytes | None:
+        return t.cast("bytes | None", self.client.getdel(self.prefix + key))
+
+
+class RedisSessionStore:
+    """A :class:`~sso_middleware.stores.SessionStore` in Redis.
+
+    Reading a session and extending its idle timeout is one ``GETEX``, so an
+    authenticated request costs one round trip.
+
+    :param client: a client from :func:`connect` (or any ``redis.Redis``).
+    :param prefix: the key prefix; session keys are ``{prefix}s:{digest}``.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX):
+        self.client = client
+        self.prefix = prefix + "s:"
+
+    @_fail_closed
+    def save(self, key: str, record: bytes, ttl: int) -> None:
+        self.client.set(self.prefix + key, record, ex=ttl)
+
+    @_fail_closed
+    def load(self, key: str, ttl: int) -> bytes | None:
+        return t.cast("bytes | None", self.client.getex(self.prefix + key, ex=ttl))
+
+    @_fail_closed
+    def delete(self, key: str) -> None:
+        self.client.delete(self.prefix + key)

@@ -1,0 +1,92 @@
+"""
+Tokens
+======
+
+Single-use access tokens and the record each one stands for.
+
+A token is 256 bits from :mod:`secrets`, encoded as 43 URL-safe characters. It
+is shown once, to the trusted system that asked for it; at rest only its
+SHA-256 digest is kept (:func:`token_key`), so a leaked Redis dump yields no
+usable token. Logs name a token by a short :func:`fingerprint` of that digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+
+#: Bytes of randomness per token (256 bits).
+TOKEN_BYTES = 32
+
+#: The exact shape of a token; anything else is rejected before a store is asked.
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def new_token() -> str:
+    """Return a fresh token: 32 random bytes, URL-safe base64 without padding."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_key(token: str) -> str:
+    """Return the at-rest name of a token or session id: its SHA-256 digest,
+    URL-safe base64 without padding (43 characters).
+
+    A plain digest, not a keyed one, is enough: the input carries 256 bits of
+    entropy, so the digest cannot be inverted or guessed.
+    """
+    digest = hashlib.sha256(token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def fingerprint(key: str) -> str:
+    """Return a short name for a token in logs, derived from its at-rest key."""
+    return key[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What a token stands for: the only thing redemption trusts.
+
+    Query parameters sent along with a token never override these fields.
+    """
+
+    #: The user who is signed in.
+    user_id: int
+    #: The account (WHMCS ``client_id``) the user acts for.
+    client_id: int
+    #: The destination scope, ``""`` for the client area home.
+    scope: str
+    #: The path of this deployment to redirect to, validated when minted.
+    path: str
+    #: UNIX time of issue; redemption refuses a record older than the TTL even
+    #: if the store failed to expire it.
+    issued_at: float
+
+    def encode(self) -> bytes:
+        """Serialise compactly for the store."""
+        return json.dumps(
+            {"u": self.user_id, "c": self.client_id, "s": self.scope,
+             "p": self.path, "t": self.issued_at},
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> TokenRecord:
+        """Parse what :meth:`encode` wrote. Raises :class:`ValueError` on
+        anything else, so a corrupted record is denied, not trusted."""
+        try:
+            raw = json.loads(data)
+            record = cls(raw["u"], raw["c"], raw["s"], raw["p"], raw["t"])
+        except (TypeError, KeyError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError("corrupted token record") from e
+        if not (
+            type(record.user_id) is int and type(record.client_id) is int
+            and isinstance(record.scope, str) and isinstance(record.path, str)
+            and isinstance(record.issued_at, (int, float))
+        ):
+            raise ValueError("corrupted token record")
+        return record
