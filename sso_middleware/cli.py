@@ -61,8 +61,9 @@ def _demo(args: argparse.Namespace) -> int:
     if not (identifier and secret):
         identifier, secret = new_credentials()
     secret_key = os.environ.get("SSO_SECRET_KEY") or secrets.token_urlsafe(32)
-    app = build_demo(args.port, token_store, session_store, identifier, secret, secret_key)
-    server = serve(app, args.port)
+    server = serve(args.port)
+    server.app = build_demo(server.server_port, token_store, session_store,
+                            identifier, secret, secret_key)
     base = f"http://127.0.0.1:{server.server_port}"
     print(
         f"Demo portal on {base} (tokens and sessions in {where})\n"

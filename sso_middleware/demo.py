@@ -124,9 +124,10 @@ class RedactingRequestHandler(WSGIRequestHandler):
         super().log(type, "%s", _TOKEN_IN_LINE.sub(r"\1[redacted]", line))
 
 
-def serve(app: SSOMiddleware, port: int) -> BaseWSGIServer:
-    """A threaded development server on 127.0.0.1 (not started)."""
-    return make_server("127.0.0.1", port, app, threaded=True,
+def serve(port: int) -> BaseWSGIServer:
+    """A threaded development server on 127.0.0.1 (not started), serving the
+    bare portal until its ``app`` is replaced; ``port`` 0 picks a free one."""
+    return make_server("127.0.0.1", port, portal, threaded=True,
                        request_handler=RedactingRequestHandler)
 
 

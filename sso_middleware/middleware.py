@@ -178,7 +178,7 @@ class SSOMiddleware:
         environ.pop("REMOTE_USER", None)
         environ.pop(ENVIRON_KEY, None)
         query = environ.get("QUERY_STRING")
-        if query and "access_token" in query:
+        if query and ("access" in query or "%" in query):
             environ["QUERY_STRING"] = _strip_token(query)
             for key in ("REQUEST_URI", "RAW_URI"):
                 if key in environ:

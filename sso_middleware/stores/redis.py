@@ -38,16 +38,17 @@ _R = t.TypeVar("_R")
 def connect(
     url: str,
     *,
-    socket_timeout: float = 0.25,
+    socket_timeout: float = 0.2,
     max_connections: int = 50,
     pool_timeout: float = 0.25,
     **kwargs: t.Any,
 ) -> redis.Redis:
     """Return a Redis client with settings that fail fast and fail closed.
 
-    - ``socket_timeout`` bounds connect and every reply, so a Redis that is
-      down or hung costs a request at most about twice this long (one retry),
-      then a 503.
+    - ``socket_timeout`` bounds connecting and every reply. redis-py tries a
+      connection's handshake and then the command twice each, so a Redis that
+      is down or hung costs a request at most about four times this long
+      (0.8 s by default), then a 503.
     - One retry without backoff, on connection errors only. Every operation
       here tolerates a retry: a retried burn can only miss (a false denial),
       a retried mint sees its own key and makes a new token.

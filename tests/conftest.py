@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import typing as t
+
+import pytest
+import webtest
+
+from redis_server import RedisServer
+from sso_middleware import SSOMiddleware, get_identity
+from sso_middleware.credentials import hash_secret
+from sso_middleware.demo import demo_user_store
+from sso_middleware.stores.redis import RedisSessionStore, RedisTokenStore, connect
+
+SYSTEM_URL = "https://portal.example.com"
+SECRET_KEY = "k" * 32
+API_IDENTIFIER = "billing"
+API_SECRET = "api-secret-" + "x" * 32
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = connect(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def user_store():
+    return demo_user_store()
+
+
+def echo_app(environ, start_response):
+    """The wrapped app: tells what it saw."""
+    identity = get_identity(environ)
+    body = json.dumps({
+        "path": environ.get("PATH_INFO"),
+        "query": environ.get("QUERY_STRING"),
+        "remote_user": environ.get("REMOTE_USER"),
+        "identity": [identity.user_id, identity.client_id] if identity else None,
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+@pytest.fixture
+def make_middleware(redis_client, user_store):
+    """Build the middleware around ``echo_app`` on real Redis; keyword
+    arguments override the defaults."""
+
+    def make(**overrides: t.Any) -> SSOMiddleware:
+        app = overrides.pop("app", echo_app)
+        options: dict[str, t.Any] = dict(
+            system_url=SYSTEM_URL,
+            secret_keys=[SECRET_KEY],
+            user_store=user_store,
+            token_store=RedisTokenStore(redis_client),
+            session_store=RedisSessionStore(redis_client),
+            api_credentials={API_IDENTIFIER: hash_secret(API_SECRET)},
+        )
+        options.update(overrides)
+        return SSOMiddleware(app, **options)
+
+    return make
+
+
+@pytest.fixture
+def middleware(make_middleware):
+    return make_middleware()
+
+
+def browser(middleware: SSOMiddleware) -> webtest.TestApp:
+    """A webtest client that speaks HTTPS to the portal, so Secure cookies
+    are kept and sent back."""
+    return webtest.TestApp(middleware, extra_environ={
+        "wsgi.url_scheme": "https", "HTTP_HOST": "portal.example.com"})
+
+
+@pytest.fixture
+def app(middleware):
+    return browser(middleware)
+
+
+def sso_path(redirect_url: str) -> str:
+    """The path and query of a ``redirect_url``, for webtest."""
+    assert redirect_url.startswith(SYSTEM_URL)
+    return redirect_url[len(SYSTEM_URL):]
+
+
+@pytest.fixture
+def mint(middleware):
+    """Mint a token through the Python API; return the SSO path to open."""
+
+    def mint(**inputs: t.Any) -> str:
+        result = middleware.create_sso_token(**inputs)
+        assert result["result"] == "success", result
+        return sso_path(result["redirect_url"])
+
+    return mint
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_leak(request, monkeypatch, caplog):
+    """Canary: no token or session id generated during a test, nor the admin
+    API secret, appears in any log record or in Redis."""
+    generated: list[str] = []
+    real = secrets.token_urlsafe
+
+    def recording(nbytes: int | None = None) -> str:
+        value = real(nbytes)
+        generated.append(value)
+        return value
+
+    monkeypatch.setattr(secrets, "token_urlsafe", recording)
+    caplog.set_level(logging.DEBUG, logger="sso_middleware")
+    uses_redis = "redis_client" in request.fixturenames
+    client = request.getfixturevalue("redis_client") if uses_redis else None
+    yield
+    canaries = [*generated, API_SECRET]
+    for record in caplog.records:
+        text = record.getMessage() + (caplog.handler.format(record) if record.exc_info else "")
+        text += repr(vars(record))
+        for canary in canaries:
+            assert canary not in text, f"a secret leaked into the log: {record.getMessage()!r}"
+    if client is not None:
+        try:
+            keys = list(client.scan_iter(count=1000))
+        except Exception:  # the test stopped Redis on purpose
+            return
+        dump = b" ".join(keys + [client.dump(k) or b"" for k in keys])
+        for canary in canaries:
+            assert canary.encode() not in dump, "a secret leaked into Redis"

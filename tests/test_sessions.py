@@ -1,0 +1,216 @@
+"""Sessions after sign-on: the identity the app sees, logout, timeouts, keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SECRET_KEY, browser, sso_path
+from sso_middleware import ConfigurationError
+from sso_middleware.sessions import Identity, SessionManager
+from sso_middleware.stores.memory import MemorySessionStore
+
+COOKIE = "__Host-sso_session"
+
+
+def seen(app, path="/page", **kwargs):
+    return json.loads(app.get(path, **kwargs).body)
+
+
+def signed_in(make_middleware, client_id=1, **options):
+    middleware = make_middleware(**options)
+    app = browser(middleware)
+    app.get(sso_path(middleware.create_sso_token(client_id=client_id)["redirect_url"]), status=303)
+    return middleware, app
+
+
+def test_signed_in_identity_reaches_the_app(app, mint):
+    assert seen(app) == {"path": "/page", "query": "", "remote_user": None, "identity": None}
+    app.get(mint(client_id=1, user_id=5), status=303)
+    assert seen(app) == {"path": "/page", "query": "", "remote_user": "5", "identity": [5, 1]}
+
+
+def test_remote_user_cannot_be_spoofed(app):
+    assert seen(app, extra_environ={"REMOTE_USER": "1"}, headers={"Remote-User": "1"})["remote_user"] is None
+
+
+def test_spoofed_environ_identity_is_removed(app):
+    assert seen(app, extra_environ={"sso_middleware.identity": Identity(1, 1)})["identity"] is None
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("access_token=" + "A" * 43, ""),
+    ("a=1&access_token=" + "A" * 43 + "&b=2", "a=1&b=2"),
+    ("access%5Ftoken=" + "A" * 43 + "&b=%20x", "b=%20x"),
+    ("access_tokens=1", "access_tokens=1"),
+])
+def test_tokens_are_stripped_from_what_the_app_sees(app, query, expected):
+    assert seen(app, "/page?" + query)["query"] == expected
+
+
+def test_request_uri_is_stripped_too(middleware):
+    captured = {}
+
+    def start_response(status, headers):
+        pass
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/x", "QUERY_STRING": "access_token=abc&k=v",
+               "REQUEST_URI": "/x?access_token=abc&k=v", "RAW_URI": "/x?access_token=abc&k=v",
+               "wsgi.input": None}
+
+    def app(environ, start_response):
+        captured.update(environ)
+        return []
+
+    middleware.app = app
+    middleware(environ, start_response)
+    assert captured["QUERY_STRING"] == "k=v"
+    assert captured["REQUEST_URI"] == captured["RAW_URI"] == "/x?k=v"
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_logout_ends_the_session_server_side(make_middleware, redis_client, method):
+    middleware, app = signed_in(make_middleware, logout_on_get=True)
+    cookie = app.cookies[COOKIE]
+    response = getattr(app, method.lower())("/logout", status=303)
+    assert response.headers["Location"] == "https://portal.example.com/"
+    assert "Max-Age=0" in response.headers["Set-Cookie"]
+    assert seen(app)["identity"] is None
+    assert not list(redis_client.scan_iter("sso:v1:s:*"))
+    replay = browser(middleware)
+    replay.set_cookie(COOKIE, cookie)
+    assert seen(replay)["identity"] is None
+
+
+def test_logout_by_get_is_off_by_default(make_middleware):
+    _, app = signed_in(make_middleware)
+    response = app.get("/logout", status=405)
+    assert response.headers["Allow"] == "POST"
+    assert seen(app)["identity"] == [1, 1]
+
+
+@pytest.mark.parametrize("value", [
+    "", "garbage", "a.b.c", "\u00e9\u00e9", "x" * 5000,
+    "A" * 43 + ".AAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+])
+def test_forged_cookies_are_anonymous(app, value):
+    app.set_cookie(COOKIE, value)
+    assert seen(app)["identity"] is None
+
+
+def test_tampered_cookie_is_anonymous(make_middleware):
+    _, app = signed_in(make_middleware)
+    value = app.cookies[COOKIE]
+    app.set_cookie(COOKIE, value[:-1] + ("A" if value[-1] != "A" else "B"))
+    assert seen(app)["identity"] is None
+
+
+def test_cookie_signed_with_another_salt_is_refused(make_middleware, redis_client):
+    middleware, app = signed_in(make_middleware)
+    session_id = app.cookies[COOKIE].split(".")[0]
+    from itsdangerous import TimestampSigner
+    import hashlib
+    forged = TimestampSigner(SECRET_KEY, salt="other", digest_method=hashlib.sha256).sign(session_id)
+    app.set_cookie(COOKIE, forged.decode())
+    assert seen(app)["identity"] is None
+
+
+def test_key_rotation(make_middleware):
+    old, new = "o" * 32, "n" * 32
+    middleware, app = signed_in(make_middleware, secret_keys=[old])
+    cookie = app.cookies[COOKIE]
+
+    rotated = browser(make_middleware(secret_keys=[old, new]))
+    rotated.set_cookie(COOKIE, cookie)
+    assert seen(rotated)["identity"] == [1, 1]
+
+    retired = browser(make_middleware(secret_keys=[new]))
+    retired.set_cookie(COOKIE, cookie)
+    assert seen(retired)["identity"] is None
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def manager(clock, **options):
+    return SessionManager(MemorySessionStore(clock=clock), [SECRET_KEY], clock=clock, **options)
+
+
+def test_idle_timeout():
+    clock = Clock()
+    sessions = manager(clock, idle_timeout=60, absolute_timeout=3600)
+    _, cookie = sessions.start(Identity(1, 1))
+    clock.now += 59
+    assert sessions.resume(cookie) is not None  # activity extends it
+    clock.now += 59
+    assert sessions.resume(cookie) is not None
+    clock.now += 61
+    assert sessions.resume(cookie) is None
+
+
+def test_absolute_timeout_holds_despite_activity(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr("itsdangerous.timed.time.time", clock)
+    sessions = manager(clock, idle_timeout=60, absolute_timeout=300)
+    _, cookie = sessions.start(Identity(1, 1))
+    for _ in range(5):
+        clock.now += 50
+        assert sessions.resume(cookie) is not None
+    clock.now += 51
+    assert sessions.resume(cookie) is None
+
+
+def test_absolute_timeout_checked_from_the_record(make_middleware, redis_client):
+    """Even with a fresh signature, the server-side creation time rules."""
+    clock = Clock()
+    sessions = SessionManager(MemorySessionStore(), [SECRET_KEY], idle_timeout=60,
+                              absolute_timeout=120, clock=clock)
+    _, cookie = sessions.start(Identity(1, 1))
+    clock.now += 121
+    assert sessions.resume(cookie) is None
+
+
+@pytest.mark.parametrize("keys, message", [
+    ([], "non-empty list"),
+    ("k" * 32, "non-empty list"),
+    (["short"], "at least 32"),
+    (["k" * 32, b"short"], "secret_keys[1]"),
+])
+def test_bad_secret_keys_fail_at_startup(make_middleware, keys, message):
+    with pytest.raises(ConfigurationError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        make_middleware(secret_keys=keys)
+
+
+def test_insecure_cookie_options(make_middleware):
+    with pytest.raises(ConfigurationError, match="plain HTTP"):
+        make_middleware(system_url="http://portal.example.com")
+    with pytest.raises(ConfigurationError, match="__Host-"):
+        make_middleware(system_url="http://portal.example.com", secure_cookies=False,
+                        cookie_name="__Host-x")
+    with pytest.raises(ConfigurationError, match="idle_timeout"):
+        make_middleware(idle_timeout=100, absolute_timeout=50)
+    middleware = make_middleware(system_url="http://127.0.0.1:8000", secure_cookies=False)
+    assert middleware.sessions.cookie_name == "sso_session"
+
+
+@pytest.mark.parametrize("url", ["portal.example.com", "ftp://x", "https://", "https://x/?a=1",
+                                 "https://u:p@x", "https://x/#f"])
+def test_bad_system_url(make_middleware, url):
+    with pytest.raises(ConfigurationError, match="system_url"):
+        make_middleware(system_url=url)
+
+
+def test_stores_must_fit_their_protocols(make_middleware):
+    with pytest.raises(ConfigurationError, match="user_store must implement UserStore"):
+        make_middleware(user_store=object())
+
+
+def test_endpoint_paths_must_differ(make_middleware):
+    with pytest.raises(ConfigurationError, match="must differ"):
+        make_middleware(logout_path="/oauth/singlesignon.php")
