@@ -68,7 +68,8 @@ MAX_PATH_LENGTH = 2048
 
 # Printable ASCII without backslash and space; percent-escapes stay as they are.
 _PATH_CHARS = re.compile(r"[!-\[\]-~]*")
-_DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$|\?|#)")
+# "." and ".." segments, also percent-encoded, which browsers decode (URL Standard).
+_DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$|\?|#)", re.IGNORECASE)
 
 
 def is_safe_path(path: str) -> bool:
@@ -76,8 +77,9 @@ def is_safe_path(path: str) -> bool:
 
     It must start with exactly one ``/``, hold only printable ASCII without
     spaces or backslashes (browsers read ``\\`` as ``/``, so ``/\\evil.com``
-    would leave the site), and contain no ``.``/``..`` segment (which could
-    climb out of a deployment under a path prefix).
+    would leave the site), and contain no ``.``/``..`` segment, plain or
+    percent-encoded (which could climb out of a deployment under a path
+    prefix).
     """
     return (
         path.startswith("/")
