@@ -106,10 +106,11 @@ class SessionManager:
         cookie_name: str | None = None,
         clock: t.Callable[[], float] = time.time,
     ):
-        if not 0 < idle_timeout <= absolute_timeout:
+        if not (type(idle_timeout) is int and type(absolute_timeout) is int
+                and 0 < idle_timeout <= absolute_timeout):
             raise ConfigurationError(
-                "idle_timeout must be positive and at most absolute_timeout"
-                f" (got {idle_timeout} and {absolute_timeout})"
+                "idle_timeout and absolute_timeout must be whole seconds, idle_timeout"
+                f" positive and at most absolute_timeout (got {idle_timeout!r} and {absolute_timeout!r})"
             )
         if cookie_name is None:
             cookie_name = "__Host-sso_session" if secure else "sso_session"
