@@ -70,10 +70,10 @@ CREATE TABLE IF NOT EXISTS domains (
 #: The largest id SQLite can store; anything else cannot name a row.
 _MAX_ID = 2**63 - 1
 
-#: Ownership queries by kind of object (a fixed table, never interpolated input).
-_OWNS = {
-    "service": "SELECT 1 FROM services WHERE service_id = ? AND client_id = ?",
-    "domain": "SELECT 1 FROM domains WHERE domain_id = ? AND client_id = ?",
+#: Owner queries by kind of object (a fixed table, never interpolated input).
+_OWNER = {
+    "service": "SELECT client_id FROM services WHERE service_id = ?",
+    "domain": "SELECT client_id FROM domains WHERE domain_id = ?",
 }
 
 
@@ -124,11 +124,12 @@ class SQLiteUserStore:
         )
         return User(user_id, tuple(client_id for client_id, in rows))
 
-    def owns(self, client_id: int, kind: ObjectKind, object_id: int) -> bool:
-        sql = _OWNS.get(kind)
-        if sql is None or not _valid(client_id, object_id):
-            return False
-        return bool(self._query(sql, object_id, client_id))
+    def owner_of(self, kind: ObjectKind, object_id: int) -> int | None:
+        sql = _OWNER.get(kind)
+        if sql is None or not _valid(object_id):
+            return None
+        rows = self._query(sql, object_id)
+        return rows[0][0] if rows else None
 
     def set_sso_allowed(self, client_id: int, allowed: bool) -> None:
         """Switch "Allow Single Sign-On" for an account, as its user would.

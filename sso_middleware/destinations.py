@@ -68,8 +68,9 @@ MAX_PATH_LENGTH = 2048
 
 # Printable ASCII without backslash and space; percent-escapes stay as they are.
 _PATH_CHARS = re.compile(r"[!-\[\]-~]*")
-# "." and ".." segments, also percent-encoded, which browsers decode (URL Standard).
-_DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$|\?|#)", re.IGNORECASE)
+# "." and ".." segments, also percent-encoded, which browsers decode (URL
+# Standard); and percent-encoded control characters (CR, LF, NUL, ...).
+_FORBIDDEN = re.compile(r"(^|/)(\.|%2e){1,2}(/|$|\?|#)|%[01][0-9a-f]|%7f", re.IGNORECASE)
 
 
 def is_safe_path(path: str) -> bool:
@@ -77,16 +78,16 @@ def is_safe_path(path: str) -> bool:
 
     It must start with exactly one ``/``, hold only printable ASCII without
     spaces or backslashes (browsers read ``\\`` as ``/``, so ``/\\evil.com``
-    would leave the site), and contain no ``.``/``..`` segment, plain or
-    percent-encoded (which could climb out of a deployment under a path
-    prefix).
+    would leave the site), no percent-encoded control character, and no
+    ``.``/``..`` segment, plain or percent-encoded (which could climb out of a
+    deployment under a path prefix).
     """
     return (
         path.startswith("/")
         and not path.startswith("//")
         and len(path) <= MAX_PATH_LENGTH
         and _PATH_CHARS.fullmatch(path) is not None
-        and _DOT_SEGMENT.search(path) is None
+        and _FORBIDDEN.search(path) is None
     )
 
 
@@ -113,7 +114,8 @@ class Destinations:
         for scope, template in table.items():
             if template is not None:
                 self.table[scope] = (template, self._check(scope, template))
-        self._check("home", home)
+        if self._check("home", home):
+            raise ConfigurationError(f"home {home!r}: the home path takes no inputs")
 
     @staticmethod
     def _check(scope: str, template: str) -> frozenset[str]:

@@ -198,5 +198,5 @@ class TokenIssuer:
         if object_id is None or not destination:
             return
         template_inputs = self.destinations.table[destination][1]
-        if f"{kind}_id" in template_inputs and not self.user_store.owns(client_id, kind, object_id):
+        if f"{kind}_id" in template_inputs and self.user_store.owner_of(kind, object_id) != client_id:
             raise IssueError(f"Invalid {kind}_id for client")

@@ -20,7 +20,7 @@ over SQL.
             return Account(row.id, AccountStatus(row.status), row.allow_sso, row.owner_id)
 
         def get_user(self, user_id): ...
-        def owns(self, client_id, kind, object_id): ...
+        def owner_of(self, kind, object_id): ...
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ class UserStore(t.Protocol):
     def get_user(self, user_id: int) -> User | None:
         """Return the user, or ``None`` if there is no such user."""
 
-    def owns(self, client_id: int, kind: ObjectKind, object_id: int) -> bool:
-        """Whether the service or domain ``object_id`` belongs to the account.
-        Return ``True`` to accept any id (no ownership data)."""
+    def owner_of(self, kind: ObjectKind, object_id: int) -> int | None:
+        """Return the ``client_id`` of the account that owns the service or
+        domain ``object_id``, or ``None`` if there is no such object."""
 
 
 @dataclass
@@ -103,7 +103,8 @@ class MemoryUserStore:
 
     accounts: dict[int, Account] = field(default_factory=dict)
     users: dict[int, User] = field(default_factory=dict)
-    objects: set[tuple[int, str, int]] = field(default_factory=set)
+    #: (kind, object id) → owning client_id
+    objects: dict[tuple[str, int], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def get_account(self, client_id: int) -> Account | None:
@@ -112,8 +113,8 @@ class MemoryUserStore:
     def get_user(self, user_id: int) -> User | None:
         return self.users.get(user_id)
 
-    def owns(self, client_id: int, kind: ObjectKind, object_id: int) -> bool:
-        return (client_id, kind, object_id) in self.objects
+    def owner_of(self, kind: ObjectKind, object_id: int) -> int | None:
+        return self.objects.get((kind, object_id))
 
     def add_account(self, account: Account) -> None:
         self.accounts[account.client_id] = account
@@ -122,10 +123,10 @@ class MemoryUserStore:
         self.users[user.user_id] = user
 
     def add_service(self, client_id: int, service_id: int) -> None:
-        self.objects.add((client_id, "service", service_id))
+        self.objects[("service", service_id)] = client_id
 
     def add_domain(self, client_id: int, domain_id: int) -> None:
-        self.objects.add((client_id, "domain", domain_id))
+        self.objects[("domain", domain_id)] = client_id
 
     def set_status(self, client_id: int, status: AccountStatus) -> None:
         """Change an account's status, as an admin would."""
