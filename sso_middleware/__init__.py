@@ -14,7 +14,7 @@ from .destinations import Destinations as Destinations
 from .exceptions import BadRequest as BadRequest
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import Denied as Denied
-from .exceptions import IssueError as IssueError
+from .exceptions import APIError as APIError
 from .exceptions import SSOError as SSOError
 from .exceptions import StoreUnavailable as StoreUnavailable
 from .identity import ENVIRON_KEY as ENVIRON_KEY

@@ -1,12 +1,15 @@
 """
-API credentials
-===============
+Secrets of API clients
+======================
 
-Admin API credentials are an *identifier* and a *secret*, configured by the
-operator. Only a hash of each secret is kept (:func:`hash_secret`): the
-secrets are long random strings, so a fast hash is as strong as a slow one and
-costs the API nothing. Verification is constant-time, and an unknown
-identifier costs the same comparison as a wrong secret.
+Admin API credentials and OAuth client secrets are long random strings held
+by machines. Only a hash of each is kept (:func:`hash_secret`): for secrets
+of this entropy a fast hash is as strong as a slow KDF and costs a request
+nothing. Checks are constant-time, and an unknown client costs the same
+comparison as a wrong secret (:func:`verify_secret`).
+
+Admin API credentials (:class:`APICredentials`) are configured by the
+operator as identifier → hash:
 
 .. code-block:: console
 
@@ -26,14 +29,21 @@ from .exceptions import ConfigurationError
 
 _HASH = re.compile(r"sha256:[0-9a-f]{64}")
 
-#: Compared against when the identifier is unknown, so that case takes as
-#: long as a wrong secret.
+#: Compared against when the client is unknown, so that case takes as long
+#: as a wrong secret.
 _DUMMY_HASH = "sha256:" + "0" * 64
 
 
 def hash_secret(secret: str) -> str:
-    """Return the storable hash of an API secret: ``sha256:<hex digest>``."""
-    return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    """Return the storable hash of a secret: ``sha256:<hex digest>``."""
+    return "sha256:" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def verify_secret(secret: str, expected: str | None) -> bool:
+    """Whether ``secret`` hashes to ``expected``; ``None`` (an unknown
+    client) is compared too, and never matches."""
+    matches = hmac.compare_digest(hash_secret(secret), expected or _DUMMY_HASH)
+    return matches and expected is not None
 
 
 class APICredentials:
@@ -58,6 +68,4 @@ class APICredentials:
 
     def verify(self, identifier: str, secret: str) -> bool:
         """Whether ``secret`` is the secret of ``identifier``."""
-        expected = self._hashes.get(identifier, _DUMMY_HASH)
-        matches = hmac.compare_digest(hash_secret(secret), expected)
-        return matches and identifier in self._hashes
+        return verify_secret(secret, self._hashes.get(identifier))

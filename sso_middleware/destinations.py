@@ -25,7 +25,7 @@ import re
 import string
 import typing as t
 
-from .exceptions import ConfigurationError, IssueError
+from .exceptions import ConfigurationError, APIError
 
 #: The marker scope every single sign-on token carries; not a destination.
 SSO_SCOPE = "clientarea:sso"
@@ -148,26 +148,26 @@ class Destinations:
         """Return the path for ``scope`` with its inputs filled in.
 
         Inputs are expected already parsed (ids as positive integers). Raises
-        :class:`IssueError` with a message for the caller: ``Invalid
+        :class:`APIError` with a message for the caller: ``Invalid
         destination``, a missing input, or an unsafe ``sso_redirect_path``.
         """
         if not scope:
             return self.home
         entry = self.table.get(scope)
         if entry is None:
-            raise IssueError("Invalid destination")
+            raise APIError("Invalid destination")
         template, needs = entry
         values: dict[str, object] = {}
         for name, value in (("service_id", service_id), ("domain_id", domain_id),
                             ("sso_redirect_path", sso_redirect_path)):
             if name in needs:
                 if value is None or value == "":
-                    raise IssueError(f"A {name} is required for destination {scope}")
+                    raise APIError(f"A {name} is required for destination {scope}")
                 values[name] = value
         if "sso_redirect_path" in values:
             values["sso_redirect_path"] = str(values["sso_redirect_path"]).removeprefix("/")
         path = template.format(**values)
         if not is_safe_path(path):
-            raise IssueError("Invalid sso_redirect_path")
+            raise APIError("Invalid sso_redirect_path")
         return path
 

@@ -12,7 +12,7 @@ exception to response in one place and never lets a traceback reach a browser.
     ├── ConfigurationError   bad settings, raised at start-up
     ├── StoreUnavailable     Redis (or another store) failed: 503, fail closed
     ├── BadRequest           malformed input, rejected before any store is touched: 400
-    ├── IssueError           a token cannot be minted: the WHMCS API error text
+    ├── APIError             an admin API request is refused: the WHMCS error text
     └── Denied               a token was burned but does not sign anyone in: 403
 """
 
@@ -48,8 +48,9 @@ class BadRequest(SSOError):
         self.message = message
 
 
-class IssueError(SSOError):
-    """A token cannot be issued. ``message`` is the reference system's API
+class APIError(SSOError):
+    """A request of the admin API (or its Python equivalent) is refused, such
+    as a token that cannot be minted. ``message`` is the reference system's
     error text, such as ``Invalid client_id``."""
 
     def __init__(self, message: str):

@@ -20,7 +20,7 @@ import typing as t
 
 from .audit import audit
 from .destinations import Destinations
-from .exceptions import IssueError
+from .exceptions import APIError
 from .stores import TokenStore
 from .tokens import TokenRecord, fingerprint, new_token, token_key
 from .users import AccountStatus, ObjectKind, UserStore
@@ -52,9 +52,9 @@ def parse_id(value: Id, name: str) -> int | None:
     elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         number = int(value)
     else:
-        raise IssueError(f"Invalid {name}")
+        raise APIError(f"Invalid {name}")
     if not 0 < number <= MAX_ID:
-        raise IssueError(f"Invalid {name}")
+        raise APIError(f"Invalid {name}")
     return number
 
 
@@ -115,7 +115,7 @@ class TokenIssuer:
                 service_id=service_id, domain_id=domain_id,
                 sso_redirect_path=sso_redirect_path, actor=actor,
             )
-        except IssueError as e:
+        except APIError as e:
             return {"result": "error", "message": e.message}
         return {"result": "success", "access_token": token, "redirect_url": self.redirect_url(token)}
 
@@ -134,7 +134,7 @@ class TokenIssuer:
         sso_redirect_path: str | None = None,
         actor: str = "python",
     ) -> str:
-        """Mint a token and return it. Raises :class:`IssueError` with the
+        """Mint a token and return it. Raises :class:`APIError` with the
         reference system's message, or :class:`StoreUnavailable`."""
         client = parse_id(client_id, "client_id")
         user = parse_id(user_id, "user_id")
@@ -166,29 +166,29 @@ class TokenIssuer:
         account when only the user is."""
         users = self.user_store
         if client_id is None and user_id is None:
-            raise IssueError("A valid client_id or user_id is required")
+            raise APIError("A valid client_id or user_id is required")
         if client_id is None:
             user = users.get_user(t.cast(int, user_id))
             if user is None:
-                raise IssueError("Invalid user_id")
+                raise APIError("Invalid user_id")
             if not user.client_ids:
-                raise IssueError("A valid client_id or user_id is required")
+                raise APIError("A valid client_id or user_id is required")
             client_id = user.client_ids[0]
         account = users.get_account(client_id)
         if account is None:
-            raise IssueError("Invalid client_id")
+            raise APIError("Invalid client_id")
         if user_id is None:
             if account.owner_user_id is None or users.get_user(account.owner_user_id) is None:
-                raise IssueError("No owner found for client")
+                raise APIError("No owner found for client")
             user_id = account.owner_user_id
         else:
             user = users.get_user(user_id)
             if user is None:
-                raise IssueError("Invalid user_id")
+                raise APIError("Invalid user_id")
             if client_id not in user.client_ids:
-                raise IssueError("Invalid user_id for client")
+                raise APIError("Invalid user_id for client")
         if account.status is AccountStatus.CLOSED or not account.sso_allowed:
-            raise IssueError(f"SSO authentication blocked for client {client_id}")
+            raise APIError(f"SSO authentication blocked for client {client_id}")
         return client_id, user_id
 
     def _check_owned(self, client_id: int, kind: ObjectKind, object_id: int | None,
@@ -199,4 +199,4 @@ class TokenIssuer:
             return
         template_inputs = self.destinations.table[destination][1]
         if f"{kind}_id" in template_inputs and self.user_store.owner_of(kind, object_id) != client_id:
-            raise IssueError(f"Invalid {kind}_id for client")
+            raise APIError(f"Invalid {kind}_id for client")

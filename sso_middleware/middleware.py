@@ -32,15 +32,15 @@ import logging
 import typing as t
 from urllib.parse import unquote, urlsplit
 
-from .admin_api import AdminAPI
 from .audit import audit
 from .credentials import APICredentials
 from .destinations import Destinations
+from .endpoints.admin_api import AdminAPI
+from .endpoints.logout import LogoutEndpoint
+from .endpoints.sso import SingleSignOnEndpoint
 from .exceptions import ConfigurationError, StoreUnavailable
 from .identity import ENVIRON_KEY
 from .issuer import MAX_TTL, Id, TokenIssuer
-from .redemption import SingleSignOnEndpoint
-from .responses import error_page, see_other
 from .sessions import SessionManager
 from .stores import SessionStore, TokenStore
 from .users import UserStore
@@ -144,8 +144,6 @@ class SSOMiddleware:
             destinations = Destinations(destinations)
         self.app = app
         self.system_url = _check_system_url(system_url, secure_cookies)
-        self.logout_url = self.system_url + _check_path("logout_redirect", logout_redirect)
-        self.logout_on_get = logout_on_get
         self.sessions = SessionManager(
             session_store, secret_keys, idle_timeout=idle_timeout,
             absolute_timeout=absolute_timeout, secure=secure_cookies, cookie_name=cookie_name,
@@ -156,7 +154,9 @@ class SSOMiddleware:
         endpoints: dict[str, WSGIApplication] = {
             sso_path: SingleSignOnEndpoint(token_store, user_store, self.sessions,
                                            system_url=self.system_url, ttl=token_ttl),
-            _check_path("logout_path", logout_path): self.logout,
+            _check_path("logout_path", logout_path): LogoutEndpoint(
+                self.sessions, allow_get=logout_on_get,
+                redirect_url=self.system_url + _check_path("logout_redirect", logout_redirect)),
         }
         if api_credentials:
             endpoints[_check_path("api_path", api_path)] = AdminAPI(
@@ -196,26 +196,6 @@ class SSOMiddleware:
         if session is not None:
             environ["REMOTE_USER"] = str(session.identity.user_id)
             environ[ENVIRON_KEY] = session.identity
-
-    def logout(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        """End the session server-side, clear the cookie, redirect."""
-        method = environ.get("REQUEST_METHOD")
-        if method != "POST" and not (method == "GET" and self.logout_on_get):
-            response = error_page(405, allow="GET, POST" if self.logout_on_get else "POST")
-            return response(environ, start_response)
-        response = see_other(self.logout_url)
-        cookie = self.sessions.read_cookie(environ)
-        try:
-            session = self.sessions.resume(cookie) if cookie else None
-            if session is not None:
-                self.sessions.end(session)
-                audit(logging.INFO, "logout", "User ID: %d logged out", session.identity.user_id,
-                      user_id=session.identity.user_id, client_id=session.identity.client_id)
-        except StoreUnavailable as e:
-            audit(logging.ERROR, "store_unavailable", "Logout failed: %s", e, error=str(e))
-            response = error_page(503)
-        self.sessions.clear_cookie(response)
-        return response(environ, start_response)
 
     def create_sso_token(
         self,

@@ -17,6 +17,7 @@ one cannot be redeemed in another: use :mod:`.redis` there.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import typing as t
@@ -106,3 +107,64 @@ class MemorySessionStore(_ExpiringDict):
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)
+
+
+class MemoryCounterStore(_ExpiringDict):
+    """A :class:`~sso_middleware.stores.CounterStore` in this process's memory.
+
+    :param clock: returns the current time in seconds; tests may inject one.
+    """
+
+    def __init__(self, clock: t.Callable[[], float] = time.monotonic):
+        super().__init__(clock)
+
+    def hit(self, key: str, window: int) -> tuple[int, int]:
+        with self._lock:
+            now = self._clock()
+            entry = self._data.get(key)
+            if entry is None or entry[0] <= now:
+                self._put(key, b"1", window, now)
+                return 1, window
+            count = int(entry[1]) + 1
+            self._data[key] = (entry[0], str(count).encode())
+            return count, max(1, math.ceil(entry[0] - now))
+
+
+class MemoryCredentialStore:
+    """A :class:`~sso_middleware.stores.CredentialStore` in this process's
+    memory: credentials vanish on restart, so for tests and the demo only."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[int, tuple[str, bytes]] = {}
+        self._ids: dict[str, int] = {}
+        self._last_id = 0
+
+    def next_id(self) -> int:
+        with self._lock:
+            self._last_id += 1
+            return self._last_id
+
+    def save(self, credential_id: int, identifier: str, record: bytes) -> None:
+        with self._lock:
+            self._records[credential_id] = (identifier, record)
+            self._ids[identifier] = credential_id
+
+    def get(self, identifier: str) -> bytes | None:
+        with self._lock:
+            credential_id = self._ids.get(identifier)
+            return None if credential_id is None else self._records[credential_id][1]
+
+    def find(self, credential_id: int) -> bytes | None:
+        with self._lock:
+            entry = self._records.get(credential_id)
+            return None if entry is None else entry[1]
+
+    def all(self) -> list[bytes]:
+        with self._lock:
+            return [record for _, record in self._records.values()]
+
+    def delete(self, credential_id: int, identifier: str) -> None:
+        with self._lock:
+            self._records.pop(credential_id, None)
+            self._ids.pop(identifier, None)

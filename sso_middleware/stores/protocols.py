@@ -47,3 +47,46 @@ class SessionStore(t.Protocol):
 
     def delete(self, key: str) -> None:
         """End the session under ``key``; a missing key is not an error."""
+
+
+@t.runtime_checkable
+class CounterStore(t.Protocol):
+    """Counts events in fixed windows, for rate limits.
+
+    Raises :class:`~sso_middleware.exceptions.StoreUnavailable` when the store
+    cannot answer.
+    """
+
+    def hit(self, key: str, window: int) -> tuple[int, int]:
+        """Count one event under ``key`` and return ``(count, seconds left)``
+        of the current window. The first event starts a window of ``window``
+        seconds; the count and its expiry are set in one atomic step."""
+
+
+@t.runtime_checkable
+class CredentialStore(t.Protocol):
+    """Keeps OAuth credential sets. Unlike tokens and sessions they are
+    durable: they live until deleted.
+
+    All methods raise :class:`~sso_middleware.exceptions.StoreUnavailable`
+    when the store cannot answer.
+    """
+
+    def next_id(self) -> int:
+        """Return a new ``credentialId``, never handed out before."""
+
+    def save(self, credential_id: int, identifier: str, record: bytes) -> None:
+        """Create or replace the credential set ``credential_id``, found by
+        its client ``identifier`` (which never changes for one set)."""
+
+    def get(self, identifier: str) -> bytes | None:
+        """Return the record for a client identifier, or ``None``."""
+
+    def find(self, credential_id: int) -> bytes | None:
+        """Return the record for a ``credentialId``, or ``None``."""
+
+    def all(self) -> list[bytes]:
+        """Return every record."""
+
+    def delete(self, credential_id: int, identifier: str) -> None:
+        """Remove a credential set; a missing one is not an error."""

@@ -138,3 +138,84 @@ class RedisSessionStore:
     @_fail_closed
     def delete(self, key: str) -> None:
         self.client.delete(self.prefix + key)
+
+
+# INCR and, on the window's first event, EXPIRE: atomic, so a counter never
+# outlives its window even if the process dies between the two.
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {count, redis.call('TTL', KEYS[1])}
+"""
+
+
+class RedisCounterStore:
+    """A :class:`~sso_middleware.stores.CounterStore` in Redis: one Lua script
+    call per event.
+
+    :param client: a client from :func:`connect` (or any ``redis.Redis``).
+    :param prefix: the key prefix; counter keys are ``{prefix}rl:{key}``.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX):
+        self.client = client
+        self.prefix = prefix + "rl:"
+        self._hit = client.register_script(_HIT)
+
+    @_fail_closed
+    def hit(self, key: str, window: int) -> tuple[int, int]:
+        count, ttl = self._hit(keys=[self.prefix + key], args=[window])
+        return int(count), max(1, int(ttl))
+
+
+class RedisCredentialStore:
+    """A :class:`~sso_middleware.stores.CredentialStore` in Redis.
+
+    Records live in two hashes and a counter that share one hash tag
+    (``{prefix}{credentials}:…``), so every multi-key step is a single-slot
+    ``MULTI`` even on Redis Cluster. These keys have no TTL: configure
+    persistence (AOF) for them.
+
+    :param client: a client from :func:`connect` (or any ``redis.Redis``).
+    :param prefix: the key prefix.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX):
+        self.client = client
+        base = prefix + "{credentials}:"
+        self.by_identifier = base + "by-identifier"
+        self.ids = base + "identifiers"
+        self.counter = base + "last-id"
+
+    @_fail_closed
+    def next_id(self) -> int:
+        return int(self.client.incr(self.counter))
+
+    @_fail_closed
+    def save(self, credential_id: int, identifier: str, record: bytes) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(self.by_identifier, identifier, record)
+            pipe.hset(self.ids, credential_id, identifier)
+            pipe.execute()
+
+    @_fail_closed
+    def get(self, identifier: str) -> bytes | None:
+        return t.cast("bytes | None", self.client.hget(self.by_identifier, identifier))
+
+    @_fail_closed
+    def find(self, credential_id: int) -> bytes | None:
+        identifier = self.client.hget(self.ids, credential_id)
+        if identifier is None:
+            return None
+        return t.cast("bytes | None", self.client.hget(self.by_identifier, identifier))
+
+    @_fail_closed
+    def all(self) -> list[bytes]:
+        return list(self.client.hvals(self.by_identifier))
+
+    @_fail_closed
+    def delete(self, credential_id: int, identifier: str) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hdel(self.by_identifier, identifier)
+            pipe.hdel(self.ids, credential_id)
+            pipe.execute()

@@ -26,11 +26,11 @@ import typing as t
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from .audit import audit, logger
-from .credentials import APICredentials
-from .exceptions import BadRequest, StoreUnavailable
-from .issuer import TokenIssuer
-from .responses import json_response
+from ..audit import audit, logger
+from ..credentials import APICredentials
+from ..exceptions import BadRequest, StoreUnavailable
+from ..issuer import TokenIssuer
+from ..responses import json_response
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

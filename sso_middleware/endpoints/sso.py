@@ -31,14 +31,14 @@ import typing as t
 
 from werkzeug.wrappers import Request, Response
 
-from .audit import audit, logger
-from .destinations import SSO_SCOPE, is_safe_path
-from .exceptions import BadRequest, Denied, StoreUnavailable
-from .responses import error_page, see_other
-from .sessions import Identity, Session, SessionManager
-from .stores import TokenStore
-from .tokens import TOKEN_PATTERN, TokenRecord, fingerprint, token_key
-from .users import AccountStatus, UserStore
+from ..audit import audit, logger
+from ..destinations import SSO_SCOPE, is_safe_path
+from ..exceptions import BadRequest, Denied, StoreUnavailable
+from ..responses import error_page, see_other
+from ..sessions import Identity, Session, SessionManager
+from ..stores import TokenStore
+from ..tokens import TOKEN_PATTERN, TokenRecord, fingerprint, token_key
+from ..users import AccountStatus, UserStore
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

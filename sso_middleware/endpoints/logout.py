@@ -1,0 +1,61 @@
+"""
+Logout
+======
+
+:class:`LogoutEndpoint` ends the browser's session server-side, so its cookie
+stops working everywhere, clears the cookie and redirects.
+
+POST only by default: with ``SameSite=Lax`` cookies, another site cannot make
+a browser POST here with its cookie, so it cannot log users out. GET can be
+allowed for plain logout links.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from werkzeug.wrappers import Response
+
+from ..audit import audit
+from ..exceptions import StoreUnavailable
+from ..responses import error_page, see_other
+from ..sessions import SessionManager
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+class LogoutEndpoint:
+    """The WSGI application behind the logout path.
+
+    :param sessions: ends sessions and clears their cookie.
+    :param redirect_url: where the browser goes afterwards.
+    :param allow_get: also log out on GET.
+    """
+
+    def __init__(self, sessions: SessionManager, *, redirect_url: str, allow_get: bool = False):
+        self.sessions = sessions
+        self.redirect_url = redirect_url
+        self.methods = ("POST", "GET") if allow_get else ("POST",)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        return self.respond(environ)(environ, start_response)
+
+    def respond(self, environ: WSGIEnvironment) -> Response:
+        """Answer one request; never raises."""
+        if environ.get("REQUEST_METHOD") not in self.methods:
+            return error_page(405, allow=", ".join(self.methods))
+        response = see_other(self.redirect_url)
+        cookie = self.sessions.read_cookie(environ)
+        try:
+            session = self.sessions.resume(cookie) if cookie else None
+            if session is not None:
+                self.sessions.end(session)
+                audit(logging.INFO, "logout", "User ID: %d logged out", session.identity.user_id,
+                      user_id=session.identity.user_id, client_id=session.identity.client_id)
+        except StoreUnavailable as e:
+            audit(logging.ERROR, "store_unavailable", "Logout failed: %s", e, error=str(e))
+            response = error_page(503)
+        self.sessions.clear_cookie(response)
+        return response

@@ -1,0 +1,200 @@
+"""
+OAuth credential sets
+=====================
+
+A credential set lets a trusted system with only *user-level* trust sign one
+account's owner in, through the token endpoint and the ``single_sign_on``
+grant, without admin credentials. It is bound to a service and so to the
+service's account, and to a list of scopes: its holder can mint tokens for
+that account only and for those destinations only.
+
+:class:`CredentialManager` creates, lists, updates and deletes them (the
+reference system's ``CreateOAuthCredential`` family) and authenticates
+clients. The client secret is shown once, at creation or reset; only its
+SHA-256 hash is stored (:func:`~sso_middleware.credentials.hash_secret`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import typing as t
+from dataclasses import asdict, dataclass, replace
+
+from .audit import audit
+from .credentials import hash_secret, verify_secret
+from .destinations import CUSTOM_REDIRECT, SSO_SCOPE, Destinations
+from .exceptions import APIError
+from .issuer import Id, parse_id
+from .stores import CredentialStore
+from .users import UserStore
+
+#: The only grant type these credential sets serve.
+SINGLE_SIGN_ON = "single_sign_on"
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthCredential:
+    """One credential set, as stored (a secret's hash, never the secret)."""
+
+    credential_id: int
+    #: The public client identifier (``client_id`` at the token endpoint).
+    identifier: str
+    secret_hash: str
+    #: Allowed scopes, always including the marker scope ``clientarea:sso``.
+    scopes: tuple[str, ...]
+    #: The account whose owner the tokens sign in.
+    client_id: int
+    #: The service the set is bound to; the default ``service_id`` input.
+    service_id: int | None
+    name: str = ""
+    description: str = ""
+    grant_type: str = SINGLE_SIGN_ON
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> OAuthCredential:
+        raw = json.loads(data)
+        raw["scopes"] = tuple(raw["scopes"])
+        return cls(**raw)
+
+    def describe(self) -> dict[str, t.Any]:
+        """The set as ``ListOAuthCredentials`` shows it: everything but the
+        secret (and its hash)."""
+        return {
+            "credentialId": self.credential_id,
+            "clientIdentifier": self.identifier,
+            "name": self.name,
+            "description": self.description,
+            "grantTypes": self.grant_type,
+            "scope": " ".join(self.scopes),
+            "serviceId": self.service_id,
+            "clientId": self.client_id,
+        }
+
+
+class CredentialManager:
+    """Manages the credential sets of a deployment.
+
+    :param store: where credential sets live.
+    :param user_store: to find the account a service belongs to.
+    :param destinations: the scopes a set may be granted.
+    """
+
+    def __init__(self, store: CredentialStore, user_store: UserStore, destinations: Destinations):
+        self.store = store
+        self.user_store = user_store
+        self.destinations = destinations
+
+    def parse_scopes(self, scope: str) -> tuple[str, ...]:
+        """Parse a space-separated scope list into the stored form: the
+        marker scope first, then each destination once. ``sso:custom_redirect``
+        is for the admin API only and cannot be granted."""
+        scopes = [SSO_SCOPE]
+        for name in scope.split():
+            if name != SSO_SCOPE and (name not in self.destinations or name == CUSTOM_REDIRECT):
+                raise APIError(f'The requested scope "{name[:100]}" is invalid.')
+            if name not in scopes:
+                scopes.append(name)
+        return tuple(scopes)
+
+    def create(
+        self,
+        *,
+        grant_type: str | None,
+        scope: str = "",
+        service_id: Id = None,
+        name: str = "",
+        description: str = "",
+        actor: str = "python",
+    ) -> tuple[OAuthCredential, str]:
+        """``CreateOAuthCredential``: return the new set and its secret,
+        which is not stored and cannot be shown again."""
+        if grant_type != SINGLE_SIGN_ON:
+            if grant_type == "authorization_code":
+                raise APIError("Only the single_sign_on grant type is supported.")
+            raise APIError("A valid grant type is required.")
+        service = parse_id(service_id, "serviceId")
+        if service is None:
+            raise APIError("A service ID is required for the single sign-on grant type.")
+        client_id = self.user_store.owner_of("service", service)
+        if client_id is None or self.user_store.get_account(client_id) is None:
+            raise APIError("Service ID not associated with valid Client.")
+        scopes = self.parse_scopes(scope)
+        secret = secrets.token_urlsafe(32)
+        credential = OAuthCredential(
+            self.store.next_id(), secrets.token_hex(16), hash_secret(secret), scopes,
+            client_id, service, name, description,
+        )
+        self.store.save(credential.credential_id, credential.identifier, credential.encode())
+        self._audit("credential_created", credential, actor)
+        return credential, secret
+
+    def list(self) -> list[OAuthCredential]:
+        """``ListOAuthCredentials``, by ``credentialId``."""
+        return sorted((OAuthCredential.decode(r) for r in self.store.all()),
+                      key=lambda c: c.credential_id)
+
+    def get(self, credential_id: Id) -> OAuthCredential:
+        """The set with this ``credentialId``, or ``Invalid credentialId``."""
+        number = parse_id(credential_id, "credentialId")
+        record = self.store.find(number) if number is not None else None
+        if record is None:
+            raise APIError("Invalid credentialId")
+        return OAuthCredential.decode(record)
+
+    def update(
+        self,
+        credential_id: Id,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        scope: str | None = None,
+        reset_secret: bool = False,
+        actor: str = "python",
+    ) -> tuple[OAuthCredential, str | None]:
+        """``UpdateOAuthCredential``: change what is given; with
+        ``reset_secret`` the old secret stops working at once and the new
+        one is returned."""
+        credential = self.get(credential_id)
+        changes: dict[str, t.Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if description is not None:
+            changes["description"] = description
+        if scope is not None:
+            changes["scopes"] = self.parse_scopes(scope)
+        secret = None
+        if reset_secret:
+            secret = secrets.token_urlsafe(32)
+            changes["secret_hash"] = hash_secret(secret)
+        credential = replace(credential, **changes)
+        self.store.save(credential.credential_id, credential.identifier, credential.encode())
+        self._audit("credential_reset" if reset_secret else "credential_updated", credential, actor)
+        return credential, secret
+
+    def delete(self, credential_id: Id, *, actor: str = "python") -> OAuthCredential:
+        """``DeleteOAuthCredential``; its tokens already minted stay valid
+        until they expire (60 s by default)."""
+        credential = self.get(credential_id)
+        self.store.delete(credential.credential_id, credential.identifier)
+        self._audit("credential_deleted", credential, actor)
+        return credential
+
+    def authenticate(self, identifier: str, secret: str) -> OAuthCredential | None:
+        """The set whose identifier and secret these are, or ``None``. An
+        unknown identifier costs the same comparison as a wrong secret."""
+        record = self.store.get(identifier) if identifier else None
+        credential = OAuthCredential.decode(record) if record is not None else None
+        expected = credential.secret_hash if credential is not None else None
+        return credential if verify_secret(secret, expected) else None
+
+    @staticmethod
+    def _audit(event: str, credential: OAuthCredential, actor: str) -> None:
+        audit(logging.INFO, event, "OAuth credential %d (%s) for client %d: %s by %s",
+              credential.credential_id, credential.identifier, credential.client_id,
+              event.removeprefix("credential_"), actor,
+              credential_id=credential.credential_id, client_id=credential.client_id, actor=actor)

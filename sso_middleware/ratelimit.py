@@ -1,0 +1,100 @@
+"""
+Rate limits
+===========
+
+Failed attempts (redemptions of bad tokens, wrong client secrets) are counted
+per remote address and per client identifier in fixed windows, in a shared
+:class:`~sso_middleware.stores.CounterStore`. The attempt after the limit is
+answered 429 with ``Retry-After``; nothing is locked for good, the window
+simply runs out.
+
+Only failures touch the store: a successful sign-on costs no extra round
+trip. Each process also remembers which keys are over their limit until the
+window ends, and refuses them before doing any work; a process that has not
+seen a key's failures yet learns it on the next one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+from dataclasses import dataclass
+
+from .exceptions import ConfigurationError
+from .stores import CounterStore
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most ``attempts`` failures per ``window`` seconds."""
+
+    attempts: int
+    window: int
+
+    def __post_init__(self) -> None:
+        if not (type(self.attempts) is int and type(self.window) is int
+                and self.attempts > 0 and self.window > 0):
+            raise ConfigurationError(f"a rate limit needs positive whole numbers; got {self!r}")
+
+
+class RateLimiter:
+    """Counts failures of one kind and says when a key must wait.
+
+    :param store: where the counts live.
+    :param limit: the allowed failures per window.
+    :param scope: a name that keeps this limiter's keys apart from others'.
+    :param clock: returns monotonic seconds; tests may inject one.
+    """
+
+    def __init__(self, store: CounterStore, limit: Limit, scope: str,
+                 clock: t.Callable[[], float] = time.monotonic):
+        self.store = store
+        self.limit = limit
+        self.scope = scope
+        self.clock = clock
+        self._blocked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, key: str) -> int | None:
+        """Seconds ``key`` must still wait, if this process knows it is over
+        its limit; ``None`` otherwise. Never asks the store."""
+        until = self._blocked.get(key)
+        if until is None:
+            return None
+        left = until - self.clock()
+        if left <= 0:
+            with self._lock:
+                self._blocked.pop(key, None)
+            return None
+        return max(1, round(left))
+
+    def failed(self, key: str) -> int | None:
+        """Count a failure for ``key``. Return the seconds to wait when this
+        failure is beyond the limit, else ``None``. Raises
+        :class:`~sso_middleware.exceptions.StoreUnavailable`."""
+        count, seconds_left = self.store.hit(f"{self.scope}:{key}", self.limit.window)
+        if count <= self.limit.attempts:
+            return None
+        with self._lock:
+            now = self.clock()
+            for stale in [k for k, until in self._blocked.items() if until <= now]:
+                del self._blocked[stale]
+            self._blocked[key] = now + seconds_left
+        return seconds_left
+
+
+def remote_address(environ: WSGIEnvironment, trusted_proxies: int) -> str:
+    """The client's address: ``REMOTE_ADDR``, or, behind ``trusted_proxies``
+    proxies that each append to ``X-Forwarded-For``, the address the
+    outermost trusted proxy saw. Entries a client put in the header itself
+    are never used."""
+    if trusted_proxies:
+        forwarded = [a.strip() for a in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= trusted_proxies:
+            return forwarded[-trusted_proxies]
+    return str(environ.get("REMOTE_ADDR", ""))
