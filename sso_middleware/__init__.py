@@ -20,7 +20,9 @@ from .exceptions import StoreUnavailable as StoreUnavailable
 from .identity import ENVIRON_KEY as ENVIRON_KEY
 from .identity import get_identity as get_identity
 from .middleware import SSOMiddleware as SSOMiddleware
+from .ratelimit import Limit as Limit
 from .sessions import Identity as Identity
+from .stores import Stores as Stores
 from .users import Account as Account
 from .users import AccountStatus as AccountStatus
 from .users import MemoryUserStore as MemoryUserStore

@@ -28,6 +28,7 @@ from .credentials import hash_secret
 from .destinations import Destinations
 from .exceptions import SSOError
 from .issuer import MAX_TTL, TokenIssuer
+from .stores import Stores
 
 
 def load_object(dotted: str) -> t.Any:
@@ -45,28 +46,17 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import build_demo, new_credentials, serve
 
     redis_url = args.redis_url or os.environ.get("SSO_REDIS_URL")
-    if redis_url:
-        from .stores.redis import RedisSessionStore, RedisTokenStore, connect
-
-        client = connect(redis_url)
-        token_store, session_store = RedisTokenStore(client), RedisSessionStore(client)
-        where = "Redis"
-    else:
-        from .stores.memory import MemorySessionStore, MemoryTokenStore
-
-        token_store, session_store = MemoryTokenStore(), MemorySessionStore()
-        where = "memory"
+    stores = Stores.redis(redis_url) if redis_url else Stores.memory()
     identifier = os.environ.get("SSO_DEMO_API_IDENTIFIER")
     secret = os.environ.get("SSO_DEMO_API_SECRET")
     if not (identifier and secret):
         identifier, secret = new_credentials()
     secret_key = os.environ.get("SSO_SECRET_KEY") or secrets.token_urlsafe(32)
     server = serve(args.port)
-    server.app = build_demo(server.server_port, token_store, session_store,
-                            identifier, secret, secret_key)
+    server.app = build_demo(server.server_port, stores, identifier, secret, secret_key)
     base = f"http://127.0.0.1:{server.server_port}"
     print(
-        f"Demo portal on {base} (tokens and sessions in {where})\n"
+        f"Demo portal on {base} (tokens and sessions in {'Redis' if redis_url else 'memory'})\n"
         f"Admin API credentials: identifier={identifier} secret={secret}\n"
         f"Try:\n  curl -s {base}/includes/api.php -d action=CreateSsoToken"
         f" -d identifier={identifier} -d secret={secret} -d responsetype=json"

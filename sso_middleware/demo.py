@@ -28,7 +28,7 @@ from .credentials import hash_secret
 from .destinations import WHMCS_DESTINATIONS, WHMCS_HOME
 from .identity import get_identity
 from .middleware import SSOMiddleware
-from .stores import SessionStore, TokenStore
+from .stores import Stores
 from .users import Account, AccountStatus, MemoryUserStore, User
 
 if t.TYPE_CHECKING:
@@ -95,8 +95,7 @@ def portal(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterabl
 
 def build_demo(
     port: int,
-    token_store: TokenStore,
-    session_store: SessionStore,
+    stores: Stores,
     api_identifier: str,
     api_secret: str,
     secret_key: str,
@@ -107,8 +106,7 @@ def build_demo(
         system_url=f"http://127.0.0.1:{port}",
         secret_keys=[secret_key],
         user_store=demo_user_store(),
-        token_store=token_store,
-        session_store=session_store,
+        stores=stores,
         api_credentials={api_identifier: hash_secret(api_secret)},
         secure_cookies=False,
         logout_on_get=True,

@@ -2,23 +2,20 @@
 The middleware
 ==============
 
-:class:`SSOMiddleware` wraps any WSGI application. It answers three paths
-itself (the SSO endpoint, the admin API and logout) and passes every other
-request through, with the signed-in identity in the environ.
+:class:`SSOMiddleware` wraps any WSGI application. It answers four paths
+itself (the SSO endpoint, the token endpoint, the admin API and logout) and
+passes every other request through, with the signed-in identity in the environ.
 
 .. code-block:: python
 
-    from sso_middleware import SSOMiddleware
-    from sso_middleware.stores.redis import RedisSessionStore, RedisTokenStore, connect
+    from sso_middleware import SSOMiddleware, Stores
 
-    redis = connect("redis://localhost:6379/0")
     app = SSOMiddleware(
         app,
         system_url="https://portal.example.com",
         secret_keys=[os.environ["SSO_SECRET_KEY"]],
         user_store=MyUserStore(),
-        token_store=RedisTokenStore(redis),
-        session_store=RedisSessionStore(redis),
+        stores=Stores.redis("redis://localhost:6379/0"),
         api_credentials={"billing": "sha256:5e88..."},
     )
 
@@ -37,12 +34,15 @@ from .credentials import APICredentials
 from .destinations import Destinations
 from .endpoints.admin_api import AdminAPI
 from .endpoints.logout import LogoutEndpoint
+from .endpoints.token import TokenEndpoint
 from .endpoints.sso import SingleSignOnEndpoint
 from .exceptions import ConfigurationError, StoreUnavailable
 from .identity import ENVIRON_KEY
 from .issuer import MAX_TTL, Id, TokenIssuer
+from .oauth import CredentialManager
+from .ratelimit import Limit, RateLimiter
 from .sessions import SessionManager
-from .stores import SessionStore, TokenStore
+from .stores import CounterStore, CredentialStore, SessionStore, Stores, TokenStore
 from .users import UserStore
 
 if t.TYPE_CHECKING:
@@ -91,8 +91,9 @@ class SSOMiddleware:
     :param secret_keys: session-cookie signing keys, oldest first, each at
         least 32 bytes. Keep them out of source code.
     :param user_store: the app's accounts and users (:class:`UserStore`).
-    :param token_store: where tokens live (:class:`TokenStore`).
-    :param session_store: where sessions live (:class:`SessionStore`).
+    :param stores: where tokens, sessions, rate-limit counters and OAuth
+        credential sets live: ``Stores.redis(url)``, or ``Stores.memory()``
+        for one development process.
     :param api_credentials: admin API identifier → ``sha256:`` hash of its
         secret. Without any, the API path is not served.
     :param destinations: the scope table, as :class:`Destinations` or a
@@ -103,7 +104,15 @@ class SSOMiddleware:
     :param cookie_name: see :class:`SessionManager`.
     :param idle_timeout: seconds of inactivity that end a session.
     :param absolute_timeout: seconds after which a session ends regardless.
+    :param redeem_limit: failed redemptions allowed per remote address.
+    :param client_auth_limit: failed client authentications allowed per
+        client identifier (token endpoint and admin API).
+    :param address_auth_limit: failed client authentications allowed per
+        remote address.
+    :param trusted_proxies: how many proxies in front of the app append to
+        ``X-Forwarded-For``; 0 (default) uses ``REMOTE_ADDR``.
     :param sso_path: path of the SSO endpoint.
+    :param token_path: path of the OAuth token endpoint.
     :param api_path: path of the admin API.
     :param logout_path: path that ends the session (POST).
     :param logout_redirect: where logout sends the browser.
@@ -118,8 +127,7 @@ class SSOMiddleware:
         system_url: str,
         secret_keys: t.Sequence[str | bytes],
         user_store: UserStore,
-        token_store: TokenStore,
-        session_store: SessionStore,
+        stores: Stores,
         api_credentials: t.Mapping[str, str] | None = None,
         destinations: Destinations | t.Mapping[str, str | None] | None = None,
         token_ttl: int = 60,
@@ -127,43 +135,64 @@ class SSOMiddleware:
         cookie_name: str | None = None,
         idle_timeout: int = 30 * 60,
         absolute_timeout: int = 12 * 60 * 60,
+        redeem_limit: Limit = Limit(100, 600),
+        client_auth_limit: Limit = Limit(20, 60),
+        address_auth_limit: Limit = Limit(100, 600),
+        trusted_proxies: int = 0,
         sso_path: str = "/oauth/singlesignon.php",
+        token_path: str = "/oauth/token.php",
         api_path: str = "/includes/api.php",
         logout_path: str = "/logout",
         logout_redirect: str = "/",
         logout_on_get: bool = False,
     ):
-        for name, store, protocol in (("user_store", user_store, UserStore),
-                                      ("token_store", token_store, TokenStore),
-                                      ("session_store", session_store, SessionStore)):
-            if not isinstance(store, protocol):
-                raise ConfigurationError(f"{name} must implement {protocol.__name__}; got {store!r}")
+        for name, value, protocol in (
+            ("user_store", user_store, UserStore),
+            ("stores.tokens", stores.tokens, TokenStore),
+            ("stores.sessions", stores.sessions, SessionStore),
+            ("stores.counters", stores.counters, CounterStore),
+            ("stores.credentials", stores.credentials, CredentialStore),
+        ):
+            if not isinstance(value, protocol):
+                raise ConfigurationError(f"{name} must implement {protocol.__name__}; got {value!r}")
         if type(token_ttl) is not int or not 0 < token_ttl <= MAX_TTL:
             raise ConfigurationError(f"token_ttl must be whole seconds from 1 to {MAX_TTL}; got {token_ttl!r}")
+        if type(trusted_proxies) is not int or trusted_proxies < 0:
+            raise ConfigurationError(f"trusted_proxies must be a whole number >= 0; got {trusted_proxies!r}")
         if not isinstance(destinations, Destinations):
             destinations = Destinations(destinations)
         self.app = app
         self.system_url = _check_system_url(system_url, secure_cookies)
         self.sessions = SessionManager(
-            session_store, secret_keys, idle_timeout=idle_timeout,
+            stores.sessions, secret_keys, idle_timeout=idle_timeout,
             absolute_timeout=absolute_timeout, secure=secure_cookies, cookie_name=cookie_name,
         )
         sso_path = _check_path("sso_path", sso_path)
-        self.issuer = TokenIssuer(token_store, user_store, destinations,
+        self.issuer = TokenIssuer(stores.tokens, user_store, destinations,
                                   sso_url=self.system_url + sso_path, ttl=token_ttl)
-        endpoints: dict[str, WSGIApplication] = {
-            sso_path: SingleSignOnEndpoint(token_store, user_store, self.sessions,
-                                           system_url=self.system_url, ttl=token_ttl),
+        self.credentials = CredentialManager(stores.credentials, user_store, destinations)
+        client_limiter = RateLimiter(stores.counters, client_auth_limit, "auth-client")
+        address_limiter = RateLimiter(stores.counters, address_auth_limit, "auth-address")
+        paths = {
+            sso_path: SingleSignOnEndpoint(
+                stores.tokens, user_store, self.sessions, system_url=self.system_url,
+                ttl=token_ttl, limiter=RateLimiter(stores.counters, redeem_limit, "redeem"),
+                trusted_proxies=trusted_proxies),
+            _check_path("token_path", token_path): TokenEndpoint(
+                self.issuer, self.credentials, client_limiter=client_limiter,
+                address_limiter=address_limiter, trusted_proxies=trusted_proxies),
             _check_path("logout_path", logout_path): LogoutEndpoint(
                 self.sessions, allow_get=logout_on_get,
                 redirect_url=self.system_url + _check_path("logout_redirect", logout_redirect)),
         }
         if api_credentials:
-            endpoints[_check_path("api_path", api_path)] = AdminAPI(
-                self.issuer, APICredentials(api_credentials))
-        if len(endpoints) < 2 + bool(api_credentials):
-            raise ConfigurationError("sso_path, api_path and logout_path must differ")
-        self.endpoints = endpoints
+            paths[_check_path("api_path", api_path)] = AdminAPI(
+                self.issuer, APICredentials(api_credentials), self.credentials,
+                client_limiter=client_limiter, address_limiter=address_limiter,
+                trusted_proxies=trusted_proxies)
+        if len(paths) < 3 + bool(api_credentials):
+            raise ConfigurationError("sso_path, token_path, api_path and logout_path must differ")
+        self.endpoints: dict[str, WSGIApplication] = paths
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         endpoint = self.endpoints.get(environ.get("PATH_INFO", ""))

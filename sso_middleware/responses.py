@@ -46,6 +46,9 @@ PAGES: dict[int, tuple[str, str]] = {
           "This sign-in link is invalid, has expired or has already been used."
           " Go back to the site that sent you here and try again."),
     405: ("Method not allowed", "This address only accepts links followed in a browser."),
+    429: ("Too many attempts",
+          "There were too many failed sign-in attempts from your network."
+          " Please wait a few minutes and try again."),
     503: ("Temporarily unavailable",
           "Sign-in is temporarily unavailable. Please try again in a moment."),
 }

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -12,12 +13,14 @@ from redis_server import RedisServer
 from sso_middleware import SSOMiddleware, get_identity
 from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import demo_user_store
-from sso_middleware.stores.redis import RedisSessionStore, RedisTokenStore, connect
+from sso_middleware.stores import Stores
+from sso_middleware.stores.redis import connect
 
 SYSTEM_URL = "https://portal.example.com"
 SECRET_KEY = "k" * 32
 API_IDENTIFIER = "billing"
 API_SECRET = "api-secret-" + "x" * 32
+STORE_FIELDS = [f.name for f in dataclasses.fields(Stores)]
 
 
 @pytest.fixture(scope="session")
@@ -56,17 +59,18 @@ def echo_app(environ, start_response):
 
 @pytest.fixture
 def make_middleware(redis_client, user_store):
-    """Build the middleware around ``echo_app`` on real Redis; keyword
-    arguments override the defaults."""
+    """Build the middleware around ``echo_app`` on real Redis. Keyword
+    arguments override the defaults; ``tokens``, ``sessions``, ``counters``
+    and ``credentials`` replace one of the Redis stores."""
 
     def make(**overrides: t.Any) -> SSOMiddleware:
         app = overrides.pop("app", echo_app)
+        replaced = {name: overrides.pop(name) for name in STORE_FIELDS if name in overrides}
         options: dict[str, t.Any] = dict(
             system_url=SYSTEM_URL,
             secret_keys=[SECRET_KEY],
             user_store=user_store,
-            token_store=RedisTokenStore(redis_client),
-            session_store=RedisSessionStore(redis_client),
+            stores=dataclasses.replace(Stores.redis(redis_client), **replaced),
             api_credentials={API_IDENTIFIER: hash_secret(API_SECRET)},
         )
         options.update(overrides)

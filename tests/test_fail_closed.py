@@ -27,8 +27,8 @@ def own_redis():
 @pytest.fixture
 def fragile(own_redis, make_middleware):
     client = connect(own_redis.url)
-    middleware = make_middleware(token_store=RedisTokenStore(client),
-                                 session_store=RedisSessionStore(client))
+    middleware = make_middleware(tokens=RedisTokenStore(client),
+                                 sessions=RedisSessionStore(client))
     yield middleware
     client.close()
 
@@ -80,7 +80,7 @@ def test_redis_that_never_answers_is_a_bounded_503(make_middleware):
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
-        middleware = make_middleware(token_store=RedisTokenStore(connect(url)))
+        middleware = make_middleware(tokens=RedisTokenStore(connect(url)))
         app = browser(middleware)
         _, elapsed = timed(lambda: app.get(f"{SSO}?access_token={'A' * 43}", status=503))
         assert elapsed < 1.0
@@ -91,7 +91,7 @@ def test_session_write_failing_after_the_burn_gives_503_without_cookie(make_midd
         def save(self, key, record, ttl):
             raise StoreUnavailable("session write failed")
 
-    middleware = make_middleware(session_store=BrokenSessions(redis_client))
+    middleware = make_middleware(sessions=BrokenSessions(redis_client))
     app = browser(middleware)
     path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
     response = app.get(path, status=503)
@@ -104,7 +104,7 @@ def test_pool_exhausted_is_a_bounded_503(redis_server, make_middleware):
     client = connect(redis_server.url, max_connections=1, pool_timeout=0.2)
     held = client.connection_pool.get_connection()
     try:
-        middleware = make_middleware(token_store=RedisTokenStore(client))
+        middleware = make_middleware(tokens=RedisTokenStore(client))
         app = browser(middleware)
         _, elapsed = timed(lambda: app.get(f"{SSO}?access_token={'A' * 43}", status=503))
         assert elapsed < 1.0

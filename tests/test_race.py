@@ -8,6 +8,7 @@ import pytest
 from werkzeug.test import Client
 
 from conftest import sso_path
+from sso_middleware import Limit
 from sso_middleware.stores.memory import MemorySessionStore, MemoryTokenStore
 
 THREADS = 50
@@ -38,8 +39,9 @@ def race(middleware, path):
 def test_exactly_one_of_fifty_concurrent_redemptions_succeeds(make_middleware, stores):
     options = {}
     if stores == "memory":
-        options = {"token_store": MemoryTokenStore(), "session_store": MemorySessionStore()}
-    middleware = make_middleware(**options)
+        options = {"tokens": MemoryTokenStore(), "sessions": MemorySessionStore()}
+    # 49 losers per round are failed redemptions: keep them under the limit
+    middleware = make_middleware(redeem_limit=Limit(THREADS * ROUNDS, 600), **options)
     for _ in range(ROUNDS):
         path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
         statuses = race(middleware, path)

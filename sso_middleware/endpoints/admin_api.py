@@ -3,7 +3,10 @@ Admin API
 =========
 
 :class:`AdminAPI` answers ``POST /includes/api.php``, the reference system's
-API, for the actions this middleware implements:
+API, for the actions this middleware implements: ``CreateSsoToken`` and the
+OAuth credential set actions ``CreateOAuthCredential``,
+``ListOAuthCredentials``, ``UpdateOAuthCredential`` and
+``DeleteOAuthCredential``.
 
 .. code-block:: console
 
@@ -15,7 +18,8 @@ API, for the actions this middleware implements:
 Every answer is JSON in the API's shape, ``{"result": "error", "message":
 ...}`` for errors, with an HTTP status that says what kind: 400 bad input,
 403 bad credentials, 405 not a POST, 413 too large, 415 not form-encoded,
-503 the token store is down.
+429 too many failed authentications (with ``Retry-After``), 503 a store is
+down.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from werkzeug.wrappers import Request, Response
 
 from ..audit import audit, logger
 from ..credentials import APICredentials
-from ..exceptions import BadRequest, StoreUnavailable
+from ..exceptions import APIError, BadRequest, StoreUnavailable
 from ..issuer import TokenIssuer
+from ..oauth import CredentialManager
+from ..ratelimit import RateLimiter, remote_address
 from ..responses import json_response
 
 if t.TYPE_CHECKING:
@@ -53,17 +59,31 @@ class AdminAPI:
 
     :param issuer: mints the tokens.
     :param credentials: who may call the API.
+    :param oauth: manages OAuth credential sets.
+    :param client_limiter: failed authentications per API identifier.
+    :param address_limiter: failed authentications per remote address.
+    :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
     """
 
     #: Largest request body accepted, in bytes.
     max_content_length = 64 * 1024
 
-    def __init__(self, issuer: TokenIssuer, credentials: APICredentials):
+    def __init__(self, issuer: TokenIssuer, credentials: APICredentials, oauth: CredentialManager,
+                 *, client_limiter: RateLimiter, address_limiter: RateLimiter,
+                 trusted_proxies: int = 0):
         self.issuer = issuer
         self.credentials = credentials
+        self.oauth = oauth
+        self.client_limiter = client_limiter
+        self.address_limiter = address_limiter
+        self.trusted_proxies = trusted_proxies
         #: action name → handler; extend in a subclass to add actions.
         self.actions: dict[str, t.Callable[[MultiDict[str, str], str], Response]] = {
             "CreateSsoToken": self.create_sso_token,
+            "CreateOAuthCredential": self.create_oauth_credential,
+            "ListOAuthCredentials": self.list_oauth_credentials,
+            "UpdateOAuthCredential": self.update_oauth_credential,
+            "DeleteOAuthCredential": self.delete_oauth_credential,
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
@@ -81,10 +101,19 @@ class AdminAPI:
             form = request.form
             self._reject_duplicates(form)
             identifier = form.get("identifier", "")
+            address = remote_address(environ, self.trusted_proxies)
+            wait = self.client_limiter.retry_after(identifier) or self.address_limiter.retry_after(address)
+            if wait:
+                return _error("Too many failed attempts; retry later", 429, **{"Retry-After": str(wait)})
             if not self.credentials.verify(identifier, form.get("secret", "")):
                 audit(logging.WARNING, "api_auth_failed",
                       "Admin API authentication failed for identifier %r", identifier[:64],
-                      identifier=identifier[:64])
+                      identifier=identifier[:64], address=address)
+                wait = max(self.client_limiter.failed(identifier) or 0,
+                           self.address_limiter.failed(address) or 0)
+                if wait:
+                    return _error("Too many failed attempts; retry later", 429,
+                                  **{"Retry-After": str(wait)})
                 return _error("Authentication Failed", 403)
             if form.get("responsetype", "json") != "json":
                 raise BadRequest("Only responsetype=json is supported")
@@ -92,7 +121,7 @@ class AdminAPI:
             if handler is None:
                 raise BadRequest("Unknown action; supported: " + ", ".join(self.actions))
             return handler(form, identifier)
-        except BadRequest as e:
+        except (BadRequest, APIError) as e:
             return _error(e.message, 400)
         except StoreUnavailable as e:
             audit(logging.ERROR, "store_unavailable", "Admin API unavailable: %s", e, error=str(e))
@@ -114,3 +143,47 @@ class AdminAPI:
         inputs = {name: form[name] for name in CREATE_SSO_TOKEN_INPUTS if name in form}
         result = self.issuer.create_sso_token(**inputs, actor=f"api:{identifier}")
         return json_response(result, 200 if result["result"] == "success" else 400)
+
+    def create_oauth_credential(self, form: MultiDict[str, str], identifier: str) -> Response:
+        """``CreateOAuthCredential``: the only time the secret is shown."""
+        credential, secret = self.oauth.create(
+            grant_type=form.get("grantType"), scope=form.get("scope", ""),
+            service_id=form.get("serviceId"), name=form.get("name", ""),
+            description=form.get("description", ""), actor=f"api:{identifier}",
+        )
+        return json_response({"result": "success", "credentialId": credential.credential_id,
+                              "clientIdentifier": credential.identifier, "clientSecret": secret})
+
+    def list_oauth_credentials(self, form: MultiDict[str, str], identifier: str) -> Response:
+        """``ListOAuthCredentials``: every set, never a secret or its hash."""
+        clients = [c.describe() for c in self.oauth.list()]
+        return json_response({"result": "success", "totalresults": len(clients), "clients": clients})
+
+    def update_oauth_credential(self, form: MultiDict[str, str], identifier: str) -> Response:
+        """``UpdateOAuthCredential``; with ``resetSecret`` the new secret is
+        returned and the old one stops working at once."""
+        credential, secret = self.oauth.update(
+            form.get("credentialId"), name=form.get("name"), description=form.get("description"),
+            scope=form.get("scope"), reset_secret=_flag(form.get("resetSecret", ""), "resetSecret"),
+            actor=f"api:{identifier}",
+        )
+        result: dict[str, t.Any] = {"result": "success", "credentialId": credential.credential_id,
+                                    "clientIdentifier": credential.identifier}
+        if secret is not None:
+            result["clientSecret"] = secret
+        return json_response(result)
+
+    def delete_oauth_credential(self, form: MultiDict[str, str], identifier: str) -> Response:
+        """``DeleteOAuthCredential``."""
+        credential = self.oauth.delete(form.get("credentialId"), actor=f"api:{identifier}")
+        return json_response({"result": "success", "credentialId": credential.credential_id})
+
+
+def _flag(value: str, name: str) -> bool:
+    """A strict boolean: a typo is an error, not a silent "false"."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("", "0", "false", "no", "off"):
+        return False
+    raise BadRequest(f"{name} must be true or false")

@@ -34,6 +34,7 @@ from werkzeug.wrappers import Request, Response
 from ..audit import audit, logger
 from ..destinations import SSO_SCOPE, is_safe_path
 from ..exceptions import BadRequest, Denied, StoreUnavailable
+from ..ratelimit import RateLimiter, remote_address
 from ..responses import error_page, see_other
 from ..sessions import Identity, Session, SessionManager
 from ..stores import TokenStore
@@ -57,6 +58,10 @@ class SingleSignOnEndpoint:
         slash; every redirect goes under it.
     :param ttl: token lifetime in seconds; an older record is refused even
         if the store still had it.
+    :param limiter: counts failed redemptions per remote address; past its
+        limit, a 429 answers instead of the 403, and the address is refused
+        before its next token is burned.
+    :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
     :param clock: returns UNIX time; tests may inject one.
     """
 
@@ -71,6 +76,8 @@ class SingleSignOnEndpoint:
         *,
         system_url: str,
         ttl: int,
+        limiter: RateLimiter,
+        trusted_proxies: int = 0,
         clock: t.Callable[[], float] = time.time,
     ):
         self.token_store = token_store
@@ -78,6 +85,8 @@ class SingleSignOnEndpoint:
         self.sessions = sessions
         self.system_url = system_url
         self.ttl = ttl
+        self.limiter = limiter
+        self.trusted_proxies = trusted_proxies
         self.clock = clock
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
@@ -88,15 +97,20 @@ class SingleSignOnEndpoint:
         if environ.get("REQUEST_METHOD") != "GET":
             # HEAD from link scanners and prefetchers must not spend the token.
             return error_page(405, allow="GET")
+        address = remote_address(environ, self.trusted_proxies)
         try:
             token, scope = self.parse(environ)
+            wait = self.limiter.retry_after(address)
+            if wait:
+                return self.limited(address, wait)
             return self.redeem(token, scope, self.sessions.read_cookie(environ))
         except BadRequest as e:
             audit(logging.INFO, "bad_request", "Malformed Single Sign-On request: %s", e.message)
             return error_page(400)
         except Denied as e:
-            audit(logging.WARNING, "denied", e.reason, reason=e.reason)
-            response = error_page(403)
+            audit(logging.WARNING, "denied", e.reason, reason=e.reason, address=address)
+            wait = self.count_failure(address)
+            response = self.limited(address, wait) if wait else error_page(403)
             if e.end_session:
                 self.sessions.clear_cookie(response)
             return response
@@ -108,6 +122,24 @@ class SingleSignOnEndpoint:
             # A failing user store or a bug: fail closed, never a traceback.
             logger.exception("Single Sign-On failed unexpectedly", extra={"sso_event": "error"})
             return error_page(503)
+
+    def count_failure(self, address: str) -> int | None:
+        """Count a failed redemption; the seconds to wait if over the limit.
+        A store outage here leaves the denial as it is."""
+        try:
+            return self.limiter.failed(address)
+        except StoreUnavailable as e:
+            audit(logging.ERROR, "store_unavailable", "Failure not counted: %s", e, error=str(e))
+            return None
+
+    @staticmethod
+    def limited(address: str, wait: int) -> Response:
+        """The 429 for an address past its limit of failed redemptions."""
+        audit(logging.WARNING, "rate_limited", "Single Sign-On redemptions from %s rate-limited for %d s",
+              address, wait, address=address)
+        response = error_page(429)
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     def parse(self, environ: WSGIEnvironment) -> tuple[str, str | None]:
         """Return the token and the optional ``scope``, or raise

@@ -7,13 +7,52 @@ Each kind of store is a small protocol with two implementations: :mod:`.redis` f
 machines) and :mod:`.memory` for a single development process.
 
 Stores see only opaque keys (digests, never a raw token or session id) and
-opaque byte records; what a record means is the business of :mod:`..tokens`
-and :mod:`..sessions`.
+opaque byte records; what a record means is the business of :mod:`..tokens`,
+:mod:`..sessions` and :mod:`..oauth`.
+
+A deployment hands the middleware one :class:`Stores` bundle:
+
+.. code-block:: python
+
+    Stores.redis("redis://localhost:6379/0")   # production
+    Stores.memory()                           # one development process
 """
 
 from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
 
 from .protocols import CounterStore as CounterStore
 from .protocols import CredentialStore as CredentialStore
 from .protocols import SessionStore as SessionStore
 from .protocols import TokenStore as TokenStore
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The four stores of a deployment. Mix implementations freely, e.g.
+    ``dataclasses.replace(Stores.redis(url), counters=...)``."""
+
+    tokens: TokenStore
+    sessions: SessionStore
+    counters: CounterStore
+    credentials: CredentialStore
+
+    @classmethod
+    def redis(cls, url_or_client: t.Any, *, prefix: str | None = None) -> Stores:
+        """All four in Redis: a URL (see :func:`.redis.connect`) or a client."""
+        from . import redis as impl
+
+        client = impl.connect(url_or_client) if isinstance(url_or_client, str) else url_or_client
+        options = {} if prefix is None else {"prefix": prefix}
+        return cls(impl.RedisTokenStore(client, **options), impl.RedisSessionStore(client, **options),
+                   impl.RedisCounterStore(client, **options), impl.RedisCredentialStore(client, **options))
+
+    @classmethod
+    def memory(cls) -> Stores:
+        """All four in this process's memory."""
+        from . import memory as impl
+
+        return cls(impl.MemoryTokenStore(), impl.MemorySessionStore(),
+                   impl.MemoryCounterStore(), impl.MemoryCredentialStore())

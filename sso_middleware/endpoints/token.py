@@ -1,0 +1,241 @@
+"""
+Token endpoint
+==============
+
+:class:`TokenEndpoint` answers ``POST /oauth/token.php`` with the
+``single_sign_on`` grant (RFC 6749 section 5): a client authenticates with a
+credential set and receives a token for the set's account, within the set's
+scopes.
+
+.. code-block:: console
+
+    $ curl -s -u "$CLIENT_ID:$CLIENT_SECRET" https://portal.example.com/oauth/token.php \\
+        -d grant_type=single_sign_on -d scope="clientarea:sso clientarea:invoices"
+    {"access_token":"…","token_type":"Bearer","expires_in":60,"scope":"clientarea:sso clientarea:invoices",
+     "redirect_url":"https://portal.example.com/oauth/singlesignon.php?access_token=…"}
+
+Client authentication is HTTP Basic (identifier and secret form-urlencoded
+inside Base64, RFC 6749 section 2.3.1) or ``client_id``/``client_secret`` in
+the body; never the query string, never both. Control panels of the
+Application Links kind post ``subscriber_unique_id`` and ``token`` instead,
+with ``scope``, ``module_type`` and ``module`` in the link's query string;
+those are mapped to the same grant, and ``module_type``/``module`` are
+carried over to ``redirect_url``.
+
+Errors are RFC 6749 section 5.2 JSON (``{"error": …, "error_description": …}``):
+``invalid_request`` (400), ``invalid_client`` (401, with ``WWW-Authenticate:
+Basic`` when Basic was used), ``unauthorized_client``, ``invalid_grant``
+(the account is Closed or has single sign-on switched off),
+``invalid_scope``, ``unsupported_grant_type`` (400); 405 for anything but
+POST, 429 with ``Retry-After`` after too many failed authentications, 503
+when a store is down.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import typing as t
+from urllib.parse import unquote_plus, urlencode
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
+
+from ..audit import audit, logger
+from ..destinations import CUSTOM_REDIRECT, SSO_SCOPE
+from ..exceptions import APIError, StoreUnavailable
+from ..issuer import TokenIssuer
+from ..oauth import SINGLE_SIGN_ON, CredentialManager, OAuthCredential
+from ..ratelimit import RateLimiter, remote_address
+from ..responses import json_response
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from werkzeug.datastructures import MultiDict
+
+#: Query-string parameters a link URL may carry (Application Links).
+LINK_PARAMETERS = frozenset({"scope", "module_type", "module"})
+
+
+class OAuthError(Exception):
+    """An RFC 6749 error response."""
+
+    def __init__(self, error: str, description: str, status: int = 400, *,
+                 headers: t.Mapping[str, str] | None = None):
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.headers = dict(headers or {})
+
+    def response(self) -> Response:
+        return json_response({"error": self.error, "error_description": self.description},
+                             self.status, headers=self.headers)
+
+
+class TokenEndpoint:
+    """The WSGI application behind the token path.
+
+    :param issuer: mints the tokens.
+    :param credentials: authenticates clients.
+    :param client_limiter: failed authentications per client identifier.
+    :param address_limiter: failed authentications per remote address.
+    :param trusted_proxies: proxies in front that append to
+        ``X-Forwarded-For``; see :func:`~sso_middleware.ratelimit.remote_address`.
+    """
+
+    #: Largest request body accepted, in bytes.
+    max_content_length = 16 * 1024
+
+    def __init__(self, issuer: TokenIssuer, credentials: CredentialManager, *,
+                 client_limiter: RateLimiter, address_limiter: RateLimiter,
+                 trusted_proxies: int = 0):
+        self.issuer = issuer
+        self.credentials = credentials
+        self.client_limiter = client_limiter
+        self.address_limiter = address_limiter
+        self.trusted_proxies = trusted_proxies
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        return self.respond(environ)(environ, start_response)
+
+    def respond(self, environ: WSGIEnvironment) -> Response:
+        """Answer one request; never raises."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            return OAuthError("invalid_request", "The token endpoint accepts POST requests only",
+                              405, headers={"Allow": "POST"}).response()
+        request = Request(environ)
+        request.max_content_length = self.max_content_length
+        try:
+            return self.grant(request)
+        except OAuthError as e:
+            return e.response()
+        except StoreUnavailable as e:
+            audit(logging.ERROR, "store_unavailable", "Token endpoint unavailable: %s", e,
+                  error=str(e))
+            return OAuthError("temporarily_unavailable", "Service temporarily unavailable", 503,
+                              headers={"Retry-After": "5"}).response()
+        except HTTPException as e:
+            return OAuthError("invalid_request", e.description or e.name, e.code or 400).response()
+        except Exception:
+            logger.exception("Token endpoint failed unexpectedly", extra={"sso_event": "error"})
+            return OAuthError("temporarily_unavailable", "Service temporarily unavailable", 503,
+                              headers={"Retry-After": "5"}).response()
+
+    def grant(self, request: Request) -> Response:
+        """Authenticate the client and mint a token; raise :class:`OAuthError`."""
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise OAuthError("invalid_request",
+                             "Send the parameters form-encoded (application/x-www-form-urlencoded)")
+        query, form = request.args, request.form
+        unexpected = set(query) - LINK_PARAMETERS
+        if unexpected:
+            raise OAuthError("invalid_request",
+                             f"Parameter {sorted(unexpected)[0][:64]} is not accepted in the query string")
+        for params in (query, form):
+            for name, values in params.lists():
+                if len(values) > 1 or (name in query and name in form):
+                    raise OAuthError("invalid_request", f"Parameter {name[:64]} given more than once")
+        link = "subscriber_unique_id" in form
+        grant_type = form.get("grant_type", SINGLE_SIGN_ON if link else None)
+        if not grant_type:
+            raise OAuthError("invalid_request", "grant_type is required")
+        if grant_type != SINGLE_SIGN_ON:
+            raise OAuthError("unsupported_grant_type", f"Only {SINGLE_SIGN_ON} is supported")
+        credential = self.authenticate(request, form, link)
+        scope = form.get("scope", query.get("scope", ""))
+        destination = self.destination(scope, credential)
+        service_id = form.get("service_id") or None
+        if service_id is None and destination in self.issuer.destinations:
+            if "service_id" in self.issuer.destinations.table[destination][1]:
+                service_id = credential.service_id
+        try:
+            token = self.issuer.issue(
+                client_id=credential.client_id, destination=destination, service_id=service_id,
+                domain_id=form.get("domain_id") or None, actor=f"oauth:{credential.identifier}",
+            )
+        except APIError as e:
+            error = "invalid_grant" if e.message.startswith("SSO authentication blocked") else "invalid_request"
+            raise OAuthError(error, e.message) from None
+        extra = {k: query[k] for k in ("module_type", "module") if k in query}
+        redirect_url = self.issuer.redirect_url(token)
+        if extra:
+            redirect_url += "&" + urlencode(extra)
+        return json_response({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.issuer.ttl,
+            "scope": " ".join([SSO_SCOPE, destination] if destination else [SSO_SCOPE]),
+            "redirect_url": redirect_url,
+        })
+
+    def authenticate(self, request: Request, form: MultiDict[str, str], link: bool) -> OAuthCredential:
+        """Return the authenticated credential set, counting failures."""
+        basic = request.headers.get("Authorization", "")
+        in_body = "client_id" in form or "client_secret" in form
+        if basic and (in_body or link):
+            raise OAuthError("invalid_request", "Use one client authentication method, not two")
+        challenge = {"WWW-Authenticate": 'Basic realm="sso"'} if basic else {}
+        if basic:
+            identifier, secret = _parse_basic(basic, challenge)
+        elif link:
+            identifier, secret = form.get("subscriber_unique_id", ""), form.get("token", "")
+        else:
+            identifier, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if not identifier:
+            raise OAuthError("invalid_client", "Client authentication required", 401, headers=challenge)
+        address = remote_address(request.environ, self.trusted_proxies)
+        wait = self.client_limiter.retry_after(identifier) or self.address_limiter.retry_after(address)
+        if wait:
+            raise self._limited(wait, identifier)
+        credential = self.credentials.authenticate(identifier, secret)
+        if credential is None:
+            audit(logging.WARNING, "client_auth_failed",
+                  "OAuth client authentication failed for %r", identifier[:64],
+                  identifier=identifier[:64], address=address)
+            wait = max(self.client_limiter.failed(identifier) or 0,
+                       self.address_limiter.failed(address) or 0)
+            if wait:
+                raise self._limited(wait, identifier)
+            raise OAuthError("invalid_client", "Client authentication failed", 401, headers=challenge)
+        if credential.grant_type != SINGLE_SIGN_ON:
+            raise OAuthError("unauthorized_client", f"This client may not use {SINGLE_SIGN_ON}")
+        return credential
+
+    def destination(self, scope: str, credential: OAuthCredential) -> str:
+        """The one destination named in ``scope`` (``""`` for home), which
+        must carry the marker scope and stay within the credential's."""
+        names = scope.split()
+        if SSO_SCOPE not in names:
+            raise OAuthError("invalid_scope", f"scope must include {SSO_SCOPE}")
+        destinations = [n for n in dict.fromkeys(names) if n != SSO_SCOPE]
+        if len(destinations) > 1:
+            raise OAuthError("invalid_scope", "scope names more than one destination")
+        for name in destinations:
+            if name == CUSTOM_REDIRECT or name not in credential.scopes:
+                raise OAuthError("invalid_scope", f'The requested scope "{name[:100]}" is invalid.')
+        return destinations[0] if destinations else ""
+
+    @staticmethod
+    def _limited(wait: int, identifier: str) -> OAuthError:
+        audit(logging.WARNING, "rate_limited", "OAuth client %r rate-limited for %d s",
+              identifier[:64], wait, identifier=identifier[:64])
+        return OAuthError("too_many_requests", "Too many failed attempts; retry later", 429,
+                          headers={"Retry-After": str(wait)})
+
+
+def _parse_basic(header: str, challenge: dict[str, str]) -> tuple[str, str]:
+    """Decode ``Basic base64(urlencode(id):urlencode(secret))``."""
+    scheme, _, encoded = header.partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        identifier, sep, secret = decoded.partition(":")
+        if not sep:
+            raise ValueError
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise OAuthError("invalid_client", "Malformed Basic credentials", 401,
+                         headers=challenge or {"WWW-Authenticate": 'Basic realm="sso"'}) from None
+    return unquote_plus(identifier), unquote_plus(secret)
