@@ -8,6 +8,8 @@ Command line
     Serve the demo portal with single sign-on on 127.0.0.1.
 ``create-token``
     Mint a token against a Redis-backed deployment and print the API response.
+``credentials create|list|reset-secret|delete``
+    Manage the OAuth credential sets of a Redis-backed deployment.
 ``hash-secret``
     Print the hash of an admin API secret, for ``api_credentials``.
 """
@@ -26,7 +28,7 @@ import typing as t
 
 from .credentials import hash_secret
 from .destinations import Destinations
-from .exceptions import SSOError
+from .exceptions import APIError, SSOError
 from .issuer import MAX_TTL, TokenIssuer
 from .stores import Stores
 
@@ -90,6 +92,31 @@ def _create_token(args: argparse.Namespace) -> int:
     return 0 if result["result"] == "success" else 1
 
 
+def _credentials(args: argparse.Namespace) -> int:
+    from .oauth import CredentialManager
+
+    manager = CredentialManager(Stores.redis(args.redis_url).credentials,
+                                load_object(args.user_store)(), Destinations())
+    try:
+        if args.action == "create":
+            credential, secret = manager.create(
+                grant_type="single_sign_on", scope=args.scope, service_id=args.service_id,
+                name=args.name, description=args.description, actor="cli")
+            result: t.Any = {**credential.describe(), "clientSecret": secret}
+        elif args.action == "list":
+            result = [c.describe() for c in manager.list()]
+        elif args.action == "reset-secret":
+            credential, secret = manager.update(args.credential_id, reset_secret=True, actor="cli")
+            result = {**credential.describe(), "clientSecret": secret}
+        else:
+            result = manager.delete(args.credential_id, actor="cli").describe()
+    except APIError as e:
+        print(json.dumps({"result": "error", "message": e.message}))
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _hash_secret(args: argparse.Namespace) -> int:
     secret = getpass.getpass("Secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     if not secret:
@@ -128,6 +155,27 @@ def parser() -> argparse.ArgumentParser:
     for name in ("client-id", "user-id", "destination", "service-id", "domain-id", "sso-redirect-path"):
         create.add_argument(f"--{name}")
     create.set_defaults(run=_create_token)
+
+    credentials = commands.add_parser("credentials", help="manage OAuth credential sets in Redis")
+    actions = credentials.add_subparsers(dest="action", required=True)
+    for action, help_text in (("create", "create a set; prints its secret, once"),
+                              ("list", "list the sets (never their secrets)"),
+                              ("reset-secret", "replace a set's secret; the old one stops working"),
+                              ("delete", "delete a set")):
+        sub = actions.add_parser(action, help=help_text)
+        sub.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"),
+                         required="SSO_REDIS_URL" not in os.environ,
+                         help="the deployment's Redis (default: $SSO_REDIS_URL)")
+        sub.add_argument("--user-store", default="sso_middleware.demo:demo_user_store",
+                         help="package.module:factory returning the user store (default: the demo's)")
+        if action == "create":
+            sub.add_argument("--service-id", required=True, help="the service the set is bound to")
+            sub.add_argument("--scope", default="", help='allowed destinations, e.g. "clientarea:invoices"')
+            sub.add_argument("--name", default="")
+            sub.add_argument("--description", default="")
+        elif action != "list":
+            sub.add_argument("--credential-id", required=True)
+    credentials.set_defaults(run=_credentials)
 
     hash_cmd = commands.add_parser("hash-secret", help="hash an admin API secret read from stdin")
     hash_cmd.set_defaults(run=_hash_secret)

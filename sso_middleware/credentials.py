@@ -66,6 +66,10 @@ class APICredentials:
     def __repr__(self) -> str:
         return f"APICredentials({sorted(self._hashes)!r})"
 
+    def knows(self, identifier: str) -> bool:
+        """Whether ``identifier`` is configured (it is not a secret)."""
+        return identifier in self._hashes
+
     def verify(self, identifier: str, secret: str) -> bool:
         """Whether ``secret`` is the secret of ``identifier``."""
         return verify_secret(secret, self._hashes.get(identifier))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import typing as t
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +33,9 @@ from .users import UserStore
 
 #: The only grant type these credential sets serve.
 SINGLE_SIGN_ON = "single_sign_on"
+
+#: The shape of a client identifier: 128 random bits in hex.
+IDENTIFIER_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)

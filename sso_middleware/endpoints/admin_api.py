@@ -106,9 +106,11 @@ class AdminAPI:
             if wait:
                 return _error("Too many failed attempts; retry later", 429, **{"Retry-After": str(wait)})
             if not self.credentials.verify(identifier, form.get("secret", "")):
+                # An unknown identifier may be a secret pasted in the wrong field.
+                shown = identifier if self.credentials.knows(identifier) else "(unknown)"
                 audit(logging.WARNING, "api_auth_failed",
-                      "Admin API authentication failed for identifier %r", identifier[:64],
-                      identifier=identifier[:64], address=address)
+                      "Admin API authentication failed for identifier %s", shown,
+                      identifier=shown, address=address)
                 wait = max(self.client_limiter.failed(identifier) or 0,
                            self.address_limiter.failed(address) or 0)
                 if wait:

@@ -46,7 +46,7 @@ from ..audit import audit, logger
 from ..destinations import CUSTOM_REDIRECT, SSO_SCOPE
 from ..exceptions import APIError, StoreUnavailable
 from ..issuer import TokenIssuer
-from ..oauth import SINGLE_SIGN_ON, CredentialManager, OAuthCredential
+from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialManager, OAuthCredential
 from ..ratelimit import RateLimiter, remote_address
 from ..responses import json_response
 
@@ -191,9 +191,11 @@ class TokenEndpoint:
             raise self._limited(wait, identifier)
         credential = self.credentials.authenticate(identifier, secret)
         if credential is None:
+            # Identifiers are 32 hex digits; anything else may be a pasted secret.
+            shown = identifier if IDENTIFIER_PATTERN.fullmatch(identifier) else "(malformed)"
             audit(logging.WARNING, "client_auth_failed",
-                  "OAuth client authentication failed for %r", identifier[:64],
-                  identifier=identifier[:64], address=address)
+                  "OAuth client authentication failed for %s", shown,
+                  identifier=shown, address=address)
             wait = max(self.client_limiter.failed(identifier) or 0,
                        self.address_limiter.failed(address) or 0)
             if wait:
@@ -219,8 +221,9 @@ class TokenEndpoint:
 
     @staticmethod
     def _limited(wait: int, identifier: str) -> OAuthError:
-        audit(logging.WARNING, "rate_limited", "OAuth client %r rate-limited for %d s",
-              identifier[:64], wait, identifier=identifier[:64])
+        shown = identifier if IDENTIFIER_PATTERN.fullmatch(identifier) else "(malformed)"
+        audit(logging.WARNING, "rate_limited", "OAuth client %s rate-limited for %d s",
+              shown, wait, identifier=shown)
         return OAuthError("too_many_requests", "Too many failed attempts; retry later", 429,
                           headers={"Retry-After": str(wait)})
 

@@ -73,7 +73,7 @@ def connect(
         retry=Retry(NoBackoff(), 1),
         **kwargs,
     )
-    return redis.Redis(connection_pool=pool)
+    return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes both
 
 
 def _fail_closed(method: t.Callable[_P, _R]) -> t.Callable[_P, _R]:

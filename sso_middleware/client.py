@@ -1,0 +1,138 @@
+"""
+Client for trusted systems
+==========================
+
+What a trusted system (a billing system, a control panel) imports to sign
+its users in: it asks the deployment for a token and gets back the URL to
+redirect the user's browser to. Standard library only.
+
+.. code-block:: python
+
+    from sso_middleware.client import AdminClient, OAuthClient, SSOClientError
+
+    admin = AdminClient("https://portal.example.com", "billing", os.environ["SSO_API_SECRET"])
+    url = admin.sso_url(client_id=42, destination="clientarea:invoices")
+
+    oauth = OAuthClient("https://portal.example.com", client_id, client_secret)
+    url = oauth.sso_url("clientarea:product_details", service_id=101)
+
+    try:
+        ...
+    except SSOClientError as e:
+        log.warning("no single sign-on: %s (HTTP %s)", e.message, e.status)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import typing as t
+import urllib.error
+import urllib.request
+from urllib.parse import quote_plus, urlencode
+
+
+class SSOClientError(Exception):
+    """The deployment refused or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None, error: str | None = None,
+                 retry_after: int | None = None):
+        super().__init__(message)
+        #: The deployment's message (the reference system's text for the API).
+        self.message = message
+        #: The HTTP status, ``None`` when the deployment was not reached.
+        self.status = status
+        #: The OAuth error code (``invalid_client``, ...), for the token endpoint.
+        self.error = error
+        #: Seconds to wait before retrying, after a 429 or 503.
+        self.retry_after = retry_after
+
+
+def _post(url: str, data: t.Mapping[str, t.Any], headers: t.Mapping[str, str],
+          timeout: float) -> dict[str, t.Any]:
+    body = urlencode({k: v for k, v in data.items() if v is not None}).encode()
+    request = urllib.request.Request(url, body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return t.cast("dict[str, t.Any]", json.load(response))
+    except urllib.error.HTTPError as e:
+        with e:
+            try:
+                payload = json.load(e)
+            except ValueError:
+                payload = {}
+            retry = e.headers.get("Retry-After")
+            raise SSOClientError(
+                payload.get("message") or payload.get("error_description") or e.reason,
+                status=e.code, error=payload.get("error"),
+                retry_after=int(retry) if retry and retry.isdigit() else None,
+            ) from None
+    except (urllib.error.URLError, TimeoutError, ValueError) as e:
+        raise SSOClientError(f"cannot reach {url}: {e}") from None
+
+
+class AdminClient:
+    """Calls ``CreateSsoToken`` with admin API credentials.
+
+    :param system_url: the deployment's public base URL.
+    :param identifier: the API identifier.
+    :param secret: the API secret.
+    :param api_path: the API path of the deployment.
+    :param timeout: seconds to wait for an answer.
+    """
+
+    def __init__(self, system_url: str, identifier: str, secret: str, *,
+                 api_path: str = "/includes/api.php", timeout: float = 10.0):
+        self.url = system_url.rstrip("/") + api_path
+        self.identifier = identifier
+        self._secret = secret
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"AdminClient({self.url!r}, {self.identifier!r})"
+
+    def create_sso_token(self, **inputs: t.Any) -> dict[str, t.Any]:
+        """The full ``CreateSsoToken`` response; inputs as the API names them
+        (``client_id``, ``user_id``, ``destination``, ``service_id``, ...)."""
+        return _post(self.url, {"action": "CreateSsoToken", "identifier": self.identifier,
+                                "secret": self._secret, "responsetype": "json", **inputs},
+                     {}, self.timeout)
+
+    def sso_url(self, **inputs: t.Any) -> str:
+        """The URL to send the user's browser to."""
+        return str(self.create_sso_token(**inputs)["redirect_url"])
+
+
+class OAuthClient:
+    """Uses an OAuth credential set (``single_sign_on`` grant) to sign in its
+    account's owner.
+
+    :param system_url: the deployment's public base URL.
+    :param client_id: the credential set's client identifier.
+    :param client_secret: its secret; sent with HTTP Basic.
+    :param token_path: the token endpoint path of the deployment.
+    :param timeout: seconds to wait for an answer.
+    """
+
+    def __init__(self, system_url: str, client_id: str, client_secret: str, *,
+                 token_path: str = "/oauth/token.php", timeout: float = 10.0):
+        self.url = system_url.rstrip("/") + token_path
+        self.client_id = client_id
+        credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+        self._authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"OAuthClient({self.url!r}, {self.client_id!r})"
+
+    def token(self, destination: str | None = None, **inputs: t.Any) -> dict[str, t.Any]:
+        """The token response (``access_token``, ``expires_in``,
+        ``redirect_url``, ...) for one destination scope."""
+        scope = "clientarea:sso" + (f" {destination}" if destination else "")
+        return _post(self.url, {"grant_type": "single_sign_on", "scope": scope, **inputs},
+                     {"Authorization": self._authorization}, self.timeout)
+
+    def sso_url(self, destination: str | None = None, **inputs: t.Any) -> str:
+        """The URL to send the user's browser to."""
+        return str(self.token(destination, **inputs)["redirect_url"])

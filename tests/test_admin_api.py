@@ -1,0 +1,296 @@
+"""The admin API, ``POST /includes/api.php``, over HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+import sso_middleware.credentials as credentials
+from conftest import API_IDENTIFIER, API_SECRET, SYSTEM_URL, browser, sso_path
+from redis_server import free_port
+from sso_middleware.credentials import APICredentials, hash_secret
+from sso_middleware.exceptions import ConfigurationError
+from sso_middleware.stores.redis import RedisTokenStore, connect
+
+API = "/includes/api.php"
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+HARDENING = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+AUTH_FAILED = {"result": "error", "message": "Authentication Failed"}
+
+
+def params(**extra: str) -> dict[str, str]:
+    """A well-formed CreateSsoToken request with valid credentials."""
+    return {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
+            "responsetype": "json", **extra}
+
+
+def api_json(response, status: int) -> dict:
+    """Check what every API answer has in common; return its JSON body."""
+    assert response.status_int == status
+    for name, value in HARDENING.items():
+        assert response.headers.get(name) == value, name
+    assert response.content_type == "application/json"
+    return json.loads(response.body)
+
+
+def token_keys(redis_client) -> list[bytes]:
+    return list(redis_client.scan_iter(match="sso:v1:t:*"))
+
+
+# -- success -------------------------------------------------------------------
+
+def test_create_sso_token(app, redis_client):
+    response = app.post(API, params(client_id="1", destination="clientarea:invoices"), status=200)
+    body = api_json(response, 200)
+    assert set(body) == {"result", "access_token", "redirect_url"}
+    assert body["result"] == "success"
+    assert TOKEN.match(body["access_token"])
+    assert body["redirect_url"] == (
+        SYSTEM_URL + "/oauth/singlesignon.php?access_token=" + body["access_token"])
+    assert len(token_keys(redis_client)) == 1
+
+    redeemed = app.get(sso_path(body["redirect_url"]), status=303)
+    assert redeemed.headers["Location"] == SYSTEM_URL + "/clientarea.php?action=invoices"
+    assert app.get("/whoami").json["identity"] == [1, 1]
+
+
+def test_multipart_form_is_accepted(app):
+    response = app.post(API, params(client_id="1"), content_type="multipart/form-data",
+                        status=200)
+    assert api_json(response, 200)["result"] == "success"
+
+
+# -- authentication ------------------------------------------------------------
+
+BAD_CREDENTIALS = [
+    pytest.param({"secret": "wrong-" + "x" * 37}, id="wrong-secret"),
+    pytest.param({"identifier": "nobody"}, id="unknown-identifier"),
+    pytest.param({"identifier": "", "secret": ""}, id="empty-credentials"),
+    pytest.param({"secret": API_SECRET.upper()}, id="secret-wrong-case"),
+    pytest.param({"secret": hash_secret(API_SECRET)}, id="the-hash-as-secret"),
+]
+
+
+@pytest.mark.parametrize("overrides", BAD_CREDENTIALS)
+def test_bad_credentials(app, redis_client, overrides):
+    response = app.post(API, {**params(client_id="1"), **overrides}, status=403)
+    assert api_json(response, 403) == AUTH_FAILED
+    assert token_keys(redis_client) == []
+
+
+def test_missing_credentials(app, redis_client):
+    response = app.post(API, {"action": "CreateSsoToken", "client_id": "1"}, status=403)
+    assert api_json(response, 403) == AUTH_FAILED
+    assert token_keys(redis_client) == []
+
+
+def test_auth_failures_are_indistinguishable(app):
+    wrong_secret = app.post(API, params(client_id="1", secret="wrong"), status=403)
+    unknown_identifier = app.post(API, params(client_id="1", identifier="nobody"), status=403)
+    missing = app.post(API, {"action": "CreateSsoToken", "client_id": "1"}, status=403)
+    assert wrong_secret.body == unknown_identifier.body == missing.body
+    assert json.loads(wrong_secret.body) == AUTH_FAILED
+
+
+def test_credentials_are_checked_before_the_request(app):
+    # an unauthenticated caller learns nothing about accounts or actions
+    for extra in ({"client_id": "99"}, {"action": "Nope"}, {"responsetype": "xml"}):
+        response = app.post(API, {**params(**extra), "secret": "wrong"}, status=403)
+        assert api_json(response, 403) == AUTH_FAILED
+
+
+# -- malformed requests ----------------------------------------------------------
+
+def test_get_is_405(app):
+    response = app.get(API, params(client_id="1"), status=405)
+    body = api_json(response, 405)
+    assert body["result"] == "error"
+    assert response.headers["Allow"] == "POST"
+
+
+def test_json_body_is_415(app, redis_client):
+    response = app.post(API, json.dumps(params(client_id="1")),
+                        content_type="application/json", status=415)
+    assert api_json(response, 415)["result"] == "error"
+    assert token_keys(redis_client) == []
+
+
+def test_duplicated_parameter_is_400(app, redis_client):
+    request = [*params().items(), ("client_id", "1"), ("client_id", "2")]
+    response = app.post(API, request, status=400)
+    body = api_json(response, 400)
+    assert body["result"] == "error"
+    assert "client_id" in body["message"]
+    assert token_keys(redis_client) == []
+
+
+def test_duplicated_secret_is_400_without_echoing_it(app):
+    request = [*params(client_id="1").items(), ("secret", "other")]
+    response = app.post(API, request, status=400)
+    body = api_json(response, 400)
+    assert "secret" in body["message"]
+    assert API_SECRET not in response.text and "other" not in body["message"]
+
+
+@pytest.mark.parametrize(
+    "action", [pytest.param("Nope", id="unknown"), pytest.param("", id="empty"),
+               pytest.param("createssotoken", id="wrong-case")],
+)
+def test_unknown_action_is_400(app, action):
+    response = app.post(API, params(action=action, client_id="1"), status=400)
+    body = api_json(response, 400)
+    assert body["result"] == "error"
+    assert "CreateSsoToken" in body["message"]
+
+
+def test_missing_action_is_400(app):
+    request = params(client_id="1")
+    del request["action"]
+    assert api_json(app.post(API, request, status=400), 400)["result"] == "error"
+
+
+def test_responsetype_xml_is_400(app, redis_client):
+    response = app.post(API, params(client_id="1", responsetype="xml"), status=400)
+    body = api_json(response, 400)
+    assert body["result"] == "error"
+    assert "json" in body["message"]
+    assert token_keys(redis_client) == []
+
+
+def test_oversized_body_is_413(app, redis_client):
+    response = app.post(API, params(client_id="1", padding="x" * (64 * 1024 + 1)), status=413)
+    assert api_json(response, 413)["result"] == "error"
+    assert token_keys(redis_client) == []
+
+
+def test_body_just_under_the_limit_is_served(app):
+    request = params(client_id="1")
+    overhead = len("&".join(f"{k}={v}" for k, v in request.items())) + len("&padding=")
+    request["padding"] = "x" * (64 * 1024 - overhead)
+    assert api_json(app.post(API, request, status=200), 200)["result"] == "success"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        pytest.param({"client_id": "99"}, "Invalid client_id", id="unknown-client"),
+        pytest.param({"client_id": "3"}, "SSO authentication blocked for client 3", id="closed"),
+        pytest.param({"client_id": "1", "destination": "sso:custom_redirect",
+                      "sso_redirect_path": "//evil.com"},
+                     "Invalid sso_redirect_path", id="open-redirect"),
+        pytest.param({}, "A valid client_id or user_id is required", id="neither"),
+    ],
+)
+def test_issue_error_is_400_with_the_whmcs_message(app, redis_client, inputs, message):
+    response = app.post(API, params(**inputs), status=400)
+    assert api_json(response, 400) == {"result": "error", "message": message}
+    assert token_keys(redis_client) == []
+
+
+# -- every answer is hardened JSON ----------------------------------------------
+
+SCENARIOS = [
+    pytest.param(lambda app: app.post(API, params(client_id="1"), status=200), 200, id="success"),
+    pytest.param(lambda app: app.post(API, params(client_id="1", secret="no"), status=403), 403,
+                 id="auth-failed"),
+    pytest.param(lambda app: app.get(API, status=405), 405, id="get"),
+    pytest.param(lambda app: app.post(API, "{}", content_type="application/json", status=415),
+                 415, id="json-body"),
+    pytest.param(lambda app: app.post(API, [*params().items(), ("user_id", "1"), ("user_id", "2")],
+                                      status=400), 400, id="duplicate"),
+    pytest.param(lambda app: app.post(API, params(action="Nope"), status=400), 400,
+                 id="unknown-action"),
+    pytest.param(lambda app: app.post(API, params(responsetype="xml"), status=400), 400,
+                 id="xml"),
+    pytest.param(lambda app: app.post(API, params(pad="x" * 70000), status=413), 413,
+                 id="too-large"),
+    pytest.param(lambda app: app.post(API, params(client_id="99"), status=400), 400,
+                 id="issue-error"),
+]
+
+
+@pytest.mark.parametrize(("send", "status"), SCENARIOS)
+def test_every_answer_is_hardened_json(app, send, status):
+    body = api_json(send(app), status)
+    assert body["result"] in ("success", "error")
+    if body["result"] == "error":
+        assert isinstance(body["message"], str) and body["message"]
+
+
+# -- configuration ---------------------------------------------------------------
+
+@pytest.mark.parametrize("api_credentials", [pytest.param(None, id="none"),
+                                             pytest.param({}, id="empty")])
+def test_without_credentials_the_path_is_the_apps(make_middleware, redis_client, api_credentials):
+    app = browser(make_middleware(api_credentials=api_credentials))
+    response = app.post(API, params(client_id="1"), status=200)
+    assert response.json["path"] == API
+    assert token_keys(redis_client) == []
+
+
+def test_redis_down_is_a_fast_503(make_middleware):
+    dead = RedisTokenStore(connect(f"redis://127.0.0.1:{free_port()}/0"))
+    app = browser(make_middleware(tokens=dead))
+    started = time.monotonic()
+    response = app.post(API, params(client_id="1"), status=503)
+    elapsed = time.monotonic() - started
+    assert api_json(response, 503) == {
+        "result": "error", "message": "Service temporarily unavailable"}
+    assert elapsed < 1.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(API_SECRET, id="plaintext"),
+        pytest.param("sha256:" + "0" * 63, id="short-digest"),
+        pytest.param("sha256:" + "A" * 64, id="uppercase-digest"),
+        pytest.param("0" * 64, id="no-prefix"),
+        pytest.param("md5:" + "0" * 32, id="other-algorithm"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_credentials_refuse_a_value_that_is_not_a_hash(value):
+    with pytest.raises(ConfigurationError) as excinfo:
+        APICredentials({API_IDENTIFIER: value})
+    assert API_SECRET not in str(excinfo.value)
+
+
+def test_credentials_refuse_an_empty_identifier():
+    with pytest.raises(ConfigurationError):
+        APICredentials({"": hash_secret(API_SECRET)})
+
+
+def test_middleware_refuses_plaintext_api_credentials(make_middleware):
+    with pytest.raises(ConfigurationError):
+        make_middleware(api_credentials={API_IDENTIFIER: API_SECRET})
+
+
+def test_verify_always_compares_in_constant_time(monkeypatch):
+    calls: list[tuple[str, str]] = []
+    real = credentials.hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(credentials.hmac, "compare_digest", spy)
+    creds = APICredentials({API_IDENTIFIER: hash_secret(API_SECRET)})
+
+    assert creds.verify("nobody", API_SECRET) is False
+    assert len(calls) == 1, "an unknown identifier must cost a comparison too"
+    assert len(calls[0][0]) == len(calls[0][1]) == len(hash_secret(""))
+
+    assert creds.verify(API_IDENTIFIER, "wrong") is False
+    assert len(calls) == 2, "a wrong secret must be compared with compare_digest"
+
+    assert creds.verify(API_IDENTIFIER, API_SECRET) is True
+    assert len(calls) == 3
