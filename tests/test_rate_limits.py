@@ -1,0 +1,149 @@
+"""Rate limits on failures: exact, per key, windowed, never a hard lockout."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import API_IDENTIFIER, browser, sso_path
+from sso_middleware import Limit
+from sso_middleware.ratelimit import remote_address
+
+SSO = "/oauth/singlesignon.php"
+TOKEN = "/oauth/token.php"
+
+
+def bad_link(n):
+    return f"{SSO}?access_token={str(n) * 43}"
+
+
+def from_address(app, address):
+    app.extra_environ = {**app.extra_environ, "REMOTE_ADDR": address}
+    return app
+
+
+def test_redemption_limit_trips_at_exactly_the_configured_attempt(make_middleware):
+    middleware = make_middleware(redeem_limit=Limit(3, 600))
+    app = from_address(browser(middleware), "10.0.0.1")
+    for n in range(3):
+        app.get(bad_link(n), status=403)
+    response = app.get(bad_link(4), status=429)
+    assert 590 <= int(response.headers["Retry-After"]) <= 600
+    assert response.headers["Cache-Control"] == "no-store"
+
+    # a valid token from the limited address is refused without being burned
+    path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
+    app.get(path, status=429)
+    # another address is unaffected, and the token still works there
+    other = from_address(browser(middleware), "10.0.0.2")
+    other.get(path, status=303)
+
+
+def test_malformed_links_are_not_counted(make_middleware):
+    app = from_address(browser(make_middleware(redeem_limit=Limit(1, 600))), "10.0.0.3")
+    for _ in range(5):
+        app.get(SSO + "?access_token=short", status=400)
+    app.get(bad_link(1), status=403)
+
+
+def test_a_window_runs_out_no_hard_lockout(make_middleware):
+    app = from_address(browser(make_middleware(redeem_limit=Limit(1, 1))), "10.0.0.4")
+    app.get(bad_link(1), status=403)
+    app.get(bad_link(2), status=429)
+    time.sleep(1.2)
+    app.get(bad_link(3), status=403)
+
+
+def test_counters_expire_in_redis(make_middleware, redis_client):
+    app = browser(make_middleware())
+    app.get(bad_link(1), status=403)
+    keys = list(redis_client.scan_iter("sso:v1:rl:*"))
+    assert keys and all(0 < redis_client.ttl(k) <= 600 for k in keys)
+
+
+def test_the_limit_is_shared_by_processes(make_middleware):
+    """Two middleware instances (two workers) count in the same store."""
+    first = from_address(browser(make_middleware(redeem_limit=Limit(2, 600))), "10.0.0.5")
+    second = from_address(browser(make_middleware(redeem_limit=Limit(2, 600))), "10.0.0.5")
+    first.get(bad_link(1), status=403)
+    second.get(bad_link(2), status=403)
+    first.get(bad_link(3), status=429)
+    second.get(bad_link(4), status=429)
+
+
+@pytest.fixture
+def credential(middleware):
+    created, secret = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    return created.identifier, secret
+
+
+def auth(app, identifier, secret, status):
+    return app.post(TOKEN, {"grant_type": "single_sign_on", "scope": "clientarea:sso",
+                            "client_id": identifier, "client_secret": secret}, status=status)
+
+
+def test_client_authentication_limit_per_client(make_middleware):
+    middleware = make_middleware(client_auth_limit=Limit(2, 60))
+    app = from_address(browser(middleware), "10.0.1.1")
+    one, secret_one = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    two, secret_two = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    auth(app, one.identifier, "wrong", 401)
+    auth(app, one.identifier, "wrong", 401)
+    response = auth(app, one.identifier, "wrong", 429)
+    assert response.json["error"] == "too_many_requests"
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    auth(app, one.identifier, secret_one, 429)  # even the right secret waits
+    auth(app, two.identifier, secret_two, 200)  # another client is unaffected
+
+
+def test_client_authentication_limit_per_address(make_middleware, credential):
+    app = from_address(browser(make_middleware(address_auth_limit=Limit(3, 600))), "10.0.1.2")
+    for n in range(3):
+        auth(app, f"{n:032x}", "wrong", 401)
+    auth(app, f"{9:032x}", "wrong", 429)
+    other = from_address(browser(app.app), "10.0.1.3")
+    auth(other, *credential, 200)
+
+
+def test_admin_api_authentication_is_limited(make_middleware):
+    app = from_address(browser(make_middleware(client_auth_limit=Limit(2, 60))), "10.0.1.4")
+    form = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": "wrong", "client_id": "1"}
+    app.post("/includes/api.php", form, status=403)
+    app.post("/includes/api.php", form, status=403)
+    response = app.post("/includes/api.php", form, status=429)
+    assert response.json["result"] == "error" and response.headers["Retry-After"]
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(make_middleware):
+    app = from_address(browser(make_middleware(redeem_limit=Limit(1, 600))), "10.0.2.1")
+    app.get(bad_link(1), headers={"X-Forwarded-For": "1.1.1.1"}, status=403)
+    app.get(bad_link(2), headers={"X-Forwarded-For": "2.2.2.2"}, status=429)
+
+
+def test_forwarded_for_is_used_behind_trusted_proxies(make_middleware):
+    app = from_address(browser(make_middleware(redeem_limit=Limit(1, 600), trusted_proxies=1)),
+                       "10.0.2.2")
+    app.get(bad_link(1), headers={"X-Forwarded-For": "spoofed, 1.1.1.1"}, status=403)
+    app.get(bad_link(2), headers={"X-Forwarded-For": "spoofed, 2.2.2.2"}, status=403)
+    app.get(bad_link(3), headers={"X-Forwarded-For": "other, 1.1.1.1"}, status=429)
+
+
+@pytest.mark.parametrize("environ, proxies, expected", [
+    ({"REMOTE_ADDR": "10.0.0.9"}, 0, "10.0.0.9"),
+    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "1.1.1.1"}, 0, "10.0.0.9"),
+    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "1.1.1.1"}, 1, "1.1.1.1"),
+    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "evil, 1.1.1.1, 10.0.0.8"}, 2, "1.1.1.1"),
+    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "1.1.1.1"}, 2, "10.0.0.9"),
+    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": " , "}, 1, "10.0.0.9"),
+])
+def test_remote_address(environ, proxies, expected):
+    assert remote_address(environ, proxies) == expected
+
+
+@pytest.mark.parametrize("limit", [(0, 60), (1, 0), (1.5, 60), ("1", 60)])
+def test_bad_limits_fail_at_startup(limit):
+    from sso_middleware import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        Limit(*limit)

@@ -1,0 +1,225 @@
+"""The OAuth token endpoint: single_sign_on grant, client authentication, scopes."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from urllib.parse import quote_plus
+
+import pytest
+
+from conftest import SYSTEM_URL, browser, sso_path
+from redis_server import free_port
+from sso_middleware.credentials import hash_secret
+from sso_middleware.stores.redis import RedisTokenStore, connect
+from sso_middleware.users import AccountStatus
+
+TOKEN = "/oauth/token.php"
+SCOPE = "clientarea:sso clientarea:invoices"
+
+
+def basic(identifier, secret):
+    raw = f"{quote_plus(identifier)}:{quote_plus(secret)}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+@pytest.fixture
+def credential(middleware):
+    """A credential set bound to service 101 (client 1): (identifier, secret)."""
+    created, secret = middleware.credentials.create(
+        grant_type="single_sign_on", scope="clientarea:invoices clientarea:product_details",
+        service_id=101)
+    return created.identifier, secret
+
+
+def grant(app, params=None, headers=None, status=200, **kwargs):
+    params = {"grant_type": "single_sign_on", "scope": SCOPE, **(params or {})}
+    return app.post(TOKEN, {k: v for k, v in params.items() if v is not None},
+                    headers=headers or {}, status=status, **kwargs)
+
+
+def error_of(response):
+    return response.json["error"]
+
+
+def test_basic_authentication_issues_a_token(app, credential):
+    response = grant(app, headers=basic(*credential))
+    body = response.json
+    assert set(body) == {"access_token", "token_type", "expires_in", "scope", "redirect_url"}
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 60
+    assert body["scope"] == SCOPE
+    assert body["redirect_url"] == f"{SYSTEM_URL}/oauth/singlesignon.php?access_token={body['access_token']}"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
+    assert response.content_type == "application/json"
+
+
+def test_body_authentication_issues_a_token(app, credential):
+    identifier, secret = credential
+    grant(app, {"client_id": identifier, "client_secret": secret})
+
+
+@pytest.mark.parametrize("secret", ["pa:ss%word", "a b+c&d=é", "::%%"])
+def test_secrets_with_reserved_characters(app, middleware, secret):
+    created, _ = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    custom = dataclasses.replace(created, secret_hash=hash_secret(secret))
+    middleware.credentials.store.save(custom.credential_id, custom.identifier, custom.encode())
+    grant(app, {"scope": "clientarea:sso"}, headers=basic(custom.identifier, secret))
+    grant(app, {"scope": "clientarea:sso", "client_id": custom.identifier, "client_secret": secret})
+
+
+def test_the_token_signs_in_the_accounts_owner_and_works_once(app, credential):
+    body = grant(app, {"user_id": "3", "client_id": None}, headers=basic(*credential)).json
+    response = app.get(sso_path(body["redirect_url"]), status=303)
+    assert response.headers["Location"] == SYSTEM_URL + "/clientarea.php?action=invoices"
+    assert json.loads(app.get("/").body)["identity"] == [1, 1]
+    browser(app.app).get(sso_path(body["redirect_url"]), status=403)
+
+
+def test_scope_sent_to_the_sso_endpoint_must_agree(app, credential):
+    body = grant(app, headers=basic(*credential)).json
+    app.get(sso_path(body["redirect_url"]), {"scope": SCOPE}, status=303)
+    body = grant(app, headers=basic(*credential)).json
+    app.get(sso_path(body["redirect_url"]), {"scope": "clientarea:sso clientarea:profile"}, status=403)
+
+
+def test_service_id_falls_back_to_the_bound_service(app, credential):
+    body = grant(app, {"scope": "clientarea:sso clientarea:product_details"},
+                 headers=basic(*credential)).json
+    response = app.get(sso_path(body["redirect_url"]), status=303)
+    assert response.headers["Location"].endswith("action=productdetails&id=101")
+
+
+def test_a_credential_cannot_reach_another_account(app, credential):
+    response = grant(app, {"scope": "clientarea:sso clientarea:product_details", "service_id": "201"},
+                     headers=basic(*credential), status=400)
+    assert response.json == {"error": "invalid_request",
+                             "error_description": "Invalid service_id for client"}
+
+
+@pytest.mark.parametrize("scope, description", [
+    ("clientarea:sso clientarea:profile", 'The requested scope "clientarea:profile" is invalid.'),
+    ("clientarea:invoices", "scope must include clientarea:sso"),
+    ("", "scope must include clientarea:sso"),
+    ("clientarea:sso sso:custom_redirect", 'The requested scope "sso:custom_redirect" is invalid.'),
+    ("clientarea:sso clientarea:invoices clientarea:product_details",
+     "scope names more than one destination"),
+])
+def test_scopes_outside_the_credential_are_refused(app, credential, scope, description):
+    response = grant(app, {"scope": scope}, headers=basic(*credential), status=400)
+    assert response.json == {"error": "invalid_scope", "error_description": description}
+
+
+def test_home_needs_only_the_marker_scope(app, credential):
+    body = grant(app, {"scope": "clientarea:sso"}, headers=basic(*credential)).json
+    assert body["scope"] == "clientarea:sso"
+    assert app.get(sso_path(body["redirect_url"]), status=303).headers["Location"] == (
+        SYSTEM_URL + "/clientarea.php")
+
+
+def test_both_authentication_methods_at_once(app, credential):
+    identifier, secret = credential
+    response = grant(app, {"client_id": identifier, "client_secret": secret},
+                     headers=basic(*credential), status=400)
+    assert error_of(response) == "invalid_request"
+
+
+def test_no_authentication(app):
+    response = grant(app, status=401)
+    assert error_of(response) == "invalid_client"
+
+
+def test_wrong_secret_and_unknown_client_answer_alike(app, credential):
+    identifier, _ = credential
+    wrong = grant(app, headers=basic(identifier, "wrong"), status=401)
+    unknown = grant(app, headers=basic("f" * 32, "wrong"), status=401)
+    assert wrong.body == unknown.body
+    assert error_of(wrong) == "invalid_client"
+    assert wrong.headers["WWW-Authenticate"].startswith("Basic")
+    body = grant(app, {"client_id": identifier, "client_secret": "wrong"}, status=401)
+    assert "WWW-Authenticate" not in body.headers
+
+
+@pytest.mark.parametrize("header", ["Basic", "Basic !!!", "Basic " + base64.b64encode(b"nocolon").decode(),
+                                    "Bearer x", "Basic " + base64.b64encode(b"\xff:\xfe").decode()])
+def test_malformed_basic_header(app, header):
+    response = grant(app, headers={"Authorization": header}, status=401)
+    assert error_of(response) == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_reset_secret_stops_the_old_one_at_once(app, middleware, credential):
+    identifier, old = credential
+    created = middleware.credentials.list()[0]
+    _, new = middleware.credentials.update(created.credential_id, reset_secret=True)
+    grant(app, headers=basic(identifier, old), status=401)
+    grant(app, headers=basic(identifier, new))
+
+
+def test_deleted_credential(app, middleware, credential):
+    middleware.credentials.delete(middleware.credentials.list()[0].credential_id)
+    grant(app, headers=basic(*credential), status=401)
+
+
+@pytest.mark.parametrize("grant_type, status, error", [
+    ("authorization_code", 400, "unsupported_grant_type"),
+    ("client_credentials", 400, "unsupported_grant_type"),
+    ("", 400, "invalid_request"),
+])
+def test_grant_type(app, credential, grant_type, status, error):
+    response = grant(app, {"grant_type": grant_type}, headers=basic(*credential), status=status)
+    assert error_of(response) == error
+
+
+def test_missing_grant_type(app, credential):
+    response = app.post(TOKEN, {"scope": SCOPE}, headers=basic(*credential), status=400)
+    assert error_of(response) == "invalid_request"
+
+
+def test_duplicated_parameters(app, credential):
+    response = app.post(TOKEN, [("grant_type", "single_sign_on"), ("scope", SCOPE), ("scope", SCOPE)],
+                        headers=basic(*credential), status=400)
+    assert response.json["error"] == "invalid_request"
+    assert "more than once" in response.json["error_description"]
+    response = app.post(TOKEN + "?scope=clientarea:sso", {"grant_type": "single_sign_on", "scope": SCOPE},
+                        headers=basic(*credential), status=400)
+    assert response.json["error"] == "invalid_request"
+
+
+def test_credentials_in_the_query_string_are_refused(app, credential):
+    identifier, secret = credential
+    response = app.post(f"{TOKEN}?client_id={identifier}&client_secret={secret}",
+                        {"grant_type": "single_sign_on", "scope": SCOPE}, status=400)
+    assert response.json["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "HEAD"])
+def test_only_post(app, method):
+    response = app.request(TOKEN, method=method, status=405)
+    assert response.headers["Allow"] == "POST"
+
+
+def test_form_encoding_required(app, credential):
+    response = app.post(TOKEN, json.dumps({"grant_type": "single_sign_on"}),
+                        headers={**basic(*credential), "Content-Type": "application/json"}, status=400)
+    assert error_of(response) == "invalid_request"
+
+
+@pytest.mark.parametrize("change, description", [
+    (lambda users: users.set_status(1, AccountStatus.CLOSED), "SSO authentication blocked for client 1"),
+    (lambda users: users.set_sso_allowed(1, False), "SSO authentication blocked for client 1"),
+])
+def test_closed_or_switched_off_account_is_refused_at_the_endpoint(app, credential, user_store,
+                                                                   change, description):
+    change(user_store)
+    response = grant(app, headers=basic(*credential), status=400)
+    assert response.json == {"error": "invalid_grant", "error_description": description}
+
+
+def test_redis_down_is_a_503(make_middleware, middleware, credential):
+    dead = make_middleware(credentials=middleware.credentials.store,
+                           tokens=RedisTokenStore(connect(f"redis://127.0.0.1:{free_port()}/0")))
+    response = grant(browser(dead), headers=basic(*credential), status=503)
+    assert response.json["error"] == "temporarily_unavailable"
+    assert response.headers["Retry-After"]
