@@ -1,0 +1,183 @@
+"""
+PasteDeploy
+===========
+
+Configure the middleware in an ini pipeline:
+
+.. code-block:: ini
+
+    [pipeline:main]
+    pipeline = sso portal
+
+    [filter:sso]
+    use = egg:sso_middleware#sso
+    system_url = https://portal.example.com
+    redis_url = redis://localhost:6379/0
+    secret_key_file = /etc/portal/sso-keys
+    user_store = portal.accounts:user_store
+    destinations =
+        clientarea:invoices = /billing
+        clientarea:product_details = /services/{service_id}
+    api_credentials =
+        billing = sha256:5e88…
+
+Every setting is parsed strictly, once, at start-up: an unknown key, a bad
+boolean, integer or limit, or a missing required setting raises
+:class:`~sso_middleware.ConfigurationError` naming the setting and the fix.
+
+========================  ==========================================================
+``system_url``            required
+``redis_url``             required; ``memory:`` for one development process
+``redis_prefix``          key prefix (default ``sso:v1:``)
+``secret_keys``           whitespace-separated signing keys, oldest first; or
+``secret_key_file``       a file with one key per line; or
+``secret_keys_env``       the name of an environment variable holding them
+``user_store``            ``package.module:factory``, called with no arguments
+``api_credentials``       lines of ``identifier = sha256:…`` (admin API)
+``destinations``          lines of ``scope = path template`` (an empty path disables the scope)
+``home``                  the path for tokens without a destination
+``token_ttl``, ``idle_timeout``, ``absolute_timeout``, ``trusted_proxies``   whole numbers
+``secure_cookies``, ``logout_on_get``   ``true`` or ``false``
+``cookie_name``, ``sso_path``, ``token_path``, ``api_path``, ``logout_path``, ``logout_redirect``
+``redeem_limit``, ``client_auth_limit``, ``address_auth_limit``   ``attempts/seconds``, e.g. ``100/600``
+========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import typing as t
+
+from .destinations import Destinations
+from .exceptions import ConfigurationError
+from .middleware import SSOMiddleware
+from .ratelimit import Limit
+from .stores import Stores
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+_STRINGS = ("cookie_name", "sso_path", "token_path", "api_path", "logout_path", "logout_redirect")
+_INTEGERS = ("token_ttl", "idle_timeout", "absolute_timeout", "trusted_proxies")
+_BOOLEANS = ("secure_cookies", "logout_on_get")
+_LIMITS = ("redeem_limit", "client_auth_limit", "address_auth_limit")
+_OTHERS = ("system_url", "redis_url", "redis_prefix", "secret_keys", "secret_key_file",
+           "secret_keys_env", "user_store", "home", "api_credentials", "destinations")
+KNOWN = frozenset(_STRINGS + _INTEGERS + _BOOLEANS + _LIMITS + _OTHERS)
+
+
+def as_bool(name: str, value: str) -> bool:
+    """``true``/``false`` (or yes/no, on/off, 1/0); anything else is an error,
+    so that a typo never turns a security setting off."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ConfigurationError(f"{name} = {value!r}: write true or false")
+
+
+def as_int(name: str, value: str) -> int:
+    """A whole number written in decimal digits."""
+    if not value.strip().isdigit():
+        raise ConfigurationError(f"{name} = {value!r}: write a whole number, like 60")
+    return int(value)
+
+
+def as_limit(name: str, value: str) -> Limit:
+    """``attempts/seconds``."""
+    attempts, sep, window = value.partition("/")
+    if not sep:
+        raise ConfigurationError(f"{name} = {value!r}: write attempts/seconds, like 100/600")
+    return Limit(as_int(name, attempts), as_int(name, window))
+
+
+def load(name: str, dotted: str) -> t.Any:
+    """Import ``package.module:attribute``."""
+    module_name, sep, attribute = dotted.strip().partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigurationError(f"{name} = {dotted!r}: write package.module:factory")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as e:
+        raise ConfigurationError(f"{name} = {dotted!r}: cannot load it ({e})") from None
+
+
+def as_mapping(name: str, value: str) -> dict[str, str]:
+    """Lines of ``key = value``; ini files cannot use ``:`` in keys, so
+    scopes are listed inside one setting."""
+    mapping = {}
+    for line in value.strip().splitlines():
+        key, sep, item = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(f"{name}: write one 'name = value' per line, not {line.strip()!r}")
+        mapping[key.strip()] = item.strip()
+    return mapping
+
+
+def secret_keys(settings: t.Mapping[str, str]) -> list[str]:
+    """The signing keys from exactly one of the three sources."""
+    given = [k for k in ("secret_keys", "secret_key_file", "secret_keys_env") if k in settings]
+    if len(given) != 1:
+        raise ConfigurationError(
+            "set exactly one of secret_keys, secret_key_file or secret_keys_env"
+            f" (got {', '.join(given) or 'none'}); a file or an environment variable keeps"
+            " keys out of the ini")
+    source = given[0]
+    if source == "secret_key_file":
+        try:
+            with open(settings[source], encoding="utf-8") as file:
+                text = file.read()
+        except OSError as e:
+            raise ConfigurationError(f"secret_key_file: cannot read it ({e.strerror})") from None
+    elif source == "secret_keys_env":
+        if settings[source] not in os.environ:
+            raise ConfigurationError(f"secret_keys_env: environment variable {settings[source]} is not set")
+        text = os.environ[settings[source]]
+    else:
+        text = settings[source]
+    return text.split()
+
+
+def options(settings: t.Mapping[str, str]) -> dict[str, t.Any]:
+    """Turn ini settings into :class:`SSOMiddleware` keyword arguments."""
+    unknown = sorted(k for k in settings if k not in KNOWN)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown setting {unknown[0]!r} in the sso filter; known: {', '.join(sorted(KNOWN))}")
+    for required in ("system_url", "redis_url", "user_store"):
+        if not settings.get(required, "").strip():
+            raise ConfigurationError(f"{required} is required in the sso filter")
+    redis_url = settings["redis_url"].strip()
+    if redis_url == "memory:":
+        stores = Stores.memory()
+    else:
+        stores = Stores.redis(redis_url, prefix=settings.get("redis_prefix"))
+    result: dict[str, t.Any] = {
+        "system_url": settings["system_url"].strip(),
+        "stores": stores,
+        "secret_keys": secret_keys(settings),
+        "user_store": load("user_store", settings["user_store"])(),
+        "api_credentials": as_mapping("api_credentials", settings.get("api_credentials", "")),
+        "destinations": Destinations(
+            {scope: path or None
+             for scope, path in as_mapping("destinations", settings.get("destinations", "")).items()},
+            **({"home": settings["home"].strip()} if "home" in settings else {})),
+    }
+    result.update({k: settings[k].strip() for k in _STRINGS if k in settings})
+    result.update({k: as_int(k, settings[k]) for k in _INTEGERS if k in settings})
+    result.update({k: as_bool(k, settings[k]) for k in _BOOLEANS if k in settings})
+    result.update({k: as_limit(k, settings[k]) for k in _LIMITS if k in settings})
+    return result
+
+
+def filter_factory(global_conf: t.Mapping[str, str], **settings: str
+                   ) -> t.Callable[[WSGIApplication], SSOMiddleware]:
+    """The ``paste.filter_factory`` entry point ``egg:sso_middleware#sso``."""
+    kwargs = options(settings)
+
+    def make_filter(app: WSGIApplication) -> SSOMiddleware:
+        return SSOMiddleware(app, **kwargs)
+
+    return make_filter
