@@ -98,6 +98,7 @@ def _credentials(args: argparse.Namespace) -> int:
     manager = CredentialManager(Stores.redis(args.redis_url).credentials,
                                 load_object(args.user_store)(), Destinations())
     try:
+        secret: str | None
         if args.action == "create":
             credential, secret = manager.create(
                 grant_type="single_sign_on", scope=args.scope, service_id=args.service_id,

@@ -173,7 +173,7 @@ class SSOMiddleware:
         self.credentials = CredentialManager(stores.credentials, user_store, destinations)
         client_limiter = RateLimiter(stores.counters, client_auth_limit, "auth-client")
         address_limiter = RateLimiter(stores.counters, address_auth_limit, "auth-address")
-        paths = {
+        paths: dict[str, WSGIApplication] = {
             sso_path: SingleSignOnEndpoint(
                 stores.tokens, user_store, self.sessions, system_url=self.system_url,
                 ttl=token_ttl, limiter=RateLimiter(stores.counters, redeem_limit, "redeem"),
@@ -192,7 +192,7 @@ class SSOMiddleware:
                 trusted_proxies=trusted_proxies)
         if len(paths) < 3 + bool(api_credentials):
             raise ConfigurationError("sso_path, token_path, api_path and logout_path must differ")
-        self.endpoints: dict[str, WSGIApplication] = paths
+        self.endpoints = paths
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         endpoint = self.endpoints.get(environ.get("PATH_INFO", ""))

@@ -93,8 +93,8 @@ def remote_address(environ: WSGIEnvironment, trusted_proxies: int) -> str:
     outermost trusted proxy saw. Entries a client put in the header itself
     are never used."""
     if trusted_proxies:
-        forwarded = [a.strip() for a in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        forwarded = [a for a in forwarded if a]
+        header = str(environ.get("HTTP_X_FORWARDED_FOR", ""))
+        forwarded = [a.strip() for a in header.split(",") if a.strip()]
         if len(forwarded) >= trusted_proxies:
             return forwarded[-trusted_proxies]
     return str(environ.get("REMOTE_ADDR", ""))

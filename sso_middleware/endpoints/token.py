@@ -146,7 +146,7 @@ class TokenEndpoint:
         credential = self.authenticate(request, form, link)
         scope = form.get("scope", query.get("scope", ""))
         destination = self.destination(scope, credential)
-        service_id = form.get("service_id") or None
+        service_id: str | int | None = form.get("service_id") or None
         if service_id is None and destination in self.issuer.destinations:
             if "service_id" in self.issuer.destinations.table[destination][1]:
                 service_id = credential.service_id

@@ -211,7 +211,7 @@ class RedisCredentialStore:
 
     @_fail_closed
     def all(self) -> list[bytes]:
-        return list(self.client.hvals(self.by_identifier))
+        return t.cast("list[bytes]", self.client.hvals(self.by_identifier))
 
     @_fail_closed
     def delete(self, credential_id: int, identifier: str) -> None:
