@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import typing as t
 
+from .exceptions import StoreUnavailable
+
 logger = logging.getLogger("sso_middleware")
 
 
@@ -26,3 +28,13 @@ def audit(level: int, event: str, message: str, *args: object, **fields: t.Any) 
         extra = {f"sso_{name}": value for name, value in fields.items()}
         extra["sso_event"] = event
         logger.log(level, message, *args, extra=extra)
+
+
+def unavailable(where: str, error: Exception) -> None:
+    """Log why ``where`` answered 503 instead of its usual answer: a store
+    outage in one line, anything else (a failing user store, a bug) with its
+    traceback."""
+    if isinstance(error, StoreUnavailable):
+        audit(logging.ERROR, "store_unavailable", "%s unavailable: %s", where, error, error=str(error))
+    else:
+        logger.error("%s failed unexpectedly", where, exc_info=error, extra={"sso_event": "error"})

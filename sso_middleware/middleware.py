@@ -25,11 +25,10 @@ passes every other request through, with the signed-in identity in the environ.
 
 from __future__ import annotations
 
-import logging
 import typing as t
 from urllib.parse import unquote, urlsplit
 
-from .audit import audit
+from .audit import unavailable
 from .credentials import APICredentials
 from .destinations import Destinations
 from .endpoints.admin_api import AdminAPI
@@ -219,8 +218,7 @@ class SSOMiddleware:
         try:
             session = self.sessions.resume(cookie)
         except StoreUnavailable as e:
-            audit(logging.ERROR, "store_unavailable",
-                  "Session lookup failed, request treated as anonymous: %s", e, error=str(e))
+            unavailable("Session lookup (request passed on anonymous)", e)
             return
         if session is not None:
             environ["REMOTE_USER"] = str(session.identity.user_id)

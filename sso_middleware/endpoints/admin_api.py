@@ -30,9 +30,9 @@ import typing as t
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from ..audit import audit, logger
+from ..audit import audit, unavailable
 from ..credentials import APICredentials
-from ..exceptions import APIError, BadRequest, StoreUnavailable
+from ..exceptions import APIError, BadRequest
 from ..issuer import TokenIssuer
 from ..oauth import CredentialManager
 from ..ratelimit import RateLimiter, remote_address
@@ -125,13 +125,10 @@ class AdminAPI:
             return handler(form, identifier)
         except (BadRequest, APIError) as e:
             return _error(e.message, 400)
-        except StoreUnavailable as e:
-            audit(logging.ERROR, "store_unavailable", "Admin API unavailable: %s", e, error=str(e))
-            return _error("Service temporarily unavailable", 503)
         except HTTPException as e:
             return _error(e.description or e.name, e.code or 400)
-        except Exception:
-            logger.exception("Admin API failed unexpectedly", extra={"sso_event": "error"})
+        except Exception as e:
+            unavailable("Admin API", e)
             return _error("Service temporarily unavailable", 503)
 
     @staticmethod

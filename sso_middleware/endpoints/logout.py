@@ -17,7 +17,7 @@ import typing as t
 
 from werkzeug.wrappers import Response
 
-from ..audit import audit
+from ..audit import audit, unavailable
 from ..exceptions import StoreUnavailable
 from ..responses import error_page, see_other
 from ..sessions import SessionManager
@@ -55,7 +55,7 @@ class LogoutEndpoint:
                 audit(logging.INFO, "logout", "User ID: %d logged out", session.identity.user_id,
                       user_id=session.identity.user_id, client_id=session.identity.client_id)
         except StoreUnavailable as e:
-            audit(logging.ERROR, "store_unavailable", "Logout failed: %s", e, error=str(e))
+            unavailable("Logout", e)
             response = error_page(503)
         self.sessions.clear_cookie(response)
         return response

@@ -31,7 +31,7 @@ import typing as t
 
 from werkzeug.wrappers import Request, Response
 
-from ..audit import audit, logger
+from ..audit import audit, unavailable
 from ..destinations import SSO_SCOPE, is_safe_path
 from ..exceptions import BadRequest, Denied, StoreUnavailable
 from ..ratelimit import RateLimiter, remote_address
@@ -114,13 +114,8 @@ class SingleSignOnEndpoint:
             if e.end_session:
                 self.sessions.clear_cookie(response)
             return response
-        except StoreUnavailable as e:
-            audit(logging.ERROR, "store_unavailable",
-                  "Single Sign-On unavailable: %s", e, error=str(e))
-            return error_page(503)
-        except Exception:
-            # A failing user store or a bug: fail closed, never a traceback.
-            logger.exception("Single Sign-On failed unexpectedly", extra={"sso_event": "error"})
+        except Exception as e:  # a store outage, a failing user store, a bug: fail closed
+            unavailable("Single Sign-On", e)
             return error_page(503)
 
     def count_failure(self, address: str) -> int | None:

@@ -42,9 +42,9 @@ from urllib.parse import unquote_plus, urlencode
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from ..audit import audit, logger
+from ..audit import audit, unavailable
 from ..destinations import CUSTOM_REDIRECT, SSO_SCOPE
-from ..exceptions import APIError, StoreUnavailable
+from ..exceptions import APIError
 from ..issuer import TokenIssuer
 from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialManager, OAuthCredential
 from ..ratelimit import RateLimiter, remote_address
@@ -111,17 +111,12 @@ class TokenEndpoint:
             return self.grant(request)
         except OAuthError as e:
             return e.response()
-        except StoreUnavailable as e:
-            audit(logging.ERROR, "store_unavailable", "Token endpoint unavailable: %s", e,
-                  error=str(e))
-            return OAuthError("temporarily_unavailable", "Service temporarily unavailable", 503,
-                              headers={"Retry-After": "5"}).response()
         except HTTPException as e:
             return OAuthError("invalid_request", e.description or e.name, e.code or 400).response()
-        except Exception:
-            logger.exception("Token endpoint failed unexpectedly", extra={"sso_event": "error"})
-            return OAuthError("temporarily_unavailable", "Service temporarily unavailable", 503,
-                              headers={"Retry-After": "5"}).response()
+        except Exception as e:
+            unavailable("Token endpoint", e)
+            return OAuthError("temporarily_unavailable", "Service temporarily unavailable",
+                              503).response()
 
     def grant(self, request: Request) -> Response:
         """Authenticate the client and mint a token; raise :class:`OAuthError`."""
