@@ -124,7 +124,7 @@ class SingleSignOnEndpoint:
         try:
             return self.limiter.failed(address)
         except StoreUnavailable as e:
-            audit(logging.ERROR, "store_unavailable", "Failure not counted: %s", e, error=str(e))
+            unavailable("Counting a failed redemption", e)
             return None
 
     @staticmethod
