@@ -133,7 +133,7 @@ class CredentialManager:
             self.store.next_id(), secrets.token_hex(16), hash_secret(secret), scopes,
             client_id, service, name, description,
         )
-        self.store.save(credential.credential_id, credential.identifier, credential.encode())
+        self.store.add(credential.credential_id, credential.identifier, credential.encode())
         self._audit("credential_created", credential, actor)
         return credential, secret
 
@@ -176,7 +176,8 @@ class CredentialManager:
             secret = secrets.token_urlsafe(32)
             changes["secret_hash"] = hash_secret(secret)
         credential = replace(credential, **changes)
-        self.store.save(credential.credential_id, credential.identifier, credential.encode())
+        if not self.store.replace(credential.identifier, credential.encode()):
+            raise APIError("Invalid credentialId")  # deleted meanwhile
         self._audit("credential_reset" if reset_secret else "credential_updated", credential, actor)
         return credential, secret
 

@@ -64,7 +64,7 @@ def test_body_authentication_issues_a_token(app, credential):
 def test_secrets_with_reserved_characters(app, middleware, secret):
     created, _ = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
     custom = dataclasses.replace(created, secret_hash=hash_secret(secret))
-    middleware.credentials.store.save(custom.credential_id, custom.identifier, custom.encode())
+    assert middleware.credentials.store.replace(custom.identifier, custom.encode())
     grant(app, {"scope": "clientarea:sso"}, headers=basic(custom.identifier, secret))
     grant(app, {"scope": "clientarea:sso", "client_id": custom.identifier, "client_secret": secret})
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import typing as t
 from urllib.parse import unquote_plus, urlencode
 
@@ -56,6 +57,10 @@ if t.TYPE_CHECKING:
 
 #: Query-string parameters a link URL may carry (Application Links).
 LINK_PARAMETERS = frozenset({"scope", "module_type", "module"})
+
+#: The shape of ``module_type`` and ``module``, which are carried over to
+#: ``redirect_url``.
+LINK_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class OAuthError(Exception):
@@ -154,6 +159,8 @@ class TokenEndpoint:
             error = "invalid_grant" if e.message.startswith("SSO authentication blocked") else "invalid_request"
             raise OAuthError(error, e.message) from None
         extra = {k: query[k] for k in ("module_type", "module") if k in query}
+        if not all(LINK_VALUE.fullmatch(v) for v in extra.values()):
+            raise OAuthError("invalid_request", "module_type and module must be short names")
         redirect_url = self.issuer.redirect_url(token)
         if extra:
             redirect_url += "&" + urlencode(extra)

@@ -145,10 +145,18 @@ class MemoryCredentialStore:
             self._last_id += 1
             return self._last_id
 
-    def save(self, credential_id: int, identifier: str, record: bytes) -> None:
+    def add(self, credential_id: int, identifier: str, record: bytes) -> None:
         with self._lock:
             self._records[credential_id] = (identifier, record)
             self._ids[identifier] = credential_id
+
+    def replace(self, identifier: str, record: bytes) -> bool:
+        with self._lock:
+            credential_id = self._ids.get(identifier)
+            if credential_id is None:
+                return False
+            self._records[credential_id] = (identifier, record)
+            return True
 
     def get(self, identifier: str) -> bytes | None:
         with self._lock:

@@ -75,9 +75,13 @@ class CredentialStore(t.Protocol):
     def next_id(self) -> int:
         """Return a new ``credentialId``, never handed out before."""
 
-    def save(self, credential_id: int, identifier: str, record: bytes) -> None:
-        """Create or replace the credential set ``credential_id``, found by
-        its client ``identifier`` (which never changes for one set)."""
+    def add(self, credential_id: int, identifier: str, record: bytes) -> None:
+        """Store a new credential set, found by ``credential_id`` and by its
+        client ``identifier`` (which never changes for one set)."""
+
+    def replace(self, identifier: str, record: bytes) -> bool:
+        """Replace the record of an existing set, in one atomic step; return
+        ``False`` (and store nothing) if the set was deleted meanwhile."""
 
     def get(self, identifier: str) -> bytes | None:
         """Return the record for a client identifier, or ``None``."""

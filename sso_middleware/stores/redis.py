@@ -168,6 +168,15 @@ class RedisCounterStore:
         return int(count), max(1, int(ttl))
 
 
+# HSET only if the field still exists: an update never resurrects a set that
+# a concurrent delete removed.
+_REPLACE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
 class RedisCredentialStore:
     """A :class:`~sso_middleware.stores.CredentialStore` in Redis.
 
@@ -186,17 +195,22 @@ class RedisCredentialStore:
         self.by_identifier = base + "by-identifier"
         self.ids = base + "identifiers"
         self.counter = base + "last-id"
+        self._replace = client.register_script(_REPLACE)
 
     @_fail_closed
     def next_id(self) -> int:
         return int(self.client.incr(self.counter))
 
     @_fail_closed
-    def save(self, credential_id: int, identifier: str, record: bytes) -> None:
+    def add(self, credential_id: int, identifier: str, record: bytes) -> None:
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(self.by_identifier, identifier, record)
             pipe.hset(self.ids, credential_id, identifier)
             pipe.execute()
+
+    @_fail_closed
+    def replace(self, identifier: str, record: bytes) -> bool:
+        return bool(self._replace(keys=[self.by_identifier], args=[identifier, record]))
 
     @_fail_closed
     def get(self, identifier: str) -> bytes | None:

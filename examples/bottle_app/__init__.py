@@ -1,0 +1,1 @@
+"""The Bottle client portal example; run it with: scripts/example bottle"""

@@ -1,0 +1,1 @@
+"""The Flask client portal example; run it with: scripts/example flask"""

@@ -1,0 +1,1 @@
+"""The Pyramid client portal example; run it with: scripts/example pyramid"""

@@ -1,0 +1,288 @@
+"""``sso_middleware.client`` against the middleware served over real HTTP: a
+trusted system asks for a token and sends a browser to the returned URL."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import secrets
+import threading
+import typing as t
+import urllib.error
+import urllib.request
+
+import pytest
+from werkzeug.serving import make_server
+
+from conftest import API_IDENTIFIER, API_SECRET
+from redis_server import free_port
+from sso_middleware.client import AdminClient, OAuthClient, SSOClientError
+from sso_middleware.credentials import hash_secret
+from sso_middleware.demo import RedactingRequestHandler
+from sso_middleware.oauth import OAuthCredential
+from sso_middleware.ratelimit import Limit
+
+
+def placeholder(environ, start_response):
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
+class Served(t.NamedTuple):
+    base: str
+    middleware: t.Any
+
+
+@pytest.fixture
+def serve(make_middleware):
+    """Serve ``make_middleware(**overrides)`` on a free loopback port, with
+    ``system_url`` set to that port; return its base URL and middleware."""
+    servers = []
+
+    def start(**overrides: t.Any) -> Served:
+        # the demo's handler keeps access_token values out of the access log
+        server = make_server("127.0.0.1", 0, placeholder, threaded=True,
+                             request_handler=RedactingRequestHandler)
+        base = f"http://127.0.0.1:{server.server_port}"
+        middleware = make_middleware(system_url=base, secure_cookies=False, **overrides)
+        server.app = middleware
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                                  daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return Served(base, middleware)
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture
+def served(serve) -> Served:
+    return serve()
+
+
+def new_browser() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+
+def follow(browser: urllib.request.OpenerDirector, url: str) -> tuple[str, dict]:
+    """Open ``url`` in ``browser`` (redirects followed); the final URL and
+    the echo app's JSON."""
+    with browser.open(url, timeout=5) as response:
+        assert response.status == 200
+        return response.url, json.load(response)
+
+
+def status_of(browser: urllib.request.OpenerDirector, url: str) -> int:
+    try:
+        with browser.open(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code
+
+
+def credential(middleware, scope: str = "clientarea:invoices clientarea:product_details"):
+    """A credential set for service 101 (client 1); (credential, secret)."""
+    return middleware.credentials.create(grant_type="single_sign_on", scope=scope,
+                                         service_id=101)
+
+
+def credential_with_secret(middleware, secret: str) -> OAuthCredential:
+    """A credential set for service 101 whose secret is ``secret``."""
+    store = middleware.credentials.store
+    saved = OAuthCredential(
+        credential_id=store.next_id(), identifier=secrets.token_hex(16),
+        secret_hash=hash_secret(secret), scopes=("clientarea:sso", "clientarea:invoices"),
+        client_id=1, service_id=101,
+    )
+    store.add(saved.credential_id, saved.identifier, saved.encode())
+    return saved
+
+
+# -- AdminClient ------------------------------------------------------------------
+
+def test_admin_sso_url_signs_the_user_in_once(served):
+    admin = AdminClient(served.base, API_IDENTIFIER, API_SECRET)
+    url = admin.sso_url(client_id=1, destination="clientarea:invoices")
+    assert url.startswith(served.base + "/oauth/singlesignon.php?access_token=")
+
+    browser = new_browser()
+    landed, seen = follow(browser, url)
+    assert landed == served.base + "/clientarea.php?action=invoices"
+    assert seen["identity"] == [1, 1]
+    # the session cookie keeps the browser signed in on the home page
+    landed, seen = follow(browser, served.base + "/")
+    assert landed == served.base + "/"
+    assert seen["identity"] == [1, 1]
+
+    assert status_of(new_browser(), url) == 403
+    assert status_of(browser, url) == 403
+
+
+def test_admin_create_sso_token_returns_the_api_response(served):
+    admin = AdminClient(served.base + "/", API_IDENTIFIER, API_SECRET)
+    result = admin.create_sso_token(client_id=1, destination="clientarea:product_details",
+                                    service_id=101)
+    assert set(result) == {"result", "access_token", "redirect_url"}
+    assert result["result"] == "success"
+    assert result["redirect_url"] == (
+        served.base + "/oauth/singlesignon.php?access_token=" + result["access_token"])
+    landed, seen = follow(new_browser(), result["redirect_url"])
+    assert landed == served.base + "/clientarea.php?action=productdetails&id=101"
+    assert seen["identity"] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        pytest.param({"client_id": 3}, "SSO authentication blocked for client 3", id="closed"),
+        pytest.param({"client_id": 4}, "SSO authentication blocked for client 4", id="opted-out"),
+        pytest.param({"client_id": 99}, "Invalid client_id", id="unknown-client"),
+        pytest.param({"client_id": 1, "destination": "nowhere"}, "Invalid destination",
+                     id="bad-destination"),
+        pytest.param({}, "A valid client_id or user_id is required", id="neither"),
+    ],
+)
+def test_admin_errors_carry_the_whmcs_message(served, inputs, message):
+    admin = AdminClient(served.base, API_IDENTIFIER, API_SECRET)
+    with pytest.raises(SSOClientError) as raised:
+        admin.sso_url(**inputs)
+    assert raised.value.message == message
+    assert str(raised.value) == message
+    assert raised.value.status == 400
+
+
+def test_admin_bad_secret_is_authentication_failed(served):
+    admin = AdminClient(served.base, API_IDENTIFIER, "not-the-secret")
+    with pytest.raises(SSOClientError) as raised:
+        admin.create_sso_token(client_id=1)
+    assert raised.value.message == "Authentication Failed"
+    assert raised.value.status == 403
+    assert "not-the-secret" not in str(raised.value)
+
+
+# -- OAuthClient -------------------------------------------------------------------
+
+def test_oauth_token_and_sso_url(served):
+    saved, secret = credential(served.middleware)
+    oauth = OAuthClient(served.base, saved.identifier, secret)
+    result = oauth.token("clientarea:invoices")
+    assert result["token_type"] == "Bearer"
+    assert result["expires_in"] == 60
+    assert result["scope"] == "clientarea:sso clientarea:invoices"
+    assert result["redirect_url"] == (
+        served.base + "/oauth/singlesignon.php?access_token=" + result["access_token"])
+
+    # the service input falls back to the credential's service
+    url = oauth.sso_url("clientarea:product_details")
+    browser = new_browser()
+    landed, seen = follow(browser, url)
+    assert landed == served.base + "/clientarea.php?action=productdetails&id=101"
+    assert seen["identity"] == [1, 1]
+    assert status_of(browser, url) == 403
+
+
+def test_oauth_home_without_destination(served):
+    saved, secret = credential(served.middleware)
+    result = OAuthClient(served.base, saved.identifier, secret).token()
+    assert result["scope"] == "clientarea:sso"
+    landed, seen = follow(new_browser(), result["redirect_url"])
+    assert landed == served.base + "/clientarea.php"
+    assert seen["identity"] == [1, 1]
+
+
+def test_oauth_wrong_secret_is_invalid_client(served):
+    saved, secret = credential(served.middleware)
+    oauth = OAuthClient(served.base, saved.identifier, secret + "x")
+    with pytest.raises(SSOClientError) as raised:
+        oauth.sso_url("clientarea:invoices")
+    assert raised.value.status == 401
+    assert raised.value.error == "invalid_client"
+    assert raised.value.message == "Client authentication failed"
+
+
+def test_oauth_unknown_identifier_is_invalid_client(served):
+    _, secret = credential(served.middleware)
+    with pytest.raises(SSOClientError) as raised:
+        OAuthClient(served.base, secrets.token_hex(16), secret).token("clientarea:invoices")
+    assert (raised.value.status, raised.value.error) == (401, "invalid_client")
+
+
+@pytest.mark.parametrize("destination", ["clientarea:services", "sso:custom_redirect"])
+def test_oauth_scope_outside_the_credential_is_invalid_scope(served, destination):
+    saved, secret = credential(served.middleware)
+    with pytest.raises(SSOClientError) as raised:
+        OAuthClient(served.base, saved.identifier, secret).token(destination)
+    assert raised.value.status == 400
+    assert raised.value.error == "invalid_scope"
+    assert raised.value.message == f'The requested scope "{destination}" is invalid.'
+
+
+def test_oauth_deleted_credential_is_invalid_client(served):
+    saved, secret = credential(served.middleware)
+    oauth = OAuthClient(served.base, saved.identifier, secret)
+    oauth.token("clientarea:invoices")
+    served.middleware.credentials.delete(saved.credential_id)
+    with pytest.raises(SSOClientError) as raised:
+        oauth.token("clientarea:invoices")
+    assert (raised.value.status, raised.value.error) == (401, "invalid_client")
+
+
+def test_oauth_too_many_failures_give_retry_after(serve):
+    served = serve(client_auth_limit=Limit(2, 60))
+    saved, secret = credential(served.middleware)
+    wrong = OAuthClient(served.base, saved.identifier, "wrong")
+    statuses = []
+    for _ in range(4):
+        with pytest.raises(SSOClientError) as raised:
+            wrong.token("clientarea:invoices")
+        statuses.append(raised.value.status)
+    assert statuses[0] == 401 and statuses[-1] == 429
+    assert raised.value.error == "too_many_requests"
+    assert raised.value.retry_after is not None and 0 < raised.value.retry_after <= 60
+    # the right secret is refused too while the identifier is locked out
+    with pytest.raises(SSOClientError) as raised:
+        OAuthClient(served.base, saved.identifier, secret).token("clientarea:invoices")
+    assert raised.value.status == 429
+
+
+@pytest.mark.parametrize("secret", ["pa:ss%word", "a+b c&d=%3A:é/?#"])
+def test_oauth_secret_with_reserved_characters_works_through_basic(served, secret):
+    saved = credential_with_secret(served.middleware, secret)
+    oauth = OAuthClient(served.base, saved.identifier, secret)
+    url = oauth.sso_url("clientarea:invoices")
+    landed, seen = follow(new_browser(), url)
+    assert landed == served.base + "/clientarea.php?action=invoices"
+    assert seen["identity"] == [1, 1]
+    # decoded once only: the percent-encoded form of the secret is another secret
+    with pytest.raises(SSOClientError) as raised:
+        OAuthClient(served.base, saved.identifier, secret.replace("%", "%25")).token()
+    assert raised.value.status == 401
+
+
+# -- unreachable, and what repr() shows -------------------------------------------
+
+def test_unreachable_deployment_has_no_status():
+    base = f"http://127.0.0.1:{free_port()}"
+    for call in (lambda: AdminClient(base, API_IDENTIFIER, API_SECRET, timeout=2).sso_url(client_id=1),
+                 lambda: OAuthClient(base, "a" * 32, "secret", timeout=2).sso_url()):
+        with pytest.raises(SSOClientError) as raised:
+            call()
+        assert raised.value.status is None
+        assert raised.value.error is None
+        assert base in raised.value.message
+        assert API_SECRET not in raised.value.message
+
+
+def test_repr_hides_the_secrets():
+    admin = AdminClient("https://portal.example.com", API_IDENTIFIER, API_SECRET)
+    oauth = OAuthClient("https://portal.example.com", "c" * 32, "oauth-secret-value")
+    assert "billing" in repr(admin) and API_SECRET not in repr(admin)
+    assert "c" * 32 in repr(oauth)
+    assert "oauth-secret-value" not in repr(oauth)
+    assert "Basic" not in repr(oauth)

@@ -1,0 +1,454 @@
+"""OAuth credential sets (``CreateOAuthCredential`` and family) over the admin
+API and the command line, and what a secret reset or a deletion does at the
+token endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import API_IDENTIFIER, API_SECRET, browser
+from sso_middleware.oauth import OAuthCredential
+from sso_middleware.stores import Stores
+
+API = "/includes/api.php"
+TOKEN_PATH = "/oauth/token.php"
+IDENTIFIER = re.compile(r"^[0-9a-f]{32}$")
+SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
+CREDENTIAL_KEYS = b"sso:v1:{credentials}:"
+
+
+# -- helpers ---------------------------------------------------------------------
+
+def api(app, action: str, status: int = 200, **fields: str) -> dict:
+    """Call one admin API action with valid credentials; return its JSON."""
+    response = app.post(API, {"action": action, "identifier": API_IDENTIFIER,
+                              "secret": API_SECRET, "responsetype": "json", **fields},
+                        status=status)
+    assert response.content_type == "application/json"
+    return json.loads(response.body)
+
+
+def create(app, **fields: str) -> dict:
+    body = api(app, "CreateOAuthCredential",
+               **{"grantType": "single_sign_on", "serviceId": "101", **fields})
+    assert body["result"] == "success", body
+    return body
+
+
+def listed(app) -> list[dict]:
+    body = api(app, "ListOAuthCredentials")
+    assert body["result"] == "success"
+    assert body["totalresults"] == len(body["clients"])
+    return body["clients"]
+
+
+def token_request(app, client_id: str, client_secret: str, status: int,
+                  scope: str = "clientarea:sso clientarea:invoices") -> dict:
+    response = app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "client_id": client_id,
+                                     "client_secret": client_secret, "scope": scope},
+                        status=status)
+    return json.loads(response.body)
+
+
+def events(caplog, name: str) -> list:
+    return [r for r in caplog.records if getattr(r, "sso_event", None) == name]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sso_middleware", *args], capture_output=True,
+                          text=True, timeout=30, env=dict(os.environ))
+
+
+def redis_dump(redis_client) -> bytes:
+    keys = list(redis_client.scan_iter(count=1000))
+    return b" ".join(keys + [redis_client.dump(k) or b"" for k in keys])
+
+
+# -- CreateOAuthCredential --------------------------------------------------------
+
+def test_create_returns_id_identifier_and_secret(app, caplog):
+    body = create(app, scope="clientarea:invoices", name="cPanel", description="service 101")
+    assert set(body) == {"result", "credentialId", "clientIdentifier", "clientSecret"}
+    assert type(body["credentialId"]) is int and body["credentialId"] > 0
+    assert IDENTIFIER.match(body["clientIdentifier"])
+    assert SECRET.match(body["clientSecret"])
+    [record] = events(caplog, "credential_created")
+    assert record.sso_credential_id == body["credentialId"]
+    assert record.sso_client_id == 1
+
+
+def test_each_credential_gets_its_own_id_identifier_and_secret(app):
+    first, second = create(app), create(app)
+    assert first["credentialId"] != second["credentialId"]
+    assert first["clientIdentifier"] != second["clientIdentifier"]
+    assert first["clientSecret"] != second["clientSecret"]
+
+
+def test_created_credential_works_at_the_token_endpoint(app):
+    body = create(app, scope="clientarea:invoices")
+    result = token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
+    assert result["token_type"] == "Bearer"
+    assert result["scope"] == "clientarea:sso clientarea:invoices"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param({"grantType": None}, "A valid grant type is required.", id="no-grant-type"),
+        pytest.param({"grantType": ""}, "A valid grant type is required.", id="empty-grant-type"),
+        pytest.param({"grantType": "client_credentials"}, "A valid grant type is required.",
+                     id="unknown-grant-type"),
+        pytest.param({"grantType": "authorization_code"},
+                     "Only the single_sign_on grant type is supported.", id="authorization-code"),
+        pytest.param({"serviceId": None},
+                     "A service ID is required for the single sign-on grant type.", id="no-service"),
+        pytest.param({"serviceId": ""},
+                     "A service ID is required for the single sign-on grant type.",
+                     id="empty-service"),
+        pytest.param({"serviceId": "999"}, "Service ID not associated with valid Client.",
+                     id="unknown-service"),
+        pytest.param({"serviceId": "abc"}, "Invalid serviceId", id="non-numeric-service"),
+        pytest.param({"scope": "clientarea:bogus"},
+                     'The requested scope "clientarea:bogus" is invalid.', id="bogus-scope"),
+        pytest.param({"scope": "clientarea:invoices clientarea:bogus"},
+                     'The requested scope "clientarea:bogus" is invalid.', id="one-bogus-scope"),
+        pytest.param({"scope": "sso:custom_redirect"},
+                     'The requested scope "sso:custom_redirect" is invalid.', id="custom-redirect"),
+    ],
+)
+def test_create_errors_are_400_with_the_whmcs_message(app, redis_client, caplog, fields, message):
+    request = {"grantType": "single_sign_on", "serviceId": "101", "scope": "clientarea:invoices",
+               **fields}
+    request = {k: v for k, v in request.items() if v is not None}
+    body = api(app, "CreateOAuthCredential", status=400, **request)
+    assert body == {"result": "error", "message": message}
+    assert listed(app) == []
+    assert events(caplog, "credential_created") == []
+
+
+@pytest.mark.parametrize(
+    ("scope", "stored"),
+    [
+        pytest.param("", "clientarea:sso", id="none"),
+        pytest.param("clientarea:invoices", "clientarea:sso clientarea:invoices", id="one"),
+        pytest.param("clientarea:invoices clientarea:sso", "clientarea:sso clientarea:invoices",
+                     id="marker-last"),
+        pytest.param("clientarea:services  clientarea:invoices clientarea:services",
+                     "clientarea:sso clientarea:services clientarea:invoices", id="duplicates"),
+    ],
+)
+def test_stored_scope_starts_with_the_marker_scope(app, scope, stored):
+    body = create(app, scope=scope)
+    [shown] = listed(app)
+    assert shown["credentialId"] == body["credentialId"]
+    assert shown["scope"] == stored
+
+
+# -- ListOAuthCredentials -----------------------------------------------------------
+
+def test_list_shows_every_set_without_secret_or_hash(app):
+    assert api(app, "ListOAuthCredentials") == {"result": "success", "totalresults": 0,
+                                                "clients": []}
+    first = create(app, scope="clientarea:invoices", name="cPanel", description="service 101")
+    second = create(app, serviceId="201", scope="clientarea:services")
+    response = app.post(API, {"action": "ListOAuthCredentials", "identifier": API_IDENTIFIER,
+                              "secret": API_SECRET, "responsetype": "json"}, status=200)
+    body = json.loads(response.body)
+    assert body["totalresults"] == 2
+    assert body["clients"] == [
+        {"credentialId": first["credentialId"], "clientIdentifier": first["clientIdentifier"],
+         "name": "cPanel", "description": "service 101", "grantTypes": "single_sign_on",
+         "scope": "clientarea:sso clientarea:invoices", "serviceId": 101, "clientId": 1},
+        {"credentialId": second["credentialId"], "clientIdentifier": second["clientIdentifier"],
+         "name": "", "description": "", "grantTypes": "single_sign_on",
+         "scope": "clientarea:sso clientarea:services", "serviceId": 201, "clientId": 2},
+    ]
+    for secret in (first["clientSecret"], second["clientSecret"]):
+        assert secret not in response.text
+    assert "sha256:" not in response.text
+    assert "secret" not in response.text.lower()
+
+
+# -- UpdateOAuthCredential ------------------------------------------------------------
+
+def test_update_changes_name_description_and_scope(app, caplog):
+    body = create(app, scope="clientarea:invoices", name="old", description="old text")
+    updated = api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]),
+                  name="new", description="new text", scope="clientarea:services")
+    assert updated == {"result": "success", "credentialId": body["credentialId"],
+                       "clientIdentifier": body["clientIdentifier"]}
+    [shown] = listed(app)
+    assert (shown["name"], shown["description"], shown["scope"]) == (
+        "new", "new text", "clientarea:sso clientarea:services")
+    # the new scope is what the token endpoint allows now; the secret is unchanged
+    token_request(app, body["clientIdentifier"], body["clientSecret"], 200,
+                  scope="clientarea:sso clientarea:services")
+    refused = token_request(app, body["clientIdentifier"], body["clientSecret"], 400)
+    assert refused["error"] == "invalid_scope"
+    assert events(caplog, "credential_reset") == []
+
+
+def test_update_without_changes_keeps_everything(app):
+    body = create(app, scope="clientarea:invoices", name="keep")
+    before = listed(app)
+    api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]))
+    assert listed(app) == before
+    token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
+
+
+def test_update_with_a_bad_scope_changes_nothing(app):
+    body = create(app, scope="clientarea:invoices", name="keep")
+    before = listed(app)
+    refused = api(app, "UpdateOAuthCredential", status=400,
+                  credentialId=str(body["credentialId"]), name="changed", scope="clientarea:bogus")
+    assert refused == {"result": "error",
+                       "message": 'The requested scope "clientarea:bogus" is invalid.'}
+    assert listed(app) == before
+
+
+def test_reset_secret_invalidates_the_old_secret_at_once(app, caplog):
+    body = create(app, scope="clientarea:invoices")
+    old = body["clientSecret"]
+    token_request(app, body["clientIdentifier"], old, 200)
+    reset = api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]),
+                resetSecret="true")
+    assert reset["result"] == "success"
+    assert reset["credentialId"] == body["credentialId"]
+    assert reset["clientIdentifier"] == body["clientIdentifier"]
+    new = reset["clientSecret"]
+    assert SECRET.match(new) and new != old
+    refused = token_request(app, body["clientIdentifier"], old, 401)
+    assert refused["error"] == "invalid_client"
+    assert token_request(app, body["clientIdentifier"], new, 200)["access_token"]
+    [record] = events(caplog, "credential_reset")
+    assert record.sso_credential_id == body["credentialId"]
+
+
+def test_reset_secret_maybe_is_400_and_keeps_the_secret(app, caplog):
+    body = create(app, scope="clientarea:invoices")
+    refused = api(app, "UpdateOAuthCredential", status=400,
+                  credentialId=str(body["credentialId"]), resetSecret="maybe")
+    assert refused == {"result": "error", "message": "resetSecret must be true or false"}
+    token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
+    assert events(caplog, "credential_reset") == []
+
+
+@pytest.mark.parametrize("action", ["UpdateOAuthCredential", "DeleteOAuthCredential"])
+@pytest.mark.parametrize("credential_id", ["999", "abc", "", None])
+def test_unknown_credential_id(app, action, credential_id):
+    create(app)
+    fields = {} if credential_id is None else {"credentialId": credential_id}
+    body = api(app, action, status=400, **fields)
+    assert body == {"result": "error", "message": "Invalid credentialId"}
+    assert len(listed(app)) == 1
+
+
+# -- DeleteOAuthCredential ---------------------------------------------------------
+
+def test_delete_makes_the_secret_useless(app, caplog):
+    body = create(app, scope="clientarea:invoices")
+    other = create(app, scope="clientarea:invoices")
+    token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
+    deleted = api(app, "DeleteOAuthCredential", credentialId=str(body["credentialId"]))
+    assert deleted == {"result": "success", "credentialId": body["credentialId"]}
+    refused = token_request(app, body["clientIdentifier"], body["clientSecret"], 401)
+    assert refused["error"] == "invalid_client"
+    assert [c["credentialId"] for c in listed(app)] == [other["credentialId"]]
+    token_request(app, other["clientIdentifier"], other["clientSecret"], 200)
+    again = api(app, "DeleteOAuthCredential", status=400, credentialId=str(body["credentialId"]))
+    assert again == {"result": "error", "message": "Invalid credentialId"}
+    [record] = events(caplog, "credential_deleted")
+    assert record.sso_credential_id == body["credentialId"]
+
+
+def test_credential_actions_need_api_credentials(app):
+    body = create(app, scope="clientarea:invoices")
+    for action, fields in (("CreateOAuthCredential", {"grantType": "single_sign_on",
+                                                      "serviceId": "101"}),
+                           ("ListOAuthCredentials", {}),
+                           ("UpdateOAuthCredential", {"credentialId": str(body["credentialId"]),
+                                                      "resetSecret": "true"}),
+                           ("DeleteOAuthCredential", {"credentialId": str(body["credentialId"])})):
+        response = app.post(API, {"action": action, "identifier": API_IDENTIFIER,
+                                  "secret": "wrong", "responsetype": "json", **fields}, status=403)
+        assert json.loads(response.body) == {"result": "error", "message": "Authentication Failed"}
+    assert len(listed(app)) == 1
+    token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
+
+
+class DeletedDuringUpdate:
+    """A credential store where, once armed, a ``DeleteOAuthCredential``
+    from another process lands between an update's read and its write."""
+
+    def __init__(self, store):
+        self.store = store
+        self.armed = False
+
+    def find(self, credential_id):
+        record = self.store.find(credential_id)
+        if self.armed and record is not None:
+            self.armed = False
+            self.store.delete(credential_id, OAuthCredential.decode(record).identifier)
+        return record
+
+    def next_id(self):
+        return self.store.next_id()
+
+    def add(self, credential_id, identifier, record):
+        self.store.add(credential_id, identifier, record)
+
+    def replace(self, identifier, record):
+        return self.store.replace(identifier, record)
+
+    def get(self, identifier):
+        return self.store.get(identifier)
+
+    def all(self):
+        return self.store.all()
+
+    def delete(self, credential_id, identifier):
+        self.store.delete(credential_id, identifier)
+
+
+# An update is a read-modify-write; a delete between the read and the write
+# must not be undone.
+@pytest.mark.parametrize("fields", [pytest.param({"resetSecret": "true"}, id="reset"),
+                                    pytest.param({"name": "renamed"}, id="rename")])
+def test_update_racing_a_delete_does_not_resurrect_the_credential(make_middleware, redis_client,
+                                                                  fields):
+    store = DeletedDuringUpdate(Stores.redis(redis_client).credentials)
+    app = browser(make_middleware(credentials=store))
+    body = create(app, scope="clientarea:invoices")
+    store.armed = True
+    answer = api(app, "UpdateOAuthCredential", status="*",
+                 credentialId=str(body["credentialId"]), **fields)
+    assert not store.armed, "the concurrent delete did not happen"
+    # the set was deleted: it must stay deleted, and no secret of it may work
+    for secret in (body["clientSecret"], answer.get("clientSecret")):
+        if secret is not None:
+            refused = token_request(app, body["clientIdentifier"], secret, 401)
+            assert refused["error"] == "invalid_client"
+    assert listed(app) == []
+
+
+# -- Redis and logs ----------------------------------------------------------------
+
+def test_redis_holds_no_secret_and_credentials_are_durable(app, redis_client, caplog):
+    body = create(app, scope="clientarea:invoices")
+    reset = api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]),
+                resetSecret="true")
+    kept = create(app, serviceId="201")
+    dump = redis_dump(redis_client)
+    for secret in (body["clientSecret"], reset["clientSecret"], kept["clientSecret"]):
+        assert secret.encode() not in dump
+    keys = list(redis_client.scan_iter(match=b"sso:v1:{credentials}:*"))
+    assert keys, "no credential keys under sso:v1:{credentials}:"
+    for key in keys:
+        assert redis_client.ttl(key) == -1, key
+    # the credentials are nowhere else
+    identifiers = [body["clientIdentifier"].encode(), kept["clientIdentifier"].encode()]
+    for key in redis_client.scan_iter(count=1000):
+        if not key.startswith(CREDENTIAL_KEYS):
+            assert not any(i in (redis_client.dump(key) or b"") for i in identifiers), key
+
+    api(app, "DeleteOAuthCredential", credentialId=str(body["credentialId"]))
+    assert body["clientIdentifier"].encode() not in redis_dump(redis_client)
+
+    names = [getattr(r, "sso_event", None) for r in caplog.records]
+    for event in ("credential_created", "credential_reset", "credential_deleted"):
+        assert event in names, event
+    text = "\n".join(r.getMessage() + repr(vars(r)) for r in caplog.records)
+    for secret in (body["clientSecret"], reset["clientSecret"], kept["clientSecret"]):
+        assert secret not in text
+
+
+def test_failed_client_authentication_is_logged_without_the_secret(app, caplog):
+    body = create(app, scope="clientarea:invoices")
+    token_request(app, body["clientIdentifier"], "wrong-" + body["clientSecret"], 401)
+    [record] = events(caplog, "client_auth_failed")
+    assert body["clientSecret"] not in record.getMessage() + repr(vars(record))
+
+
+# -- the command line -----------------------------------------------------------------
+
+def test_cli_create_list_reset_delete(redis_server, redis_client):
+    url = redis_server.url
+    created = cli("credentials", "create", "--redis-url", url, "--service-id", "101",
+                  "--scope", "clientarea:invoices", "--name", "cPanel")
+    assert created.returncode == 0, created.stderr
+    body = json.loads(created.stdout)
+    secret = body["clientSecret"]
+    assert SECRET.match(secret)
+    assert IDENTIFIER.match(body["clientIdentifier"])
+    assert body["scope"] == "clientarea:sso clientarea:invoices"
+    assert (body["serviceId"], body["clientId"], body["name"]) == (101, 1, "cPanel")
+    assert secret not in created.stderr
+
+    shown = cli("credentials", "list", "--redis-url", url)
+    assert shown.returncode == 0, shown.stderr
+    [entry] = json.loads(shown.stdout)
+    assert entry["credentialId"] == body["credentialId"]
+    assert entry["clientIdentifier"] == body["clientIdentifier"]
+    assert secret not in shown.stdout and "sha256:" not in shown.stdout
+    assert "clientSecret" not in shown.stdout
+
+    credential_id = str(body["credentialId"])
+    reset = cli("credentials", "reset-secret", "--redis-url", url, "--credential-id", credential_id)
+    assert reset.returncode == 0, reset.stderr
+    new_secret = json.loads(reset.stdout)["clientSecret"]
+    assert SECRET.match(new_secret) and new_secret != secret
+    assert new_secret not in reset.stderr
+
+    dump = redis_dump(redis_client)
+    assert secret.encode() not in dump and new_secret.encode() not in dump
+
+    deleted = cli("credentials", "delete", "--redis-url", url, "--credential-id", credential_id)
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(deleted.stdout)["credentialId"] == body["credentialId"]
+    assert json.loads(cli("credentials", "list", "--redis-url", url).stdout) == []
+
+
+def test_cli_credentials_work_at_the_token_endpoint(redis_server, app):
+    # app's middleware shares the Redis the CLI writes to
+    created = cli("credentials", "create", "--redis-url", redis_server.url, "--service-id", "101",
+                  "--scope", "clientarea:invoices")
+    body = json.loads(created.stdout)
+    token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
+    reset = cli("credentials", "reset-secret", "--redis-url", redis_server.url,
+                "--credential-id", str(body["credentialId"]))
+    new_secret = json.loads(reset.stdout)["clientSecret"]
+    assert token_request(app, body["clientIdentifier"], body["clientSecret"], 401)["error"] == \
+        "invalid_client"
+    token_request(app, body["clientIdentifier"], new_secret, 200)
+    cli("credentials", "delete", "--redis-url", redis_server.url,
+        "--credential-id", str(body["credentialId"]))
+    assert token_request(app, body["clientIdentifier"], new_secret, 401)["error"] == \
+        "invalid_client"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["create", "--service-id", "999"],
+                     "Service ID not associated with valid Client.", id="unknown-service"),
+        pytest.param(["create", "--service-id", "101", "--scope", "clientarea:bogus"],
+                     'The requested scope "clientarea:bogus" is invalid.', id="bad-scope"),
+        pytest.param(["reset-secret", "--credential-id", "999"], "Invalid credentialId",
+                     id="reset-unknown"),
+        pytest.param(["delete", "--credential-id", "999"], "Invalid credentialId",
+                     id="delete-unknown"),
+    ],
+)
+def test_cli_errors_exit_1_with_the_whmcs_message(redis_server, redis_client, args, message):
+    action, *rest = args
+    result = cli("credentials", action, "--redis-url", redis_server.url, *rest)
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"result": "error", "message": message}
+    assert "Traceback" not in result.stderr
+    assert list(redis_client.hvals(b"sso:v1:{credentials}:by-identifier")) == []
