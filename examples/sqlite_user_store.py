@@ -33,6 +33,7 @@ of changes made through other connections or processes.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import typing as t
@@ -90,11 +91,21 @@ class SQLiteUserStore:
     """
 
     def __init__(self, path_or_connection: str | PathLike[str] | sqlite3.Connection):
-        if isinstance(path_or_connection, sqlite3.Connection):
-            self.connection = path_or_connection
-        else:
-            self.connection = sqlite3.connect(path_or_connection, check_same_thread=False)
+        self._path = None if isinstance(path_or_connection, sqlite3.Connection) else path_or_connection
+        self._connection = path_or_connection if self._path is None else None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, opened again in a forked child (a server that
+        forks its workers after loading the app): SQLite connections must
+        not cross a fork."""
+        if self._path is not None and (self._connection is None or self._pid != os.getpid()):
+            self._connection = sqlite3.connect(self._path, check_same_thread=False)
+            self._pid = os.getpid()
+        assert self._connection is not None
+        return self._connection
 
     def _query(self, sql: str, *params: object) -> list[t.Any]:
         with self._lock:

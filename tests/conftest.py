@@ -3,13 +3,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
+import time
 import typing as t
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
 import webtest
 
-from redis_server import RedisServer
+from redis_server import RedisServer, free_port
 from sso_middleware import SSOMiddleware, get_identity
 from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import demo_user_store
@@ -29,6 +36,53 @@ def redis_server():
     server.start()
     yield server
     server.stop()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass
+class Pipeline:
+    """examples/pipeline.ini served by gunicorn."""
+
+    url: str
+    api_secret: str
+    log: Path
+    db: Path
+
+
+@pytest.fixture(scope="session")
+def pipeline(redis_server, tmp_path_factory):
+    """examples/pipeline.ini (the Flask portal behind the middleware) served
+    by gunicorn with two workers forked after loading the app, on real Redis."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    port, api_secret = free_port(), "pipeline-" + "s" * 32
+    env = {**os.environ, "PORTAL_DB": str(folder / "portal.db"), "SSO_SECRET_KEYS": "p" * 32}
+    log = folder / "gunicorn.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--paste", str(ROOT / "examples" / "pipeline.ini"),
+             "--pythonpath", str(ROOT / "examples"), "--workers", "2", "--preload",
+             "--bind", f"127.0.0.1:{port}",
+             "--paste-global", f"public_url=http://127.0.0.1:{port}",
+             "--paste-global", f"redis={redis_server.url}",
+             "--paste-global", f"api_secret_hash={hash_secret(api_secret)}",
+             "--access-logfile", "-", "--access-logformat", "%(p)s %(m)s %(U)s %(s)s"],
+            stdout=output, stderr=subprocess.STDOUT, env=env, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/", timeout=1).close()
+            break
+        except (urllib.error.URLError, OSError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("gunicorn did not start:\n" + log.read_text())
+            time.sleep(0.1)
+    yield Pipeline(url, api_secret, log, folder / "portal.db")
+    process.terminate()
+    process.wait(15)
 
 
 @pytest.fixture

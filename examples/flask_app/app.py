@@ -149,6 +149,19 @@ def security() -> t.Any:
                            allowed=account is not None and account.sso_allowed)
 
 
+def create_portal(*, user_store: PortalUserStore, system_url: str) -> Flask:
+    """The bare Flask portal, for a pipeline that wraps it (examples/pipeline.ini)."""
+    app = Flask(__name__)
+    # Only Flask-Login's remember-me cookie would be signed with it; none is ever set.
+    app.secret_key = secrets.token_bytes(32)
+    app.jinja_loader = DictLoader(TEMPLATES)
+    system = urlsplit(system_url)
+    app.config.update(USER_STORE=user_store, ORIGIN=(system.scheme, system.netloc))
+    login_manager.init_app(app)
+    app.register_blueprint(portal)
+    return app
+
+
 def create_app(
     *,
     system_url: str,
@@ -160,16 +173,8 @@ def create_app(
 ) -> SSOMiddleware:
     """The portal, wrapped by the middleware (which is the WSGI app)."""
     store = demo_user_store() if user_store is None else user_store
-    app = Flask(__name__)
-    # Only Flask-Login's remember-me cookie would be signed with it; none is ever set.
-    app.secret_key = secrets.token_bytes(32)
-    app.jinja_loader = DictLoader(TEMPLATES)
-    system = urlsplit(system_url)
-    app.config.update(USER_STORE=store, ORIGIN=(system.scheme, system.netloc))
-    login_manager.init_app(app)
-    app.register_blueprint(portal)
     return SSOMiddleware(
-        app,
+        create_portal(user_store=store, system_url=system_url),
         system_url=system_url,
         secret_keys=secret_keys,
         user_store=store,
