@@ -25,16 +25,17 @@ passes every other request through, with the signed-in identity in the environ.
 
 from __future__ import annotations
 
+import logging
 import typing as t
 from urllib.parse import unquote, urlsplit
 
-from .audit import unavailable
+from .audit import audit, unavailable
 from .credentials import APICredentials
 from .destinations import Destinations
 from .endpoints.admin_api import AdminAPI
 from .endpoints.logout import LogoutEndpoint
 from .endpoints.token import TokenEndpoint
-from .endpoints.sso import SingleSignOnEndpoint
+from .endpoints.sso import Confirm, SingleSignOnEndpoint
 from .exceptions import ConfigurationError, StoreUnavailable
 from .identity import ENVIRON_KEY
 from .issuer import MAX_TTL, Id, TokenIssuer
@@ -110,6 +111,11 @@ class SSOMiddleware:
         remote address.
     :param trusted_proxies: how many proxies in front of the app append to
         ``X-Forwarded-For``; 0 (default) uses ``REMOTE_ADDR``.
+    :param revoke_on_replay: when a spent token is presented again, also
+        end the session its first redemption started (default on).
+    :param confirm: ``"never"``, ``"always"`` or ``"signed_in"``: when a
+        followed link shows a confirmation button instead of signing in at
+        once; see :class:`SingleSignOnEndpoint`.
     :param sso_path: path of the SSO endpoint.
     :param token_path: path of the OAuth token endpoint.
     :param api_path: path of the admin API.
@@ -138,6 +144,8 @@ class SSOMiddleware:
         client_auth_limit: Limit = Limit(20, 60),
         address_auth_limit: Limit = Limit(100, 600),
         trusted_proxies: int = 0,
+        revoke_on_replay: bool = True,
+        confirm: Confirm = "never",
         sso_path: str = "/oauth/singlesignon.php",
         token_path: str = "/oauth/token.php",
         api_path: str = "/includes/api.php",
@@ -176,7 +184,8 @@ class SSOMiddleware:
             sso_path: SingleSignOnEndpoint(
                 stores.tokens, user_store, self.sessions, system_url=self.system_url,
                 ttl=token_ttl, limiter=RateLimiter(stores.counters, redeem_limit, "redeem"),
-                trusted_proxies=trusted_proxies),
+                trusted_proxies=trusted_proxies, revoke_on_replay=revoke_on_replay,
+                confirm=confirm),
             _check_path("token_path", token_path): TokenEndpoint(
                 self.issuer, self.credentials, client_limiter=client_limiter,
                 address_limiter=address_limiter, trusted_proxies=trusted_proxies),
@@ -186,7 +195,7 @@ class SSOMiddleware:
         }
         if api_credentials:
             paths[_check_path("api_path", api_path)] = AdminAPI(
-                self.issuer, APICredentials(api_credentials), self.credentials,
+                self.issuer, APICredentials(api_credentials), self.credentials, self.sessions,
                 client_limiter=client_limiter, address_limiter=address_limiter,
                 trusted_proxies=trusted_proxies)
         if len(paths) < 3 + bool(api_credentials):
@@ -223,6 +232,15 @@ class SSOMiddleware:
         if session is not None:
             environ["REMOTE_USER"] = str(session.identity.user_id)
             environ[ENVIRON_KEY] = session.identity
+
+    def end_sessions(self, client_id: int) -> int:
+        """End every session of an account at once, wherever its cookies
+        are; return how many were live. Call it when an account is closed or
+        switches single sign-on off. Raises :class:`StoreUnavailable`."""
+        ended = self.sessions.end_account(client_id)
+        audit(logging.WARNING, "sessions_revoked", "%d sessions of client %d ended",
+              ended, client_id, client_id=client_id)
+        return ended
 
     def create_sso_token(
         self,

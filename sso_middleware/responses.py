@@ -81,6 +81,28 @@ def error_page(status: int, *, allow: str | None = None) -> Response:
     return harden(response)
 
 
+_CONFIRM = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Continue to sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}}</style>
+</head><body><h1>Continue to sign in</h1>
+<p>You followed a sign-in link. Continue only if you opened it yourself;
+continuing ends any session you have here now.</p>
+<form method="post" action="{action}"><button type="submit">Continue</button></form>
+</body></html>
+"""
+
+
+def confirm_page(environ: t.Mapping[str, t.Any]) -> Response:
+    """A page whose button POSTs the request's own URL (the link), so that
+    only a person, not a link scanner, redeems it. Not cached, no referrer:
+    the form carries the token."""
+    action = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}"
+    response = Response(_CONFIRM.format(action=escape(action)), content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = PAGE_CSP + "; form-action 'self'"
+    return harden(response)
+
+
 def json_response(data: t.Mapping[str, t.Any], status: int = 200, *,
                   headers: t.Mapping[str, str] | None = None) -> Response:
     """A compact JSON response."""

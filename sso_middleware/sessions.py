@@ -129,12 +129,20 @@ class SessionManager:
         self.cookie_name = cookie_name
         self.clock = clock
 
-    def start(self, identity: Identity) -> tuple[Session, str]:
-        """Create a session with a fresh id; return it and its cookie value."""
+    @staticmethod
+    def new_id() -> tuple[str, str]:
+        """A fresh session id and its key, for :meth:`start`. Made apart so a
+        caller can name the key before the session exists."""
         session_id = new_token()
+        return session_id, token_key(session_id)
+
+    def start(self, identity: Identity, session_id: str) -> tuple[Session, str]:
+        """Create a session with an id from :meth:`new_id`; return it and
+        its cookie value."""
         session = Session(token_key(session_id), identity, self.clock())
         record = json.dumps([identity.user_id, identity.client_id, session.created_at])
-        self.store.save(session.key, record.encode(), self.idle_timeout)
+        self.store.save(session.key, record.encode(), self.idle_timeout,
+                        str(identity.client_id), self.absolute_timeout)
         return session, self.signer.sign(session_id).decode("ascii")
 
     def resume(self, cookie_value: str) -> Session | None:
@@ -163,6 +171,14 @@ class SessionManager:
     def end(self, session: Session) -> None:
         """End a session server-side; its cookie stops working everywhere."""
         self.store.delete(session.key)
+
+    def end_key(self, key: str) -> None:
+        """End the session stored under ``key``, if any."""
+        self.store.delete(key)
+
+    def end_account(self, client_id: int) -> int:
+        """End every session of an account; return how many were live."""
+        return self.store.delete_account(str(client_id))
 
     def read_cookie(self, environ: t.Mapping[str, t.Any]) -> str | None:
         """Return this middleware's cookie value from a request, if any."""

@@ -90,7 +90,32 @@ def test_token_works_once(app, mint, caplog):
     second = browser(app.app)
     second.get(path, status=403)
     assert whoami(second) is None
-    assert denial_reasons(caplog) == ["Unable to authenticate with Single Sign-On token"]
+    assert denial_reasons(caplog) == ["Single Sign-On token %s replayed" % fingerprint(path),
+                                      "Unable to authenticate with Single Sign-On token"]
+
+
+def fingerprint(path):
+    from sso_middleware.tokens import fingerprint, token_key
+    return fingerprint(token_key(path.rsplit("=", 1)[1]))
+
+
+def test_a_replay_ends_the_session_of_the_first_redemption(app, mint, caplog):
+    path = mint(client_id=1)
+    app.get(path, status=303)
+    assert whoami(app) == [1, 1]
+    browser(app.app).get(path, status=403)  # someone else has the link too
+    assert whoami(app) is None  # so the first session cannot be trusted either
+    replays = [r for r in caplog.records if getattr(r, "sso_event", None) == "replay"]
+    assert len(replays) == 1 and replays[0].sso_token == fingerprint(path)
+
+
+def test_replay_revocation_can_be_switched_off(make_middleware):
+    middleware = make_middleware(revoke_on_replay=False)
+    app = browser(middleware)
+    path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
+    app.get(path, status=303)
+    browser(middleware).get(path, status=403)
+    assert whoami(app) == [1, 1]
 
 
 def test_expired_token_is_refused(make_middleware):

@@ -145,7 +145,7 @@ def manager(clock, **options):
 def test_idle_timeout():
     clock = Clock()
     sessions = manager(clock, idle_timeout=60, absolute_timeout=3600)
-    _, cookie = sessions.start(Identity(1, 1))
+    _, cookie = sessions.start(Identity(1, 1), sessions.new_id()[0])
     clock.now += 59
     assert sessions.resume(cookie) is not None  # activity extends it
     clock.now += 59
@@ -158,7 +158,7 @@ def test_absolute_timeout_holds_despite_activity(monkeypatch):
     clock = Clock()
     monkeypatch.setattr("itsdangerous.timed.time.time", clock)
     sessions = manager(clock, idle_timeout=60, absolute_timeout=300)
-    _, cookie = sessions.start(Identity(1, 1))
+    _, cookie = sessions.start(Identity(1, 1), sessions.new_id()[0])
     for _ in range(5):
         clock.now += 50
         assert sessions.resume(cookie) is not None
@@ -171,7 +171,7 @@ def test_absolute_timeout_checked_from_the_record(make_middleware, redis_client)
     clock = Clock()
     sessions = SessionManager(MemorySessionStore(), [SECRET_KEY], idle_timeout=60,
                               absolute_timeout=120, clock=clock)
-    _, cookie = sessions.start(Identity(1, 1))
+    _, cookie = sessions.start(Identity(1, 1), sessions.new_id()[0])
     clock.now += 121
     assert sessions.resume(cookie) is None
 

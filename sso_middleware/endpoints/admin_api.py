@@ -6,7 +6,8 @@ Admin API
 API, for the actions this middleware implements: ``CreateSsoToken`` and the
 OAuth credential set actions ``CreateOAuthCredential``,
 ``ListOAuthCredentials``, ``UpdateOAuthCredential`` and
-``DeleteOAuthCredential``.
+``DeleteOAuthCredential``, and ``RevokeSsoSessions``, which ends every
+session of an account.
 
 .. code-block:: console
 
@@ -33,9 +34,10 @@ from werkzeug.wrappers import Request, Response
 from ..audit import audit, unavailable
 from ..credentials import APICredentials
 from ..exceptions import APIError, BadRequest
-from ..issuer import TokenIssuer
+from ..issuer import TokenIssuer, parse_id
 from ..oauth import CredentialManager
 from ..ratelimit import RateLimiter, remote_address
+from ..sessions import SessionManager
 from ..responses import json_response
 
 if t.TYPE_CHECKING:
@@ -60,6 +62,7 @@ class AdminAPI:
     :param issuer: mints the tokens.
     :param credentials: who may call the API.
     :param oauth: manages OAuth credential sets.
+    :param sessions: for ``RevokeSsoSessions``.
     :param client_limiter: failed authentications per API identifier.
     :param address_limiter: failed authentications per remote address.
     :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
@@ -69,11 +72,12 @@ class AdminAPI:
     max_content_length = 64 * 1024
 
     def __init__(self, issuer: TokenIssuer, credentials: APICredentials, oauth: CredentialManager,
-                 *, client_limiter: RateLimiter, address_limiter: RateLimiter,
-                 trusted_proxies: int = 0):
+                 sessions: SessionManager, *, client_limiter: RateLimiter,
+                 address_limiter: RateLimiter, trusted_proxies: int = 0):
         self.issuer = issuer
         self.credentials = credentials
         self.oauth = oauth
+        self.sessions = sessions
         self.client_limiter = client_limiter
         self.address_limiter = address_limiter
         self.trusted_proxies = trusted_proxies
@@ -84,6 +88,7 @@ class AdminAPI:
             "ListOAuthCredentials": self.list_oauth_credentials,
             "UpdateOAuthCredential": self.update_oauth_credential,
             "DeleteOAuthCredential": self.delete_oauth_credential,
+            "RevokeSsoSessions": self.revoke_sso_sessions,
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
@@ -176,6 +181,18 @@ class AdminAPI:
         """``DeleteOAuthCredential``."""
         credential = self.oauth.delete(form.get("credentialId"), actor=f"api:{identifier}")
         return json_response({"result": "success", "credentialId": credential.credential_id})
+
+
+    def revoke_sso_sessions(self, form: MultiDict[str, str], identifier: str) -> Response:
+        """``RevokeSsoSessions`` (this product's own action): end every
+        session of ``client_id`` at once, e.g. after closing the account."""
+        client_id = parse_id(form.get("client_id"), "client_id")
+        if client_id is None:
+            raise APIError("A valid client_id is required")
+        ended = self.sessions.end_account(client_id)
+        audit(logging.WARNING, "sessions_revoked", "%d sessions of client %d ended by %s",
+              ended, client_id, f"api:{identifier}", client_id=client_id, actor=f"api:{identifier}")
+        return json_response({"result": "success", "client_id": client_id, "sessions": ended})
 
 
 def _flag(value: str, name: str) -> bool:

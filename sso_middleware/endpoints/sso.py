@@ -33,9 +33,9 @@ from werkzeug.wrappers import Request, Response
 
 from ..audit import audit, unavailable
 from ..destinations import SSO_SCOPE, is_safe_path
-from ..exceptions import BadRequest, Denied, StoreUnavailable
+from ..exceptions import BadRequest, ConfigurationError, Denied, StoreUnavailable
 from ..ratelimit import RateLimiter, remote_address
-from ..responses import error_page, see_other
+from ..responses import confirm_page, error_page, see_other
 from ..sessions import Identity, Session, SessionManager
 from ..stores import TokenStore
 from ..tokens import TOKEN_PATTERN, TokenRecord, fingerprint, token_key
@@ -46,6 +46,13 @@ if t.TYPE_CHECKING:
 
 #: The reason logged for a token that is unknown, used, expired or corrupted.
 UNKNOWN_TOKEN = "Unable to authenticate with Single Sign-On token"
+
+#: Starts what a burn leaves in a token's place (records are JSON objects),
+#: followed by the key of the session the first redemption started.
+REPLAY_MARK = b"!"
+
+Confirm = t.Literal["never", "always", "signed_in"]
+CONFIRM_MODES: tuple[Confirm, ...] = ("never", "always", "signed_in")
 
 
 class SingleSignOnEndpoint:
@@ -62,6 +69,14 @@ class SingleSignOnEndpoint:
         limit, a 429 answers instead of the 403, and the address is refused
         before its next token is burned.
     :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
+    :param revoke_on_replay: when a spent token comes back, also end the
+        session its first redemption started: a replay means the link
+        leaked, so whoever used it first may not be its owner.
+    :param confirm: ``"never"`` (a GET redeems), ``"always"`` (a GET shows a
+        page whose button POSTs to redeem, for links that travel by e-mail or
+        chat, where scanners open them) or ``"signed_in"`` (that page only
+        when the browser already has a live session, which the sign-on would
+        replace).
     :param clock: returns UNIX time; tests may inject one.
     """
 
@@ -78,8 +93,12 @@ class SingleSignOnEndpoint:
         ttl: int,
         limiter: RateLimiter,
         trusted_proxies: int = 0,
+        revoke_on_replay: bool = True,
+        confirm: Confirm = "never",
         clock: t.Callable[[], float] = time.time,
     ):
+        if confirm not in CONFIRM_MODES:
+            raise ConfigurationError(f"confirm must be one of {', '.join(CONFIRM_MODES)}; got {confirm!r}")
         self.token_store = token_store
         self.user_store = user_store
         self.sessions = sessions
@@ -87,6 +106,9 @@ class SingleSignOnEndpoint:
         self.ttl = ttl
         self.limiter = limiter
         self.trusted_proxies = trusted_proxies
+        self.revoke_on_replay = revoke_on_replay
+        self.confirm = confirm
+        self.methods = ("GET",) if confirm == "never" else ("GET", "POST")
         self.clock = clock
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
@@ -94,16 +116,22 @@ class SingleSignOnEndpoint:
 
     def respond(self, environ: WSGIEnvironment) -> Response:
         """Answer one request; never raises."""
-        if environ.get("REQUEST_METHOD") != "GET":
-            # HEAD from link scanners and prefetchers must not spend the token.
-            return error_page(405, allow="GET")
+        method = environ.get("REQUEST_METHOD")
+        if method not in self.methods:
+            # HEAD and OPTIONS from link scanners must not spend the token.
+            return error_page(405, allow=", ".join(self.methods))
         address = remote_address(environ, self.trusted_proxies)
         try:
             token, scope = self.parse(environ)
+            if _is_prefetch(environ):
+                return error_page(503)  # a browser discards it and asks again when followed
             wait = self.limiter.retry_after(address)
             if wait:
                 return self.limited(address, wait)
-            return self.redeem(token, scope, self.sessions.read_cookie(environ))
+            cookie = self.sessions.read_cookie(environ)
+            if method == "GET" and self.must_confirm(cookie):
+                return confirm_page(environ)
+            return self.redeem(token, scope, cookie)
         except BadRequest as e:
             audit(logging.INFO, "bad_request", "Malformed Single Sign-On request: %s", e.message)
             return error_page(400)
@@ -117,6 +145,12 @@ class SingleSignOnEndpoint:
         except Exception as e:  # a store outage, a failing user store, a bug: fail closed
             unavailable("Single Sign-On", e)
             return error_page(503)
+
+    def must_confirm(self, cookie: str | None) -> bool:
+        """Whether a GET shows the confirmation page instead of redeeming."""
+        if self.confirm == "signed_in":
+            return cookie is not None and self.sessions.resume(cookie) is not None
+        return self.confirm == "always"
 
     def count_failure(self, address: str) -> int | None:
         """Count a failed redemption; the seconds to wait if over the limit.
@@ -156,8 +190,12 @@ class SingleSignOnEndpoint:
     def redeem(self, token: str, scope: str | None, cookie: str | None) -> Response:
         """Burn ``token`` and sign its user in; raise :class:`Denied`."""
         key = token_key(token)
-        data = self.token_store.burn(key)
+        session_id, session_key = self.sessions.new_id()
+        data = self.token_store.burn(key, REPLAY_MARK + session_key.encode())
         if data is None:
+            raise Denied(UNKNOWN_TOKEN)
+        if data.startswith(REPLAY_MARK):
+            self.replayed(key, data[len(REPLAY_MARK):].decode("ascii", "replace"))
             raise Denied(UNKNOWN_TOKEN)
         try:
             record = TokenRecord.decode(data)
@@ -170,7 +208,7 @@ class SingleSignOnEndpoint:
         self.check_account(record)
         if current is not None:
             self.replace(current, identity)
-        session, cookie_value = self.sessions.start(identity)
+        session, cookie_value = self.sessions.start(identity, session_id)
         audit(logging.INFO, "redeemed",
               "Single Sign-On token %s redeemed for User ID: %d, client %d",
               fingerprint(key), identity.user_id, identity.client_id,
@@ -178,6 +216,14 @@ class SingleSignOnEndpoint:
         response = see_other(self.system_url + record.path)
         self.sessions.set_cookie(response, cookie_value)
         return response
+
+    def replayed(self, key: str, first_session: str) -> None:
+        """A spent token came back: audit it, and end the session its first
+        redemption started (if it got that far)."""
+        audit(logging.WARNING, "replay", "Single Sign-On token %s replayed", fingerprint(key),
+              token=fingerprint(key))
+        if self.revoke_on_replay:
+            self.sessions.end_key(first_session)
 
     def check(self, record: TokenRecord, scope: str | None) -> Identity:
         """Refuse a record that is too old, whose destination disagrees with
@@ -224,6 +270,13 @@ class SingleSignOnEndpoint:
             raise Denied(f'Single Sign-On authentication denied for "Closed" User ID: {uid}')
         if not account.sso_allowed:
             raise Denied(f"Single Sign-On authentication denied per configuration for User ID: {uid}")
+
+
+def _is_prefetch(environ: WSGIEnvironment) -> bool:
+    """Whether a browser or proxy fetches the link ahead of the user."""
+    purpose = " ".join(str(environ.get(h, "")) for h in (
+        "HTTP_SEC_PURPOSE", "HTTP_PURPOSE", "HTTP_X_PURPOSE", "HTTP_X_MOZ")).lower()
+    return "prefetch" in purpose or "preview" in purpose
 
 
 def _scope_matches(requested: str, destination: str) -> bool:

@@ -76,10 +76,11 @@ class MemoryTokenStore(_ExpiringDict):
             self._put(key, record, ttl, now)
             return True
 
-    def burn(self, key: str) -> bytes | None:
+    def burn(self, key: str, marker: bytes) -> bytes | None:
         with self._lock:
             record = self._live(key, self._clock())
-            self._data.pop(key, None)
+            if record is not None:
+                self._data[key] = (self._data[key][0], marker)
             return record
 
 
@@ -91,10 +92,12 @@ class MemorySessionStore(_ExpiringDict):
 
     def __init__(self, clock: t.Callable[[], float] = time.monotonic):
         super().__init__(clock)
+        self._accounts: dict[str, set[str]] = {}
 
-    def save(self, key: str, record: bytes, ttl: int) -> None:
+    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> None:
         with self._lock:
             self._put(key, record, ttl, self._clock())
+            self._accounts.setdefault(account, set()).add(key)
 
     def load(self, key: str, ttl: int) -> bytes | None:
         with self._lock:
@@ -107,6 +110,15 @@ class MemorySessionStore(_ExpiringDict):
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)
+
+    def delete_account(self, account: str) -> int:
+        with self._lock:
+            now = self._clock()
+            keys = self._accounts.pop(account, set())
+            live = sum(1 for key in keys if self._live(key, now) is not None)
+            for key in keys:
+                self._data.pop(key, None)
+            return live
 
 
 class MemoryCounterStore(_ExpiringDict):

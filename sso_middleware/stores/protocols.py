@@ -18,13 +18,15 @@ class TokenStore(t.Protocol):
         already exists. Return ``False`` on such a collision (the caller makes
         a new token), ``True`` once stored."""
 
-    def burn(self, key: str) -> bytes | None:
-        """Atomically return the record under ``key`` and delete it.
+    def burn(self, key: str, marker: bytes) -> bytes | None:
+        """Atomically return what is stored under ``key`` and put ``marker``
+        in its place for the rest of its TTL.
 
         Of any number of concurrent calls for one key, at most one ever gets
-        the record; the others get ``None``, as does a call for an unknown or
-        expired key. There is no separate read: a token is spent by looking
-        at it.
+        the record; the others get the marker (a replay, which the caller can
+        tell apart and act on), and a call for an unknown or expired key gets
+        ``None``. There is no separate read: a token is spent by looking at
+        it.
         """
 
 
@@ -37,8 +39,10 @@ class SessionStore(t.Protocol):
     when the store cannot answer.
     """
 
-    def save(self, key: str, record: bytes, ttl: int) -> None:
-        """Store ``record`` under ``key``, expiring ``ttl`` seconds from now."""
+    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> None:
+        """Store ``record`` under ``key``, expiring ``ttl`` seconds from now,
+        and list it under ``account`` for at least ``lifetime`` seconds (the
+        most a session may live), so :meth:`delete_account` finds it."""
 
     def load(self, key: str, ttl: int) -> bytes | None:
         """Return the record under ``key`` and push its expiry back to ``ttl``
@@ -47,6 +51,10 @@ class SessionStore(t.Protocol):
 
     def delete(self, key: str) -> None:
         """End the session under ``key``; a missing key is not an error."""
+
+    def delete_account(self, account: str) -> int:
+        """End every session listed under ``account``; return how many were
+        still live."""
 
 
 @t.runtime_checkable

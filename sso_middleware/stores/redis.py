@@ -14,7 +14,7 @@ key carries a TTL.
     redis = connect("redis://localhost:6379/0")
     token_store, session_store = RedisTokenStore(redis), RedisSessionStore(redis)
 
-Requires Redis 6.2 or newer (``GETDEL``, ``GETEX``).
+Requires Redis 6.2 or newer (``SET … GET``, ``GETEX``).
 """
 
 from __future__ import annotations
@@ -92,9 +92,11 @@ def _fail_closed(method: t.Callable[_P, _R]) -> t.Callable[_P, _R]:
 class RedisTokenStore:
     """A :class:`~sso_middleware.stores.TokenStore` in Redis.
 
-    Minting is one ``SET key record EX ttl NX``; burning is one ``GETDEL``,
-    atomic in Redis, so of any number of concurrent redemptions exactly one
-    gets the record.
+    Minting is one ``SET key record EX ttl NX``; burning is one ``SET key
+    marker XX KEEPTTL GET``, atomic in Redis: of any number of concurrent
+    redemptions exactly one gets the record, the others get the marker that
+    replaced it (and know they are replays) until the token would have
+    expired.
 
     :param client: a client from :func:`connect` (or any ``redis.Redis``).
     :param prefix: the key prefix; token keys are ``{prefix}t:{digest}``.
@@ -109,15 +111,18 @@ class RedisTokenStore:
         return bool(self.client.set(self.prefix + key, record, ex=ttl, nx=True))
 
     @_fail_closed
-    def burn(self, key: str) -> bytes | None:
-        return t.cast("bytes | None", self.client.getdel(self.prefix + key))
+    def burn(self, key: str, marker: bytes) -> bytes | None:
+        return t.cast("bytes | None", self.client.set(
+            self.prefix + key, marker, xx=True, keepttl=True, get=True))
 
 
 class RedisSessionStore:
     """A :class:`~sso_middleware.stores.SessionStore` in Redis.
 
     Reading a session and extending its idle timeout is one ``GETEX``, so an
-    authenticated request costs one round trip.
+    authenticated request costs one round trip. Starting one is one pipelined
+    round trip: the record, and its entry in the account's set of sessions
+    (``{prefix}a:{account}``) that revocation reads.
 
     :param client: a client from :func:`connect` (or any ``redis.Redis``).
     :param prefix: the key prefix; session keys are ``{prefix}s:{digest}``.
@@ -126,10 +131,27 @@ class RedisSessionStore:
     def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX):
         self.client = client
         self.prefix = prefix + "s:"
+        self.accounts = prefix + "a:"
 
     @_fail_closed
-    def save(self, key: str, record: bytes, ttl: int) -> None:
-        self.client.set(self.prefix + key, record, ex=ttl)
+    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(self.prefix + key, record, ex=ttl)
+            pipe.sadd(self.accounts + account, key)
+            pipe.expire(self.accounts + account, lifetime)
+            pipe.execute()
+
+    @_fail_closed
+    def delete_account(self, account: str) -> int:
+        members = t.cast("set[bytes]", self.client.smembers(self.accounts + account))
+        keys = [k.decode() for k in members]
+        if not keys:
+            return 0
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:  # one key per command: sessions may live on other cluster nodes
+                pipe.delete(self.prefix + key)
+            pipe.srem(self.accounts + account, *keys)
+            return sum(pipe.execute()[:-1])
 
     @_fail_closed
     def load(self, key: str, ttl: int) -> bytes | None:
