@@ -27,8 +27,14 @@ boolean, integer or limit, or a missing required setting raises
 
 ========================  ==========================================================
 ``system_url``            required
-``redis_url``             required; ``memory:`` for one development process
+``redis_url``             a single Redis (``redis://``, ``rediss://``, ``unix://``); ``memory:``
+                          for one development process; or
+``redis_sentinels``       ``host:port`` of each sentinel, with ``redis_service``; or
+``redis_cluster_nodes``   ``host:port`` of some Redis Cluster nodes
+``redis_username``, ``redis_password_env``, ``redis_ssl``   ACL user, the environment variable
+                          holding its password, TLS
 ``redis_prefix``          key prefix (default ``sso:v1:``)
+``redis_wait``            ``replicas/milliseconds``: every mint and burn waits for replicas
 ``secret_keys``           whitespace-separated signing keys, oldest first; or
 ``secret_key_file``       a file with one key per line; or
 ``secret_keys_env``       the name of an environment variable holding them
@@ -62,8 +68,10 @@ _STRINGS = ("cookie_name", "sso_path", "token_path", "api_path", "logout_path", 
 _INTEGERS = ("token_ttl", "idle_timeout", "absolute_timeout", "trusted_proxies")
 _BOOLEANS = ("secure_cookies", "logout_on_get")
 _LIMITS = ("redeem_limit", "client_auth_limit", "address_auth_limit")
-_OTHERS = ("system_url", "redis_url", "redis_prefix", "secret_keys", "secret_key_file",
-           "secret_keys_env", "user_store", "home", "api_credentials", "destinations")
+_REDIS = ("redis_url", "redis_sentinels", "redis_service", "redis_cluster_nodes", "redis_username",
+          "redis_password_env", "redis_ssl", "redis_prefix", "redis_wait")
+_OTHERS = ("system_url", "secret_keys", "secret_key_file", "secret_keys_env", "user_store", "home",
+           "api_credentials", "destinations") + _REDIS
 KNOWN = frozenset(_STRINGS + _INTEGERS + _BOOLEANS + _LIMITS + _OTHERS)
 
 
@@ -140,23 +148,74 @@ def secret_keys(settings: t.Mapping[str, str]) -> list[str]:
     return text.split()
 
 
+def as_addresses(name: str, value: str) -> list[tuple[str, int]]:
+    """Whitespace-separated ``host:port`` pairs."""
+    addresses = []
+    for item in value.split():
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigurationError(f"{name}: write host:port pairs, not {item!r}")
+        addresses.append((host.strip("[]"), int(port)))
+    if not addresses:
+        raise ConfigurationError(f"{name}: give at least one host:port")
+    return addresses
+
+
+def stores(settings: t.Mapping[str, str]) -> Stores:
+    """The stores from exactly one of ``redis_url``, ``redis_sentinels`` (with
+    ``redis_service``) or ``redis_cluster_nodes``."""
+    from .stores import redis as impl
+
+    given = [k for k in ("redis_url", "redis_sentinels", "redis_cluster_nodes") if settings.get(k, "").strip()]
+    if len(given) != 1:
+        raise ConfigurationError(
+            "set exactly one of redis_url (a single Redis, or memory: for development),"
+            f" redis_sentinels (with redis_service) or redis_cluster_nodes; got {', '.join(given) or 'none'}")
+    if settings.get("redis_url", "").strip() == "memory:":
+        return Stores.memory()
+    auth: dict[str, t.Any] = {}
+    if "redis_username" in settings:
+        auth["username"] = settings["redis_username"].strip()
+    if "redis_password_env" in settings:
+        variable = settings["redis_password_env"].strip()
+        if variable not in os.environ:
+            raise ConfigurationError(f"redis_password_env: environment variable {variable} is not set")
+        auth["password"] = os.environ[variable]
+    if "redis_ssl" in settings and as_bool("redis_ssl", settings["redis_ssl"]):
+        auth["ssl"] = True
+    if given[0] == "redis_url":
+        client: t.Any = impl.connect(settings["redis_url"].strip(), **auth)
+    elif given[0] == "redis_sentinels":
+        service = settings.get("redis_service", "").strip()
+        if not service:
+            raise ConfigurationError("redis_service (the monitored master's name) goes with redis_sentinels")
+        client = impl.connect_sentinel(as_addresses("redis_sentinels", settings["redis_sentinels"]),
+                                       service, **auth)
+    else:
+        client = impl.connect_cluster(as_addresses("redis_cluster_nodes", settings["redis_cluster_nodes"]),
+                                      **auth)
+    wait = None
+    if "redis_wait" in settings:
+        replicas, sep, milliseconds = settings["redis_wait"].partition("/")
+        if not sep:
+            raise ConfigurationError(
+                f"redis_wait = {settings['redis_wait']!r}: write replicas/milliseconds, like 1/50")
+        wait = (as_int("redis_wait", replicas), as_int("redis_wait", milliseconds))
+    return Stores.redis(client, prefix=settings.get("redis_prefix"), wait=wait)
+
+
 def options(settings: t.Mapping[str, str]) -> dict[str, t.Any]:
     """Turn ini settings into :class:`SSOMiddleware` keyword arguments."""
     unknown = sorted(k for k in settings if k not in KNOWN)
     if unknown:
         raise ConfigurationError(
             f"unknown setting {unknown[0]!r} in the sso filter; known: {', '.join(sorted(KNOWN))}")
-    for required in ("system_url", "redis_url", "user_store"):
+    for required in ("system_url", "user_store"):
         if not settings.get(required, "").strip():
             raise ConfigurationError(f"{required} is required in the sso filter")
-    redis_url = settings["redis_url"].strip()
-    if redis_url == "memory:":
-        stores = Stores.memory()
-    else:
-        stores = Stores.redis(redis_url, prefix=settings.get("redis_prefix"))
     result: dict[str, t.Any] = {
         "system_url": settings["system_url"].strip(),
-        "stores": stores,
+        "stores": stores(settings),
         "secret_keys": secret_keys(settings),
         "user_store": load("user_store", settings["user_store"])(),
         "api_credentials": as_mapping("api_credentials", settings.get("api_credentials", "")),

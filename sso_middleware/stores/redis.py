@@ -24,12 +24,17 @@ import typing as t
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
-from ..exceptions import StoreUnavailable
+from ..exceptions import ConfigurationError, StoreUnavailable
 
 #: The key prefix used unless another is given.
 DEFAULT_PREFIX = "sso:v1:"
+
+#: What the stores accept: a single Redis, a Sentinel master or a Cluster.
+Client = t.Union[redis.Redis, RedisCluster]
 
 _P = t.ParamSpec("_P")
 _R = t.TypeVar("_R")
@@ -76,6 +81,70 @@ def connect(
     return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes both
 
 
+def connect_sentinel(
+    sentinels: t.Sequence[tuple[str, int]],
+    service_name: str,
+    *,
+    socket_timeout: float = 0.2,
+    max_connections: int = 50,
+    sentinel_kwargs: dict[str, t.Any] | None = None,
+    **kwargs: t.Any,
+) -> redis.Redis:
+    """Return a client for the current master of a Sentinel-monitored
+    service, with the same fail-fast settings as :func:`connect`. After a
+    failover it finds the new master by itself; reads and burns always go to
+    the master, never to a replica.
+
+    :param sentinels: ``(host, port)`` of each sentinel.
+    :param service_name: the monitored master's name.
+    :param sentinel_kwargs: connection settings for the sentinels themselves
+        (e.g. their own password); timeouts default to ``socket_timeout``.
+    :param kwargs: connection settings for the master (``username``,
+        ``password``, ``ssl``, ...).
+    """
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(sentinels),
+        sentinel_kwargs={"socket_timeout": socket_timeout,
+                         "socket_connect_timeout": socket_timeout, **(sentinel_kwargs or {})},
+    )
+    return t.cast(redis.Redis, sentinel.master_for(  # type: ignore[no-untyped-call]
+        service_name,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
+        max_connections=max_connections,
+        **kwargs,
+    ))
+
+
+def connect_cluster(
+    startup_nodes: t.Sequence[tuple[str, int]],
+    *,
+    socket_timeout: float = 0.2,
+    max_connections: int = 50,
+    **kwargs: t.Any,
+) -> RedisCluster:
+    """Return a Redis Cluster client with the fail-fast settings of
+    :func:`connect`. Every operation of these stores touches one key, or
+    keys that share a hash tag, so each is served by one shard; reads go to
+    masters only.
+
+    :param startup_nodes: ``(host, port)`` of some cluster nodes.
+    :param kwargs: connection settings (``username``, ``password``, ``ssl``, ...).
+    """
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                       for host, port in startup_nodes],
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        health_check_interval=30,
+        max_connections=max_connections,
+        read_from_replicas=False,
+        **kwargs,
+    )
+
+
 def _fail_closed(method: t.Callable[_P, _R]) -> t.Callable[_P, _R]:
     """Turn any Redis error into :class:`StoreUnavailable`."""
 
@@ -98,22 +167,51 @@ class RedisTokenStore:
     replaced it (and know they are replays) until the token would have
     expired.
 
-    :param client: a client from :func:`connect` (or any ``redis.Redis``).
+    With ``wait=(replicas, milliseconds)``, each mint and burn is followed
+    by ``WAIT`` on the same connection (still one round trip): if fewer
+    replicas acknowledge in time, the operation fails closed
+    (:class:`StoreUnavailable`, a 503), so a failover cannot lose a burn that
+    a login was built on, nor a token that was handed out.
+
+    :param client: a client from :func:`connect`, :func:`connect_sentinel`
+        or :func:`connect_cluster`.
     :param prefix: the key prefix; token keys are ``{prefix}t:{digest}``.
+    :param wait: replicas that must acknowledge, and for how long to wait.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX):
+    def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX,
+                 wait: tuple[int, int] | None = None):
+        if wait is not None and isinstance(client, RedisCluster):
+            raise ConfigurationError("wait is for a single Redis or Sentinel, not Redis Cluster")
         self.client = client
         self.prefix = prefix + "t:"
+        self.wait = wait
 
     @_fail_closed
     def add(self, key: str, record: bytes, ttl: int) -> bool:
-        return bool(self.client.set(self.prefix + key, record, ex=ttl, nx=True))
+        if self.wait is None:
+            return bool(self.client.set(self.prefix + key, record, ex=ttl, nx=True))
+        return bool(self._replicated("set", self.prefix + key, record, ex=ttl, nx=True))
 
     @_fail_closed
     def burn(self, key: str, marker: bytes) -> bytes | None:
-        return t.cast("bytes | None", self.client.set(
-            self.prefix + key, marker, xx=True, keepttl=True, get=True))
+        if self.wait is None:
+            return t.cast("bytes | None", self.client.set(
+                self.prefix + key, marker, xx=True, keepttl=True, get=True))
+        return t.cast("bytes | None", self._replicated(
+            "set", self.prefix + key, marker, xx=True, keepttl=True, get=True))
+
+    def _replicated(self, command: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Run one command and ``WAIT`` in one pipeline, on one connection."""
+        assert self.wait is not None
+        replicas, timeout = self.wait
+        with self.client.pipeline(transaction=False) as pipe:
+            getattr(pipe, command)(*args, **kwargs)
+            pipe.wait(replicas, timeout)
+            result, acknowledged = pipe.execute()
+        if acknowledged < replicas:
+            raise StoreUnavailable(f"only {acknowledged} of {replicas} replicas acknowledged")
+        return result
 
 
 class RedisSessionStore:
@@ -128,7 +226,7 @@ class RedisSessionStore:
     :param prefix: the key prefix; session keys are ``{prefix}s:{digest}``.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX):
+    def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX):
         self.client = client
         self.prefix = prefix + "s:"
         self.accounts = prefix + "a:"
@@ -179,7 +277,7 @@ class RedisCounterStore:
     :param prefix: the key prefix; counter keys are ``{prefix}rl:{key}``.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX):
+    def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX):
         self.client = client
         self.prefix = prefix + "rl:"
         self._hit = client.register_script(_HIT)
@@ -189,6 +287,18 @@ class RedisCounterStore:
         count, ttl = self._hit(keys=[self.prefix + key], args=[window])
         return int(count), max(1, int(ttl))
 
+
+# Both indexes change together; the keys share a hash tag, so this is one
+# slot even on Redis Cluster.
+_ADD = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+"""
+
+_DELETE = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[2])
+"""
 
 # HSET only if the field still exists: an update never resurrects a set that
 # a concurrent delete removed.
@@ -203,21 +313,23 @@ class RedisCredentialStore:
     """A :class:`~sso_middleware.stores.CredentialStore` in Redis.
 
     Records live in two hashes and a counter that share one hash tag
-    (``{prefix}{credentials}:…``), so every multi-key step is a single-slot
-    ``MULTI`` even on Redis Cluster. These keys have no TTL: configure
+    (``{prefix}{credentials}:…``), so every multi-key step is one Lua script
+    on one slot, even on Redis Cluster. These keys have no TTL: configure
     persistence (AOF) for them.
 
     :param client: a client from :func:`connect` (or any ``redis.Redis``).
     :param prefix: the key prefix.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX):
+    def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX):
         self.client = client
         base = prefix + "{credentials}:"
         self.by_identifier = base + "by-identifier"
         self.ids = base + "identifiers"
         self.counter = base + "last-id"
         self._replace = client.register_script(_REPLACE)
+        self._add = client.register_script(_ADD)
+        self._delete = client.register_script(_DELETE)
 
     @_fail_closed
     def next_id(self) -> int:
@@ -225,10 +337,7 @@ class RedisCredentialStore:
 
     @_fail_closed
     def add(self, credential_id: int, identifier: str, record: bytes) -> None:
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(self.by_identifier, identifier, record)
-            pipe.hset(self.ids, credential_id, identifier)
-            pipe.execute()
+        self._add(keys=[self.by_identifier, self.ids], args=[identifier, record, credential_id])
 
     @_fail_closed
     def replace(self, identifier: str, record: bytes) -> bool:
@@ -251,7 +360,4 @@ class RedisCredentialStore:
 
     @_fail_closed
     def delete(self, credential_id: int, identifier: str) -> None:
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.hdel(self.by_identifier, identifier)
-            pipe.hdel(self.ids, credential_id)
-            pipe.execute()
+        self._delete(keys=[self.by_identifier, self.ids], args=[identifier, credential_id])
