@@ -43,7 +43,8 @@ boolean, integer or limit, or a missing required setting raises
 ``destinations``          lines of ``scope = path template`` (an empty path disables the scope)
 ``home``                  the path for tokens without a destination
 ``token_ttl``, ``idle_timeout``, ``absolute_timeout``, ``trusted_proxies``   whole numbers
-``secure_cookies``, ``logout_on_get``   ``true`` or ``false``
+``secure_cookies``, ``logout_on_get``, ``revoke_on_replay``   ``true`` or ``false``
+``confirm``               ``never``, ``always`` or ``signed_in``
 ``cookie_name``, ``sso_path``, ``token_path``, ``api_path``, ``logout_path``, ``logout_redirect``
 ``redeem_limit``, ``client_auth_limit``, ``address_auth_limit``   ``attempts/seconds``, e.g. ``100/600``
 ========================  ==========================================================
@@ -64,9 +65,10 @@ from .stores import Stores
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-_STRINGS = ("cookie_name", "sso_path", "token_path", "api_path", "logout_path", "logout_redirect")
+_STRINGS = ("cookie_name", "sso_path", "token_path", "api_path", "logout_path", "logout_redirect",
+            "confirm")
 _INTEGERS = ("token_ttl", "idle_timeout", "absolute_timeout", "trusted_proxies")
-_BOOLEANS = ("secure_cookies", "logout_on_get")
+_BOOLEANS = ("secure_cookies", "logout_on_get", "revoke_on_replay")
 _LIMITS = ("redeem_limit", "client_auth_limit", "address_auth_limit")
 _REDIS = ("redis_url", "redis_sentinels", "redis_service", "redis_cluster_nodes", "redis_username",
           "redis_password_env", "redis_ssl", "redis_prefix", "redis_wait")
