@@ -26,7 +26,7 @@ from itsdangerous import BadSignature, TimestampSigner
 from werkzeug.http import parse_cookie
 from werkzeug.wrappers import Response
 
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, Denied
 from .stores import SessionStore
 from .tokens import TOKEN_PATTERN, new_token, token_key
 
@@ -138,11 +138,14 @@ class SessionManager:
 
     def start(self, identity: Identity, session_id: str) -> tuple[Session, str]:
         """Create a session with an id from :meth:`new_id`; return it and
-        its cookie value."""
+        its cookie value. Raises :class:`Denied` if the id was revoked
+        meanwhile (a replay of the token being redeemed)."""
         session = Session(token_key(session_id), identity, self.clock())
         record = json.dumps([identity.user_id, identity.client_id, session.created_at])
-        self.store.save(session.key, record.encode(), self.idle_timeout,
-                        str(identity.client_id), self.absolute_timeout)
+        if not self.store.save(session.key, record.encode(), self.idle_timeout,
+                               str(identity.client_id), self.absolute_timeout):
+            # a replay of this token revoked the session before it started
+            raise Denied(f"Unable to authenticate with Single Sign-On token for User ID: {identity.user_id}")
         return session, self.signer.sign(session_id).decode("ascii")
 
     def resume(self, cookie_value: str) -> Session | None:
@@ -157,7 +160,7 @@ class SessionManager:
             return None
         key = token_key(session_id.decode("ascii"))
         data = self.store.load(key, self.idle_timeout)
-        if data is None:
+        if not data:  # none, or revoked before it started
             return None
         try:
             user_id, client_id, created_at = json.loads(data)
@@ -172,9 +175,10 @@ class SessionManager:
         """End a session server-side; its cookie stops working everywhere."""
         self.store.delete(session.key)
 
-    def end_key(self, key: str) -> None:
-        """End the session stored under ``key``, if any."""
-        self.store.delete(key)
+    def revoke(self, key: str, ttl: int) -> None:
+        """End the session stored under ``key``, or keep it from starting if
+        its sign-on is still under way (for ``ttl`` seconds)."""
+        self.store.revoke(key, ttl)
 
     def end_account(self, client_id: int) -> int:
         """End every session of an account; return how many were live."""
@@ -185,7 +189,10 @@ class SessionManager:
         header = environ.get("HTTP_COOKIE")
         if not header or self.cookie_name not in header:
             return None
-        return parse_cookie(header).get(self.cookie_name)
+        try:
+            return parse_cookie(header).get(self.cookie_name)
+        except UnicodeError:  # another app's cookie in some legacy encoding
+            return None
 
     def set_cookie(self, response: Response, value: str) -> None:
         """Attach the session cookie: host-only, ``Path=/``, ``HttpOnly``,

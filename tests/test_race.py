@@ -15,9 +15,10 @@ THREADS = 50
 ROUNDS = 20
 
 
-def race(middleware, path):
+def race(middleware, path, keep_cookies=False):
     barrier = threading.Barrier(THREADS)
     statuses: list[int] = []
+    cookies: list[str] = []
     lock = threading.Lock()
 
     def redeem():
@@ -26,13 +27,15 @@ def race(middleware, path):
         response = client.get(path, base_url="https://portal.example.com")
         with lock:
             statuses.append(response.status_code)
+            if response.status_code == 303:
+                cookies.append(response.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
 
     threads = [threading.Thread(target=redeem) for _ in range(THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return statuses
+    return (statuses, cookies) if keep_cookies else statuses
 
 
 @pytest.mark.parametrize("stores", ["redis", "memory"])
@@ -40,9 +43,25 @@ def test_exactly_one_of_fifty_concurrent_redemptions_succeeds(make_middleware, s
     options = {}
     if stores == "memory":
         options = {"tokens": MemoryTokenStore(), "sessions": MemorySessionStore()}
-    # 49 losers per round are failed redemptions: keep them under the limit
-    middleware = make_middleware(redeem_limit=Limit(THREADS * ROUNDS, 600), **options)
+    # 49 losers per round are failed redemptions: keep them under the limit;
+    # and they are replays, which by default also revoke the winner's session
+    # (see test_replays_under_contention_leave_no_session): single use alone here
+    middleware = make_middleware(redeem_limit=Limit(THREADS * ROUNDS, 600),
+                                 revoke_on_replay=False, **options)
     for _ in range(ROUNDS):
         path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
         statuses = race(middleware, path)
         assert sorted(statuses) == [303] + [403] * (THREADS - 1)
+
+
+def test_replays_under_contention_leave_no_session(make_middleware):
+    """With the default policy the 49 losers are replays that end the
+    winner's session, or deny it before it starts: at most one 303, and no
+    session survives."""
+    middleware = make_middleware(redeem_limit=Limit(THREADS * ROUNDS, 600))
+    for _ in range(5):
+        path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
+        statuses, cookies = race(middleware, path, keep_cookies=True)
+        assert statuses.count(303) <= 1 and set(statuses) <= {303, 403}
+        for cookie in cookies:
+            assert middleware.sessions.resume(cookie) is None

@@ -254,16 +254,25 @@ class SessionStoreContract:
 
     def test_save_then_load(self, store):
         key = new_key()
-        assert store.save(key, RECORD, 60, ACCOUNT, 600) is None
+        assert store.save(key, RECORD, 60, ACCOUNT, 600) is True
         assert store.load(key, 60) == RECORD
         # Loading does not consume the session.
         assert store.load(key, 60) == RECORD
 
-    def test_save_replaces_the_record(self, store):
+    def test_save_never_overwrites_a_key(self, store):
         key = new_key()
-        store.save(key, RECORD, 60, ACCOUNT, 600)
-        store.save(key, OTHER, 60, ACCOUNT, 600)
-        assert store.load(key, 60) == OTHER
+        assert store.save(key, RECORD, 60, ACCOUNT, 600) is True
+        assert store.save(key, OTHER, 60, ACCOUNT, 600) is False
+        assert store.load(key, 60) == RECORD
+
+    def test_revoke_ends_a_session_and_blocks_its_start(self, store):
+        live, pending = new_key(), new_key()
+        store.save(live, RECORD, 60, ACCOUNT, 600)
+        store.revoke(live, 60)
+        assert not store.load(live, 60)
+        store.revoke(pending, 60)  # a replay, before the first redemption saved its session
+        assert store.save(pending, RECORD, 60, ACCOUNT, 600) is False
+        assert not store.load(pending, 60)
 
     def test_missing_session_loads_as_none(self, store):
         assert store.load(new_key(), 60) is None

@@ -132,6 +132,8 @@ class AdminAPI:
             return _error(e.message, 400)
         except HTTPException as e:
             return _error(e.description or e.name, e.code or 400)
+        except UnicodeError:
+            return _error("Parameters must be UTF-8", 400)
         except Exception as e:
             unavailable("Admin API", e)
             return _error("Service temporarily unavailable", 503)

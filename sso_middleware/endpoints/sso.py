@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import typing as t
+from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
@@ -109,6 +110,8 @@ class SingleSignOnEndpoint:
         self.revoke_on_replay = revoke_on_replay
         self.confirm = confirm
         self.methods = ("GET",) if confirm == "never" else ("GET", "POST")
+        parts = urlsplit(system_url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
         self.clock = clock
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
@@ -116,7 +119,7 @@ class SingleSignOnEndpoint:
 
     def respond(self, environ: WSGIEnvironment) -> Response:
         """Answer one request; never raises."""
-        method = environ.get("REQUEST_METHOD")
+        method = str(environ.get("REQUEST_METHOD"))
         if method not in self.methods:
             # HEAD and OPTIONS from link scanners must not spend the token.
             return error_page(405, allow=", ".join(self.methods))
@@ -129,7 +132,7 @@ class SingleSignOnEndpoint:
             if wait:
                 return self.limited(address, wait)
             cookie = self.sessions.read_cookie(environ)
-            if method == "GET" and self.must_confirm(cookie):
+            if self.must_confirm(method, cookie, environ):
                 return confirm_page(environ)
             return self.redeem(token, scope, cookie)
         except BadRequest as e:
@@ -146,11 +149,24 @@ class SingleSignOnEndpoint:
             unavailable("Single Sign-On", e)
             return error_page(503)
 
-    def must_confirm(self, cookie: str | None) -> bool:
-        """Whether a GET shows the confirmation page instead of redeeming."""
+    def must_confirm(self, method: str, cookie: str | None, environ: WSGIEnvironment) -> bool:
+        """Whether to show the confirmation page instead of redeeming.
+
+        A POST redeems only when it comes from that page, i.e. from this
+        site: a cross-site POST carries no ``SameSite=Lax`` cookie, so it
+        would skip the page and replace the victim's session unseen."""
+        if method == "POST":
+            return not self.same_origin(environ)
         if self.confirm == "signed_in":
             return cookie is not None and self.sessions.resume(cookie) is not None
         return self.confirm == "always"
+
+    def same_origin(self, environ: WSGIEnvironment) -> bool:
+        """Whether the browser says the request comes from this site."""
+        fetch_site = environ.get("HTTP_SEC_FETCH_SITE")
+        if fetch_site is not None:
+            return bool(fetch_site == "same-origin")
+        return bool(environ.get("HTTP_ORIGIN") == self.origin)
 
     def count_failure(self, address: str) -> int | None:
         """Count a failed redemption; the seconds to wait if over the limit.
@@ -176,7 +192,10 @@ class SingleSignOnEndpoint:
         and at most one scope."""
         if len(environ.get("QUERY_STRING", "")) > self.max_query_length:
             raise BadRequest("query string too long")
-        args = Request(environ).args
+        try:
+            args = Request(environ).args
+        except UnicodeError:
+            raise BadRequest("query string is not UTF-8") from None
         tokens = args.getlist("access_token")
         if len(tokens) != 1:
             raise BadRequest("access_token must be given exactly once")
@@ -222,8 +241,8 @@ class SingleSignOnEndpoint:
         redemption started (if it got that far)."""
         audit(logging.WARNING, "replay", "Single Sign-On token %s replayed", fingerprint(key),
               token=fingerprint(key))
-        if self.revoke_on_replay:
-            self.sessions.end_key(first_session)
+        if self.revoke_on_replay:  # also if that sign-on is still under way
+            self.sessions.revoke(first_session, self.ttl)
 
     def check(self, record: TokenRecord, scope: str | None) -> Identity:
         """Refuse a record that is too old, whose destination disagrees with

@@ -118,6 +118,8 @@ class TokenEndpoint:
             return e.response()
         except HTTPException as e:
             return OAuthError("invalid_request", e.description or e.name, e.code or 400).response()
+        except UnicodeError:
+            return OAuthError("invalid_request", "Parameters must be UTF-8").response()
         except Exception as e:
             unavailable("Token endpoint", e)
             return OAuthError("temporarily_unavailable", "Service temporarily unavailable",

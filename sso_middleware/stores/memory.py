@@ -94,10 +94,18 @@ class MemorySessionStore(_ExpiringDict):
         super().__init__(clock)
         self._accounts: dict[str, set[str]] = {}
 
-    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> None:
+    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> bool:
         with self._lock:
-            self._put(key, record, ttl, self._clock())
+            now = self._clock()
+            if self._live(key, now) is not None:
+                return False
+            self._put(key, record, ttl, now)
             self._accounts.setdefault(account, set()).add(key)
+            return True
+
+    def revoke(self, key: str, ttl: int) -> None:
+        with self._lock:
+            self._put(key, b"", ttl, self._clock())
 
     def load(self, key: str, ttl: int) -> bytes | None:
         with self._lock:
@@ -115,7 +123,7 @@ class MemorySessionStore(_ExpiringDict):
         with self._lock:
             now = self._clock()
             keys = self._accounts.pop(account, set())
-            live = sum(1 for key in keys if self._live(key, now) is not None)
+            live = sum(1 for key in keys if self._live(key, now))
             for key in keys:
                 self._data.pop(key, None)
             return live

@@ -39,10 +39,11 @@ class SessionStore(t.Protocol):
     when the store cannot answer.
     """
 
-    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> None:
-        """Store ``record`` under ``key``, expiring ``ttl`` seconds from now,
-        and list it under ``account`` for at least ``lifetime`` seconds (the
-        most a session may live), so :meth:`delete_account` finds it."""
+    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> bool:
+        """Store ``record`` under ``key`` unless ``key`` is taken (revoked
+        before it started: return ``False``), expiring ``ttl`` seconds from
+        now, and list it under ``account`` for at least ``lifetime`` seconds
+        (the most a session may live), so :meth:`delete_account` finds it."""
 
     def load(self, key: str, ttl: int) -> bytes | None:
         """Return the record under ``key`` and push its expiry back to ``ttl``
@@ -51,6 +52,10 @@ class SessionStore(t.Protocol):
 
     def delete(self, key: str) -> None:
         """End the session under ``key``; a missing key is not an error."""
+
+    def revoke(self, key: str, ttl: int) -> None:
+        """End the session under ``key`` and keep ``key`` taken by an empty
+        record for ``ttl`` seconds, so a :meth:`save` racing this call fails."""
 
     def delete_account(self, account: str) -> int:
         """End every session listed under ``account``; return how many were

@@ -232,12 +232,16 @@ class RedisSessionStore:
         self.accounts = prefix + "a:"
 
     @_fail_closed
-    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> None:
+    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> bool:
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.set(self.prefix + key, record, ex=ttl)
+            pipe.set(self.prefix + key, record, ex=ttl, nx=True)
             pipe.sadd(self.accounts + account, key)
             pipe.expire(self.accounts + account, lifetime)
-            pipe.execute()
+            return bool(pipe.execute()[0])
+
+    @_fail_closed
+    def revoke(self, key: str, ttl: int) -> None:
+        self.client.set(self.prefix + key, b"", ex=ttl)
 
     @_fail_closed
     def delete_account(self, account: str) -> int:
