@@ -146,7 +146,8 @@ class TokenIssuer:
         )
         self._check_owned(client, "service", service, destination)
         self._check_owned(client, "domain", domain, destination)
-        record = TokenRecord(user, client, destination or "", path, self.clock()).encode()
+        issued_ms = int(self.clock() * 1000)
+        record = TokenRecord(user, client, destination or "", path, issued_ms).encode()
         for _ in range(MINT_ATTEMPTS):
             token = new_token()
             key = token_key(token)

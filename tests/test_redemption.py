@@ -129,7 +129,7 @@ def test_expired_token_is_refused(make_middleware):
 
 def test_record_older_than_ttl_is_refused_even_if_key_survived(app, middleware, redis_client, caplog):
     token = "A" * 43
-    record = TokenRecord(1, 1, "", "/clientarea.php", time.time() - 61)
+    record = TokenRecord(1, 1, "", "/clientarea.php", int((time.time() - 61) * 1000))
     redis_client.set("sso:v1:t:" + token_key(token), record.encode())  # no TTL
     app.get(f"{SSO}?access_token={token}", status=403)
     assert denial_reasons(caplog) == ["Unable to authenticate with Single Sign-On token for User ID: 1"]

@@ -32,13 +32,14 @@ def test_token_key_is_the_sha256_digest():
 
 
 def test_record_round_trip():
-    record = TokenRecord(1, 2, "clientarea:invoices", "/x", 1700000000.5)
+    record = TokenRecord(1, 2, "clientarea:invoices", "/x", 1700000000123)
     assert TokenRecord.decode(record.encode()) == record
 
 
 @pytest.mark.parametrize("data", [
-    b"", b"null", b"[]", b"{}", b"\xff", b'{"u":"1","c":1,"s":"","p":"/","t":1}',
-    b'{"u":1,"c":1,"s":"","p":"/","t":"now"}', b'{"u":true,"c":1,"s":"","p":"/","t":1}',
+    b"", b"null", b"[]", b"{}", b"\xff", b'["1",1,"","/",1]', b'[1,1,"","/","now"]',
+    b'[true,1,"","/",1]', b'[1,1,"","/",1.5]', b'[1,1,"","/"]', b'[1,1,"","/",1,2]',
+    b'{"u":1,"c":1,"s":"","p":"/","t":1}',
 ])
 def test_corrupted_records_raise_value_error(data):
     with pytest.raises(ValueError):

@@ -48,7 +48,7 @@ if t.TYPE_CHECKING:
 #: The reason logged for a token that is unknown, used, expired or corrupted.
 UNKNOWN_TOKEN = "Unable to authenticate with Single Sign-On token"
 
-#: Starts what a burn leaves in a token's place (records are JSON objects),
+#: Starts what a burn leaves in a token's place (records are JSON arrays),
 #: followed by the key of the session the first redemption started.
 REPLAY_MARK = b"!"
 
@@ -248,7 +248,7 @@ class SingleSignOnEndpoint:
         """Refuse a record that is too old, whose destination disagrees with
         the ``scope`` sent along, or whose path is not of this deployment."""
         if (
-            self.clock() - record.issued_at > self.ttl
+            self.clock() * 1000 - record.issued_at_ms > self.ttl * 1000
             or (scope is not None and not _scope_matches(scope, record.scope))
             or not is_safe_path(record.path)
         ):
