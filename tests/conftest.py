@@ -17,6 +17,7 @@ import pytest
 import webtest
 
 from redis_server import RedisServer, free_port
+from redis_topologies import ClusterTopology, SentinelTopology
 from sso_middleware import SSOMiddleware, get_identity
 from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import demo_user_store
@@ -83,6 +84,22 @@ def pipeline(redis_server, tmp_path_factory):
     yield Pipeline(url, api_secret, log, folder / "portal.db")
     process.terminate()
     process.wait(15)
+
+
+@pytest.fixture(scope="session")
+def sentinel_topology():
+    """A master, one replica and three sentinels; started when a test (marked
+    ``sentinel``) first asks for it."""
+    with SentinelTopology() as topology:
+        yield topology
+
+
+@pytest.fixture(scope="session")
+def cluster_topology():
+    """A Redis Cluster of three masters; started when a test (marked
+    ``cluster``) first asks for it."""
+    with ClusterTopology(3) as topology:
+        yield topology
 
 
 @pytest.fixture
