@@ -31,8 +31,9 @@ boolean, integer or limit, or a missing required setting raises
                           for one development process; or
 ``redis_sentinels``       ``host:port`` of each sentinel, with ``redis_service``; or
 ``redis_cluster_nodes``   ``host:port`` of some Redis Cluster nodes
-``redis_username``, ``redis_password_env``, ``redis_ssl``   ACL user, the environment variable
-                          holding its password, TLS
+``redis_username``, ``redis_password_env``, ``redis_ssl``, ``redis_ssl_ca_certs``   ACL user,
+                          the environment variable holding its password, TLS and its CA file
+``redis_sentinel_username``, ``redis_sentinel_password_env``   the sentinels' own ACL user
 ``redis_prefix``          key prefix (default ``sso:v1:``)
 ``redis_wait``            ``replicas/milliseconds``: every mint and burn waits for replicas
 ``secret_keys``           whitespace-separated signing keys, oldest first; or
@@ -71,7 +72,8 @@ _INTEGERS = ("token_ttl", "idle_timeout", "absolute_timeout", "trusted_proxies")
 _BOOLEANS = ("secure_cookies", "logout_on_get", "revoke_on_replay")
 _LIMITS = ("redeem_limit", "client_auth_limit", "address_auth_limit")
 _REDIS = ("redis_url", "redis_sentinels", "redis_service", "redis_cluster_nodes", "redis_username",
-          "redis_password_env", "redis_ssl", "redis_prefix", "redis_wait")
+          "redis_password_env", "redis_ssl", "redis_ssl_ca_certs", "redis_sentinel_username",
+          "redis_sentinel_password_env", "redis_prefix", "redis_wait")
 _OTHERS = ("system_url", "secret_keys", "secret_key_file", "secret_keys_env", "user_store", "home",
            "api_credentials", "destinations") + _REDIS
 KNOWN = frozenset(_STRINGS + _INTEGERS + _BOOLEANS + _LIMITS + _OTHERS)
@@ -163,6 +165,19 @@ def as_addresses(name: str, value: str) -> list[tuple[str, int]]:
     return addresses
 
 
+def _credentials(settings: t.Mapping[str, str], user: str, password_env: str) -> dict[str, t.Any]:
+    """An ACL user and the password from an environment variable."""
+    found: dict[str, t.Any] = {}
+    if user in settings:
+        found["username"] = settings[user].strip()
+    if password_env in settings:
+        variable = settings[password_env].strip()
+        if variable not in os.environ:
+            raise ConfigurationError(f"{password_env}: environment variable {variable} is not set")
+        found["password"] = os.environ[variable]
+    return found
+
+
 def stores(settings: t.Mapping[str, str]) -> Stores:
     """The stores from exactly one of ``redis_url``, ``redis_sentinels`` (with
     ``redis_service``) or ``redis_cluster_nodes``."""
@@ -175,24 +190,21 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
             f" redis_sentinels (with redis_service) or redis_cluster_nodes; got {', '.join(given) or 'none'}")
     if settings.get("redis_url", "").strip() == "memory:":
         return Stores.memory()
-    auth: dict[str, t.Any] = {}
-    if "redis_username" in settings:
-        auth["username"] = settings["redis_username"].strip()
-    if "redis_password_env" in settings:
-        variable = settings["redis_password_env"].strip()
-        if variable not in os.environ:
-            raise ConfigurationError(f"redis_password_env: environment variable {variable} is not set")
-        auth["password"] = os.environ[variable]
+    auth = _credentials(settings, "redis_username", "redis_password_env")
     if "redis_ssl" in settings and as_bool("redis_ssl", settings["redis_ssl"]):
         auth["ssl"] = True
+        if "redis_ssl_ca_certs" in settings:
+            auth["ssl_ca_certs"] = settings["redis_ssl_ca_certs"].strip()
     if given[0] == "redis_url":
         client: t.Any = impl.connect(settings["redis_url"].strip(), **auth)
     elif given[0] == "redis_sentinels":
         service = settings.get("redis_service", "").strip()
         if not service:
             raise ConfigurationError("redis_service (the monitored master's name) goes with redis_sentinels")
-        client = impl.connect_sentinel(as_addresses("redis_sentinels", settings["redis_sentinels"]),
-                                       service, **auth)
+        client = impl.connect_sentinel(
+            as_addresses("redis_sentinels", settings["redis_sentinels"]), service,
+            sentinel_kwargs=_credentials(settings, "redis_sentinel_username", "redis_sentinel_password_env"),
+            **auth)
     else:
         client = impl.connect_cluster(as_addresses("redis_cluster_nodes", settings["redis_cluster_nodes"]),
                                       **auth)

@@ -36,7 +36,7 @@ def redis_server():
     server = RedisServer()
     server.start()
     yield server
-    server.stop()
+    server.remove()
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -54,3 +54,8 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+    def remove(self) -> None:
+        """Stop, and delete the working folder."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

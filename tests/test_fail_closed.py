@@ -21,7 +21,7 @@ def own_redis():
     server = RedisServer()
     server.start()
     yield server
-    server.stop()
+    server.remove()
 
 
 @pytest.fixture

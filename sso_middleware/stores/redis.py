@@ -126,9 +126,11 @@ def connect_cluster(
     **kwargs: t.Any,
 ) -> RedisCluster:
     """Return a Redis Cluster client with the fail-fast settings of
-    :func:`connect`. Every operation of these stores touches one key, or
-    keys that share a hash tag, so each is served by one shard; reads go to
-    masters only.
+    :func:`connect` (short timeouts, one retry, bounded connections per
+    node; redis-py's cluster client has no per-connection health check, its
+    topology refresh stands in). Every operation of these stores touches one
+    key, or keys that share a hash tag, so each is served by one shard;
+    reads go to masters only (redis-py's default).
 
     :param startup_nodes: ``(host, port)`` of some cluster nodes.
     :param kwargs: connection settings (``username``, ``password``, ``ssl``, ...).
@@ -138,9 +140,8 @@ def connect_cluster(
                        for host, port in startup_nodes],
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
-        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
         max_connections=max_connections,
-        read_from_replicas=False,
         **kwargs,
     )
 
@@ -181,8 +182,14 @@ class RedisTokenStore:
 
     def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX,
                  wait: tuple[int, int] | None = None):
-        if wait is not None and isinstance(client, RedisCluster):
-            raise ConfigurationError("wait is for a single Redis or Sentinel, not Redis Cluster")
+        if wait is not None:
+            if isinstance(client, RedisCluster):
+                raise ConfigurationError("wait is for a single Redis or Sentinel, not Redis Cluster")
+            socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+            if socket_timeout and wait[1] >= socket_timeout * 1000:
+                raise ConfigurationError(
+                    f"wait timeout {wait[1]} ms must be below the socket timeout"
+                    f" ({socket_timeout * 1000:g} ms), or the client gives up before WAIT answers")
         self.client = client
         self.prefix = prefix + "t:"
         self.wait = wait

@@ -1,0 +1,236 @@
+"""Redemption throughput on a Redis Cluster of 1 and of 3 masters.
+
+Standalone: starts each cluster itself (on free loopback ports, in a
+temporary directory, with ``tests/redis_topologies.py``), measures, stops it.
+
+    .venv/bin/python benchmarks/cluster_scaling.py [--tokens 3000] [--processes N] [--masters 1 3]
+
+Two measurements per cluster size, each with ``--processes`` worker processes
+released together after an untimed preparation:
+
+``redeem``
+    End to end: each worker mints ``--tokens`` tokens (untimed) through
+    ``SSOMiddleware.create_sso_token`` on ``connect_cluster``, for accounts
+    spread over 10,000, then redeems
+    them all (timed) with ``GET /oauth/singlesignon.php`` through the WSGI
+    stack: the burn, the account checks, the session (record and account
+    set, two keys on two slots), the cookie. This is what a deployment
+    scales.
+``burn``
+    Server capacity: the store's burn command (``SET key marker XX KEEPTTL
+    GET``) on the same token keys, sent in cluster pipelines of 200, so that
+    the Redis servers rather than Python are the bottleneck.
+
+Throughput is total operations / wall time from the release to the last
+worker's end. The ratio 3 masters / 1 master is printed with the machine's
+CPU count: all processes (Redis servers and workers) share this machine, so
+on a small machine the ratio says more about CPU contention than about Redis
+Cluster. On separate machines each master brings its own core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+import typing as t
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # redis_topologies, redis_server
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from redis_topologies import ClusterTopology, free_cpu_count  # noqa: E402
+
+SYSTEM_URL = "https://portal.example.com"
+SECRET_KEY = "cluster-scaling-benchmark-key-0123456789"
+DESTINATION = "clientarea:invoices"
+ACCOUNTS = 10_000
+
+
+def _quiet() -> None:
+    # connect_cluster passes redis-py's deprecated read_from_replicas
+    warnings.filterwarnings("ignore", message=".*read_from_replicas.*", category=DeprecationWarning)
+
+
+def _middleware(startup_nodes: list[tuple[str, int]]) -> t.Any:
+    from sso_middleware import Limit, SSOMiddleware, Stores
+    from sso_middleware.stores.redis import connect_cluster
+    from sso_middleware.users import Account, AccountStatus, MemoryUserStore, User
+
+    users = MemoryUserStore()  # many accounts: no one account's session set is a hot key
+    for client_id in range(1, ACCOUNTS + 1):
+        users.add_account(Account(client_id, AccountStatus.ACTIVE, True, owner_user_id=client_id))
+        users.add_user(User(client_id, client_ids=(client_id,)))
+
+    def app(environ: t.Any, start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    return SSOMiddleware(app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY],
+                         user_store=users, stores=Stores.redis(connect_cluster(startup_nodes)),
+                         redeem_limit=Limit(10**9, 600))
+
+
+def _redeem_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.Any,
+                   results: t.Any) -> None:
+    _quiet()
+    middleware = _middleware(startup_nodes)
+    queries = []
+    for i in range(tokens):
+        url = middleware.create_sso_token(client_id=1 + (i * 7919 + os.getpid()) % ACCOUNTS,
+                                          destination=DESTINATION)["redirect_url"]
+        queries.append(url.split("?", 1)[1])
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: t.Any = None) -> t.Any:
+        statuses.append(status)
+        return lambda data: None
+
+    environ_base = {"REQUEST_METHOD": "GET", "PATH_INFO": "/oauth/singlesignon.php",
+                    "SERVER_NAME": "portal.example.com", "SERVER_PORT": "443", "REMOTE_ADDR": "10.0.0.1",
+                    "wsgi.url_scheme": "https", "wsgi.input": None, "SERVER_PROTOCOL": "HTTP/1.1"}
+    for barrier in barriers:  # ready, then go (the parent samples Redis CPU in between)
+        barrier.wait()
+    started = time.perf_counter()
+    for query in queries:
+        for _ in middleware({**environ_base, "QUERY_STRING": query}, start_response):
+            pass
+    finished = time.perf_counter()
+    results.put((started, finished, sum(s.startswith("303") for s in statuses), len(statuses)))
+
+
+def _burn_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.Any, results: t.Any) -> None:
+    _quiet()
+    from sso_middleware.stores.redis import connect_cluster
+    from sso_middleware.tokens import new_token, token_key
+
+    client = connect_cluster(startup_nodes)
+    keys = [f"sso:v1:t:{token_key(new_token())}" for _ in range(tokens)]
+    batch = 200
+    for i in range(0, tokens, batch):
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys[i:i + batch]:
+                pipe.set(key, b'{"u":1,"c":1,"s":"clientarea:invoices","p":"/x","t":0}', ex=600, nx=True)
+            pipe.execute()
+    for barrier in barriers:  # ready, then go (the parent samples Redis CPU in between)
+        barrier.wait()
+    started = time.perf_counter()
+    burned = 0
+    for i in range(0, tokens, batch):
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys[i:i + batch]:
+                pipe.set(key, b"!burned", xx=True, keepttl=True, get=True)
+            burned += sum(1 for r in pipe.execute() if r is not None and not r.startswith(b"!"))
+    finished = time.perf_counter()
+    results.put((started, finished, burned, tokens))
+
+
+def server_cpu(clients: list[t.Any]) -> list[float]:
+    """CPU seconds (user + system) each Redis master has used so far."""
+    return [float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+            for info in (client.info("cpu") for client in clients)]
+
+
+def measure(kind: str, cluster: ClusterTopology, processes: int, tokens: int) -> dict[str, t.Any]:
+    context = multiprocessing.get_context("spawn")
+    ready, go, results = context.Barrier(processes + 1), context.Barrier(processes + 1), context.Queue()
+    target = _redeem_worker if kind == "redeem" else _burn_worker
+    workers = [context.Process(target=target, args=(cluster.startup_nodes, tokens, (ready, go), results))
+               for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    clients = cluster.clients()
+    try:
+        ready.wait(timeout=600)
+        before = server_cpu(clients)
+        go.wait(timeout=60)
+        outcomes = [results.get(timeout=600) for _ in workers]
+        after = server_cpu(clients)
+    finally:
+        for client in clients:
+            client.close()
+    for worker in workers:
+        worker.join(60)
+    started = min(o[0] for o in outcomes)
+    finished = max(o[1] for o in outcomes)
+    succeeded = sum(o[2] for o in outcomes)
+    total = sum(o[3] for o in outcomes)
+    if succeeded != total:
+        raise RuntimeError(f"{kind}: only {succeeded} of {total} operations succeeded")
+    busiest = max(a - b for a, b in zip(after, before))
+    return {"operations": total, "seconds": finished - started, "per_second": total / (finished - started),
+            "server_cpu_seconds": [round(a - b, 3) for a, b in zip(after, before)],
+            # what the busiest master could serve with a core of its own
+            "per_busiest_master_cpu_second": total / busiest if busiest > 0 else float("inf")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--masters", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--processes", type=int, default=max(2, free_cpu_count()),
+                        help="worker processes (default: the CPU count, at least 2)")
+    parser.add_argument("--tokens", type=int, default=3000, help="tokens per worker for 'redeem'")
+    parser.add_argument("--burns", type=int, default=50000, help="tokens per worker for 'burn'")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    _quiet()
+
+    figures: dict[str, dict[int, list[dict[str, t.Any]]]] = {
+        "redeem": {m: [] for m in args.masters}, "burn": {m: [] for m in args.masters}}
+    clusters = [ClusterTopology(masters) for masters in args.masters]
+    try:
+        for cluster in clusters:
+            cluster.start()
+        for round_ in range(args.rounds):  # alternate sizes, so warm-up and drift hit both
+            for masters, cluster in zip(args.masters, clusters):
+                for kind, count in (("redeem", args.tokens), ("burn", args.burns)):
+                    for client in cluster.clients():
+                        client.flushall()
+                        client.close()
+                    run = measure(kind, cluster, args.processes, count)
+                    figures[kind][masters].append(run)
+                    print(f"round {round_ + 1}, {masters} master(s), {kind:6}: {run['per_second']:8.0f}/s"
+                          f" wall clock; {run['per_busiest_master_cpu_second']:8.0f}/s per CPU-second of"
+                          f" the busiest master (server CPU s: {run['server_cpu_seconds']})", flush=True)
+    finally:
+        for cluster in clusters:
+            cluster.stop()
+
+    def median(kind: str, masters: int, field: str) -> float:
+        return statistics.median(run[field] for run in figures[kind][masters])
+
+    cpus = free_cpu_count()
+    print(f"\nmedians of {args.rounds} rounds; {cpus} CPU(s), {args.processes} worker processes,"
+          " every redis-server and worker on this machine")
+    for kind in ("redeem", "burn"):
+        for masters in args.masters:
+            print(f"{kind:6} {masters} master(s): {median(kind, masters, 'per_second'):8.0f}/s wall clock,"
+                  f" {median(kind, masters, 'per_busiest_master_cpu_second'):8.0f}/s per busiest-master"
+                  " CPU-second")
+    low, high = min(args.masters), max(args.masters)
+    if low != high:
+        for kind in ("redeem", "burn"):
+            wall = median(kind, high, "per_second") / median(kind, low, "per_second")
+            capacity = (median(kind, high, "per_busiest_master_cpu_second")
+                        / median(kind, low, "per_busiest_master_cpu_second"))
+            print(f"{kind}: {high} masters / {low} master = {wall:.2f}x wall clock here,"
+                  f" {capacity:.2f}x server capacity (busiest master's CPU)")
+    if cpus < high + args.processes:
+        print(f"note: {high} redis-servers and {args.processes} workers share {cpus} CPU(s): the wall"
+              " clock ratio is bounded by CPU contention on this machine, not by Redis Cluster; the"
+              " capacity ratio is what separate cores or machines per master would allow, as long as"
+              " the clients keep up")
+    if args.json:
+        args.json.write_text(json.dumps({"cpus": cpus, "processes": args.processes, **figures}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
