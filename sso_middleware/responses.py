@@ -15,7 +15,6 @@ import json
 import typing as t
 from html import escape
 
-from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 #: Headers on every response of the middleware's own endpoints.
@@ -113,7 +112,21 @@ def json_response(data: t.Mapping[str, t.Any], status: int = 200, *,
     return harden(response)
 
 
-def see_other(location: str) -> Response:
-    """A 303 to an absolute URL this middleware built itself: the browser
-    follows it with a GET at once, so the token leaves the address bar."""
-    return harden(redirect(location, code=303))
+class SeeOther:
+    """A 303 to an absolute URL this middleware built itself, as a bare WSGI
+    response: the browser follows it with a GET at once, so the token leaves
+    the address bar. On the redemption path a werkzeug ``Response`` would
+    cost more than all the middleware's own code, so the headers are a
+    plain list (the cookie still comes from :func:`werkzeug.http.dump_cookie`).
+    """
+
+    __slots__ = ("headers",)
+
+    def __init__(self, location: str, *extra_headers: tuple[str, str]):
+        #: Every header, in order.
+        self.headers = [("Location", location), ("Content-Length", "0"),
+                        *HARDENING_HEADERS, *extra_headers]
+
+    def __call__(self, environ: t.Mapping[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:
+        start_response("303 See Other", self.headers)
+        return ()

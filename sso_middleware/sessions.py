@@ -23,7 +23,7 @@ import typing as t
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, TimestampSigner
-from werkzeug.http import parse_cookie
+from werkzeug.http import dump_cookie
 from werkzeug.wrappers import Response
 
 from .exceptions import ConfigurationError, Denied
@@ -186,25 +186,37 @@ class SessionManager:
 
     def read_cookie(self, environ: t.Mapping[str, t.Any]) -> str | None:
         """Return this middleware's cookie value from a request, if any."""
-        header = environ.get("HTTP_COOKIE")
-        if not header or self.cookie_name not in header:
+        header: str = environ.get("HTTP_COOKIE", "")
+        if self.cookie_name not in header:
             return None
-        try:
-            return parse_cookie(header).get(self.cookie_name)
-        except UnicodeError:  # another app's cookie in some legacy encoding
-            return None
+        # A plain scan rather than werkzeug's full parse: this runs on every
+        # request with cookies, our values are never quoted, and bytes that
+        # are not UTF-8 (another app's cookie) cannot make it fail.
+        for pair in header.split(";"):
+            name, _, value = pair.partition("=")
+            if name.strip() == self.cookie_name:
+                value = value.strip()
+                if len(value) > 1 and value[0] == value[-1] == '"':  # RFC 6265 allows quotes
+                    value = value[1:-1]
+                return value
+        return None
 
-    def set_cookie(self, response: Response, value: str) -> None:
-        """Attach the session cookie: host-only, ``Path=/``, ``HttpOnly``,
-        ``SameSite=Lax`` (``Strict`` would drop it on the cross-site landing
-        from the trusted system) and ``Secure`` unless switched off. A
-        browser-session cookie: the server record decides how long it lives."""
-        response.set_cookie(
-            self.cookie_name, value, path="/", secure=self.secure, httponly=True, samesite="Lax"
-        )
+    def cookie_header(self, value: str) -> tuple[str, str]:
+        """The ``Set-Cookie`` header of the session cookie: host-only,
+        ``Path=/``, ``HttpOnly``, ``SameSite=Lax`` (``Strict`` would drop it
+        on the cross-site landing from the trusted system) and ``Secure``
+        unless switched off. A browser-session cookie: the server record
+        decides how long it lives."""
+        return "Set-Cookie", dump_cookie(
+            self.cookie_name, value, path="/", secure=self.secure, httponly=True, samesite="Lax")
+
+    def clearing_header(self) -> tuple[str, str]:
+        """The ``Set-Cookie`` header that removes the session cookie, with
+        the attributes it was set with."""
+        return "Set-Cookie", dump_cookie(
+            self.cookie_name, "", max_age=0, expires=0, path="/", secure=self.secure,
+            httponly=True, samesite="Lax")
 
     def clear_cookie(self, response: Response) -> None:
-        """Remove the session cookie, with the attributes it was set with."""
-        response.delete_cookie(
-            self.cookie_name, path="/", secure=self.secure, httponly=True, samesite="Lax"
-        )
+        """Remove the session cookie from the browser along with ``response``."""
+        response.headers.add(*self.clearing_header())

@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -95,11 +96,18 @@ def who(driver):
     return driver.find_element(By.ID, "who").text
 
 
+def settled(driver):
+    """Wait for a page that is still loading: its elements may vanish
+    between finding and reading them."""
+    return WebDriverWait(driver, 10, ignored_exceptions=(NoSuchElementException,
+                                                          StaleElementReferenceException))
+
+
 def test_cross_site_sign_in_in_a_real_browser(pipeline, panel, chromium):
     # the panel is "localhost", the portal "127.0.0.1": two sites, as in production
     chromium.get(f"http://localhost:{panel.server_port}/")
     chromium.find_element(By.ID, "open").click()
-    WebDriverWait(chromium, 10).until(expected_conditions.url_to_be(pipeline.url + "/account/invoices"))
+    settled(chromium).until(expected_conditions.url_to_be(pipeline.url + "/account/invoices"))
     assert who(chromium) == "Signed in as user 1 for client 1."
     screenshot(chromium, "landing.png")
 
@@ -112,7 +120,7 @@ def test_cross_site_sign_in_in_a_real_browser(pipeline, panel, chromium):
     assert who(chromium) == "Signed in as user 1 for client 1."
 
     chromium.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
-    WebDriverWait(chromium, 10).until(lambda d: who(d) == "Not signed in.")
+    settled(chromium).until(lambda d: who(d) == "Not signed in.")
     assert "__Host-sso_session" not in {c["name"] for c in chromium.get_cookies()}
 
     chromium.get(panel.last_link)  # the same link, replayed

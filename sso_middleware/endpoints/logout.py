@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from ..audit import audit, unavailable
 from ..exceptions import StoreUnavailable
-from ..responses import error_page, see_other
+from ..responses import SeeOther, error_page
 from ..sessions import SessionManager
 
 if t.TYPE_CHECKING:
@@ -42,11 +42,10 @@ class LogoutEndpoint:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         return self.respond(environ)(environ, start_response)
 
-    def respond(self, environ: WSGIEnvironment) -> Response:
+    def respond(self, environ: WSGIEnvironment) -> Response | SeeOther:
         """Answer one request; never raises."""
         if environ.get("REQUEST_METHOD") not in self.methods:
             return error_page(405, allow=", ".join(self.methods))
-        response = see_other(self.redirect_url)
         cookie = self.sessions.read_cookie(environ)
         try:
             session = self.sessions.resume(cookie) if cookie else None
@@ -57,5 +56,6 @@ class LogoutEndpoint:
         except StoreUnavailable as e:
             unavailable("Logout", e)
             response = error_page(503)
-        self.sessions.clear_cookie(response)
-        return response
+            self.sessions.clear_cookie(response)
+            return response
+        return SeeOther(self.redirect_url, self.sessions.clearing_header())
