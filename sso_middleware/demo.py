@@ -3,9 +3,10 @@ Demo portal
 ===========
 
 A small client portal wrapped by the middleware, with seeded accounts, for
-trying every destination and every denial by hand (``sso-middleware demo``).
-It is demo wiring, not an API: real deployments build their own
-:class:`~sso_middleware.SSOMiddleware`.
+trying every destination and every denial by hand (``sso-middleware demo``),
+and the seed data, destination table and development server that the
+example portals in ``examples/`` share. It is demo wiring, not an API: real
+deployments build their own :class:`~sso_middleware.SSOMiddleware`.
 
 Seeded accounts (client → owner): 1 Active (user 1; user 5 may also act
 for it), 2 Inactive (user 2), 3 Closed (user 3), 4 Active with single sign-on
@@ -25,7 +26,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from .credentials import hash_secret
-from .destinations import WHMCS_DESTINATIONS, WHMCS_HOME
+from .destinations import WHMCS_DESTINATIONS, WHMCS_HOME, Destinations
 from .identity import get_identity
 from .middleware import SSOMiddleware
 from .stores import Stores
@@ -133,3 +134,37 @@ def new_credentials() -> tuple[str, str]:
     """A fresh admin API identifier and secret for one demo run."""
     return "demo-" + secrets.token_hex(4), secrets.token_urlsafe(32)
 
+
+
+#: The example portals' own routes for the destinations they serve.
+EXAMPLE_DESTINATIONS = Destinations({
+    "clientarea:profile": "/account/profile",
+    "clientarea:services": "/account/services",
+    "clientarea:product_details": "/account/services/{service_id}",
+    "clientarea:invoices": "/account/invoices",
+}, home="/")
+
+
+def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, port: int) -> None:
+    """Run an example portal on 127.0.0.1 for development: ``--port``,
+    ``--redis-url`` (else in-memory stores), a random signing key, and admin
+    API credentials ``demo`` / ``$SSO_DEMO_API_SECRET`` (else random, printed)."""
+    import argparse
+    import os
+
+    from werkzeug.serving import run_simple
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--redis-url", help="keep tokens and sessions in Redis (default: in memory)")
+    args = parser.parse_args()
+    api_secret = os.environ.get("SSO_DEMO_API_SECRET") or secrets.token_urlsafe(32)
+    app = create_app(
+        system_url=f"http://127.0.0.1:{args.port}",
+        stores=Stores.redis(args.redis_url) if args.redis_url else Stores.memory(),
+        secret_keys=[secrets.token_urlsafe(32)],
+        secure_cookies=False,
+        api_credentials={"demo": hash_secret(api_secret)},
+    )
+    print(f"Admin API credentials: identifier demo, secret {api_secret}", flush=True)
+    run_simple("127.0.0.1", args.port, app, threaded=True, request_handler=RedactingRequestHandler)

@@ -12,9 +12,6 @@ Run it with ``scripts/example pyramid`` (``--port``, ``--redis-url``).
 
 from __future__ import annotations
 
-import argparse
-import os
-import secrets
 import typing as t
 from html import escape
 from urllib.parse import urlsplit
@@ -25,12 +22,10 @@ from pyramid.interfaces import ISecurityPolicy
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import Allowed, Denied
-from werkzeug.serving import run_simple
 from zope.interface import implementer
 
-from sso_middleware import Destinations, Identity, SSOMiddleware, Stores, UserStore, get_identity
-from sso_middleware.credentials import hash_secret
-from sso_middleware.demo import RedactingRequestHandler, demo_user_store
+from sso_middleware import Identity, SSOMiddleware, Stores, UserStore, get_identity
+from sso_middleware.demo import EXAMPLE_DESTINATIONS, demo_user_store, serve_example
 
 #: The portal's own product catalogue; the user store says who owns what.
 SERVICES = {101: "Shared hosting", 201: "Virtual server", 301: "Dedicated server"}
@@ -183,30 +178,12 @@ def create_app(
         stores=stores,
         api_credentials=api_credentials,
         secure_cookies=secure_cookies,
-        destinations=Destinations({
-            "clientarea:profile": "/account/profile",
-            "clientarea:services": "/account/services",
-            "clientarea:product_details": "/account/services/{service_id}",
-            "clientarea:invoices": "/account/invoices",
-        }, home="/"),
+        destinations=EXAMPLE_DESTINATIONS,
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="The Pyramid client portal behind sso_middleware.")
-    parser.add_argument("--port", type=int, default=8002)
-    parser.add_argument("--redis-url", help="keep tokens and sessions in Redis (default: in memory)")
-    args = parser.parse_args()
-    api_secret = os.environ.get("SSO_DEMO_API_SECRET") or secrets.token_urlsafe(32)
-    app = create_app(
-        system_url=f"http://127.0.0.1:{args.port}",
-        stores=Stores.redis(args.redis_url) if args.redis_url else Stores.memory(),
-        secret_keys=[secrets.token_urlsafe(32)],
-        secure_cookies=False,
-        api_credentials={"demo": hash_secret(api_secret)},
-    )
-    print(f"Admin API credentials: identifier demo, secret {api_secret}", flush=True)
-    run_simple("127.0.0.1", args.port, app, threaded=True, request_handler=RedactingRequestHandler)
+    serve_example(create_app, "The Pyramid client portal behind sso_middleware.", 8002)
 
 
 if __name__ == "__main__":
