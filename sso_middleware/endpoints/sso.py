@@ -10,9 +10,12 @@ The order matters and is the point of this module:
 
 1. **Parse** the request from its shape alone; a malformed link is a 400 that
    never reaches a store.
-2. **Burn** the token: one atomic get-and-delete. Whatever happens next, the
-   token is spent, so a token denied for a status that is later fixed cannot
-   be retried, and of concurrent requests at most one gets this far.
+2. **Burn** the token: one atomic get-and-replace, which leaves a marker
+   naming the session about to start. Whatever happens next, the token is
+   spent, so a token denied for a status that is later fixed cannot be
+   retried; of concurrent requests at most one gets the record, and the
+   others are replays: denied, audited, and (by default) the end of that
+   session, even if it has not started yet.
 3. **Check** the record (age, scope), the browser's current session and the
    account, against the *current* state of the user store.
 4. **Sign in**: end the browser's previous session, start a fresh one, set its
