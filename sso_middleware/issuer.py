@@ -23,7 +23,7 @@ from .destinations import Destinations
 from .exceptions import APIError
 from .stores import TokenStore
 from .tokens import TokenRecord, fingerprint, new_token, token_key
-from .users import AccountStatus, ObjectKind, UserStore
+from .users import ObjectKind, UserStore
 
 #: Longest accepted token lifetime, in seconds.
 MAX_TTL = 600
@@ -188,7 +188,7 @@ class TokenIssuer:
                 raise APIError("Invalid user_id")
             if client_id not in user.client_ids:
                 raise APIError("Invalid user_id for client")
-        if account.status is AccountStatus.CLOSED or not account.sso_allowed:
+        if not account.open or not account.allows_sso:
             raise APIError(f"SSO authentication blocked for client {client_id}")
         return client_id, user_id
 

@@ -88,6 +88,9 @@ class CredentialManager:
     :param destinations: the scopes a set may be granted.
     """
 
+    #: Reads of a record an update makes while other updates keep changing it.
+    update_attempts = 3
+
     def __init__(self, store: CredentialStore, user_store: UserStore, destinations: Destinations):
         self.store = store
         self.user_store = user_store
@@ -144,11 +147,14 @@ class CredentialManager:
 
     def get(self, credential_id: Id) -> OAuthCredential:
         """The set with this ``credentialId``, or ``Invalid credentialId``."""
+        return OAuthCredential.decode(self._read(credential_id))
+
+    def _read(self, credential_id: Id) -> bytes:
         number = parse_id(credential_id, "credentialId")
         record = self.store.find(number) if number is not None else None
         if record is None:
             raise APIError("Invalid credentialId")
-        return OAuthCredential.decode(record)
+        return record
 
     def update(
         self,
@@ -162,8 +168,9 @@ class CredentialManager:
     ) -> tuple[OAuthCredential, str | None]:
         """``UpdateOAuthCredential``: change what is given; with
         ``reset_secret`` the old secret stops working at once and the new
-        one is returned."""
-        credential = self.get(credential_id)
+        one is returned. A concurrent change is never undone: the write
+        succeeds only over the record this call read (read again up to
+        :attr:`update_attempts` times)."""
         changes: dict[str, t.Any] = {}
         if name is not None:
             changes["name"] = name
@@ -175,11 +182,14 @@ class CredentialManager:
         if reset_secret:
             secret = secrets.token_urlsafe(32)
             changes["secret_hash"] = hash_secret(secret)
-        credential = replace(credential, **changes)
-        if not self.store.replace(credential.identifier, credential.encode()):
-            raise APIError("Invalid credentialId")  # deleted meanwhile
-        self._audit("credential_reset" if reset_secret else "credential_updated", credential, actor)
-        return credential, secret
+        for _ in range(self.update_attempts):
+            previous = self._read(credential_id)  # Invalid credentialId once deleted
+            credential = replace(OAuthCredential.decode(previous), **changes)
+            if self.store.replace(credential.identifier, credential.encode(), previous):
+                self._audit("credential_reset" if reset_secret else "credential_updated",
+                            credential, actor)
+                return credential, secret
+        raise APIError("The credential set keeps changing; try again")
 
     def delete(self, credential_id: Id, *, actor: str = "python") -> OAuthCredential:
         """``DeleteOAuthCredential``; its tokens already minted stay valid

@@ -16,6 +16,7 @@ seen a key's failures yet learns it on the next one.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import typing as t
@@ -62,6 +63,7 @@ class RateLimiter:
     def retry_after(self, key: str) -> int | None:
         """Seconds ``key`` must still wait, if this process knows it is over
         its limit; ``None`` otherwise. Never asks the store."""
+        key = _digest(key)
         until = self._blocked.get(key)
         if until is None:
             return None
@@ -76,6 +78,7 @@ class RateLimiter:
         """Count a failure for ``key``. Return the seconds to wait when this
         failure is beyond the limit, else ``None``. Raises
         :class:`~sso_middleware.exceptions.StoreUnavailable`."""
+        key = _digest(key)
         count, seconds_left = self.store.hit(f"{self.scope}:{key}", self.limit.window)
         if count <= self.limit.attempts:
             return None
@@ -85,6 +88,12 @@ class RateLimiter:
                 del self._blocked[stale]
             self._blocked[key] = now + seconds_left
         return seconds_left
+
+
+def _digest(key: str) -> str:
+    """A short fixed-size name for a key: identifiers are client-chosen, so
+    they may be long or odd."""
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def remote_address(environ: WSGIEnvironment, trusted_proxies: int) -> str:

@@ -40,6 +40,10 @@ class AccountStatus(str, enum.Enum):
     CLOSED = "Closed"
 
 
+#: The statuses that may use single sign-on.
+OPEN_STATUSES = frozenset({AccountStatus.ACTIVE, AccountStatus.INACTIVE})
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """An account (the reference system's *client*)."""
@@ -51,6 +55,18 @@ class Account:
     sso_allowed: bool = True
     #: The user who owns the account; signed in when a token names no user.
     owner_user_id: int | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether the status lets the account sign on: Active or Inactive,
+        nothing else (an unexpected value from a user store is refused)."""
+        return self.status in OPEN_STATUSES
+
+    @property
+    def allows_sso(self) -> bool:
+        """Whether "Allow Single Sign-On" is on: exactly ``True``, so that a
+        driver's idea of false (``b"\\x00"``, ``"0"``) never reads as on."""
+        return self.sso_allowed is True
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,10 +257,10 @@ def test_example_waits_when_told_and_gives_up_after_three_attempts(demo):
         if sleeps:
             break
     assert len(sleeps) == 2 and all(0 < s <= 60 for s in sleeps)
-    # locked out now, even with the right secret: three attempts, then the plain URL
+    # failures in its name never lock the panel's real secret out
     sleeps.clear()
-    assert click(links, "clientarea:invoices", fallback, sleep=sleeps.append) == fallback
-    assert len(sleeps) == 2 and all(0 < s <= 60 for s in sleeps)
+    assert click(links, "clientarea:invoices", fallback, sleep=sleeps.append) != fallback
+    assert sleeps == []
 
 
 def test_example_falls_back_when_unreachable():
@@ -271,9 +271,9 @@ def test_example_falls_back_when_unreachable():
         "https://fallback.example"
 
 
-def test_example_retries_until_the_deployment_answers(make_middleware):
-    """A short lock-out: the click waits out Retry-After and signs in on a
-    later attempt."""
+def test_example_signs_in_although_others_failed_in_its_name(make_middleware):
+    """Failures in the panel's name (over a limit of one a second) make a
+    wrong secret wait, never the panel's real one: it signs in at once."""
     server = make_server("127.0.0.1", 0, echo_app, threaded=True, request_handler=RedactingRequestHandler)
     base = f"http://127.0.0.1:{server.server_port}"
     middleware = make_middleware(system_url=base, secure_cookies=False,
@@ -296,7 +296,7 @@ def test_example_retries_until_the_deployment_answers(make_middleware):
             time.sleep(seconds + 0.1)  # a margin for Retry-After's whole seconds
 
         url = click(links, "clientarea:invoices", fallback, sleep=sleep)
-        assert sleeps and all(0 < s <= 1 for s in sleeps)
+        assert sleeps == []
         assert url.startswith(base + "/oauth/singlesignon.php?access_token=")
         status, landed, page = open_page(url)
         assert (status, landed) == (200, base + "/clientarea.php?action=invoices")

@@ -303,8 +303,8 @@ class DeletedDuringUpdate:
     def add(self, credential_id, identifier, record):
         self.store.add(credential_id, identifier, record)
 
-    def replace(self, identifier, record):
-        return self.store.replace(identifier, record)
+    def replace(self, identifier, record, previous):
+        return self.store.replace(identifier, record, previous)
 
     def get(self, identifier):
         return self.store.get(identifier)
@@ -452,3 +452,41 @@ def test_cli_errors_exit_1_with_the_whmcs_message(redis_server, redis_client, ar
     assert json.loads(result.stdout) == {"result": "error", "message": message}
     assert "Traceback" not in result.stderr
     assert list(redis_client.hvals(b"sso:v1:{credentials}:by-identifier")) == []
+
+
+class ResetDuringUpdate(DeletedDuringUpdate):
+    """Once armed, a secret reset from another process lands between an
+    update's read and its write."""
+
+    def __init__(self, store, manager_factory):
+        super().__init__(store)
+        self.manager_factory = manager_factory
+        self.new_secret = None
+
+    def find(self, credential_id):
+        record = self.store.find(credential_id)
+        if self.armed and record is not None:
+            self.armed = False
+            _, self.new_secret = self.manager_factory(self.store).update(credential_id, reset_secret=True)
+        return record
+
+
+def test_an_update_never_undoes_a_concurrent_secret_reset(make_middleware, redis_client, user_store):
+    from sso_middleware.destinations import Destinations
+    from sso_middleware.oauth import CredentialManager
+
+    store = ResetDuringUpdate(Stores.redis(redis_client).credentials,
+                              lambda inner: CredentialManager(inner, user_store, Destinations()))
+    app = browser(make_middleware(credentials=store))
+    body = create(app, scope="clientarea:invoices")
+    store.armed = True
+    api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]), name="renamed")
+    assert store.new_secret is not None, "the concurrent reset did not happen"
+    # the reset holds: the old secret stays dead, the new one works, and the rename applied
+    grant_status = {secret: app.post("/oauth/token.php", {
+        "grant_type": "single_sign_on", "scope": "clientarea:sso",
+        "client_id": body["clientIdentifier"], "client_secret": secret}, status="*").status_int
+        for secret in (body["clientSecret"], store.new_secret)}
+    assert grant_status == {body["clientSecret"]: 401, store.new_secret: 200}
+    listed = api(app, "ListOAuthCredentials")["clients"]
+    assert [c["name"] for c in listed] == ["renamed"]

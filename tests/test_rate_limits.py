@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import API_IDENTIFIER, browser, sso_path
+from conftest import API_IDENTIFIER, API_SECRET, browser, sso_path
 from sso_middleware import Limit
 from sso_middleware.ratelimit import remote_address
 
@@ -93,8 +93,33 @@ def test_client_authentication_limit_per_client(make_middleware):
     response = auth(app, one.identifier, "wrong", 429)
     assert response.json["error"] == "too_many_requests"
     assert 0 < int(response.headers["Retry-After"]) <= 60
-    auth(app, one.identifier, secret_one, 429)  # even the right secret waits
+    auth(app, one.identifier, "wrong", 429)  # and so is every further failure
+    auth(app, one.identifier, secret_one, 200)  # the right secret is never locked out
     auth(app, two.identifier, secret_two, 200)  # another client is unaffected
+
+
+def test_failures_in_a_clients_name_cannot_lock_it_out(make_middleware):
+    """Wrong secrets sent for a known identifier from many addresses trip
+    its limit, but the client itself, with its secret, still gets tokens."""
+    middleware = make_middleware(client_auth_limit=Limit(2, 60))
+    credential, secret = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    for n in range(5):
+        attacker = from_address(browser(middleware), f"10.0.9.{n}")
+        auth(attacker, credential.identifier, "wrong", 401 if n < 2 else 429)
+    owner = from_address(browser(middleware), "10.0.9.99")
+    auth(owner, credential.identifier, secret, 200)
+    api = from_address(browser(middleware), "10.0.9.98")
+    form = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "client_id": "1"}
+    for _ in range(3):
+        api.post("/includes/api.php", {**form, "secret": "wrong"}, status="*")
+    assert api.post("/includes/api.php", {**form, "secret": API_SECRET}).json["result"] == "success"
+
+
+def test_counter_keys_are_short_whatever_the_identifier(make_middleware, redis_client):
+    app = browser(make_middleware())
+    auth(app, "x" * 5000, "wrong", 401)
+    keys = list(redis_client.scan_iter("sso:v1:rl:*"))
+    assert keys and all(len(k) < 64 for k in keys)
 
 
 def test_client_authentication_limit_per_address(make_middleware, credential):

@@ -309,3 +309,25 @@ def test_user_store_failure_fails_closed(make_middleware, mint, user_store, monk
     response = app.get(path, status=503)
     assert response.headers["Retry-After"]
     assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize("status, sso_allowed", [
+    pytest.param("Closed", True, id="closed-as-a-plain-string"),
+    pytest.param("Fraud", True, id="unknown-status"),
+    pytest.param(AccountStatus.ACTIVE, b"\x00", id="driver-false-bytes"),
+    pytest.param(AccountStatus.ACTIVE, "0", id="false-as-a-string"),
+    pytest.param(AccountStatus.ACTIVE, None, id="null"),
+])
+def test_only_explicitly_open_accounts_sign_on(make_middleware, user_store, status, sso_allowed):
+    """A user store may hand over raw database values: anything but Active
+    or Inactive, and anything but True for "Allow Single Sign-On", refuses."""
+    from sso_middleware.users import Account
+
+    path = sso_path(make_middleware().create_sso_token(client_id=1)["redirect_url"])
+    middleware = make_middleware()
+    user_store.add_account(Account(1, status, sso_allowed, owner_user_id=1))
+    assert middleware.create_sso_token(client_id=1) == {
+        "result": "error", "message": "SSO authentication blocked for client 1"}
+    app = browser(middleware)
+    app.get(path, status=403)
+    assert whoami(app) is None

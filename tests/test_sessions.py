@@ -221,3 +221,13 @@ def test_stores_must_fit_their_protocols(make_middleware):
 def test_endpoint_paths_must_differ(make_middleware):
     with pytest.raises(ConfigurationError, match="must differ"):
         make_middleware(logout_path="/oauth/singlesignon.php")
+
+
+def test_a_cross_site_logout_changes_nothing(make_middleware):
+    """A cross-site form POST carries no SameSite=Lax cookie: the answer sets
+    no cookie either, so the browser keeps its session."""
+    middleware, app = signed_in(make_middleware)
+    response = browser(middleware).post("/logout", headers={"Origin": "https://evil.example"},
+                                        status=303)
+    assert "Set-Cookie" not in response.headers
+    assert seen(app)["identity"] == [1, 1]

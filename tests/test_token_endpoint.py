@@ -64,7 +64,7 @@ def test_body_authentication_issues_a_token(app, credential):
 def test_secrets_with_reserved_characters(app, middleware, secret):
     created, _ = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
     custom = dataclasses.replace(created, secret_hash=hash_secret(secret))
-    assert middleware.credentials.store.replace(custom.identifier, custom.encode())
+    assert middleware.credentials.store.replace(custom.identifier, custom.encode(), created.encode())
     grant(app, {"scope": "clientarea:sso"}, headers=basic(custom.identifier, secret))
     grant(app, {"scope": "clientarea:sso", "client_id": custom.identifier, "client_secret": secret})
 
@@ -223,3 +223,14 @@ def test_redis_down_is_a_503(make_middleware, middleware, credential):
     response = grant(browser(dead), headers=basic(*credential), status=503)
     assert response.json["error"] == "temporarily_unavailable"
     assert response.headers["Retry-After"]
+
+
+def test_a_credential_follows_its_service(app, middleware, credential, user_store):
+    """Moved to another account (or gone), the service no longer signs in
+    its old owner through a set the new owner's panel may hold."""
+    user_store.add_service(client_id=2, service_id=101)
+    response = grant(app, headers=basic(*credential), status=400)
+    assert response.json == {"error": "invalid_grant",
+                             "error_description": "Service ID not associated with valid Client."}
+    del user_store.objects[("service", 101)]
+    grant(app, headers=basic(*credential), status=400)

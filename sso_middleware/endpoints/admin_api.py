@@ -106,18 +106,19 @@ class AdminAPI:
             form = request.form
             self._reject_duplicates(form)
             identifier = form.get("identifier", "")
-            address = remote_address(environ, self.trusted_proxies)
-            wait = self.client_limiter.retry_after(identifier) or self.address_limiter.retry_after(address)
-            if wait:
-                return _error("Too many failed attempts; retry later", 429, **{"Retry-After": str(wait)})
             if not self.credentials.verify(identifier, form.get("secret", "")):
+                # A right secret always passes (no one can lock a client out
+                # by failing in its name); failures are counted and limited.
+                address = remote_address(environ, self.trusted_proxies)
                 # An unknown identifier may be a secret pasted in the wrong field.
                 shown = identifier if self.credentials.knows(identifier) else "(unknown)"
                 audit(logging.WARNING, "api_auth_failed",
                       "Admin API authentication failed for identifier %s", shown,
                       identifier=shown, address=address)
-                wait = max(self.client_limiter.failed(identifier) or 0,
-                           self.address_limiter.failed(address) or 0)
+                wait = (self.client_limiter.retry_after(identifier)
+                        or self.address_limiter.retry_after(address)
+                        or max(self.client_limiter.failed(identifier) or 0,
+                               self.address_limiter.failed(address) or 0))
                 if wait:
                     return _error("Too many failed attempts; retry later", 429,
                                   **{"Retry-After": str(wait)})

@@ -58,4 +58,6 @@ class LogoutEndpoint:
             response = error_page(503)
             self.sessions.clear_cookie(response)
             return response
+        if cookie is None:  # e.g. a cross-site POST, which carries no Lax cookie: nothing to do
+            return SeeOther(self.redirect_url)
         return SeeOther(self.redirect_url, self.sessions.clearing_header())

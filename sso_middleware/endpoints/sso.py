@@ -44,7 +44,7 @@ from ..responses import SeeOther, confirm_page, error_page
 from ..sessions import Identity, Session, SessionManager
 from ..stores import TokenStore
 from ..tokens import TOKEN_PATTERN, TokenRecord, fingerprint, token_key
-from ..users import AccountStatus, UserStore
+from ..users import UserStore
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -268,7 +268,7 @@ class SingleSignOnEndpoint:
         """A session the browser already has for a Closed account is a
         conflict: end it and deny the sign-on."""
         account = self.user_store.get_account(current.identity.client_id)
-        if account is None or account.status is AccountStatus.CLOSED:
+        if account is None or not account.open:
             self.sessions.end(current)
             raise Denied(
                 "OAuth authorization request denied due to unexpected active login session"
@@ -294,9 +294,9 @@ class SingleSignOnEndpoint:
         user = self.user_store.get_user(uid)
         if account is None or user is None or record.client_id not in user.client_ids:
             raise Denied(f"{UNKNOWN_TOKEN} for User ID: {uid}")
-        if account.status is AccountStatus.CLOSED:
+        if not account.open:
             raise Denied(f'Single Sign-On authentication denied for "Closed" User ID: {uid}')
-        if not account.sso_allowed:
+        if not account.allows_sso:
             raise Denied(f"Single Sign-On authentication denied per configuration for User ID: {uid}")
 
 

@@ -146,6 +146,10 @@ class TokenEndpoint:
         if grant_type != SINGLE_SIGN_ON:
             raise OAuthError("unsupported_grant_type", f"Only {SINGLE_SIGN_ON} is supported")
         credential = self.authenticate(request, form, link)
+        if self.credentials.user_store.owner_of("service", t.cast(int, credential.service_id)) \
+                != credential.client_id:
+            # the set follows its service: moved to another account, or gone
+            raise OAuthError("invalid_grant", "Service ID not associated with valid Client.")
         scope = form.get("scope", query.get("scope", ""))
         destination = self.destination(scope, credential)
         service_id: str | int | None = form.get("service_id") or None
@@ -189,19 +193,19 @@ class TokenEndpoint:
             identifier, secret = form.get("client_id", ""), form.get("client_secret", "")
         if not identifier:
             raise OAuthError("invalid_client", "Client authentication required", 401, headers=challenge)
-        address = remote_address(request.environ, self.trusted_proxies)
-        wait = self.client_limiter.retry_after(identifier) or self.address_limiter.retry_after(address)
-        if wait:
-            raise self._limited(wait, identifier)
         credential = self.credentials.authenticate(identifier, secret)
         if credential is None:
+            # A right secret always passes: the limits slow down guessing, and
+            # must not let anyone lock a client out by failing in its name.
+            address = remote_address(request.environ, self.trusted_proxies)
             # Identifiers are 32 hex digits; anything else may be a pasted secret.
             shown = identifier if IDENTIFIER_PATTERN.fullmatch(identifier) else "(malformed)"
             audit(logging.WARNING, "client_auth_failed",
                   "OAuth client authentication failed for %s", shown,
                   identifier=shown, address=address)
-            wait = max(self.client_limiter.failed(identifier) or 0,
-                       self.address_limiter.failed(address) or 0)
+            wait = (self.client_limiter.retry_after(identifier) or self.address_limiter.retry_after(address)
+                    or max(self.client_limiter.failed(identifier) or 0,
+                           self.address_limiter.failed(address) or 0))
             if wait:
                 raise self._limited(wait, identifier)
             raise OAuthError("invalid_client", "Client authentication failed", 401, headers=challenge)

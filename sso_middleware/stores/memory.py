@@ -170,10 +170,10 @@ class MemoryCredentialStore:
             self._records[credential_id] = (identifier, record)
             self._ids[identifier] = credential_id
 
-    def replace(self, identifier: str, record: bytes) -> bool:
+    def replace(self, identifier: str, record: bytes, previous: bytes) -> bool:
         with self._lock:
             credential_id = self._ids.get(identifier)
-            if credential_id is None:
+            if credential_id is None or self._records[credential_id][1] != previous:
                 return False
             self._records[credential_id] = (identifier, record)
             return True

@@ -92,9 +92,10 @@ class CredentialStore(t.Protocol):
         """Store a new credential set, found by ``credential_id`` and by its
         client ``identifier`` (which never changes for one set)."""
 
-    def replace(self, identifier: str, record: bytes) -> bool:
-        """Replace the record of an existing set, in one atomic step; return
-        ``False`` (and store nothing) if the set was deleted meanwhile."""
+    def replace(self, identifier: str, record: bytes, previous: bytes) -> bool:
+        """Replace the record of a set if it is still ``previous``, in one
+        atomic step; return ``False`` (and store nothing) if the set was
+        changed or deleted meanwhile."""
 
     def get(self, identifier: str) -> bytes | None:
         """Return the record for a client identifier, or ``None``."""

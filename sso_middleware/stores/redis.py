@@ -311,10 +311,11 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[2])
 """
 
-# HSET only if the field still exists: an update never resurrects a set that
-# a concurrent delete removed.
+# HSET only if the field still holds what the update read: an update never
+# resurrects a set that a concurrent delete removed, nor undoes a concurrent
+# secret reset.
 _REPLACE = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
@@ -351,8 +352,8 @@ class RedisCredentialStore:
         self._add(keys=[self.by_identifier, self.ids], args=[identifier, record, credential_id])
 
     @_fail_closed
-    def replace(self, identifier: str, record: bytes) -> bool:
-        return bool(self._replace(keys=[self.by_identifier], args=[identifier, record]))
+    def replace(self, identifier: str, record: bytes, previous: bytes) -> bool:
+        return bool(self._replace(keys=[self.by_identifier], args=[identifier, record, previous]))
 
     @_fail_closed
     def get(self, identifier: str) -> bytes | None:
