@@ -274,3 +274,17 @@ def quiet_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(HERE), env.get("PYTHONPATH", "")]))
     return env
+
+
+def run_alone(run: t.Callable[[str, bool], Section], quick: bool) -> None:
+    """Run one benchmark script by itself: its own pinned redis-server, then
+    its table and its JSON line."""
+    server = RedisServer()
+    server.start()
+    try:
+        print(pin(server, {0}))
+        section = run(server.url, quick)
+    finally:
+        server.remove()
+    print(table(section.rows))
+    print(json.dumps(section.metrics))

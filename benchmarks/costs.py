@@ -31,11 +31,12 @@ from werkzeug.wrappers import Request
 from common import (PREFIX, SECRET_KEY, SSO_PATH, SYSTEM_URL, RedisServer, alternate, bare_app, build_middleware,
                     call, connect, environ, pin)
 from sso_middleware import ENVIRON_KEY
+from sso_middleware.responses import HARDENING_HEADERS as HARDENING
+from sso_middleware.tokens import TokenRecord
 
-RECORD = b'{"u":1,"c":1,"s":"clientarea:invoices","p":"/clientarea.php?action=invoices","t":1767225600.123456}'
+#: A token record as the package writes it.
+RECORD = TokenRecord(1, 1, "clientarea:invoices", "/clientarea.php?action=invoices", 1767225600123).encode()
 LOCATION = SYSTEM_URL + "/clientarea.php?action=invoices"
-HARDENING = (("Cache-Control", "no-store"), ("Pragma", "no-cache"), ("Referrer-Policy", "no-referrer"),
-             ("X-Content-Type-Options", "nosniff"))
 
 #: Proposal: burn the token and start the session in one round trip. The
 #: burn comes first and is atomic as today; the session is written only when
@@ -45,9 +46,8 @@ HARDENING = (("Cache-Control", "no-store"), ("Pragma", "no-cache"), ("Referrer-P
 BURN_AND_START = """
 local record = redis.call('SET', KEYS[1], ARGV[1], 'XX', 'KEEPTTL', 'GET')
 if not record or string.sub(record, 1, 1) == '!' then return record end
-local client = string.match(record, '"c":(%d+)')
-redis.call('SET', KEYS[2], '[' .. string.match(record, '"u":(%d+)') .. ',' .. client .. ',' .. ARGV[2] .. ']',
-           'EX', ARGV[3])
+local user, client = string.match(record, '^%[(%d+),(%d+),')
+redis.call('SET', KEYS[2], '[' .. user .. ',' .. client .. ',' .. ARGV[2] .. ']', 'EX', ARGV[3])
 local account = ARGV[4] .. client
 redis.call('SADD', account, ARGV[5])
 redis.call('EXPIRE', account, ARGV[6])
@@ -253,12 +253,17 @@ class LeanRedeem:
         self.users = demo_user_store()
         self.signer = LeanSigner(SECRET_KEY.encode(), b"sso_middleware.session")
 
+    @staticmethod
+    def refuse(start_response: t.Any) -> list[bytes]:
+        start_response("403 Forbidden", [*HARDENING, ("Content-Length", "0")])
+        return []
+
     def __call__(self, env: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
         from sso_middleware.tokens import TokenRecord, new_token, token_key
 
         m = TOKEN_QUERY.fullmatch(env.get("QUERY_STRING", ""))
         if m is None or env.get("REQUEST_METHOD") != "GET":
-            raise NotImplementedError("the prototype covers the success path only")
+            return self.refuse(start_response)
         key = PREFIX + "t:" + token_key(m.group(1))
         session_id = new_token()
         session_key = token_key(session_id)
@@ -270,13 +275,15 @@ class LeanRedeem:
         else:
             data = self.client.set(key, b"!" + session_key.encode(), xx=True, keepttl=True, get=True)
         if data is None or data.startswith(b"!"):
-            raise NotImplementedError
+            return self.refuse(start_response)
         record = TokenRecord.decode(data)
         account = self.users.get_account(record.client_id)
         user = self.users.get_user(record.user_id)
-        if (now - record.issued_at > 60 or account is None or user is None
-                or record.client_id not in user.client_ids or not account.sso_allowed):
-            raise NotImplementedError  # (would delete the session in the failure path)
+        if (now * 1000 - record.issued_at_ms > 60_000 or account is None or user is None
+                or record.client_id not in user.client_ids or not account.allows_sso):
+            # measured on the success path only: a real failure path would also
+            # delete the session the one-trip script started
+            return self.refuse(start_response)
         if not self.one_trip:
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.set(PREFIX + "s:" + session_key, json.dumps([record.user_id, record.client_id, now]), ex=1800)

@@ -20,7 +20,6 @@ HTTP server), each subject alternating with its baseline, medians reported.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import typing as t
 import urllib.parse
@@ -29,9 +28,9 @@ from dataclasses import dataclass
 import redis
 
 from apps import hello_app
-from common import (API_IDENTIFIER, API_PATH, API_SECRET, DESTINATION, PREFIX, SSO_PATH, RedisServer,
-                    Row, Section, TokenPool, alternate, bare_app, build_middleware, call, clock_ns,
-                    connect, environ, log, pin, table, us)
+from common import (API_IDENTIFIER, API_PATH, API_SECRET, DESTINATION, PREFIX, SSO_PATH, Row, Section,
+                    TokenPool, alternate, bare_app, build_middleware, call, clock_ns, connect, environ,
+                    log, run_alone, us)
 
 #: A token record's size on the wire (the baseline values are this long).
 RECORD = b'{"u":1,"c":1,"s":"clientarea:invoices","p":"/clientarea.php?action=invoices","t":1767225600.123456}'
@@ -229,15 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    server = RedisServer()
-    server.start()
-    try:
-        print(pin(server, {0}))
-        section = run(server.url, args.quick)
-    finally:
-        server.stop()
-    print(table(section.rows))
-    print(json.dumps(section.metrics))
+    run_alone(run, args.quick)
 
 
 if __name__ == "__main__":

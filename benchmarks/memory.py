@@ -21,8 +21,8 @@ import typing as t
 import redis
 
 from apps import hello_app
-from common import (DESTINATION, PREFIX, SSO_PATH, RedisServer, Row, Section, TokenPool, build_middleware, call,
-                    connect, environ, log, pin, quiet_env, table)
+from common import (DESTINATION, PREFIX, SSO_PATH, Row, Section, TokenPool, build_middleware, call, connect,
+                    environ, log, quiet_env, run_alone)
 
 #: Growth of the resident set we call noise (allocator arenas, caches).
 RSS_NOISE_KIB = 2048
@@ -128,15 +128,7 @@ def main() -> None:
     if args.rss:
         rss_child(args.redis_url, args.rss)
         return
-    server = RedisServer()
-    server.start()
-    try:
-        print(pin(server, {0}))
-        section = run(server.url, args.quick)
-    finally:
-        server.stop()
-    print(table(section.rows))
-    print(json.dumps(section.metrics))
+    run_alone(run, args.quick)
 
 
 if __name__ == "__main__":

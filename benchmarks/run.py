@@ -27,7 +27,7 @@ import inprocess
 import loadgen
 import memory
 import redis
-from common import RedisServer, Section, log, pin, table
+from common import RedisServer, Section, pin, table
 
 #: The JSON line's keys, in order.
 KEYS = ("passthrough_overhead", "session_overhead", "redeem_vs_getdel", "mint_vs_set",

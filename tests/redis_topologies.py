@@ -16,6 +16,7 @@ is killed by :meth:`stop` (and, as a last resort, at interpreter exit).
 
 from __future__ import annotations
 
+import abc
 import atexit
 import os
 import secrets
@@ -133,7 +134,9 @@ class Node:
 DATA_CONFIG = ["save \"\"", "appendonly no", "loglevel notice"]
 
 
-class Topology:
+class Topology(abc.ABC):
+    """Processes on loopback, started by :meth:`start`, all killed by :meth:`stop`."""
+
     def __init__(self, prefix: str):
         self.folder = Path(tempfile.mkdtemp(prefix=prefix))
         self.nodes: list[Node] = []
@@ -154,8 +157,9 @@ class Topology:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @abc.abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Start every node and wait until the topology serves."""
 
     def logs(self) -> str:
         return "\n".join(f"--- {node.name} ---\n{node.log()}" for node in self.nodes)

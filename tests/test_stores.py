@@ -75,13 +75,8 @@ def race(action: t.Callable[[], t.Any], threads: int = 50) -> list[t.Any]:
 
 
 class TokenStoreContract:
-    @pytest.fixture
-    def store(self) -> TokenStore:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def wait(self) -> t.Callable[[float], None]:
-        raise NotImplementedError
+    """Run by each implementation's subclass, which supplies two fixtures:
+    ``store`` (a fresh store) and ``wait`` (lets ``seconds`` pass for it)."""
 
     def test_implements_protocol(self, store):
         assert isinstance(store, TokenStore)
@@ -241,13 +236,8 @@ class TestRedisTokenStore(TokenStoreContract):
 
 
 class SessionStoreContract:
-    @pytest.fixture
-    def store(self) -> SessionStore:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def wait(self) -> t.Callable[[float], None]:
-        raise NotImplementedError
+    """Run by each implementation's subclass, which supplies two fixtures:
+    ``store`` (a fresh store) and ``wait`` (lets ``seconds`` pass for it)."""
 
     def test_implements_protocol(self, store):
         assert isinstance(store, SessionStore)
