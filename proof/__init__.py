@@ -13,7 +13,7 @@ verdict):
 
 - :mod:`proof.contention` single use under contention (4 processes x 50
   threads behind a barrier, over HTTP), with a deliberately non-atomic
-  GET-then-DEL control that shows the harness detects a race;
+  GET-then-SET control that shows the harness detects a race;
 - :mod:`proof.lifecycle` replay, expiry (1 s TTL at 0.8 s and 1.2 s, and a
   key that lost its TTL), revocation and logout;
 - :mod:`proof.redirects` Django's open-redirect corpus and Hypothesis strings
@@ -21,7 +21,7 @@ verdict):
 - :mod:`proof.parsers` Hypothesis properties over every parser, plus the
   atheris harnesses of ``fuzz/``;
 - :mod:`proof.faults` Redis killed mid-load, a Redis that never answers, an
-  exhausted connection pool, a session write that fails after the burn;
+  exhausted connection pool, a Redis that fails right after the burn;
 - :mod:`proof.canary` no raw token, secret or cookie in Redis or any log.
 
 Nothing here is imported by the package; it is test tooling.

@@ -12,7 +12,7 @@ Variant options: ``redis_url``, ``prefix``, ``secret_key``,
 ``api_identifier``, ``api_secret_hash``, ``ttl``, ``limit``,
 ``idle_timeout``, ``absolute_timeout``, ``socket_timeout``, ``max_connections``, ``pool_timeout``, ``username`` /
 ``password`` (an ACL user), ``user_store_delay`` (seconds ``get_account``
-takes), ``token_store`` (``"get_then_del"``: the deliberately broken control).
+takes), ``token_store`` (``"get_then_set"``: the deliberately broken control).
 
 Audit records go to ``log_path`` as JSON lines, tracebacks rendered, so the
 canary scan reads exactly what an operator's log would hold.
@@ -33,25 +33,31 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from sso_middleware import Limit, SSOMiddleware, Stores, get_identity
 from sso_middleware.demo import demo_user_store
 from sso_middleware.exceptions import StoreUnavailable
+from sso_middleware.stores import SESSION_MARK
 from sso_middleware.stores.redis import RedisTokenStore, connect
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 
-class GetThenDelTokenStore(RedisTokenStore):
-    """DELIBERATELY BROKEN, for the proof's control only: burns a token with
-    ``GET`` and then ``DEL``, two round trips, the classic check-then-act
-    race. Concurrent redemptions that all ``GET`` before the first ``DEL``
-    all succeed; the contention proof must see that, or it could not see a
-    race in the real store either."""
+class GetThenSetTokenStore(RedisTokenStore):
+    """DELIBERATELY BROKEN, for the proof's control only: redeems a token
+    with ``GET`` and then ``SET``, two round trips, the classic
+    check-then-act race. Concurrent redemptions that all ``GET`` before the
+    first ``SET`` all find the token record and all succeed; the contention
+    proof must see that, or it could not see a race in the real store
+    either. Everything else is the real store's."""
 
-    def burn(self, key: str, marker: bytes) -> bytes | None:
+    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
         try:
-            data = t.cast("bytes | None", self.client.get(self.prefix + key))
-            if data is not None:
-                self.client.delete(self.prefix + key)
-            return data
+            found = t.cast("bytes | None", self.client.get(self.prefix + key))
+            if found is None:
+                return None
+            if not found.startswith(SESSION_MARK):
+                self.client.set(self.prefix + key, session, ex=ttl, xx=True)
+            elif end_found:
+                self.client.set(self.prefix + key, SESSION_MARK, keepttl=True)
+            return found
         except redis.RedisError as e:
             raise StoreUnavailable(f"Redis error: {type(e).__name__}", e) from e
 
@@ -104,9 +110,9 @@ def build(name: str, options: dict[str, t.Any]) -> SSOMiddleware:
     )
     prefix = options.get("prefix")
     stores = Stores.redis(client, prefix=prefix)
-    if options.get("token_store") == "get_then_del":
+    if options.get("token_store") == "get_then_set":
         stores = dataclasses.replace(
-            stores, tokens=GetThenDelTokenStore(client, **({"prefix": prefix} if prefix else {})))
+            stores, tokens=GetThenSetTokenStore(client, **({"prefix": prefix} if prefix else {})))
     delay = options.get("user_store_delay")
     limit = Limit(*options["limit"])
     return SSOMiddleware(

@@ -3,9 +3,9 @@ Canaries
 ========
 
 Every secret the proof handles is registered here: each raw token a mint
-returned, each session cookie a response set (and the session id inside it),
-each OAuth client secret, the admin API secret and the cookie-signing key.
-At the end every Redis keyspace (keys and values, by type, not ``DUMP``,
+returned, each session cookie a response set (and the session secret inside
+it), each OAuth client secret, the admin API secret and the cookie-signing
+key. At the end every Redis keyspace (keys and values, by type, not ``DUMP``,
 whose compression could hide a value), every captured log line and every
 rendered exception is searched for all of them.
 
@@ -58,11 +58,15 @@ class Canary:
             self.kinds.setdefault(value, kind)
 
     def add_cookie(self, cookie: str | None) -> None:
-        """A signed session cookie, and the session id inside it."""
+        """A signed session cookie, and the session secret inside it (its
+        second field; the first, the record's key, is a token's digest and
+        rightly names the record in Redis)."""
         if not cookie:
             return
         self.add(cookie, "cookie")
-        self.add(cookie.split(".", 1)[0], "session id")
+        fields = cookie.split(".")
+        if len(fields) > 1:
+            self.add(fields[1], "session secret")
 
     def find(self, text: str) -> list[str]:
         found = []

@@ -6,13 +6,13 @@ Single use under contention (issue item 1, figure F1)
 server, wait on one multiprocessing barrier, and then all send the same SSO
 link at once. Per trial exactly one response may be a 303 with a session
 cookie; the other 199 must be 403 (never a 5xx). The same harness run against
-the ``control`` variant, whose token store burns with GET then DEL, must
+the ``control`` variant, whose token store redeems with GET then SET, must
 see more than one success in some trials: that is what shows the harness can
 detect a race at all.
 
 Each loser's request is a replay of a spent token, so the winner's session
 must also be ended by the time the trial is over (issue item 2): that is
-checked too, with the session store itself.
+checked too, with the token store itself, where the session lives.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import typing as t
 from collections import Counter
 
 from sso_middleware.sessions import SessionManager
-from sso_middleware.stores.redis import RedisSessionStore
+from sso_middleware.stores.redis import RedisTokenStore
 
 from .figures import Figure
 from .harness import COOKIE_NAME, Lab, log
@@ -119,7 +119,7 @@ def run_trials(lab: Lab, variant: str, trials: int, *, check_sessions: bool,
     server = lab.server
     prefix = {"main": "sso:v1:", "single": "single:", "control": "control:"}[variant]
     client = lab.redises.client(lab.redis)
-    sessions = SessionManager(RedisSessionStore(client, prefix=prefix), [lab.secret_key])
+    sessions = SessionManager(RedisTokenStore(client, prefix=prefix), [lab.secret_key])
     clients = Clients(server.port)
     per_trial: list[int] = []
     statuses: Counter[str] = Counter()
@@ -154,7 +154,7 @@ def prove(lab: Lab) -> list[Figure]:
     real = run_trials(lab, "single", trials, check_sessions=False)
     log(f"contention with the default replay policy: {default_trials} trials")
     defaults = run_trials(lab, "main", default_trials, check_sessions=True)
-    log(f"contention control (GET then DEL): {control_trials} trials"
+    log(f"contention control (GET then SET): {control_trials} trials"
         + (", until the first race" if lab.quick else ""))
     control = run_trials(lab, "control", control_trials, check_sessions=False,
                          stop_at_first_race=lab.quick)
@@ -170,7 +170,7 @@ def prove(lab: Lab) -> list[Figure]:
                f"successes of {real['requests']} requests; other statuses {other or 'none'}",
                f"{trials}/{trials} trials, no status but 303/403",
                exactly_one == trials and not other, real),
-        Figure("1", "Non-atomic control (GET then DEL) detected",
+        Figure("1", "Non-atomic control (GET then SET) detected",
                f"{raced}/{control_trials} trials with >1 success (max {max(control['per_trial'])})",
                ">= 1 trial with >1 success", raced >= 1, control),
         Figure("2", "Replays under contention: no session outlives them (default policy)",

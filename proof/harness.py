@@ -285,8 +285,8 @@ class Lab:
             "main": self.variant(),
             # single use alone: replays do not end the winner's session
             "single": self.variant(revoke_on_replay=False, prefix="single:"),
-            # the deliberately broken GET-then-DEL burn, proof only
-            "control": self.variant(token_store="get_then_del", prefix="control:"),
+            # the deliberately broken GET-then-SET redemption, proof only
+            "control": self.variant(token_store="get_then_set", prefix="control:"),
             "ttl1": self.variant(ttl=1, prefix="ttl1:"),
             # a user store that takes 0.3 s to answer get_account
             "slow": self.variant(user_store_delay=0.3, prefix="slow:"),

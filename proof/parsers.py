@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 import typing as t
 import urllib.parse
 from pathlib import Path
@@ -26,8 +27,12 @@ from .harness import ROOT, Lab, log
 from .targets import COOKIE, Crash, Targets
 
 _LATIN1 = st.characters(min_codepoint=0, max_codepoint=255)
-_TOKENISH = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-",
-                    min_size=40, max_size=46)
+_BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_TOKENISH = st.text(alphabet=_BASE64URL, min_size=40, max_size=46)
+_TOKEN = st.text(alphabet=_BASE64URL, min_size=43, max_size=43)
+_ID = st.one_of(st.integers(-1, 2**63).map(str), st.text(_LATIN1, max_size=6))
+#: A sign-on time within the absolute timeout (or just ahead), so the cookie reaches the store.
+_RECENT_MS = st.integers(-10**7, 10**5).map(lambda d: str(int(time.time() * 1000) + d))
 _PIECES = st.one_of(
     st.sampled_from(["access_token", "scope", "=", "&", ";", "%", "%00", "%zz", "+", "%26",
                      "access_token=", "&access_token=", "clientarea:sso", " ", "#", "?", "%3D",
@@ -71,13 +76,23 @@ def _basic(targets: Targets) -> st.SearchStrategy[str | None]:
                                st.text(_LATIN1, max_size=40)).map(" ".join))
 
 
+def _payloads(targets: Targets) -> st.SearchStrategy[str]:
+    """Cookie payloads of the middleware's format (key, secret, user,
+    account, sign-on time), mostly well-formed so that they reach the store,
+    naming no live session: a random key, or the key of a real token or
+    session with a secret that is not its session's."""
+    key = st.one_of(_TOKEN, st.sampled_from(targets.record_keys), _TOKENISH)
+    return st.tuples(key, _TOKEN, _ID, _ID, st.one_of(_RECENT_MS, _ID)).map(".".join)
+
+
 def _cookies(targets: Targets) -> st.SearchStrategy[str]:
+    payloads = _payloads(targets)
     value = st.one_of(
         st.text(_LATIN1, max_size=120),
-        _TOKENISH.map(targets.signed),                     # well signed, no such session
-        st.text(max_size=60).map(targets.signed),          # well signed, not a session id
-        _TOKENISH.map(lambda v: v + "." + "AAAAAA" + "." + v[:43]),
-        st.tuples(_TOKENISH.map(targets.signed), st.text(_LATIN1, max_size=4))
+        payloads.map(targets.signed),                      # well signed, no such session
+        st.text(max_size=60).map(targets.signed),          # well signed, not a payload
+        st.tuples(payloads, _TOKENISH).map(".".join),      # a signature that is none
+        st.tuples(payloads.map(targets.signed), st.text(_LATIN1, max_size=4))
         .map(lambda p: p[0] + p[1]),                       # signed, then tampered with
     )
     return st.one_of(

@@ -12,7 +12,8 @@ Hypothesis properties (:mod:`proof.parsers`) and the atheris harnesses
 - the admin API body (any bytes, any content type);
 - the token endpoint body, query and ``Authorization`` header;
 - the session cookie (any ``Cookie`` header, including well-signed cookies
-  naming no session).
+  of the middleware's own format naming no session: a random key, the key of
+  a token never redeemed, or a live session's key with another secret).
 
 Redis is up throughout, so a 503 (the catch-all for an unexpected
 exception) counts as a crash, as does any ``error`` audit record (the
@@ -32,8 +33,7 @@ from werkzeug.test import create_environ
 from sso_middleware import Limit, SSOMiddleware, Stores, get_identity
 from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import demo_user_store
-from sso_middleware.sessions import SessionManager
-from sso_middleware.stores.memory import MemorySessionStore
+from sso_middleware.tokens import token_key
 
 BASE = "https://portal.example.com"
 SSO_PATH = "/oauth/singlesignon.php"
@@ -96,7 +96,7 @@ class Targets:
             stores=Stores.redis(redis_client, prefix="parsers:"),
             api_credentials={API_IDENTIFIER: hash_secret(api_secret)},
             redeem_limit=limit, client_auth_limit=limit, address_auth_limit=limit)
-        self.signer = SessionManager(MemorySessionStore(), [secret_key]).signer
+        self.signer = self.app.sessions.signer
         self.watch = _Unexpected()
         logger = logging.getLogger("sso_middleware")
         logger.addHandler(self.watch)
@@ -110,6 +110,13 @@ class Targets:
             headers={"Content-Type": "application/x-www-form-urlencoded"})
         created = json.loads(body)
         self.client_id, self.client_secret = created["clientIdentifier"], created["clientSecret"]
+        unspent = self.app.create_sso_token(client_id=1)["access_token"]
+        redeemed = self.app.create_sso_token(client_id=1)["access_token"]
+        status, _, _ = self.call("GET", SSO_PATH, query=f"access_token={redeemed}")
+        assert status == 303, status
+        #: Keys of real records a forged cookie may name: a token never
+        #: redeemed, and the live session another token became.
+        self.record_keys = [token_key(unspent), token_key(redeemed)]
 
     def close(self) -> None:
         logging.getLogger("sso_middleware").removeHandler(self.watch)

@@ -42,7 +42,7 @@ from .issuer import MAX_TTL, Id, TokenIssuer
 from .oauth import CredentialManager
 from .ratelimit import Limit, RateLimiter
 from .sessions import SessionManager
-from .stores import CounterStore, CredentialStore, SessionStore, Stores, TokenStore
+from .stores import CounterStore, CredentialStore, Stores, TokenStore
 from .users import UserStore
 
 if t.TYPE_CHECKING:
@@ -156,7 +156,6 @@ class SSOMiddleware:
         for name, value, protocol in (
             ("user_store", user_store, UserStore),
             ("stores.tokens", stores.tokens, TokenStore),
-            ("stores.sessions", stores.sessions, SessionStore),
             ("stores.counters", stores.counters, CounterStore),
             ("stores.credentials", stores.credentials, CredentialStore),
         ):
@@ -171,7 +170,7 @@ class SSOMiddleware:
         self.app = app
         self.system_url = _check_system_url(system_url, secure_cookies)
         self.sessions = SessionManager(
-            stores.sessions, secret_keys, idle_timeout=idle_timeout,
+            stores.tokens, secret_keys, idle_timeout=idle_timeout,
             absolute_timeout=absolute_timeout, secure=secure_cookies, cookie_name=cookie_name,
         )
         sso_path = _check_path("sso_path", sso_path)
@@ -182,7 +181,7 @@ class SSOMiddleware:
         address_limiter = RateLimiter(stores.counters, address_auth_limit, "auth-address")
         paths: dict[str, WSGIApplication] = {
             sso_path: SingleSignOnEndpoint(
-                stores.tokens, user_store, self.sessions, system_url=self.system_url,
+                user_store, self.sessions, system_url=self.system_url,
                 ttl=token_ttl, limiter=RateLimiter(stores.counters, redeem_limit, "redeem"),
                 trusted_proxies=trusted_proxies, revoke_on_replay=revoke_on_replay,
                 confirm=confirm),
@@ -233,14 +232,13 @@ class SSOMiddleware:
             environ["REMOTE_USER"] = str(session.identity.user_id)
             environ[ENVIRON_KEY] = session.identity
 
-    def end_sessions(self, client_id: int) -> int:
+    def end_sessions(self, client_id: int) -> None:
         """End every session of an account at once, wherever its cookies
-        are; return how many were live. Call it when an account is closed or
-        switches single sign-on off. Raises :class:`StoreUnavailable`."""
-        ended = self.sessions.end_account(client_id)
-        audit(logging.WARNING, "sessions_revoked", "%d sessions of client %d ended",
-              ended, client_id, client_id=client_id)
-        return ended
+        are. Call it when an account is closed or switches single sign-on
+        off. Raises :class:`StoreUnavailable`."""
+        self.sessions.end_account(client_id)
+        audit(logging.WARNING, "sessions_revoked", "Sessions of client %d ended",
+              client_id, client_id=client_id)
 
     def create_sso_token(
         self,

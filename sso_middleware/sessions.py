@@ -5,30 +5,45 @@ Sessions
 What a successful sign-on leaves behind: a server-side session record and a
 cookie that names it.
 
-The cookie carries only an opaque random session id signed with
-:class:`itsdangerous.TimestampSigner` (a salt of its own, a list of keys for
-rotation, its age checked on every read). Who is signed in lives in the
-:class:`~sso_middleware.stores.SessionStore`, under the id's digest, with an
-idle timeout (the record's TTL, extended on every use) and an absolute one
-(checked against the creation time). Deleting the record ends the session
-wherever its cookie is, which a self-contained signed cookie could not do.
+A redeemed token turns into its session: the store swaps the token's record
+for the session's in one atomic step (see
+:class:`~sso_middleware.stores.TokenStore`), so a sign-on costs one write
+and a replayed link finds, and can end, the session its first use started.
+The record holds only the SHA-256 digest of a fresh 256-bit session secret;
+the cookie carries the secret, the record's key, the user and account ids
+and the sign-on time, signed with :class:`itsdangerous.Signer` (a salt of
+its own, a list of keys for rotation). A leaked Redis dump therefore yields
+no usable cookie, and the ids, which a user may read but not change, spare
+every request a second look-up.
+
+A session ends when its record does: an idle timeout (the record's TTL,
+extended on every use), an absolute one (the sign-on time in the cookie),
+logout (the record is marked ended) or :meth:`SessionManager.end_account`
+(a per-account time before which sessions count as ended, read along with
+the record in the same round trip).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import hmac
+import re
 import time
 import typing as t
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, TimestampSigner
+from itsdangerous import BadSignature, Signer
 from werkzeug.http import dump_cookie
 from werkzeug.wrappers import Response
 
-from .exceptions import ConfigurationError, Denied
-from .stores import SessionStore
-from .tokens import TOKEN_PATTERN, new_token, token_key
+from .exceptions import ConfigurationError
+from .stores import SESSION_MARK, TokenStore
+from .tokens import new_token, token_key
+
+#: A cookie's signed payload: the token's key, the session secret, the user
+#: and account ids and the sign-on time in milliseconds.
+_PAYLOAD = re.compile(rb"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,17})"
+                      rb"\.(0|[1-9][0-9]{0,17})\.([1-9][0-9]{0,15})")
 
 #: Shortest accepted signing key, in bytes.
 MIN_KEY_BYTES = 32
@@ -46,11 +61,29 @@ class Identity:
 class Session:
     """A live session."""
 
-    #: The session id's digest, the record's name in the store.
+    #: Its record's key in the store: that of the token it was redeemed from.
     key: str
     identity: Identity
-    #: UNIX time of the sign-on, for the absolute timeout.
-    created_at: float
+    #: UNIX time of the sign-on in milliseconds.
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    """A token spent into a new session that no cookie names yet."""
+
+    #: What the token's key held: its record, a session record (the token
+    #: was used before) or ``None`` (unknown or expired).
+    found: bytes | None
+    key: str
+    #: The session secret, whose digest is the session record.
+    secret: str
+    created_ms: int
+
+    @property
+    def replayed(self) -> bool:
+        """Whether the token had been redeemed before."""
+        return self.found is not None and self.found.startswith(SESSION_MARK)
 
 
 def check_secret_keys(secret_keys: t.Sequence[str | bytes]) -> list[bytes]:
@@ -75,7 +108,7 @@ def check_secret_keys(secret_keys: t.Sequence[str | bytes]) -> list[bytes]:
 class SessionManager:
     """Starts, resumes and ends sessions, and writes their cookie.
 
-    :param store: where session records live.
+    :param store: where tokens turn into session records.
     :param secret_keys: signing keys, oldest first; new cookies are signed
         with the last, cookies signed with any listed key are accepted. To
         rotate, append a new key, and drop the oldest once
@@ -97,7 +130,7 @@ class SessionManager:
 
     def __init__(
         self,
-        store: SessionStore,
+        store: TokenStore,
         secret_keys: t.Sequence[str | bytes],
         *,
         idle_timeout: int = 30 * 60,
@@ -120,69 +153,62 @@ class SessionManager:
                 " without Secure; choose another name or keep secure on"
             )
         self.store = store
-        self.signer = TimestampSigner(
-            check_secret_keys(secret_keys), salt=self.salt, digest_method=hashlib.sha256
-        )
+        self.signer = Signer(check_secret_keys(secret_keys), salt=self.salt, digest_method=hashlib.sha256)
         self.idle_timeout = idle_timeout
         self.absolute_timeout = absolute_timeout
         self.secure = secure
         self.cookie_name = cookie_name
         self.clock = clock
 
-    @staticmethod
-    def new_id() -> tuple[str, str]:
-        """A fresh session id and its key, for :meth:`start`. Made apart so a
-        caller can name the key before the session exists."""
-        session_id = new_token()
-        return session_id, token_key(session_id)
+    def redeem(self, key: str, *, end_found: bool) -> Redemption:
+        """Spend the token stored under ``key``: one atomic step that puts a
+        new session in its place if it was unspent. With ``end_found``, a
+        session found there instead (a replay) is ended."""
+        secret = new_token()
+        record = SESSION_MARK + token_key(secret).encode("ascii")
+        created_ms = int(self.clock() * 1000)  # before the write: an end_account() after it ends this too
+        found = self.store.redeem(key, record, self.idle_timeout, end_found)
+        return Redemption(found, key, secret, created_ms)
 
-    def start(self, identity: Identity, session_id: str) -> tuple[Session, str]:
-        """Create a session with an id from :meth:`new_id`; return it and
-        its cookie value. Raises :class:`Denied` if the id was revoked
-        meanwhile (a replay of the token being redeemed)."""
-        session = Session(token_key(session_id), identity, self.clock())
-        record = json.dumps([identity.user_id, identity.client_id, session.created_at])
-        if not self.store.save(session.key, record.encode(), self.idle_timeout,
-                               str(identity.client_id), self.absolute_timeout):
-            # a replay of this token revoked the session before it started
-            raise Denied(f"Unable to authenticate with Single Sign-On token for User ID: {identity.user_id}")
-        return session, self.signer.sign(session_id).decode("ascii")
+    def cookie_value(self, redemption: Redemption, identity: Identity) -> str:
+        """The signed cookie value naming the session of ``redemption``,
+        once its record was checked and ``identity`` may sign in."""
+        payload = (f"{redemption.key}.{redemption.secret}.{identity.user_id}"
+                   f".{identity.client_id}.{redemption.created_ms}")
+        return self.signer.sign(payload).decode("ascii")
 
     def resume(self, cookie_value: str) -> Session | None:
         """Return the live session a cookie names, or ``None`` for a cookie
-        that is forged, expired, from a removed key or for an ended session.
-        Raises :class:`~sso_middleware.exceptions.StoreUnavailable`."""
+        that is forged, malformed, expired, from a removed key or for an
+        ended session. Raises
+        :class:`~sso_middleware.exceptions.StoreUnavailable`."""
         try:
-            session_id = self.signer.unsign(cookie_value, max_age=self.absolute_timeout)
+            payload = _PAYLOAD.fullmatch(self.signer.unsign(cookie_value))
         except BadSignature:
             return None
-        if not TOKEN_PATTERN.fullmatch(session_id.decode("ascii", "replace")):
+        if payload is None:  # signed by us, but not in this release's shape
             return None
-        key = token_key(session_id.decode("ascii"))
-        data = self.store.load(key, self.idle_timeout)
-        if not data:  # none, or revoked before it started
+        key, secret, user_id, client_id, created_ms = payload.groups()
+        created = int(created_ms)
+        if self.clock() * 1000 - created > self.absolute_timeout * 1000:
             return None
-        try:
-            user_id, client_id, created_at = json.loads(data)
-        except (TypeError, ValueError):
+        record, ended_until = self.store.resume(key.decode(), self.idle_timeout, client_id.decode())
+        expected = SESSION_MARK + token_key(secret.decode()).encode("ascii")
+        if record is None or not hmac.compare_digest(record, expected) or created <= ended_until:
             return None
-        if self.clock() - created_at > self.absolute_timeout:
-            self.store.delete(key)
-            return None
-        return Session(key, Identity(user_id, client_id), created_at)
+        return Session(key.decode(), Identity(int(user_id), int(client_id)), created)
+
+    def end_redemption(self, redemption: Redemption) -> None:
+        """End the session of a redemption whose cookie will not be sent."""
+        self.store.end(redemption.key)
 
     def end(self, session: Session) -> None:
         """End a session server-side; its cookie stops working everywhere."""
-        self.store.delete(session.key)
+        self.store.end(session.key)
 
-    def revoke(self, key: str, ttl: int) -> None:
-        """End the session stored under ``key``, or keep it from starting if
-        its sign-on is still under way (for ``ttl`` seconds)."""
-        self.store.revoke(key, ttl)
-
-    def end_account(self, client_id: int) -> int:
-        """End every session of an account; return how many were live."""
-        return self.store.delete_account(str(client_id))
+    def end_account(self, client_id: int) -> None:
+        """End every session of an account, wherever its cookies are."""
+        self.store.end_account(str(client_id), int(self.clock() * 1000), self.absolute_timeout)
 
     def read_cookie(self, environ: t.Mapping[str, t.Any]) -> str | None:
         """Return this middleware's cookie value from a request, if any."""

@@ -131,8 +131,8 @@ def echo_app(environ, start_response):
 @pytest.fixture
 def make_middleware(redis_client, user_store):
     """Build the middleware around ``echo_app`` on real Redis. Keyword
-    arguments override the defaults; ``tokens``, ``sessions``, ``counters``
-    and ``credentials`` replace one of the Redis stores."""
+    arguments override the defaults; ``tokens``, ``counters`` and
+    ``credentials`` replace one of the Redis stores."""
 
     def make(**overrides: t.Any) -> SSOMiddleware:
         app = overrides.pop("app", echo_app)
@@ -165,6 +165,13 @@ def browser(middleware: SSOMiddleware) -> webtest.TestApp:
 @pytest.fixture
 def app(middleware):
     return browser(middleware)
+
+
+def live_sessions(client) -> set[bytes]:
+    """The keys of live session records in Redis: redeemed tokens whose
+    record is a session, not the ended mark alone."""
+    return {key for key in client.scan_iter("sso:v1:t:*")
+            if (client.get(key) or b"").startswith(b"!") and len(client.get(key)) > 1}
 
 
 def sso_path(redirect_url: str) -> str:

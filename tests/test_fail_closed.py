@@ -11,7 +11,7 @@ import pytest
 from conftest import API_IDENTIFIER, API_SECRET, browser, sso_path
 from redis_server import RedisServer
 from sso_middleware.exceptions import StoreUnavailable
-from sso_middleware.stores.redis import RedisSessionStore, RedisTokenStore, connect
+from sso_middleware.stores.redis import RedisTokenStore, connect
 
 SSO = "/oauth/singlesignon.php"
 
@@ -27,8 +27,7 @@ def own_redis():
 @pytest.fixture
 def fragile(own_redis, make_middleware):
     client = connect(own_redis.url)
-    middleware = make_middleware(tokens=RedisTokenStore(client),
-                                 sessions=RedisSessionStore(client))
+    middleware = make_middleware(tokens=RedisTokenStore(client))
     yield middleware
     client.close()
 
@@ -86,18 +85,24 @@ def test_redis_that_never_answers_is_a_bounded_503(make_middleware):
         assert elapsed < 1.0
 
 
-def test_session_write_failing_after_the_burn_gives_503_without_cookie(make_middleware, redis_client):
-    class BrokenSessions(RedisSessionStore):
-        def save(self, key, record, ttl, account, lifetime):
-            raise StoreUnavailable("session write failed")
+def test_store_failing_after_the_burn_gives_503_without_cookie(make_middleware, redis_client):
+    """The token is spent, then reading the browser's current session fails:
+    a 503 without a cookie, the token stays spent, and the session that took
+    its place is ended."""
+    class FailingResume(RedisTokenStore):
+        def resume(self, key, ttl, account):
+            raise StoreUnavailable("session read failed")
 
-    middleware = make_middleware(sessions=BrokenSessions(redis_client))
+    middleware = make_middleware(tokens=FailingResume(redis_client))
     app = browser(middleware)
+    app.set_cookie("__Host-sso_session", middleware.sessions.signer.sign(
+        f"{'A' * 43}.{'A' * 43}.1.1.{int(time.time() * 1000)}").decode())
     path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
     response = app.get(path, status=503)
     assert "Set-Cookie" not in response.headers
     assert "Location" not in response.headers
-    assert [redis_client.get(k)[:1] for k in redis_client.scan_iter("sso:v1:t:*")] == [b"!"]  # burned
+    assert [redis_client.get(k) for k in redis_client.scan_iter("sso:v1:t:*")] == [b"!"]  # spent, ended
+    app.get(path, status=403)
 
 
 def test_pool_exhausted_is_a_bounded_503(redis_server, make_middleware):

@@ -74,9 +74,10 @@ def test_replay_is_denied_audited_and_ends_the_first_session(lifecycle_figures):
 
 def test_replay_racing_the_first_redemption_leaves_no_session(contention_figures, lifecycle_figures):
     """A replay that arrives after the burn but before the first redemption
-    has saved its session marks that session revoked; the first redemption
-    is then denied. Seen with a slow user store and in the 200-way
-    contention trials (199 replays): no session survives."""
+    has answered ends the session the burn started; the first redemption
+    may still answer 303, but its cookie is anonymous. Seen with a slow user
+    store and in the 200-way contention trials (199 replays): no session
+    survives."""
     meets(lifecycle_figures["Replay while the first redemption is in flight: no session survives"])
     meets(contention_figures[2])
 
@@ -186,7 +187,7 @@ def fault_figures(lab):
     "Redis killed mid-load: recovery after restart",
     "Redis that never answers",
     "Connection pool exhausted",
-    "Session write failing after the burn",
+    "Redis failing after the burn",
 ])
 def test_faults(fault_figures, name):
     meets(fault_figures[name])

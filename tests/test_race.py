@@ -9,7 +9,7 @@ from werkzeug.test import Client
 
 from conftest import sso_path
 from sso_middleware import Limit
-from sso_middleware.stores.memory import MemorySessionStore, MemoryTokenStore
+from sso_middleware.stores.memory import MemoryTokenStore
 
 THREADS = 50
 ROUNDS = 20
@@ -42,7 +42,7 @@ def race(middleware, path, keep_cookies=False):
 def test_exactly_one_of_fifty_concurrent_redemptions_succeeds(make_middleware, stores):
     options = {}
     if stores == "memory":
-        options = {"tokens": MemoryTokenStore(), "sessions": MemorySessionStore()}
+        options = {"tokens": MemoryTokenStore()}
     # 49 losers per round are failed redemptions: keep them under the limit;
     # and they are replays, which by default also revoke the winner's session
     # (see test_replays_under_contention_leave_no_session): single use alone here

@@ -6,10 +6,11 @@ import base64
 import json
 import logging
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import SYSTEM_URL, browser, sso_path
+from conftest import SYSTEM_URL, browser, live_sessions, sso_path
 from sso_middleware.destinations import WHMCS_DESTINATIONS
 from sso_middleware.responses import error_page
 from sso_middleware.tokens import TOKEN_PATTERN, TokenRecord, token_key
@@ -65,13 +66,20 @@ def test_session_cookie_attributes(app, mint):
     assert "domain" not in parts and "max-age" not in parts and "expires" not in parts
 
 
-def test_cookie_carries_only_a_signed_random_id(app, mint):
-    response = app.get(mint(client_id=1), status=303)
+def test_cookie_names_the_session_and_the_store_keeps_only_a_digest(app, mint, redis_client):
+    """The cookie carries the spent token's key, a fresh 256-bit session
+    secret, the ids and the sign-on time, signed; Redis keeps only the
+    secret's digest, so a dump of it yields no usable cookie."""
+    link = mint(client_id=1, user_id=5)
+    before = int(time.time() * 1000)
+    response = app.get(link, status=303)
     value = response.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
-    session_id, _timestamp, _signature = value.split(".")
-    assert TOKEN_PATTERN.fullmatch(session_id)
-    raw = base64.urlsafe_b64decode(session_id + "=")
-    assert len(raw) == 32 and b"{" not in raw[:1]  # random bytes, not a serialised record
+    key, secret, user_id, client_id, created_ms, _signature = value.split(".")
+    assert key == token_key(parse_qs(urlsplit(link).query)["access_token"][0])
+    assert TOKEN_PATTERN.fullmatch(secret) and len(base64.urlsafe_b64decode(secret + "=")) == 32
+    assert (user_id, client_id) == ("5", "1")
+    assert before <= int(created_ms) <= time.time() * 1000
+    assert redis_client.get(f"sso:v1:t:{key}") == b"!" + token_key(secret).encode()
 
 
 def test_user_five_acts_for_client_one(app, mint):
@@ -202,7 +210,7 @@ def test_active_session_of_closed_account_is_a_conflict(app, mint, user_store, r
         ' for "Closed" User ID: 2']
     assert "Max-Age=0" in response.headers["Set-Cookie"] or "expires=" in response.headers["Set-Cookie"].lower()
     assert whoami(app) is None
-    assert not list(redis_client.scan_iter("sso:v1:s:*"))
+    assert not live_sessions(redis_client)
     user_store.set_status(2, AccountStatus.ACTIVE)
     app.get(path, status=403)  # spent
 
@@ -210,10 +218,10 @@ def test_active_session_of_closed_account_is_a_conflict(app, mint, user_store, r
 def test_new_login_rotates_the_session(app, mint, redis_client, caplog):
     app.get(mint(client_id=1), status=303)
     old_cookie = app.cookies["__Host-sso_session"]
-    old_keys = set(redis_client.scan_iter("sso:v1:s:*"))
+    old_keys = live_sessions(redis_client)
     app.get(mint(client_id=2), status=303)
     assert app.cookies["__Host-sso_session"] != old_cookie
-    new_keys = set(redis_client.scan_iter("sso:v1:s:*"))
+    new_keys = live_sessions(redis_client)
     assert len(new_keys) == 1 and not new_keys & old_keys
     assert whoami(app) == [2, 2]
     # the old cookie no longer authenticates anyone
@@ -297,7 +305,7 @@ def test_token_never_reaches_the_wrapped_app(make_middleware, mint):
     assert seen == []
 
 
-def test_user_store_failure_fails_closed(make_middleware, mint, user_store, monkeypatch):
+def test_user_store_failure_fails_closed(make_middleware, user_store, redis_client, monkeypatch):
     middleware = make_middleware()
     app = browser(middleware)
     path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
@@ -309,6 +317,7 @@ def test_user_store_failure_fails_closed(make_middleware, mint, user_store, monk
     response = app.get(path, status=503)
     assert response.headers["Retry-After"]
     assert "Set-Cookie" not in response.headers
+    assert not live_sessions(redis_client)  # the spent token's session was ended
 
 
 @pytest.mark.parametrize("status, sso_allowed", [

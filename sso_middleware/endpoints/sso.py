@@ -10,12 +10,14 @@ The order matters and is the point of this module:
 
 1. **Parse** the request from its shape alone; a malformed link is a 400 that
    never reaches a store.
-2. **Burn** the token: one atomic get-and-replace, which leaves a marker
-   naming the session about to start. Whatever happens next, the token is
-   spent, so a token denied for a status that is later fixed cannot be
-   retried; of concurrent requests at most one gets the record, and the
-   others are replays: denied, audited, and (by default) the end of that
-   session, even if it has not started yet.
+2. **Burn** the token: one atomic step puts a new session record in the
+   place of the token's record. Whatever happens next, the token is spent,
+   so a token denied for a status that is later fixed cannot be retried; of
+   concurrent requests at most one gets the record, and the others are
+   replays: denied, audited, and (by default) the end of the session the
+   first one started, even if its cookie has not been sent yet. The new
+   session is usable only through the cookie of step 4; a denial never
+   sends it.
 3. **Check** the record (age, scope), the browser's current session and the
    account, against the *current* state of the user store.
 4. **Sign in**: end the browser's previous session, start a fresh one, set its
@@ -41,8 +43,7 @@ from ..destinations import SSO_SCOPE, is_safe_path
 from ..exceptions import BadRequest, ConfigurationError, Denied, StoreUnavailable
 from ..ratelimit import RateLimiter, remote_address
 from ..responses import SeeOther, confirm_page, error_page
-from ..sessions import Identity, Session, SessionManager
-from ..stores import TokenStore
+from ..sessions import Identity, Redemption, Session, SessionManager
 from ..tokens import TOKEN_PATTERN, TokenRecord, fingerprint, token_key
 from ..users import UserStore
 
@@ -51,10 +52,6 @@ if t.TYPE_CHECKING:
 
 #: The reason logged for a token that is unknown, used, expired or corrupted.
 UNKNOWN_TOKEN = "Unable to authenticate with Single Sign-On token"
-
-#: Starts what a burn leaves in a token's place (records are JSON arrays),
-#: followed by the key of the session the first redemption started.
-REPLAY_MARK = b"!"
 
 #: The query string of a link exactly as :class:`TokenIssuer` makes it.
 PLAIN_LINK = re.compile(r"access_token=([A-Za-z0-9_-]{43})")
@@ -66,9 +63,8 @@ CONFIRM_MODES: tuple[Confirm, ...] = ("never", "always", "signed_in")
 class SingleSignOnEndpoint:
     """The WSGI application behind the SSO path.
 
-    :param token_store: where tokens are burned.
     :param user_store: the app's accounts and users.
-    :param sessions: starts and ends sessions.
+    :param sessions: turns tokens into sessions, and ends sessions.
     :param system_url: the deployment's public base URL, without trailing
         slash; every redirect goes under it.
     :param ttl: token lifetime in seconds; an older record is refused even
@@ -93,7 +89,6 @@ class SingleSignOnEndpoint:
 
     def __init__(
         self,
-        token_store: TokenStore,
         user_store: UserStore,
         sessions: SessionManager,
         *,
@@ -107,7 +102,6 @@ class SingleSignOnEndpoint:
     ):
         if confirm not in CONFIRM_MODES:
             raise ConfigurationError(f"confirm must be one of {', '.join(CONFIRM_MODES)}; got {confirm!r}")
-        self.token_store = token_store
         self.user_store = user_store
         self.sessions = sessions
         self.system_url = system_url
@@ -220,38 +214,49 @@ class SingleSignOnEndpoint:
     def redeem(self, token: str, scope: str | None, cookie: str | None) -> SeeOther:
         """Burn ``token`` and sign its user in; raise :class:`Denied`."""
         key = token_key(token)
-        session_id, session_key = self.sessions.new_id()
-        data = self.token_store.burn(key, REPLAY_MARK + session_key.encode())
-        if data is None:
+        redemption = self.sessions.redeem(key, end_found=self.revoke_on_replay)
+        if redemption.found is None:
             raise Denied(UNKNOWN_TOKEN)
-        if data.startswith(REPLAY_MARK):
-            self.replayed(key, data[len(REPLAY_MARK):].decode("ascii", "replace"))
+        if redemption.replayed:
+            audit(logging.WARNING, "replay", "Single Sign-On token %s replayed", fingerprint(key),
+                  token=fingerprint(key))
             raise Denied(UNKNOWN_TOKEN)
         try:
-            record = TokenRecord.decode(data)
-        except ValueError:
-            raise Denied(UNKNOWN_TOKEN) from None
-        identity = self.check(record, scope)
-        current = self.sessions.resume(cookie) if cookie else None
-        if current is not None:
-            self.check_current(current)
-        self.check_account(record)
+            record = self.decode(redemption.found)
+            identity = self.check(record, scope)
+            current = self.sessions.resume(cookie) if cookie else None
+            if current is not None:
+                self.check_current(current)
+            self.check_account(record)
+        except Exception:  # a denial, or a failing user store: no cookie will name it
+            self.abandon(redemption)
+            raise
         if current is not None:
             self.replace(current, identity)
-        session, cookie_value = self.sessions.start(identity, session_id)
         audit(logging.INFO, "redeemed",
               "Single Sign-On token %s redeemed for User ID: %d, client %d",
               fingerprint(key), identity.user_id, identity.client_id,
               token=fingerprint(key), user_id=identity.user_id, client_id=identity.client_id)
+        cookie_value = self.sessions.cookie_value(redemption, identity)
         return SeeOther(self.system_url + record.path, self.sessions.cookie_header(cookie_value))
 
-    def replayed(self, key: str, first_session: str) -> None:
-        """A spent token came back: audit it, and end the session its first
-        redemption started (if it got that far)."""
-        audit(logging.WARNING, "replay", "Single Sign-On token %s replayed", fingerprint(key),
-              token=fingerprint(key))
-        if self.revoke_on_replay:  # also if that sign-on is still under way
-            self.sessions.revoke(first_session, self.ttl)
+    def abandon(self, redemption: Redemption) -> None:
+        """End the session a failed redemption put in its token's place.
+        Without its cookie nobody could use it, but no live record should
+        stand for a sign-on that was refused. A store outage here leaves the
+        failure as it is."""
+        try:
+            self.sessions.end_redemption(redemption)
+        except StoreUnavailable as e:
+            unavailable("Ending a denied redemption's session", e)
+
+    @staticmethod
+    def decode(found: bytes) -> TokenRecord:
+        """The token record, or :class:`Denied` if it is corrupted."""
+        try:
+            return TokenRecord.decode(found)
+        except ValueError:
+            raise Denied(UNKNOWN_TOKEN) from None
 
     def check(self, record: TokenRecord, scope: str | None) -> Identity:
         """Refuse a record that is too old, whose destination disagrees with

@@ -10,9 +10,9 @@ one cannot be redeemed in another: use :mod:`.redis` there.
 
 .. code-block:: python
 
-    from sso_middleware.stores.memory import MemorySessionStore, MemoryTokenStore
+    from sso_middleware.stores.memory import MemoryTokenStore
 
-    token_store, session_store = MemoryTokenStore(), MemorySessionStore()
+    token_store = MemoryTokenStore()
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import math
 import threading
 import time
 import typing as t
+
+from .protocols import SESSION_MARK
 
 
 class _ExpiringDict:
@@ -67,6 +69,7 @@ class MemoryTokenStore(_ExpiringDict):
 
     def __init__(self, clock: t.Callable[[], float] = time.monotonic):
         super().__init__(clock)
+        self._ended: dict[str, tuple[float, int]] = {}  # account: (expiry, at_ms)
 
     def add(self, key: str, record: bytes, ttl: int) -> bool:
         with self._lock:
@@ -76,57 +79,39 @@ class MemoryTokenStore(_ExpiringDict):
             self._put(key, record, ttl, now)
             return True
 
-    def burn(self, key: str, marker: bytes) -> bytes | None:
-        with self._lock:
-            record = self._live(key, self._clock())
-            if record is not None:
-                self._data[key] = (self._data[key][0], marker)
-            return record
-
-
-class MemorySessionStore(_ExpiringDict):
-    """A :class:`~sso_middleware.stores.SessionStore` in this process's memory.
-
-    :param clock: returns the current time in seconds; tests may inject one.
-    """
-
-    def __init__(self, clock: t.Callable[[], float] = time.monotonic):
-        super().__init__(clock)
-        self._accounts: dict[str, set[str]] = {}
-
-    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> bool:
+    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
         with self._lock:
             now = self._clock()
-            if self._live(key, now) is not None:
-                return False
-            self._put(key, record, ttl, now)
-            self._accounts.setdefault(account, set()).add(key)
-            return True
+            found = self._live(key, now)
+            if found is None:
+                return None
+            if not found.startswith(SESSION_MARK):
+                self._put(key, session, ttl, now)
+            elif end_found:
+                self._data[key] = (self._data[key][0], SESSION_MARK)
+            return found
 
-    def revoke(self, key: str, ttl: int) -> None:
-        with self._lock:
-            self._put(key, b"", ttl, self._clock())
-
-    def load(self, key: str, ttl: int) -> bytes | None:
+    def resume(self, key: str, ttl: int, account: str) -> tuple[bytes | None, int]:
         with self._lock:
             now = self._clock()
             record = self._live(key, now)
             if record is not None:
                 self._data[key] = (now + ttl, record)
-            return record
+            expiry, at_ms = self._ended.get(account, (now, 0))
+            return record, at_ms if expiry > now else 0
 
-    def delete(self, key: str) -> None:
+    def end(self, key: str) -> None:
         with self._lock:
-            self._data.pop(key, None)
+            if self._live(key, self._clock()) is not None:
+                self._data[key] = (self._data[key][0], SESSION_MARK)
 
-    def delete_account(self, account: str) -> int:
+    def end_account(self, account: str, at_ms: int, lifetime: int) -> None:
         with self._lock:
             now = self._clock()
-            keys = self._accounts.pop(account, set())
-            live = sum(1 for key in keys if self._live(key, now))
-            for key in keys:
-                self._data.pop(key, None)
-            return live
+            for stale in [a for a, (expiry, _) in self._ended.items() if expiry <= now]:
+                del self._ended[stale]
+            if at_ms > self._ended.get(account, (now, 0))[1]:
+                self._ended[account] = (now + lifetime, at_ms)
 
 
 class MemoryCounterStore(_ExpiringDict):

@@ -1,15 +1,25 @@
-"""The contracts every token and session store fulfils."""
+"""The contracts every store fulfils."""
 
 from __future__ import annotations
 
 import typing as t
 
+#: Starts every session record; token records never start with it. A
+#: session record that is this byte alone is an ended session.
+SESSION_MARK = b"!"
+
 
 @t.runtime_checkable
 class TokenStore(t.Protocol):
-    """Keeps single-use token records until they are burned or expire.
+    """Keeps single-use tokens and the sessions they turn into.
 
-    Both methods raise :class:`~sso_middleware.exceptions.StoreUnavailable`
+    A sign-on lives under one key from start to end: minted as a token
+    record, it becomes a session record (starting with
+    :data:`SESSION_MARK`) in the same atomic step that spends the token. So
+    a token works at most once whatever the concurrency, a replay finds the
+    session its token started, and a redemption costs one write.
+
+    All methods raise :class:`~sso_middleware.exceptions.StoreUnavailable`
     when the store cannot answer; they never report a guess.
     """
 
@@ -18,48 +28,35 @@ class TokenStore(t.Protocol):
         already exists. Return ``False`` on such a collision (the caller makes
         a new token), ``True`` once stored."""
 
-    def burn(self, key: str, marker: bytes) -> bytes | None:
-        """Atomically return what is stored under ``key`` and put ``marker``
-        in its place for the rest of its TTL.
+    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
+        """Atomically return what is stored under ``key`` and, if it is a
+        token record, put ``session`` in its place for ``ttl`` seconds.
 
         Of any number of concurrent calls for one key, at most one ever gets
-        the record; the others get the marker (a replay, which the caller can
-        tell apart and act on), and a call for an unknown or expired key gets
-        ``None``. There is no separate read: a token is spent by looking at
-        it.
+        the record. The others find a session record (a replay): they leave
+        it as it is (an implementation may push its expiry to ``ttl`` from
+        now) or, with ``end_found``, end it as :meth:`end` does. A
+        call for an unknown or expired key gets ``None`` and stores nothing.
+        There is no separate read: a token is spent by looking at it.
         """
 
+    def resume(self, key: str, ttl: int, account: str) -> tuple[bytes | None, int]:
+        """Return the session record under ``key`` (``None`` if there is
+        none), pushing its expiry back to ``ttl`` seconds from now (the idle
+        timeout), and the time in milliseconds up to which ``account``'s
+        sessions were ended by :meth:`end_account` (0 if never): one round
+        trip, as it runs on every signed-in request."""
 
-@t.runtime_checkable
-class SessionStore(t.Protocol):
-    """Keeps server-side session records, so that logout and revocation are
-    real even though the cookie is self-contained.
+    def end(self, key: str) -> None:
+        """End the session under ``key``: its record becomes
+        :data:`SESSION_MARK` alone, keeping its expiry, so its token stays
+        spent. A missing key is not an error and stays missing."""
 
-    All methods raise :class:`~sso_middleware.exceptions.StoreUnavailable`
-    when the store cannot answer.
-    """
-
-    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> bool:
-        """Store ``record`` under ``key`` unless ``key`` is taken (revoked
-        before it started: return ``False``), expiring ``ttl`` seconds from
-        now, and list it under ``account`` for at least ``lifetime`` seconds
-        (the most a session may live), so :meth:`delete_account` finds it."""
-
-    def load(self, key: str, ttl: int) -> bytes | None:
-        """Return the record under ``key`` and push its expiry back to ``ttl``
-        seconds from now (the idle timeout), in one step. ``None`` if there is
-        no such session."""
-
-    def delete(self, key: str) -> None:
-        """End the session under ``key``; a missing key is not an error."""
-
-    def revoke(self, key: str, ttl: int) -> None:
-        """End the session under ``key`` and keep ``key`` taken by an empty
-        record for ``ttl`` seconds, so a :meth:`save` racing this call fails."""
-
-    def delete_account(self, account: str) -> int:
-        """End every session listed under ``account``; return how many were
-        still live."""
+    def end_account(self, account: str, at_ms: int, lifetime: int) -> None:
+        """Record that every session of ``account`` started at or before
+        ``at_ms`` (milliseconds) has ended, for ``lifetime`` seconds (the
+        most a session may live). An earlier time than one already recorded
+        changes nothing."""
 
 
 @t.runtime_checkable

@@ -9,10 +9,9 @@ key carries a TTL.
 
 .. code-block:: python
 
-    from sso_middleware.stores.redis import RedisSessionStore, RedisTokenStore, connect
+    from sso_middleware.stores.redis import RedisTokenStore, connect
 
-    redis = connect("redis://localhost:6379/0")
-    token_store, session_store = RedisTokenStore(redis), RedisSessionStore(redis)
+    token_store = RedisTokenStore(connect("redis://localhost:6379/0"))
 
 Requires Redis 6.2 or newer (``SET … GET``, ``GETEX``).
 """
@@ -159,24 +158,54 @@ def _fail_closed(method: t.Callable[_P, _R]) -> t.Callable[_P, _R]:
     return wrapper
 
 
+# The token's record becomes the session's in one SET; if a session was
+# there already (a replay), put it back, or the ended mark in its place.
+_REDEEM = """
+local found = redis.call('SET', KEYS[1], ARGV[1], 'XX', 'GET', 'EX', ARGV[2])
+if found and string.sub(found, 1, 1) == '!' then
+  redis.call('SET', KEYS[1], ARGV[3] == '1' and '!' or found, 'KEEPTTL')
+end
+return found
+"""
+
+# A session read: its record, its idle timeout pushed back, and its
+# account's end time, in one call (single Redis and Sentinel; the two keys
+# live in different slots, so on Cluster the two commands are pipelined).
+_RESUME = """
+return {redis.call('GETEX', KEYS[1], 'EX', ARGV[1]), redis.call('GET', KEYS[2])}
+"""
+
+# An account's sessions end up to the latest time ever given, never an
+# earlier one (processes' clocks differ by a little).
+_END_ACCOUNT = """
+local recorded = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > recorded then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+"""
+
+
 class RedisTokenStore:
     """A :class:`~sso_middleware.stores.TokenStore` in Redis.
 
-    Minting is one ``SET key record EX ttl NX``; burning is one ``SET key
-    marker XX KEEPTTL GET``, atomic in Redis: of any number of concurrent
-    redemptions exactly one gets the record, the others get the marker that
-    replaced it (and know they are replays) until the token would have
-    expired.
+    Minting is one ``SET key record EX ttl NX``. Redeeming is one script
+    around ``SET key session XX GET EX ttl``: atomic in Redis, so of any
+    number of concurrent redemptions exactly one gets the record and the
+    others find the session it became (and know they are replays). Reading a
+    session is ``GETEX`` (which extends its idle timeout) and ``GET`` of the
+    account's end time: one script call, or on Cluster (where the two keys
+    live on different shards) one pipeline.
 
-    With ``wait=(replicas, milliseconds)``, each mint and burn is followed
-    by ``WAIT`` on the same connection (still one round trip): if fewer
-    replicas acknowledge in time, the operation fails closed
+    With ``wait=(replicas, milliseconds)``, each mint and redemption is
+    followed by ``WAIT`` on the same connection (still one round trip): if
+    fewer replicas acknowledge in time, the operation fails closed
     (:class:`StoreUnavailable`, a 503), so a failover cannot lose a burn that
     a login was built on, nor a token that was handed out.
 
     :param client: a client from :func:`connect`, :func:`connect_sentinel`
         or :func:`connect_cluster`.
-    :param prefix: the key prefix; token keys are ``{prefix}t:{digest}``.
+    :param prefix: the key prefix; token (and session) keys are
+        ``{prefix}t:{digest}``, account end times ``{prefix}a:{account}``.
     :param wait: replicas that must acknowledge, and for how long to wait.
     """
 
@@ -192,83 +221,59 @@ class RedisTokenStore:
                     f" ({socket_timeout * 1000:g} ms), or the client gives up before WAIT answers")
         self.client = client
         self.prefix = prefix + "t:"
+        self.accounts = prefix + "a:"
         self.wait = wait
+        self._redeem = client.register_script(_REDEEM)
+        self._resume = None if isinstance(client, RedisCluster) else client.register_script(_RESUME)
+        self._end_account = client.register_script(_END_ACCOUNT)
 
     @_fail_closed
     def add(self, key: str, record: bytes, ttl: int) -> bool:
         if self.wait is None:
             return bool(self.client.set(self.prefix + key, record, ex=ttl, nx=True))
-        return bool(self._replicated("set", self.prefix + key, record, ex=ttl, nx=True))
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(self.prefix + key, record, ex=ttl, nx=True)
+            return bool(self._replicated(pipe))
 
     @_fail_closed
-    def burn(self, key: str, marker: bytes) -> bytes | None:
+    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
+        keys, args = [self.prefix + key], [session, ttl, int(end_found)]  # type: list[str], list[bytes | int]
         if self.wait is None:
-            return t.cast("bytes | None", self.client.set(
-                self.prefix + key, marker, xx=True, keepttl=True, get=True))
-        return t.cast("bytes | None", self._replicated(
-            "set", self.prefix + key, marker, xx=True, keepttl=True, get=True))
+            return t.cast("bytes | None", self._redeem(keys=keys, args=args))
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.eval(_REDEEM, 1, *keys, *args)  # not EVALSHA: a pipeline would check for it first
+            return t.cast("bytes | None", self._replicated(pipe))
 
-    def _replicated(self, command: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        """Run one command and ``WAIT`` in one pipeline, on one connection."""
+    def _replicated(self, pipe: t.Any) -> t.Any:
+        """Add ``WAIT`` to a pipeline of one command, run it, and return the
+        command's result once enough replicas have it."""
         assert self.wait is not None
         replicas, timeout = self.wait
-        with self.client.pipeline(transaction=False) as pipe:
-            getattr(pipe, command)(*args, **kwargs)
-            pipe.wait(replicas, timeout)
-            result, acknowledged = pipe.execute()
+        pipe.wait(replicas, timeout)
+        result, acknowledged = pipe.execute()
         if acknowledged < replicas:
             raise StoreUnavailable(f"only {acknowledged} of {replicas} replicas acknowledged")
         return result
 
-
-class RedisSessionStore:
-    """A :class:`~sso_middleware.stores.SessionStore` in Redis.
-
-    Reading a session and extending its idle timeout is one ``GETEX``, so an
-    authenticated request costs one round trip. Starting one is one pipelined
-    round trip: the record, and its entry in the account's set of sessions
-    (``{prefix}a:{account}``) that revocation reads.
-
-    :param client: a client from :func:`connect` (or any ``redis.Redis``).
-    :param prefix: the key prefix; session keys are ``{prefix}s:{digest}``.
-    """
-
-    def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX):
-        self.client = client
-        self.prefix = prefix + "s:"
-        self.accounts = prefix + "a:"
+    @_fail_closed
+    def resume(self, key: str, ttl: int, account: str) -> tuple[bytes | None, int]:
+        keys = [self.prefix + key, self.accounts + account]
+        if self._resume is not None:
+            record, ended = self._resume(keys=keys, args=[ttl])
+        else:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.getex(keys[0], ex=ttl)
+                pipe.get(keys[1])
+                record, ended = pipe.execute()
+        return record, int(ended or 0)
 
     @_fail_closed
-    def save(self, key: str, record: bytes, ttl: int, account: str, lifetime: int) -> bool:
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.set(self.prefix + key, record, ex=ttl, nx=True)
-            pipe.sadd(self.accounts + account, key)
-            pipe.expire(self.accounts + account, lifetime)
-            return bool(pipe.execute()[0])
+    def end(self, key: str) -> None:
+        self.client.set(self.prefix + key, b"!", xx=True, keepttl=True)
 
     @_fail_closed
-    def revoke(self, key: str, ttl: int) -> None:
-        self.client.set(self.prefix + key, b"", ex=ttl)
-
-    @_fail_closed
-    def delete_account(self, account: str) -> int:
-        members = t.cast("set[bytes]", self.client.smembers(self.accounts + account))
-        keys = [k.decode() for k in members]
-        if not keys:
-            return 0
-        with self.client.pipeline(transaction=False) as pipe:
-            for key in keys:  # one key per command: sessions may live on other cluster nodes
-                pipe.delete(self.prefix + key)
-            pipe.srem(self.accounts + account, *keys)
-            return sum(pipe.execute()[:-1])
-
-    @_fail_closed
-    def load(self, key: str, ttl: int) -> bytes | None:
-        return t.cast("bytes | None", self.client.getex(self.prefix + key, ex=ttl))
-
-    @_fail_closed
-    def delete(self, key: str) -> None:
-        self.client.delete(self.prefix + key)
+    def end_account(self, account: str, at_ms: int, lifetime: int) -> None:
+        self._end_account(keys=[self.accounts + account], args=[at_ms, lifetime])
 
 
 # INCR and, on the window's first event, EXPIRE: atomic, so a counter never
