@@ -13,8 +13,9 @@ The record holds only the SHA-256 digest of a fresh 256-bit session secret;
 the cookie carries the secret, the record's key, the user and account ids
 and the sign-on time, signed with :class:`itsdangerous.Signer` (a salt of
 its own, a list of keys for rotation). A leaked Redis dump therefore yields
-no usable cookie, and the ids, which a user may read but not change, spare
-every request a second look-up.
+no usable cookie; and with the ids in the cookie (readable by its owner, not
+changeable) a request reads its session and its account's end time in one
+round trip.
 
 A session ends when its record does: an idle timeout (the record's TTL,
 extended on every use), an absolute one (the sign-on time in the cookie),

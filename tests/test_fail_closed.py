@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import API_IDENTIFIER, API_SECRET, browser, sso_path
+from conftest import API_IDENTIFIER, API_SECRET, browser, live_sessions, sso_path
 from redis_server import RedisServer
 from sso_middleware.exceptions import StoreUnavailable
 from sso_middleware.stores.redis import RedisTokenStore, connect
@@ -103,6 +103,28 @@ def test_store_failing_after_the_burn_gives_503_without_cookie(make_middleware, 
     assert "Location" not in response.headers
     assert [redis_client.get(k) for k in redis_client.scan_iter("sso:v1:t:*")] == [b"!"]  # spent, ended
     app.get(path, status=403)
+
+
+def test_ending_the_previous_session_failing_gives_503_and_ends_the_new_one(make_middleware, redis_client):
+    """Signed in, the browser follows a new link; ending its old session
+    fails once: a 503 without a cookie, the old session as it was, and the
+    session the burn started is ended."""
+    class EndFailsOnce(RedisTokenStore):
+        failed = False
+
+        def end(self, key):
+            if not self.failed:
+                self.failed = True
+                raise StoreUnavailable("end failed")
+            super().end(key)
+
+    middleware = make_middleware(tokens=EndFailsOnce(redis_client))
+    app = browser(middleware)
+    app.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
+    response = app.get(sso_path(middleware.create_sso_token(client_id=2)["redirect_url"]), status=503)
+    assert "Set-Cookie" not in response.headers
+    assert len(live_sessions(redis_client)) == 1  # the old one, which the 503 did not end
+    assert json.loads(app.get("/page").body)["identity"] == [1, 1]
 
 
 def test_pool_exhausted_is_a_bounded_503(redis_server, make_middleware):

@@ -228,11 +228,11 @@ class SingleSignOnEndpoint:
             if current is not None:
                 self.check_current(current)
             self.check_account(record)
-        except Exception:  # a denial, or a failing user store: no cookie will name it
+            if current is not None:
+                self.replace(current, identity)
+        except Exception:  # a denial or an outage: no cookie will name the new session
             self.abandon(redemption)
             raise
-        if current is not None:
-            self.replace(current, identity)
         audit(logging.INFO, "redeemed",
               "Single Sign-On token %s redeemed for User ID: %d, client %d",
               fingerprint(key), identity.user_id, identity.client_id,
