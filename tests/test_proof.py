@@ -140,18 +140,17 @@ def test_the_escape_checker_lets_local_paths_pass(location):
 
 @pytest.mark.parametrize("prop", parsers.PROPERTIES)
 def test_parser_never_answers_outside_its_defined_set(lab, prop):
-    """Open product bugs (see SECURITY.md): a Cookie header with bytes that
-    are not UTF-8 raises out of the middleware (a 500 from any page of the
-    app, gunicorn and waitress alike); a raw non-UTF-8 byte in QUERY_STRING
-    is a 503 with a "failed unexpectedly" traceback at the SSO and token
-    endpoints instead of a 400."""
+    """Found this way and fixed: a Cookie header with bytes that are not
+    UTF-8 used to raise out of the middleware (a 500 from any page of the
+    app), and a raw non-UTF-8 byte in QUERY_STRING was a 503 instead of a
+    400 at the SSO and token endpoints."""
     result = parsers.run(lab, 100, [prop])
     assert result["examples"].get(prop) == 100
     assert result["crashes"] == 0, result["kinds"]
 
 
 def test_malformed_requests_through_gunicorn_are_answered_as_defined(lab):
-    """The same defects, through the real server: raw bytes in a Cookie
+    """The same inputs through the real server: raw bytes in a Cookie
     header or the query (see the parser test above)."""
     (figure,) = parsers.prove_http(lab)
     meets(figure)

@@ -56,8 +56,8 @@ def test_exactly_one_of_fifty_concurrent_redemptions_succeeds(make_middleware, s
 
 def test_replays_under_contention_leave_no_session(make_middleware):
     """With the default policy the 49 losers are replays that end the
-    winner's session, or deny it before it starts: at most one 303, and no
-    session survives."""
+    winner's session, even before its cookie is sent: at most one 303, and
+    no session survives."""
     middleware = make_middleware(redeem_limit=Limit(THREADS * ROUNDS, 600))
     for _ in range(5):
         path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
