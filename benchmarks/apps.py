@@ -222,25 +222,7 @@ def authlib_token_endpoint(redis_url: str) -> t.Any:
 # -- factories ---------------------------------------------------------------
 
 NAMES = ("sso", "redirect", "flask_sso", "flask_handrolled", "token", "authlib",
-         "passthrough_mw", "passthrough_bare", "raw_bare", "sso_proto")
-
-
-def sso_prototype(redis_url: str) -> WSGIApplication:
-    """The middleware with its SSO path answered by costs.LeanRedeem (the
-    proposed one-round-trip redemption; success path only), to measure the
-    plan's expected end-to-end gain. Not the package."""
-    from costs import LeanRedeem
-
-    from common import SSO_PATH
-
-    lean = LeanRedeem(redis_url, one_trip=True)
-    mw = build_middleware(hello_app, redis_url)
-
-    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        if environ.get("PATH_INFO") == SSO_PATH:
-            return lean(environ, start_response)
-        return mw(environ, start_response)
-    return app
+         "passthrough_mw", "passthrough_bare", "raw_bare")
 
 
 def make(name: str, redis_url: str | None = None) -> WSGIApplication:
@@ -260,6 +242,4 @@ def make(name: str, redis_url: str | None = None) -> WSGIApplication:
         return hello_app
     if name == "raw_bare":
         return bare_app
-    if name == "sso_proto":
-        return sso_prototype(url)
     raise ValueError(f"unknown app {name!r}; one of {', '.join(NAMES)}")

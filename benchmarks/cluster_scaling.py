@@ -13,13 +13,14 @@ released together after an untimed preparation:
     ``SSOMiddleware.create_sso_token`` on ``connect_cluster``, for accounts
     spread over 10,000, then redeems
     them all (timed) with ``GET /oauth/singlesignon.php`` through the WSGI
-    stack: the burn, the account checks, the session (record and account
-    set, two keys on two slots), the cookie. This is what a deployment
-    scales.
+    stack: the one script call that turns the token's record into the
+    session's (one key, one slot), the account checks, the cookie. This is
+    what a deployment scales.
 ``burn``
-    Server capacity: the store's burn command (``SET key marker XX KEEPTTL
-    GET``) on the same token keys, sent in cluster pipelines of 200, so that
-    the Redis servers rather than Python are the bottleneck.
+    Server capacity: the store's redemption alone
+    (``RedisTokenStore.redeem``, one ``EVALSHA`` of ``SET key session XX GET
+    EX idle``) on freshly minted token keys, sent in pipelines of 200 per
+    master, so that the Redis servers rather than Python are the bottleneck.
 
 Throughput is total operations / wall time from the release to the last
 worker's end. The ratio 3 masters / 1 master is printed with the machine's
@@ -31,6 +32,7 @@ Cluster. On separate machines each master brings its own core.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -52,6 +54,7 @@ SYSTEM_URL = "https://portal.example.com"
 SECRET_KEY = "cluster-scaling-benchmark-key-0123456789"
 DESTINATION = "clientarea:invoices"
 ACCOUNTS = 10_000
+IDLE_TIMEOUT = 30 * 60  # the middleware's default
 
 
 def _quiet() -> None:
@@ -64,7 +67,7 @@ def _middleware(startup_nodes: list[tuple[str, int]]) -> t.Any:
     from sso_middleware.stores.redis import connect_cluster
     from sso_middleware.users import Account, AccountStatus, MemoryUserStore, User
 
-    users = MemoryUserStore()  # many accounts: no one account's session set is a hot key
+    users = MemoryUserStore()  # many accounts and users, as in a deployment
     for client_id in range(1, ACCOUNTS + 1):
         users.add_account(Account(client_id, AccountStatus.ACTIVE, True, owner_user_id=client_id))
         users.add_user(User(client_id, client_ids=(client_id,)))
@@ -108,28 +111,40 @@ def _redeem_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: 
 
 def _burn_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.Any, results: t.Any) -> None:
     _quiet()
-    from sso_middleware.stores.redis import connect_cluster
-    from sso_middleware.tokens import new_token, token_key
+    from sso_middleware.stores import SESSION_MARK
+    from sso_middleware.stores.redis import DEFAULT_PREFIX, RedisTokenStore, connect_cluster
+    from sso_middleware.tokens import TokenRecord, new_token, token_key
 
     client = connect_cluster(startup_nodes)
-    keys = [f"sso:v1:t:{token_key(new_token())}" for _ in range(tokens)]
-    batch = 200
-    for i in range(0, tokens, batch):
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys[i:i + batch]:
-                pipe.set(key, b'{"u":1,"c":1,"s":"clientarea:invoices","p":"/x","t":0}', ex=600, nx=True)
-            pipe.execute()
+    record = TokenRecord(1, 1, DESTINATION, "/clientarea.php?action=invoices", int(time.time() * 1000)).encode()
+    # redis-py refuses script calls in cluster pipelines, so each master gets
+    # its own keys and a plain pipeline (which checks, with one SCRIPT EXISTS
+    # per batch, that the script is loaded); the store queues its calls there.
+    by_master: dict[str, list[tuple[str, bytes]]] = {}  # (token key, session record)
+    for _ in range(tokens):
+        key = token_key(new_token())
+        master = client.get_node_from_key(DEFAULT_PREFIX + "t:" + key)
+        by_master.setdefault(master.name, []).append((key, SESSION_MARK + token_key(new_token()).encode()))
+    per_master = []
+    for name, pairs in by_master.items():
+        pipe = client.get_redis_connection(client.get_node(node_name=name)).pipeline(transaction=False)
+        store = RedisTokenStore(pipe)
+        per_master.append([(pipe, store, pairs[i:i + 200]) for i in range(0, len(pairs), 200)])
+    batches = [b for turn in itertools.zip_longest(*per_master) for b in turn if b is not None]  # masters in turn
+    for pipe, store, work in batches:
+        for key, _ in work:
+            store.add(key, record, 600)
+        pipe.execute()
     for barrier in barriers:  # ready, then go (the parent samples Redis CPU in between)
         barrier.wait()
     started = time.perf_counter()
-    burned = 0
-    for i in range(0, tokens, batch):
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys[i:i + batch]:
-                pipe.set(key, b"!burned", xx=True, keepttl=True, get=True)
-            burned += sum(1 for r in pipe.execute() if r is not None and not r.startswith(b"!"))
+    redeemed = 0
+    for pipe, store, work in batches:
+        for key, session in work:
+            store.redeem(key, session, IDLE_TIMEOUT, True)
+        redeemed += sum(1 for r in pipe.execute() if r == record)
     finished = time.perf_counter()
-    results.put((started, finished, burned, tokens))
+    results.put((started, finished, redeemed, tokens))
 
 
 def server_cpu(clients: list[t.Any]) -> list[float]:

@@ -49,15 +49,6 @@ PAIRS: tuple[tuple[str, str, str, float], ...] = (
     ("e2e_passthrough", "passthrough_mw", "passthrough_bare", 0.97),
 )
 
-#: ``--proto``: the plan's prototype redemption (costs.LeanRedeem), not the package.
-PROTO_PAIRS: tuple[tuple[str, str, str, float], ...] = (
-    ("prototype_sso_vs_redirect", "sso_proto", "redirect", 0.5),
-    ("prototype_sso_vs_sso_today", "sso_proto", "sso", 1.0),
-    # the prototype wraps the hello app, not Flask: a redemption never reaches the app
-    ("prototype_sso_vs_flask_handrolled", "sso_proto", "flask_handrolled", 2.0),
-)
-
-
 class Server:
     """One gunicorn serving ``apps.make(name)``."""
 
@@ -110,7 +101,7 @@ class Loads:
         """The load for ``app`` with room for ``tokens`` requests, and the
         status every response must have."""
         sso = SSO_PATH + "?access_token="
-        if app in ("sso", "flask_sso", "sso_proto"):
+        if app in ("sso", "flask_sso"):
             return loadgen.Load(SSO_PATH, paths=[sso + tk for tk in self.pool.mint(tokens)]), 303
         if app == "flask_handrolled":
             return loadgen.Load(SSO_PATH, paths=[sso + tk for tk in mint_handrolled(self.raw, tokens)]), 303
@@ -136,12 +127,11 @@ def _basic(identifier: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{identifier}:{secret}".encode()).decode()
 
 
-def run(redis_url: str, quick: bool, generator: str | None = None,
-        pairs: tuple[tuple[str, str, str, float], ...] = PAIRS) -> Section:
+def run(redis_url: str, quick: bool, generator: str | None = None) -> Section:
     s = QUICK if quick else FULL
     generator = generator or loadgen.which()
     out = Section()
-    names = list(dict.fromkeys(name for _, a, b, _ in pairs for name in (a, b)))
+    names = list(dict.fromkeys(name for _, a, b, _ in PAIRS for name in (a, b)))
     log(f"e2e: starting {len(names)} gunicorn servers (2 workers each); load from {generator}")
     servers = {name: Server(name, redis_url) for name in names}
     loads = Loads(redis_url)
@@ -159,7 +149,7 @@ def run(redis_url: str, quick: bool, generator: str | None = None,
             estimate[app] = max(estimate.get(app, 0), result.rps)
             return result
 
-        for metric, subject, baseline, goal in pairs:
+        for metric, subject, baseline, goal in PAIRS:
             log(f"e2e: {metric}")
             for app in (subject, baseline):
                 measure(app, s.warmup, "python")
@@ -182,7 +172,7 @@ def run(redis_url: str, quick: bool, generator: str | None = None,
                 context += f"; Python load generator used {max(cpu):.0%} of a core at most"
             out.rows.append(Row(metric, ratio, "x", f"≥ {goal}", ratio >= goal, context))
         floor = out.metrics.get("e2e_rps_redirect", 0.0)
-        for row, (metric, _, baseline, _) in zip(out.rows, pairs):
+        for row, (metric, _, baseline, _) in zip(out.rows, PAIRS):
             if baseline in ("flask_handrolled", "authlib"):
                 row.context += (f"; ceiling {floor / out.metrics[f'e2e_rps_{baseline}']:.2f} (a zero-cost "
                                 f"endpoint runs at most at the server floor, {floor:,.0f} req/s)")
@@ -200,14 +190,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--loadgen", choices=["wrk", "python"], help="default: wrk when installed")
-    parser.add_argument("--proto", action="store_true", help="measure the plan's prototype redemption instead")
     args = parser.parse_args()
     server = RedisServer()
     server.start()
     try:
-        section = run(server.url, args.quick, args.loadgen, PROTO_PAIRS if args.proto else PAIRS)
+        section = run(server.url, args.quick, args.loadgen)
     finally:
-        server.stop()
+        server.remove()
     print(table(section.rows))
     print("\n".join(section.notes))
     print(json.dumps({k: v for k, v in section.metrics.items() if not k.startswith("e2e_rps")}))

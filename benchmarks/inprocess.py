@@ -8,9 +8,10 @@ HTTP server), each subject alternating with its baseline, medians reported.
   request and response; the 3-line raw WSGI app is shown for context).
 - ``session_overhead``: the same with a valid session cookie; the goal is in
   microseconds: overhead ≤ one raw ``GET`` + 20 µs.
-- ``redeem_vs_getdel``: a full redemption (parse, burn, user-store lookup,
-  session, cookie, 303) ÷ one raw ``GETDEL`` on a client with the
-  middleware's connection settings (``sso_middleware.stores.redis.connect``).
+- ``redeem_vs_getdel``: a full redemption (parse, the one script call that
+  turns the token's record into the session's, user-store lookup, cookie,
+  303) ÷ one raw ``GETDEL`` on a client with the middleware's connection
+  settings (``sso_middleware.stores.redis.connect``).
 - ``mint_vs_set``: ``SSOMiddleware.create_sso_token`` ÷ one raw
   ``SET … EX 60 NX``.
 - ``redis_commands_per_redeem`` / ``_per_mint``: ``INFO commandstats`` over
@@ -31,9 +32,13 @@ from apps import hello_app
 from common import (API_IDENTIFIER, API_PATH, API_SECRET, DESTINATION, PREFIX, SSO_PATH, Row, Section,
                     TokenPool, alternate, bare_app, build_middleware, call, clock_ns, connect, environ,
                     log, run_alone, us)
+from sso_middleware.stores import SESSION_MARK
+from sso_middleware.tokens import TokenRecord
 
-#: A token record's size on the wire (the baseline values are this long).
-RECORD = b'{"u":1,"c":1,"s":"clientarea:invoices","p":"/clientarea.php?action=invoices","t":1767225600.123456}'
+#: A token record as the package writes it (the GETDEL and SET baselines store it).
+RECORD = TokenRecord(1, 1, DESTINATION, "/clientarea.php?action=invoices", 1767225600123).encode()
+#: A session record's size (the GET baseline reads it): a mark and a digest.
+SESSION = SESSION_MARK + b"x" * 43
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,8 @@ class Bench:
         return self.timed_each("raw GETDEL", [lambda k=k: self.raw.getdel(k) for k in keys])
 
     def get(self) -> float:
-        key = PREFIX + "s:" + secrets.token_urlsafe(32)
-        self.raw.set(key, b"[1,1,1767225600.123456]", ex=600)
+        key = PREFIX + "t:" + secrets.token_urlsafe(32)
+        self.raw.set(key, SESSION, ex=600)
         return self.timed_each("raw GET", [lambda: self.raw.get(key)] * self.s.redis_batch)
 
     def mint(self) -> float:
