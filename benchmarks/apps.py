@@ -22,6 +22,7 @@ import hmac
 import json
 import os
 import secrets
+import time
 import typing as t
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain HTTP on loopback
@@ -56,26 +57,18 @@ def hello_app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iter
 
 
 def redirect_app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-    """The floor for redemption: the same 303, ``Set-Cookie`` and hardening
-    headers as a successful sign-on, with no work behind them."""
-    cookie = "sso_session=" + secrets.token_urlsafe(32) + ".aaaaaa." + "b" * 43
+    """The floor for redemption: the same 303 as a successful sign-on (no
+    body, the hardening headers, a ``Set-Cookie`` of the same shape and
+    length), with no work behind it."""
+    cookie = (f"sso_session={secrets.token_urlsafe(32)}.{secrets.token_urlsafe(32)}.1.1."
+              f"{time.time_ns() // 1_000_000}.{'b' * 43}")
     start_response("303 See Other", [
-        ("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(_REDIRECT_BODY))),
-        ("Location", SYSTEM_URL + "/clientarea.php?action=invoices"),
+        ("Location", SYSTEM_URL + "/clientarea.php?action=invoices"), ("Content-Length", "0"),
         ("Cache-Control", "no-store"), ("Pragma", "no-cache"),
         ("Referrer-Policy", "no-referrer"), ("X-Content-Type-Options", "nosniff"),
         ("Set-Cookie", cookie + "; HttpOnly; Path=/; SameSite=Lax"),
     ])
-    return [_REDIRECT_BODY]
-
-
-#: A body the size of the middleware's 303 page.
-_REDIRECT_BODY = (
-    b'<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n'
-    b'<p>You should be redirected automatically to the target URL: '
-    b'<a href="http://127.0.0.1:8000/clientarea.php?action=invoices">'
-    b'http://127.0.0.1:8000/clientarea.php?action=invoices</a>. If not, click the link.\n'
-)
+    return []
 
 
 # -- Flask -------------------------------------------------------------------

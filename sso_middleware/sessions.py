@@ -160,6 +160,10 @@ class SessionManager:
         self.secure = secure
         self.cookie_name = cookie_name
         self.clock = clock
+        # The attributes, from werkzeug once rather than per sign-on: a
+        # cookie value (base64url, digits, dots) never needs quoting.
+        self._cookie_attributes = dump_cookie(
+            cookie_name, "", path="/", secure=secure, httponly=True, samesite="Lax").partition(";")[2]
 
     def redeem(self, key: str, *, end_found: bool) -> Redemption:
         """Spend the token stored under ``key``: one atomic step that puts a
@@ -234,8 +238,7 @@ class SessionManager:
         on the cross-site landing from the trusted system) and ``Secure``
         unless switched off. A browser-session cookie: the server record
         decides how long it lives."""
-        return "Set-Cookie", dump_cookie(
-            self.cookie_name, value, path="/", secure=self.secure, httponly=True, samesite="Lax")
+        return "Set-Cookie", f"{self.cookie_name}={value};{self._cookie_attributes}"
 
     def clearing_header(self) -> tuple[str, str]:
         """The ``Set-Cookie`` header that removes the session cookie, with

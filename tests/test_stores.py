@@ -282,19 +282,24 @@ class TestRedisTokenStore(TokenStoreContract):
             ttl = redis_client.ttl(name)
             assert 0 < ttl <= 40 or (name.endswith(keys[1].encode()) and 0 < ttl <= 600), (name, ttl)
 
-    def test_redeem_is_one_script_running_one_set(self, store, redis_client):
+    @pytest.mark.parametrize("end_found, commands", [
+        (True, {"set": 1}),  # the default policy: one plain SET
+        (False, {"evalsha": 1, "set": 1}),  # keeping a replay's session: the SET in a script
+    ])
+    def test_redeem_is_one_command_or_one_script(self, store, redis_client, end_found, commands):
         key = new_key()
         store.add(key, RECORD, 60)
-        store.redeem(new_key(), SESSION, 60, True)  # loads the script
+        store.add(spare := new_key(), RECORD, 60)
+        store.redeem(spare, SESSION, 60, end_found)  # loads the script, if any
 
         def calls(command: str) -> int:
             return redis_client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
 
-        commands = ("evalsha", "eval", "set", "get", "del", "getdel", "expire")
-        before = {c: calls(c) for c in commands}
-        assert store.redeem(key, SESSION, 1800, True) == RECORD
-        after = {c: calls(c) for c in commands}
-        assert after == {**before, "evalsha": before["evalsha"] + 1, "set": before["set"] + 1}
+        names = ("evalsha", "eval", "set", "get", "del", "getdel", "expire")
+        before = {c: calls(c) for c in names}
+        assert store.redeem(key, SESSION, 1800, end_found) == RECORD
+        after = {c: calls(c) for c in names}
+        assert {c: after[c] - before[c] for c in names if after[c] != before[c]} == commands
         assert redis_client.get(f"sso:v1:t:{key}") == SESSION
         assert 1790 < redis_client.ttl(f"sso:v1:t:{key}") <= 1800  # the session's TTL
 

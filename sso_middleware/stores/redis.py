@@ -28,6 +28,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from ..exceptions import ConfigurationError, StoreUnavailable
+from .protocols import SESSION_MARK
 
 #: The key prefix used unless another is given.
 DEFAULT_PREFIX = "sso:v1:"
@@ -158,12 +159,13 @@ def _fail_closed(method: t.Callable[_P, _R]) -> t.Callable[_P, _R]:
     return wrapper
 
 
-# The token's record becomes the session's in one SET; if a session was
-# there already (a replay), put it back, or the ended mark in its place.
-_REDEEM = """
+# Redemption when a replay must leave the session it finds alive: the
+# token's record becomes the session's in one SET, and a session found
+# there instead is put back in the same atomic step.
+_REDEEM_KEEPING = """
 local found = redis.call('SET', KEYS[1], ARGV[1], 'XX', 'GET', 'EX', ARGV[2])
 if found and string.sub(found, 1, 1) == '!' then
-  redis.call('SET', KEYS[1], ARGV[3] == '1' and '!' or found, 'KEEPTTL')
+  redis.call('SET', KEYS[1], found, 'KEEPTTL')
 end
 return found
 """
@@ -188,10 +190,14 @@ end
 class RedisTokenStore:
     """A :class:`~sso_middleware.stores.TokenStore` in Redis.
 
-    Minting is one ``SET key record EX ttl NX``. Redeeming is one script
-    around ``SET key session XX GET EX ttl``: atomic in Redis, so of any
-    number of concurrent redemptions exactly one gets the record and the
-    others find the session it became (and know they are replays). Reading a
+    Minting is one ``SET key record EX ttl NX``. Redeeming is one ``SET key
+    session XX GET EX ttl``: atomic in Redis, so of any number of concurrent
+    redemptions exactly one gets the record and the others find the session
+    it became (and know they are replays). A replay's own ``SET`` has
+    already replaced that session's record by one nobody holds a cookie for,
+    which ends it; a second ``SET`` then leaves the ended mark. To keep the
+    found session instead (``end_found=False``), the ``SET`` runs in a script
+    that puts it back in the same atomic step. Reading a
     session is ``GETEX`` (which extends its idle timeout) and ``GET`` of the
     account's end time: one script call, or on Cluster (where the two keys
     live on different shards) one pipeline.
@@ -223,7 +229,7 @@ class RedisTokenStore:
         self.prefix = prefix + "t:"
         self.accounts = prefix + "a:"
         self.wait = wait
-        self._redeem = client.register_script(_REDEEM)
+        self._redeem_keeping = client.register_script(_REDEEM_KEEPING)
         self._resume = None if isinstance(client, RedisCluster) else client.register_script(_RESUME)
         self._end_account = client.register_script(_END_ACCOUNT)
 
@@ -237,12 +243,23 @@ class RedisTokenStore:
 
     @_fail_closed
     def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
-        keys, args = [self.prefix + key], [session, ttl, int(end_found)]  # type: list[str], list[bytes | int]
+        name = self.prefix + key
+        found: bytes | None
+        if not end_found:
+            if self.wait is None:
+                return t.cast("bytes | None", self._redeem_keeping(keys=[name], args=[session, ttl]))
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.eval(_REDEEM_KEEPING, 1, name, session, ttl)  # not EVALSHA: a pipeline would check for it first
+                return t.cast("bytes | None", self._replicated(pipe))
         if self.wait is None:
-            return t.cast("bytes | None", self._redeem(keys=keys, args=args))
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.eval(_REDEEM, 1, *keys, *args)  # not EVALSHA: a pipeline would check for it first
-            return t.cast("bytes | None", self._replicated(pipe))
+            found = t.cast("bytes | None", self.client.set(name, session, xx=True, get=True, ex=ttl))
+        else:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(name, session, xx=True, get=True, ex=ttl)
+                found = self._replicated(pipe)
+        if found is not None and found.startswith(SESSION_MARK):  # a replay: see the class docstring
+            self.client.set(name, SESSION_MARK, xx=True, keepttl=True)
+        return found
 
     def _replicated(self, pipe: t.Any) -> t.Any:
         """Add ``WAIT`` to a pipeline of one command, run it, and return the
@@ -269,7 +286,7 @@ class RedisTokenStore:
 
     @_fail_closed
     def end(self, key: str) -> None:
-        self.client.set(self.prefix + key, b"!", xx=True, keepttl=True)
+        self.client.set(self.prefix + key, SESSION_MARK, xx=True, keepttl=True)
 
     @_fail_closed
     def end_account(self, account: str, at_ms: int, lifetime: int) -> None:
