@@ -8,7 +8,7 @@ HTTP server), each subject alternating with its baseline, medians reported.
   request and response; the 3-line raw WSGI app is shown for context).
 - ``session_overhead``: the same with a valid session cookie; the goal is in
   microseconds: overhead ≤ one raw ``GET`` + 20 µs.
-- ``redeem_vs_getdel``: a full redemption (parse, the one script call that
+- ``redeem_vs_getdel``: a full redemption (parse, the one ``SET … XX GET`` that
   turns the token's record into the session's, user-store lookup, cookie,
   303) ÷ one raw ``GETDEL`` on a client with the middleware's connection
   settings (``sso_middleware.stores.redis.connect``).

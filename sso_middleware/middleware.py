@@ -36,7 +36,7 @@ from .endpoints.admin_api import AdminAPI
 from .endpoints.logout import LogoutEndpoint
 from .endpoints.token import TokenEndpoint
 from .endpoints.sso import Confirm, SingleSignOnEndpoint
-from .exceptions import ConfigurationError, StoreUnavailable
+from .exceptions import ConfigurationError
 from .identity import ENVIRON_KEY
 from .issuer import MAX_TTL, Id, TokenIssuer
 from .oauth import CredentialManager
@@ -225,7 +225,7 @@ class SSOMiddleware:
             return
         try:
             session = self.sessions.resume(cookie)
-        except StoreUnavailable as e:
+        except Exception as e:  # a store outage or a bug: fail closed, as anonymous
             unavailable("Session lookup (request passed on anonymous)", e)
             return
         if session is not None:
@@ -234,8 +234,11 @@ class SSOMiddleware:
 
     def end_sessions(self, client_id: int) -> None:
         """End every session of an account at once, wherever its cookies
-        are. Call it when an account is closed or switches single sign-on
-        off. Raises :class:`StoreUnavailable`."""
+        are, and the sign-ons of links minted for it so far. Call it when an
+        account is closed or switches single sign-on off, once the user
+        store answers with the new state (else a sign-on in between could
+        start after it). Raises
+        :class:`~sso_middleware.exceptions.StoreUnavailable`."""
         self.sessions.end_account(client_id)
         audit(logging.WARNING, "sessions_revoked", "Sessions of client %d ended",
               client_id, client_id=client_id)

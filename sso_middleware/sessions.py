@@ -31,7 +31,7 @@ import hmac
 import re
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from itsdangerous import BadSignature, Signer
 from werkzeug.http import dump_cookie
@@ -71,14 +71,17 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class Redemption:
-    """A token spent into a new session that no cookie names yet."""
+    """The outcome of spending a token: if it was unspent, a new session
+    that no cookie names yet."""
 
-    #: What the token's key held: its record, a session record (the token
-    #: was used before) or ``None`` (unknown or expired).
+    #: What the token's key held: its record (the new session now stands
+    #: in its place), a session record (the token was used before) or
+    #: ``None`` (unknown or expired).
     found: bytes | None
     key: str
     #: The session secret, whose digest is the session record.
-    secret: str
+    secret: str = field(repr=False)
+    #: UNIX time in milliseconds, taken before the store was asked.
     created_ms: int
 
     @property
@@ -171,15 +174,19 @@ class SessionManager:
         session found there instead (a replay) is ended."""
         secret = new_token()
         record = SESSION_MARK + token_key(secret).encode("ascii")
-        created_ms = int(self.clock() * 1000)  # before the write: an end_account() after it ends this too
+        created_ms = int(self.clock() * 1000)  # before the write: an end_account() after the write ends it
         found = self.store.redeem(key, record, self.idle_timeout, end_found)
         return Redemption(found, key, secret, created_ms)
 
-    def cookie_value(self, redemption: Redemption, identity: Identity) -> str:
+    def cookie_value(self, redemption: Redemption, identity: Identity, issued_at_ms: int) -> str:
         """The signed cookie value naming the session of ``redemption``,
-        once its record was checked and ``identity`` may sign in."""
-        payload = (f"{redemption.key}.{redemption.secret}.{identity.user_id}"
-                   f".{identity.client_id}.{redemption.created_ms}")
+        once its record was checked and ``identity`` may sign in.
+
+        The session counts from its token's issue time (``issued_at_ms``,
+        if earlier than the redemption), so ending an account's sessions
+        also ends the sign-ons of links minted before it."""
+        since = min(redemption.created_ms, issued_at_ms)
+        payload = f"{redemption.key}.{redemption.secret}.{identity.user_id}.{identity.client_id}.{since}"
         return self.signer.sign(payload).decode("ascii")
 
     def resume(self, cookie_value: str) -> Session | None:
@@ -199,21 +206,30 @@ class SessionManager:
             return None
         record, ended_until = self.store.resume(key.decode(), self.idle_timeout, client_id.decode())
         expected = SESSION_MARK + token_key(secret.decode()).encode("ascii")
-        if record is None or not hmac.compare_digest(record, expected) or created <= ended_until:
+        if record is None or not hmac.compare_digest(record, expected):
+            return None
+        if created <= ended_until:
+            # Ended with its account: end the record too (once), so the
+            # session stays over even when the account's end time expires.
+            self.store.end(key.decode())
             return None
         return Session(key.decode(), Identity(int(user_id), int(client_id)), created)
 
-    def end_redemption(self, redemption: Redemption) -> None:
-        """End the session of a redemption whose cookie will not be sent."""
-        self.store.end(redemption.key)
-
-    def end(self, session: Session) -> None:
-        """End a session server-side; its cookie stops working everywhere."""
+    def end(self, session: Session | Redemption) -> None:
+        """End a session server-side (or the new session of a redemption
+        whose cookie will not be sent); its cookie stops working everywhere."""
         self.store.end(session.key)
 
     def end_account(self, client_id: int) -> None:
-        """End every session of an account, wherever its cookies are."""
-        self.store.end_account(str(client_id), int(self.clock() * 1000), self.absolute_timeout)
+        """End every session of an account, wherever its cookies are, and
+        the sign-ons of links minted for it so far. Call it once the
+        account's new state is what the user store answers, or a sign-on
+        in between may start after it."""
+        at_ms = int(self.clock() * 1000)
+        self.store.end_account(str(client_id), at_ms, self.absolute_timeout)
+        # Return once that millisecond is over: a link minted after this
+        # call (issue times are in milliseconds) then counts as later.
+        time.sleep(min(0.001, max(0.0, (at_ms + 1) / 1000 - self.clock())))
 
     def read_cookie(self, environ: t.Mapping[str, t.Any]) -> str | None:
         """Return this middleware's cookie value from a request, if any."""

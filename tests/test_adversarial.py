@@ -408,6 +408,75 @@ def test_closing_an_account_then_revoking_ends_all_its_sessions_at_once(make_mid
     assert whoami(bystander) == [2, 2]
 
 
+def test_a_revoked_session_is_ended_for_good_on_its_next_use(make_middleware, redis_client):
+    """The account's end time guards a revoked session only while it lives;
+    the session's first request after it ends the record itself, so losing
+    the end time (expiry, eviction, a failover) brings nothing back."""
+    middleware = make_middleware()
+    thief = browser(middleware)
+    thief.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
+    middleware.end_sessions(1)
+    assert whoami(thief) is None
+    redis_client.delete("sso:v1:a:1")  # the end time is gone
+    assert whoami(thief) is None
+    assert not live_sessions(redis_client)
+
+
+def test_links_minted_before_a_revocation_sign_nobody_in(make_middleware):
+    """"Log out everywhere" covers the links already handed out too: a
+    session counts from its token's issue time."""
+    middleware = make_middleware()
+    before = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
+    time.sleep(0.002)  # not minted in the millisecond of the revocation
+    middleware.end_sessions(1)
+    after = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])  # at once: later
+    early, late = browser(middleware), browser(middleware)
+    early.get(before, status=303)
+    assert whoami(early) is None
+    late.get(after, status=303)
+    assert whoami(late) == [1, 1]
+
+
+def test_a_revocation_during_a_redemption_ends_its_session(make_middleware, user_store):
+    """The token is spent, the user store is being asked, and the account's
+    sessions are ended meanwhile: the session the redemption started counts
+    from its token's issue time (or from before its write, if a clock says
+    earlier), so the revocation ends it."""
+    gated = _GatedUserStore(user_store)
+    middleware = make_middleware(user_store=gated)
+    client = browser(middleware)
+    link = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
+    time.sleep(0.002)  # the revocation must not fall in the token's issue millisecond
+    gated.gate.clear()
+    gated.entered.clear()
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(response=client.get(link, expect_errors=True)))
+    thread.start()
+    assert gated.entered.wait(10)  # burned, now in check_account
+    middleware.end_sessions(1)
+    gated.gate.set()
+    thread.join(10)
+    assert outcome["response"].status_int == 303
+    assert whoami(client) is None
+
+
+def test_a_failing_session_lookup_is_anonymous_and_a_failing_logout_a_503(make_middleware, monkeypatch):
+    """Not only a Redis outage: anything going wrong while a cookie is
+    checked leaves the request anonymous (never a 500), and logout answers
+    503 and clears the cookie."""
+    middleware = make_middleware()
+    client = browser(middleware)
+    client.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
+
+    def broken(*args):
+        raise TypeError("a store bug")
+
+    monkeypatch.setattr(middleware.sessions.store, "resume", broken)
+    assert whoami(client) is None
+    response = client.post("/logout", status=503)
+    assert "Max-Age=0" in response.headers["Set-Cookie"]
+
+
 # --------------------------------------------------------------------------- defects found by the proof
 
 

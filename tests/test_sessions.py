@@ -183,7 +183,8 @@ def sign_on(sessions, identity=Identity(1, 1)):
     """Mint a token into the manager's store, redeem it, return the cookie."""
     key = token_key(new_token())
     sessions.store.add(key, b"[]", 60)
-    return sessions.cookie_value(sessions.redeem(key, end_found=True), identity)
+    redemption = sessions.redeem(key, end_found=True)
+    return sessions.cookie_value(redemption, identity, redemption.created_ms)
 
 
 def test_idle_timeout():

@@ -331,6 +331,34 @@ def _recording(send, sent):
 # Redis stores and their neighbours
 
 
+@pytest.mark.parametrize("wait, message", [
+    ((1, 0), "at least 1"),  # WAIT 1 0 blocks until the socket times out
+    ((0, 100), "at least 1"),
+    ((1, -5), "at least 1"),
+    ((1, 50.5), "whole numbers"),
+    ((1, 200), "below the client's socket timeout"),
+])
+def test_bad_wait_settings_are_refused(redis_client, wait, message):
+    with pytest.raises(ConfigurationError, match=message):
+        RedisTokenStore(redis_client, wait=wait)
+
+
+def test_wait_needs_a_client_with_a_socket_timeout(redis_server):
+    client = redis.Redis.from_url(redis_server.url)  # no socket_timeout
+    with pytest.raises(ConfigurationError, match="none set"):
+        RedisTokenStore(client, wait=(1, 100))
+    client.close()
+
+
+def test_a_client_that_decodes_responses_is_refused(redis_server):
+    """Records are bytes; a client returning str would fail on every
+    signed-in request instead of at start-up."""
+    client = connect(redis_server.url, decode_responses=True)
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisTokenStore(client)
+    client.close()
+
+
 def test_float_timeouts_are_refused_at_start_up(make_middleware):
     # Redis takes EX in whole seconds only; a float would turn every sign-in
     # on Redis into a 503 while the memory store worked.

@@ -524,7 +524,7 @@ def test_wait_fails_closed_when_the_replica_does_not_acknowledge(backend, sentin
 def test_a_wait_as_long_as_the_socket_timeout_is_refused(backend, sentinel_topology):
     """WAIT 1 200 with the default 0.2 s socket timeout: the client would
     give up before Redis answers, so the setting is refused at start-up."""
-    with pytest.raises(ConfigurationError, match="below the socket timeout"):
+    with pytest.raises(ConfigurationError, match="below the client's socket timeout"):
         build(backend.client(), wait=(1, 200))
 
 

@@ -20,9 +20,9 @@ The order matters and is the point of this module:
    sends it.
 3. **Check** the record (age, scope), the browser's current session and the
    account, against the *current* state of the user store.
-4. **Sign in**: end the browser's previous session, start a fresh one, set its
-   cookie and redirect (303) to the destination under ``system_url``; the
-   ``Host`` header plays no part.
+4. **Sign in**: end the browser's previous session, set the cookie of the
+   session the burn started and redirect (303) to the destination under
+   ``system_url``; the ``Host`` header plays no part.
 
 Every failure after the burn is one identical 403 page; the precise reason
 goes to the audit log only.
@@ -237,7 +237,7 @@ class SingleSignOnEndpoint:
               "Single Sign-On token %s redeemed for User ID: %d, client %d",
               fingerprint(key), identity.user_id, identity.client_id,
               token=fingerprint(key), user_id=identity.user_id, client_id=identity.client_id)
-        cookie_value = self.sessions.cookie_value(redemption, identity)
+        cookie_value = self.sessions.cookie_value(redemption, identity, record.issued_at_ms)
         return SeeOther(self.system_url + record.path, self.sessions.cookie_header(cookie_value))
 
     def abandon(self, redemption: Redemption) -> None:
@@ -246,7 +246,7 @@ class SingleSignOnEndpoint:
         stand for a sign-on that was refused. A store outage here leaves the
         failure as it is."""
         try:
-            self.sessions.end_redemption(redemption)
+            self.sessions.end(redemption)
         except StoreUnavailable as e:
             unavailable("Ending a denied redemption's session", e)
 
@@ -282,8 +282,9 @@ class SingleSignOnEndpoint:
             )
 
     def replace(self, current: Session, identity: Identity) -> None:
-        """End the browser's previous session before a new one starts, so
-        no session id outlives a sign-on, and record a change of user."""
+        """End the browser's previous session before the new one's cookie
+        replaces it, so no session outlives a sign-on, and record a change
+        of user."""
         self.sessions.end(current)
         if current.identity != identity:
             audit(logging.INFO, "session_replaced",

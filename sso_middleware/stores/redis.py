@@ -55,8 +55,9 @@ def connect(
       is down or hung costs a request at most about four times this long
       (0.8 s by default), then a 503.
     - One retry without backoff, on connection errors only. Every operation
-      here tolerates a retry: a retried burn can only miss (a false denial),
-      a retried mint sees its own key and makes a new token.
+      here tolerates a retry: a retried redemption finds its own session and
+      counts as a replay (a false denial, never a second sign-on), a retried
+      mint sees its own key and makes a new token.
     - A bounded :class:`~redis.BlockingConnectionPool`: when all connections
       are busy, a request waits at most ``pool_timeout`` and then gets a 503
       rather than opening connections without limit.
@@ -217,14 +218,23 @@ class RedisTokenStore:
 
     def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX,
                  wait: tuple[int, int] | None = None):
+        settings = client.get_connection_kwargs()
+        if settings.get("decode_responses"):
+            raise ConfigurationError("the Redis client must return bytes: create it without decode_responses")
         if wait is not None:
             if isinstance(client, RedisCluster):
                 raise ConfigurationError("wait is for a single Redis or Sentinel, not Redis Cluster")
-            socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
-            if socket_timeout and wait[1] >= socket_timeout * 1000:
+            replicas, timeout = wait
+            socket_timeout = settings.get("socket_timeout")
+            if not (type(replicas) is int and replicas >= 1 and type(timeout) is int and timeout >= 1):
                 raise ConfigurationError(
-                    f"wait timeout {wait[1]} ms must be below the socket timeout"
-                    f" ({socket_timeout * 1000:g} ms), or the client gives up before WAIT answers")
+                    f"wait must be (replicas, milliseconds), both whole numbers of at least 1; got {wait!r}"
+                    " (WAIT with 0 ms would block until the socket timeout)")
+            if not socket_timeout or timeout >= socket_timeout * 1000:
+                raise ConfigurationError(
+                    f"wait timeout {timeout} ms must be below the client's socket timeout"
+                    f" ({'none set' if not socket_timeout else f'{socket_timeout * 1000:g} ms'}),"
+                    " or the client gives up before WAIT answers")
         self.client = client
         self.prefix = prefix + "t:"
         self.accounts = prefix + "a:"
@@ -261,7 +271,7 @@ class RedisTokenStore:
             self.client.set(name, SESSION_MARK, xx=True, keepttl=True)
         return found
 
-    def _replicated(self, pipe: t.Any) -> t.Any:
+    def _replicated(self, pipe: redis.client.Pipeline) -> t.Any:
         """Add ``WAIT`` to a pipeline of one command, run it, and return the
         command's result once enough replicas have it."""
         assert self.wait is not None
