@@ -447,16 +447,8 @@ def test_a_revocation_during_a_redemption_ends_its_session(make_middleware, user
     client = browser(middleware)
     link = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
     time.sleep(0.002)  # the revocation must not fall in the token's issue millisecond
-    gated.gate.clear()
-    gated.entered.clear()
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(response=client.get(link, expect_errors=True)))
-    thread.start()
-    assert gated.entered.wait(10)  # burned, now in check_account
-    middleware.end_sessions(1)
-    gated.gate.set()
-    thread.join(10)
-    assert outcome["response"].status_int == 303
+    response = gated.paused(client, link, lambda: middleware.end_sessions(1))
+    assert response.status_int == 303
     assert whoami(client) is None
 
 
@@ -501,6 +493,21 @@ class _GatedUserStore:
     def owner_of(self, kind, object_id):
         return self.inner.owner_of(kind, object_id)
 
+    def paused(self, app, link, meanwhile):
+        """Follow ``link`` in ``app``; once its token is burned and the
+        account is being checked, run ``meanwhile``, then let it finish.
+        Return the redemption's response."""
+        self.gate.clear()
+        self.entered.clear()
+        outcome = {}
+        thread = threading.Thread(target=lambda: outcome.update(response=app.get(link, expect_errors=True)))
+        thread.start()
+        assert self.entered.wait(10)  # burned, now in check_account
+        meanwhile()
+        self.gate.set()
+        thread.join(10)
+        return outcome["response"]
+
 
 def test_replay_during_the_first_redemption_still_ends_its_session(make_middleware, user_store, caplog):
     """The first redemption has burned the token and waits for the user store;
@@ -513,16 +520,8 @@ def test_replay_during_the_first_redemption_still_ends_its_session(make_middlewa
     middleware = make_middleware(user_store=gated)
     first, replayer = browser(middleware), browser(middleware)
     link = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
-    gated.gate.clear()
-    gated.entered.clear()
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(response=first.get(link, expect_errors=True)))
-    thread.start()
-    assert gated.entered.wait(10)  # burned, now in check_account
-    replayer.get(link, status=403)
-    gated.gate.set()
-    thread.join(10)
-    assert outcome["response"].status_int == 303
+    response = gated.paused(first, link, lambda: replayer.get(link, status=403))
+    assert response.status_int == 303
     assert len(events(caplog, "replay")) == 1
     assert whoami(first) is None, "the replayed link's first session outlived the replay"
 
