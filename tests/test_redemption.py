@@ -68,10 +68,11 @@ def test_session_cookie_attributes(app, mint):
 
 def test_cookie_names_the_session_and_the_store_keeps_only_a_digest(app, mint, redis_client):
     """The cookie carries the spent token's key, a fresh 256-bit session
-    secret, the ids and the sign-on time, signed; Redis keeps only the
-    secret's digest, so a dump of it yields no usable cookie."""
-    link = mint(client_id=1, user_id=5)
+    secret, the ids and the time the session counts from (its token's
+    issue), signed; Redis keeps only the secret's digest, so a dump of it
+    yields no usable cookie."""
     before = int(time.time() * 1000)
+    link = mint(client_id=1, user_id=5)
     response = app.get(link, status=303)
     value = response.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
     key, secret, user_id, client_id, created_ms, _signature = value.split(".")
