@@ -13,14 +13,14 @@ released together after an untimed preparation:
     ``SSOMiddleware.create_sso_token`` on ``connect_cluster``, for accounts
     spread over 10,000, then redeems
     them all (timed) with ``GET /oauth/singlesignon.php`` through the WSGI
-    stack: the one script call that turns the token's record into the
+    stack: the one ``SET … XX GET`` that turns the token's record into the
     session's (one key, one slot), the account checks, the cookie. This is
     what a deployment scales.
 ``burn``
-    Server capacity: the store's redemption alone
-    (``RedisTokenStore.redeem``, one ``EVALSHA`` of ``SET key session XX GET
-    EX idle``) on freshly minted token keys, sent in pipelines of 200 per
-    master, so that the Redis servers rather than Python are the bottleneck.
+    Server capacity: the command of a redemption alone (``SET key session
+    XX GET EX idle``, what ``RedisTokenStore.redeem`` sends) on freshly
+    minted token keys, in cluster pipelines of 200, so that the Redis
+    servers rather than Python are the bottleneck.
 
 Throughput is total operations / wall time from the release to the last
 worker's end. The ratio 3 masters / 1 master is printed with the machine's
@@ -32,10 +32,10 @@ Cluster. On separate machines each master brings its own core.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import multiprocessing
 import os
+import queue
 import statistics
 import sys
 import time
@@ -112,37 +112,28 @@ def _redeem_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: 
 def _burn_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.Any, results: t.Any) -> None:
     _quiet()
     from sso_middleware.stores import SESSION_MARK
-    from sso_middleware.stores.redis import DEFAULT_PREFIX, RedisTokenStore, connect_cluster
+    from sso_middleware.stores.redis import DEFAULT_PREFIX, connect_cluster
     from sso_middleware.tokens import TokenRecord, new_token, token_key
 
     client = connect_cluster(startup_nodes)
     record = TokenRecord(1, 1, DESTINATION, "/clientarea.php?action=invoices", int(time.time() * 1000)).encode()
-    # redis-py refuses script calls in cluster pipelines, so each master gets
-    # its own keys and a plain pipeline (which checks, with one SCRIPT EXISTS
-    # per batch, that the script is loaded); the store queues its calls there.
-    by_master: dict[str, list[tuple[str, bytes]]] = {}  # (token key, session record)
-    for _ in range(tokens):
-        key = token_key(new_token())
-        master = client.get_node_from_key(DEFAULT_PREFIX + "t:" + key)
-        by_master.setdefault(master.name, []).append((key, SESSION_MARK + token_key(new_token()).encode()))
-    per_master = []
-    for name, pairs in by_master.items():
-        pipe = client.get_redis_connection(client.get_node(node_name=name)).pipeline(transaction=False)
-        store = RedisTokenStore(pipe)
-        per_master.append([(pipe, store, pairs[i:i + 200]) for i in range(0, len(pairs), 200)])
-    batches = [b for turn in itertools.zip_longest(*per_master) for b in turn if b is not None]  # masters in turn
-    for pipe, store, work in batches:
-        for key, _ in work:
-            store.add(key, record, 600)
-        pipe.execute()
+    names = [DEFAULT_PREFIX + "t:" + token_key(new_token()) for _ in range(tokens)]
+    session = SESSION_MARK + token_key(new_token()).encode()
+    batches = [names[i:i + 200] for i in range(0, len(names), 200)]
+    for batch in batches:  # minting, untimed: what TokenIssuer sends
+        with client.pipeline() as pipe:
+            for name in batch:
+                pipe.set(name, record, ex=600, nx=True)
+            pipe.execute()
     for barrier in barriers:  # ready, then go (the parent samples Redis CPU in between)
         barrier.wait()
     started = time.perf_counter()
     redeemed = 0
-    for pipe, store, work in batches:
-        for key, session in work:
-            store.redeem(key, session, IDLE_TIMEOUT, True)
-        redeemed += sum(1 for r in pipe.execute() if r == record)
+    for batch in batches:  # what RedisTokenStore.redeem sends under the default replay policy
+        with client.pipeline() as pipe:
+            for name in batch:
+                pipe.set(name, session, xx=True, get=True, ex=IDLE_TIMEOUT)
+            redeemed += sum(1 for r in pipe.execute() if r == record)
     finished = time.perf_counter()
     results.put((started, finished, redeemed, tokens))
 
@@ -151,6 +142,16 @@ def server_cpu(clients: list[t.Any]) -> list[float]:
     """CPU seconds (user + system) each Redis master has used so far."""
     return [float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
             for info in (client.info("cpu") for client in clients)]
+
+
+def _result(results: t.Any, workers: list[t.Any]) -> t.Any:
+    """The next worker's figures; fails at once if a worker died instead."""
+    while True:
+        try:
+            return results.get(timeout=1)
+        except queue.Empty:
+            if any(w.exitcode not in (None, 0) for w in workers):
+                raise RuntimeError("a worker process failed; its traceback is above") from None
 
 
 def measure(kind: str, cluster: ClusterTopology, processes: int, tokens: int) -> dict[str, t.Any]:
@@ -166,7 +167,7 @@ def measure(kind: str, cluster: ClusterTopology, processes: int, tokens: int) ->
         ready.wait(timeout=600)
         before = server_cpu(clients)
         go.wait(timeout=60)
-        outcomes = [results.get(timeout=600) for _ in workers]
+        outcomes = [_result(results, workers) for _ in workers]
         after = server_cpu(clients)
     finally:
         for client in clients:
