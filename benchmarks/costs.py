@@ -133,7 +133,7 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
         "SET … EX NX (a mint's command)": keyed(lambda k: raw.set(PREFIX + "t:" + k, RECORD, ex=60, nx=True),
                                                 fresh, n),
         redeem: keyed(lambda k: store.redeem(k, SESSION, idle, True), tokens, n),
-        "RedisTokenStore.redeem keeping a replay's session: EVALSHA (the SET in a script)":
+        "RedisTokenStore.redeem keeping a replay's session: EVAL (the SET in a script)":
             keyed(lambda k: store.redeem(k, SESSION, idle, False), tokens, n),
         resume: per_op(lambda: store.resume(key, idle, client_id), n),
         "resume as on Cluster: pipeline GETEX + GET": per_op(resume_pipelined, n),

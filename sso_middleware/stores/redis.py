@@ -198,7 +198,7 @@ class RedisTokenStore:
     already replaced that session's record by one nobody holds a cookie for,
     which ends it; a second ``SET`` then leaves the ended mark. To keep the
     found session instead (``end_found=False``), the ``SET`` runs in a script
-    that puts it back in the same atomic step. Reading a
+    (sent with ``EVAL``) that puts it back in the same atomic step. Reading a
     session is ``GETEX`` (which extends its idle timeout) and ``GET`` of the
     account's end time: one script call, or on Cluster (where the two keys
     live on different shards) one pipeline.
@@ -239,45 +239,34 @@ class RedisTokenStore:
         self.prefix = prefix + "t:"
         self.accounts = prefix + "a:"
         self.wait = wait
-        self._redeem_keeping = client.register_script(_REDEEM_KEEPING)
         self._resume = None if isinstance(client, RedisCluster) else client.register_script(_RESUME)
         self._end_account = client.register_script(_END_ACCOUNT)
 
     @_fail_closed
     def add(self, key: str, record: bytes, ttl: int) -> bool:
-        if self.wait is None:
-            return bool(self.client.set(self.prefix + key, record, ex=ttl, nx=True))
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.set(self.prefix + key, record, ex=ttl, nx=True)
-            return bool(self._replicated(pipe))
+        return bool(self._write("set", self.prefix + key, record, ex=ttl, nx=True))
 
     @_fail_closed
     def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
         name = self.prefix + key
-        found: bytes | None
         if not end_found:
-            if self.wait is None:
-                return t.cast("bytes | None", self._redeem_keeping(keys=[name], args=[session, ttl]))
-            with self.client.pipeline(transaction=False) as pipe:
-                pipe.eval(_REDEEM_KEEPING, 1, name, session, ttl)  # not EVALSHA: a pipeline would check for it first
-                return t.cast("bytes | None", self._replicated(pipe))
-        if self.wait is None:
-            found = t.cast("bytes | None", self.client.set(name, session, xx=True, get=True, ex=ttl))
-        else:
-            with self.client.pipeline(transaction=False) as pipe:
-                pipe.set(name, session, xx=True, get=True, ex=ttl)
-                found = self._replicated(pipe)
+            return t.cast("bytes | None", self._write("eval", _REDEEM_KEEPING, 1, name, session, ttl))
+        found = t.cast("bytes | None", self._write("set", name, session, xx=True, get=True, ex=ttl))
         if found is not None and found.startswith(SESSION_MARK):  # a replay: see the class docstring
             self.client.set(name, SESSION_MARK, xx=True, keepttl=True)
         return found
 
-    def _replicated(self, pipe: redis.client.Pipeline) -> t.Any:
-        """Add ``WAIT`` to a pipeline of one command, run it, and return the
-        command's result once enough replicas have it."""
-        assert self.wait is not None
+    def _write(self, command: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Run one write command; with ``wait``, follow it by ``WAIT`` on the
+        same connection, in the same round trip, and fail closed unless
+        enough replicas have it."""
+        if self.wait is None:
+            return getattr(self.client, command)(*args, **kwargs)
         replicas, timeout = self.wait
-        pipe.wait(replicas, timeout)
-        result, acknowledged = pipe.execute()
+        with self.client.pipeline(transaction=False) as pipe:
+            getattr(pipe, command)(*args, **kwargs)
+            pipe.wait(replicas, timeout)
+            result, acknowledged = pipe.execute()
         if acknowledged < replicas:
             raise StoreUnavailable(f"only {acknowledged} of {replicas} replicas acknowledged")
         return result
