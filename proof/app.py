@@ -48,16 +48,14 @@ class GetThenSetTokenStore(RedisTokenStore):
     proof must see that, or it could not see a race in the real store
     either. Everything else is the real store's."""
 
-    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
+    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> tuple[bytes | None, int]:
         try:
             found = t.cast("bytes | None", self.client.get(self.prefix + key))
-            if found is None:
-                return None
-            if not found.startswith(SESSION_MARK):
-                self.client.set(self.prefix + key, session, ex=ttl, xx=True)
-            elif end_found:
+            if found is not None and not found.startswith(SESSION_MARK):
+                self.client.set(self.prefix + key, session + found, ex=ttl, xx=True)
+            elif found is not None and end_found:
                 self.client.set(self.prefix + key, SESSION_MARK, keepttl=True)
-            return found
+            return found, int(self.client.get(self.latest) or 0)
         except redis.RedisError as e:
             raise StoreUnavailable(f"Redis error: {type(e).__name__}", e) from e
 

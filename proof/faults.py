@@ -38,7 +38,7 @@ from redis.retry import Retry
 
 from sso_middleware import SSOMiddleware, Stores
 from sso_middleware.demo import demo_user_store
-from sso_middleware.sessions import SessionManager
+from sso_middleware.sessions import SessionManager, secret_digest
 from sso_middleware.stores import SESSION_MARK
 from sso_middleware.stores.memory import MemoryTokenStore
 from sso_middleware.tokens import new_token, token_key
@@ -88,10 +88,12 @@ def prepare_fault_fixtures(lab: Lab) -> None:
     lab.extra["acl"] = _Secret(password)
     client = lab.redises.client(lab.redis)
     try:
-        # may use tokens (and so sessions), counters and credentials, never
-        # an account's end time, which every session look-up reads
+        # may use tokens (and so sessions), the latest end time (which a
+        # redemption reads), counters and credentials, never a user's or an
+        # account's end time, which every session look-up reads
         client.acl_setuser(ACL_USER, enabled=True, reset=True, passwords=["+" + password],
-                           keys=["noaccounts:t:*", "noaccounts:rl:*", "noaccounts:{credentials}:*"],
+                           keys=["noaccounts:t:*", "noaccounts:ended", "noaccounts:rl:*",
+                                 "noaccounts:{credentials}:*"],
                            commands=["+@all"])
     finally:
         client.close()
@@ -104,7 +106,7 @@ def _signer(lab: Lab) -> t.Any:
 def _forged_cookie(lab: Lab) -> str:
     """A well-signed cookie for a session that does not exist: it passes
     every check but the store's, so a request carrying it asks Redis."""
-    payload = f"{token_key(new_token())}.{new_token()}.1.1.{int(time.time() * 1000)}"
+    payload = f"{token_key(new_token())}.{new_token()}.1.1"
     cookie = _signer(lab).sign(payload).decode()
     lab.canary.add_cookie(cookie)
     return cookie
@@ -115,7 +117,8 @@ def _session_exists(check: redis.Redis, signer: t.Any, prefix: str, cookie: str)
     None if Redis cannot say."""
     key, secret = signer.unsign(cookie).decode("ascii").split(".")[:2]
     try:
-        return check.get(f"{prefix}t:{key}") == SESSION_MARK + token_key(secret).encode()
+        record = check.get(f"{prefix}t:{key}") or b""
+        return record.startswith(SESSION_MARK + secret_digest(secret))
     except redis.RedisError:
         return None
 

@@ -8,6 +8,8 @@ Command line
     Serve the demo portal with single sign-on on 127.0.0.1.
 ``create-token``
     Mint a token against a Redis-backed deployment and print the API response.
+``revoke-sessions``
+    End every session of an account or a user in a Redis-backed deployment.
 ``credentials create|list|reset-secret|delete``
     Manage the OAuth credential sets of a Redis-backed deployment.
 ``hash-secret``
@@ -45,23 +47,26 @@ def load_object(dotted: str) -> t.Any:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import build_demo, new_credentials, serve
+    from .demo import build_demo, credentials_line, new_credentials, serve
 
     redis_url = args.redis_url or os.environ.get("SSO_REDIS_URL")
     stores = Stores.redis(redis_url) if redis_url else Stores.memory()
-    identifier = os.environ.get("SSO_DEMO_API_IDENTIFIER")
-    secret = os.environ.get("SSO_DEMO_API_SECRET")
-    if not (identifier and secret):
+    identifier = os.environ.get("SSO_DEMO_API_IDENTIFIER", "")
+    secret = os.environ.get("SSO_DEMO_API_SECRET", "")
+    generated = not (identifier and secret)
+    if generated:
         identifier, secret = new_credentials()
     secret_key = os.environ.get("SSO_SECRET_KEY") or secrets.token_urlsafe(32)
     server = serve(args.port)
     server.app = build_demo(server.server_port, stores, identifier, secret, secret_key)
     base = f"http://127.0.0.1:{server.server_port}"
+    shown = secret if generated else '"$SSO_DEMO_API_SECRET"'
     print(
         f"Demo portal on {base} (tokens and sessions in {'Redis' if redis_url else 'memory'})\n"
-        f"Admin API credentials: identifier={identifier} secret={secret}\n"
+        f"{credentials_line(identifier, secret, generated=generated)}\n"
         f"Try:\n  curl -s {base}/includes/api.php -d action=CreateSsoToken"
-        f" -d identifier={identifier} -d secret={secret} -d responsetype=json"
+        f" -d identifier={identifier} -d secret={shown}"
+        " -d responsetype=json"
         " -d client_id=1 -d destination=clientarea:invoices\n"
         "then open the redirect_url in a browser.",
         flush=True,
@@ -73,11 +78,23 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret_keys() -> list[str]:
+    """The deployment's secret keys, which seal token records: from
+    ``$SSO_SECRET_KEYS``, whitespace-separated, oldest first."""
+    keys = os.environ.get("SSO_SECRET_KEYS", "").split()
+    if not keys:
+        raise SystemExit("error: set SSO_SECRET_KEYS to the deployment's secret keys"
+                         " (whitespace-separated, oldest first)")
+    return keys
+
+
 def _create_token(args: argparse.Namespace) -> int:
+    from .sealing import RecordSealer
     from .stores.redis import RedisTokenStore, connect
 
     issuer = TokenIssuer(
         RedisTokenStore(connect(args.redis_url)),
+        RecordSealer(_secret_keys()),
         load_object(args.user_store)(),
         Destinations(),
         sso_url=args.system_url.rstrip("/") + args.sso_path,
@@ -90,6 +107,22 @@ def _create_token(args: argparse.Namespace) -> int:
     )
     print(json.dumps(result))
     return 0 if result["result"] == "success" else 1
+
+
+def _revoke_sessions(args: argparse.Namespace) -> int:
+    from .sessions import SessionManager
+    from .stores.redis import RedisTokenStore, connect
+
+    if args.client_id is None and args.user_id is None:
+        raise SystemExit("error: give --client-id, --user-id or both")
+    sessions = SessionManager(RedisTokenStore(connect(args.redis_url)), _secret_keys(),
+                              absolute_timeout=args.absolute_timeout,
+                              idle_timeout=min(30 * 60, args.absolute_timeout))
+    sessions.end_sessions(client_id=args.client_id, user_id=args.user_id, actor="cli")
+    ended = {name: value for name, value in (("client_id", args.client_id), ("user_id", args.user_id))
+             if value is not None}
+    print(json.dumps({"result": "success", **ended}))
+    return 0
 
 
 def _credentials(args: argparse.Namespace) -> int:
@@ -133,6 +166,12 @@ def _ttl(value: str) -> int:
     return int(value)
 
 
+def _id(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and 0 < int(value) < 2**63):
+        raise argparse.ArgumentTypeError("a positive whole number")
+    return int(value)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     main = argparse.ArgumentParser(prog="sso-middleware", description="Single sign-on for WSGI apps: demo and operator tools.")
@@ -156,6 +195,18 @@ def parser() -> argparse.ArgumentParser:
     for name in ("client-id", "user-id", "destination", "service-id", "domain-id", "sso-redirect-path"):
         create.add_argument(f"--{name}")
     create.set_defaults(run=_create_token)
+
+    revoke = commands.add_parser(
+        "revoke-sessions", help="end every session of an account or a user, and their unused links")
+    revoke.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"),
+                        required="SSO_REDIS_URL" not in os.environ,
+                        help="the deployment's Redis (default: $SSO_REDIS_URL)")
+    revoke.add_argument("--client-id", type=_id, help="end the sessions of this account")
+    revoke.add_argument("--user-id", type=_id, help="end the sessions of this user")
+    revoke.add_argument("--absolute-timeout", type=_id, default=12 * 60 * 60,
+                        help="the deployment's absolute_timeout in seconds (default 43200):"
+                             " how long the end must be remembered")
+    revoke.set_defaults(run=_revoke_sessions)
 
     credentials = commands.add_parser("credentials", help="manage OAuth credential sets in Redis")
     actions = credentials.add_subparsers(dest="action", required=True)

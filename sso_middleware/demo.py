@@ -135,6 +135,14 @@ def new_credentials() -> tuple[str, str]:
     return "demo-" + secrets.token_hex(4), secrets.token_urlsafe(32)
 
 
+def credentials_line(identifier: str, secret: str, *, generated: bool) -> str:
+    """The start-up line naming the admin API credentials. Only a secret the
+    demo generated is printed (nobody else knows it); one the operator chose
+    in ``SSO_DEMO_API_SECRET`` is not, since printing it would copy it into
+    terminal scrollback and the logs of whatever runs the demo."""
+    shown = secret if generated else "(from $SSO_DEMO_API_SECRET)"
+    return f"Admin API credentials: identifier={identifier} secret={shown}"
+
 
 #: The example portals' own routes for the destinations they serve.
 EXAMPLE_DESTINATIONS = Destinations({
@@ -148,7 +156,8 @@ EXAMPLE_DESTINATIONS = Destinations({
 def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, port: int) -> None:
     """Run an example portal on 127.0.0.1 for development: ``--port``,
     ``--redis-url`` (else in-memory stores), a random signing key, and admin
-    API credentials ``demo`` / ``$SSO_DEMO_API_SECRET`` (else random, printed)."""
+    API credentials ``demo`` / ``$SSO_DEMO_API_SECRET`` (else random, and
+    printed: see :func:`credentials_line`)."""
     import argparse
     import os
 
@@ -158,7 +167,8 @@ def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, 
     parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--redis-url", help="keep tokens and sessions in Redis (default: in memory)")
     args = parser.parse_args()
-    api_secret = os.environ.get("SSO_DEMO_API_SECRET") or secrets.token_urlsafe(32)
+    chosen = os.environ.get("SSO_DEMO_API_SECRET")
+    api_secret = chosen or secrets.token_urlsafe(32)
     app = create_app(
         system_url=f"http://127.0.0.1:{args.port}",
         stores=Stores.redis(args.redis_url) if args.redis_url else Stores.memory(),
@@ -166,5 +176,5 @@ def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, 
         secure_cookies=False,
         api_credentials={"demo": hash_secret(api_secret)},
     )
-    print(f"Admin API credentials: identifier demo, secret {api_secret}", flush=True)
+    print(credentials_line("demo", api_secret, generated=not chosen), flush=True)
     run_simple("127.0.0.1", args.port, app, threaded=True, request_handler=RedactingRequestHandler)

@@ -13,7 +13,8 @@ exception to response in one place and never lets a traceback reach a browser.
     ├── StoreUnavailable     Redis (or another store) failed: 503, fail closed
     ├── BadRequest           malformed input, rejected before any store is touched: 400
     ├── APIError             an admin API request is refused: the WHMCS error text
-    └── Denied               a token was burned but does not sign anyone in: 403
+    ├── Denied               a token was burned but does not sign anyone in: 403
+    └── TamperedRecord       a stored record fails its MAC: treated as unknown
 """
 
 from __future__ import annotations
@@ -73,3 +74,9 @@ class Denied(SSOError):
         #: Whether the browser's current session was ended and its cookie
         #: must be cleared.
         self.end_session = end_session
+
+
+class TamperedRecord(SSOError, ValueError):
+    """A stored record's MAC does not match: it was written, or moved to
+    another key, by someone without the deployment's secret keys. It is
+    treated as unknown, and audited."""

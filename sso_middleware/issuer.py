@@ -21,6 +21,7 @@ import typing as t
 from .audit import audit
 from .destinations import Destinations
 from .exceptions import APIError
+from .sealing import RecordSealer
 from .stores import TokenStore
 from .tokens import TokenRecord, fingerprint, new_token, token_key
 from .users import ObjectKind, UserStore
@@ -62,6 +63,8 @@ class TokenIssuer:
     """Mints tokens for one deployment.
 
     :param token_store: where token records go.
+    :param sealer: seals each record under its key, so the store alone
+        cannot sign anyone in (see :mod:`.sealing`).
     :param user_store: the app's accounts and users.
     :param destinations: the deployment's scope table.
     :param sso_url: the absolute URL of the SSO endpoint; tokens are appended
@@ -73,6 +76,7 @@ class TokenIssuer:
     def __init__(
         self,
         token_store: TokenStore,
+        sealer: RecordSealer,
         user_store: UserStore,
         destinations: Destinations,
         *,
@@ -81,6 +85,7 @@ class TokenIssuer:
         clock: t.Callable[[], float] = time.time,
     ):
         self.token_store = token_store
+        self.sealer = sealer
         self.user_store = user_store
         self.destinations = destinations
         self.sso_url = sso_url
@@ -151,7 +156,7 @@ class TokenIssuer:
         for _ in range(MINT_ATTEMPTS):
             token = new_token()
             key = token_key(token)
-            if self.token_store.add(key, record, self.ttl):
+            if self.token_store.add(key, self.sealer.seal(key, record), self.ttl):
                 audit(
                     logging.INFO, "issued",
                     "Issued Single Sign-On token %s for User ID: %d, client %d, destination %s, by %s",

@@ -25,17 +25,16 @@ passes every other request through, with the signed-in identity in the environ.
 
 from __future__ import annotations
 
-import logging
 import typing as t
 from urllib.parse import unquote, urlsplit
 
-from .audit import audit, unavailable
+from .audit import unavailable
 from .credentials import APICredentials
 from .destinations import Destinations
 from .endpoints.admin_api import AdminAPI
 from .endpoints.logout import LogoutEndpoint
-from .endpoints.token import TokenEndpoint
 from .endpoints.sso import Confirm, SingleSignOnEndpoint
+from .endpoints.token import TokenEndpoint
 from .exceptions import ConfigurationError
 from .identity import ENVIRON_KEY
 from .issuer import MAX_TTL, Id, TokenIssuer
@@ -174,7 +173,7 @@ class SSOMiddleware:
             absolute_timeout=absolute_timeout, secure=secure_cookies, cookie_name=cookie_name,
         )
         sso_path = _check_path("sso_path", sso_path)
-        self.issuer = TokenIssuer(stores.tokens, user_store, destinations,
+        self.issuer = TokenIssuer(stores.tokens, self.sessions.sealer, user_store, destinations,
                                   sso_url=self.system_url + sso_path, ttl=token_ttl)
         self.credentials = CredentialManager(stores.credentials, user_store, destinations)
         client_limiter = RateLimiter(stores.counters, client_auth_limit, "auth-client")
@@ -232,16 +231,18 @@ class SSOMiddleware:
             environ["REMOTE_USER"] = str(session.identity.user_id)
             environ[ENVIRON_KEY] = session.identity
 
-    def end_sessions(self, client_id: int) -> None:
-        """End every session of an account at once, wherever its cookies
-        are, and the sign-ons of links minted for it so far. Call it when an
-        account is closed or switches single sign-on off, once the user
-        store answers with the new state (else a sign-on in between could
-        start after it). Raises
+    def end_sessions(self, client_id: int | None = None, *, user_id: int | None = None) -> None:
+        """End every session of an account, of a user, or of both, at once,
+        wherever their cookies are, and the sign-ons of links minted for
+        them so far.
+
+        Call it for an account when it is closed or switches single sign-on
+        off; for a user when the user is removed from an account, changes
+        their password, switches single sign-on off or may be compromised.
+        Call it once the user store answers with the new state (else a
+        sign-on in between could start after it). Raises
         :class:`~sso_middleware.exceptions.StoreUnavailable`."""
-        self.sessions.end_account(client_id)
-        audit(logging.WARNING, "sessions_revoked", "Sessions of client %d ended",
-              client_id, client_id=client_id)
+        self.sessions.end_sessions(client_id=client_id, user_id=user_id, actor="python")
 
     def create_sso_token(
         self,

@@ -22,7 +22,8 @@ Configure the middleware in an ini pipeline:
         billing = sha256:5e88…
 
 Every setting is parsed strictly, once, at start-up: an unknown key, a bad
-boolean, integer or limit, or a missing required setting raises
+boolean, integer or limit, a Redis address or URL that does not parse, a
+user store factory that fails, or a missing required setting raises
 :class:`~sso_middleware.ConfigurationError` naming the setting and the fix.
 
 ========================  ==========================================================
@@ -37,7 +38,7 @@ boolean, integer or limit, or a missing required setting raises
 ``redis_prefix``          key prefix (default ``sso:v1:``)
 ``redis_wait``            ``replicas/milliseconds``: every mint and burn waits for replicas
 ``secret_keys``           whitespace-separated signing keys, oldest first; or
-``secret_key_file``       a file with one key per line; or
+``secret_key_file``       a file with one key per line, readable by its owner only (``chmod 600``); or
 ``secret_keys_env``       the name of an environment variable holding them
 ``user_store``            ``package.module:factory``, called with no arguments
 ``api_credentials``       lines of ``identifier = sha256:…`` (admin API)
@@ -55,6 +56,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
 import typing as t
 
 from .destinations import Destinations
@@ -90,11 +92,18 @@ def as_bool(name: str, value: str) -> bool:
     raise ConfigurationError(f"{name} = {value!r}: write true or false")
 
 
+#: Most digits a whole number may have: far beyond any setting, and short of
+#: the 4300 digits past which int() refuses a string.
+MAX_DIGITS = 18
+
+
 def as_int(name: str, value: str) -> int:
-    """A whole number written in decimal digits."""
-    if not value.strip().isdigit():
-        raise ConfigurationError(f"{name} = {value!r}: write a whole number, like 60")
-    return int(value)
+    """A whole number written in the digits 0-9 (``str.isdigit`` also passes
+    ``²`` and other scripts' digits, which int() refuses or reads)."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS):
+        raise ConfigurationError(f"{name} = {value!r}: write a whole number in the digits 0-9, like 60")
+    return int(text)
 
 
 def as_limit(name: str, value: str) -> Limit:
@@ -102,7 +111,11 @@ def as_limit(name: str, value: str) -> Limit:
     attempts, sep, window = value.partition("/")
     if not sep:
         raise ConfigurationError(f"{name} = {value!r}: write attempts/seconds, like 100/600")
-    return Limit(as_int(name, attempts), as_int(name, window))
+    numbers = as_int(name, attempts), as_int(name, window)
+    try:
+        return Limit(*numbers)
+    except ConfigurationError as e:  # Limit's own message does not name the setting
+        raise ConfigurationError(f"{name} = {value!r}: {e}") from None
 
 
 def load(name: str, dotted: str) -> t.Any:
@@ -114,6 +127,17 @@ def load(name: str, dotted: str) -> t.Any:
         return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as e:
         raise ConfigurationError(f"{name} = {dotted!r}: cannot load it ({e})") from None
+
+
+def user_store(dotted: str) -> t.Any:
+    """Call the ``user_store`` factory; whatever it raises (not callable,
+    wants arguments, cannot reach its database) is a start-up error that
+    names the setting."""
+    factory = load("user_store", dotted)
+    try:
+        return factory()
+    except Exception as e:
+        raise ConfigurationError(f"user_store = {dotted!r}: calling it failed ({type(e).__name__}: {e})") from e
 
 
 def as_mapping(name: str, value: str) -> dict[str, str]:
@@ -138,11 +162,7 @@ def secret_keys(settings: t.Mapping[str, str]) -> list[str]:
             " keys out of the ini")
     source = given[0]
     if source == "secret_key_file":
-        try:
-            with open(settings[source], encoding="utf-8") as file:
-                text = file.read()
-        except OSError as e:
-            raise ConfigurationError(f"secret_key_file: cannot read it ({e.strerror})") from None
+        text = _read_key_file(settings[source].strip())
     elif source == "secret_keys_env":
         if settings[source] not in os.environ:
             raise ConfigurationError(f"secret_keys_env: environment variable {settings[source]} is not set")
@@ -152,13 +172,35 @@ def secret_keys(settings: t.Mapping[str, str]) -> list[str]:
     return text.split()
 
 
+def _read_key_file(path: str) -> str:
+    """The text of ``secret_key_file``, refused unless only its owner may
+    read or write it: whoever can read the signing keys can forge cookies,
+    whoever can write them can swap in their own."""
+    try:
+        with open(path, "rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if mode & 0o077:
+                raise ConfigurationError(
+                    f"secret_key_file {path}: group or others may read or write it"
+                    f" (mode {stat.S_IMODE(mode):04o}), and it holds the signing keys;"
+                    f" run chmod 600 {path}")
+            data = file.read()
+    except OSError as e:
+        raise ConfigurationError(f"secret_key_file {path}: cannot read it ({e.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"secret_key_file {path}: not UTF-8 text; write one key per line") from None
+
+
 def as_addresses(name: str, value: str) -> list[tuple[str, int]]:
-    """Whitespace-separated ``host:port`` pairs."""
+    """Whitespace-separated ``host:port`` pairs, ports 1-65535."""
     addresses = []
     for item in value.split():
         host, sep, port = item.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigurationError(f"{name}: write host:port pairs, not {item!r}")
+        if not (sep and host and port.isascii() and port.isdigit() and len(port) <= 5
+                and 0 < int(port) < 65536):
+            raise ConfigurationError(f"{name}: write host:port pairs (ports 1-65535), not {item!r}")
         addresses.append((host.strip("[]"), int(port)))
     if not addresses:
         raise ConfigurationError(f"{name}: give at least one host:port")
@@ -181,6 +223,8 @@ def _credentials(settings: t.Mapping[str, str], user: str, password_env: str) ->
 def stores(settings: t.Mapping[str, str]) -> Stores:
     """The stores from exactly one of ``redis_url``, ``redis_sentinels`` (with
     ``redis_service``) or ``redis_cluster_nodes``."""
+    from redis.exceptions import RedisClusterException, RedisError
+
     from .stores import redis as impl
 
     given = [k for k in ("redis_url", "redis_sentinels", "redis_cluster_nodes") if settings.get(k, "").strip()]
@@ -195,19 +239,27 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
         auth["ssl"] = True
         if "redis_ssl_ca_certs" in settings:
             auth["ssl_ca_certs"] = settings["redis_ssl_ca_certs"].strip()
-    if given[0] == "redis_url":
-        client: t.Any = impl.connect(settings["redis_url"].strip(), **auth)
-    elif given[0] == "redis_sentinels":
-        service = settings.get("redis_service", "").strip()
-        if not service:
-            raise ConfigurationError("redis_service (the monitored master's name) goes with redis_sentinels")
-        client = impl.connect_sentinel(
-            as_addresses("redis_sentinels", settings["redis_sentinels"]), service,
-            sentinel_kwargs=_credentials(settings, "redis_sentinel_username", "redis_sentinel_password_env"),
-            **auth)
-    else:
-        client = impl.connect_cluster(as_addresses("redis_cluster_nodes", settings["redis_cluster_nodes"]),
-                                      **auth)
+    try:
+        if given[0] == "redis_url":
+            client: t.Any = impl.connect(settings["redis_url"].strip(), **auth)
+        elif given[0] == "redis_sentinels":
+            service = settings.get("redis_service", "").strip()
+            if not service:
+                raise ConfigurationError("redis_service (the monitored master's name) goes with redis_sentinels")
+            client = impl.connect_sentinel(
+                as_addresses("redis_sentinels", settings["redis_sentinels"]), service,
+                sentinel_kwargs=_credentials(settings, "redis_sentinel_username", "redis_sentinel_password_env"),
+                **auth)
+        else:
+            client = impl.connect_cluster(as_addresses("redis_cluster_nodes", settings["redis_cluster_nodes"]),
+                                          **auth)
+    except ConfigurationError:
+        raise
+    except (ValueError, RedisError, RedisClusterException) as e:
+        # redis-py refusing a URL (a bad scheme or port), or a cluster client that
+        # found no node to read the cluster's layout from. The value is not
+        # shown: a URL may hold a password.
+        raise ConfigurationError(f"{given[0]}: {e}") from None
     wait = None
     if "redis_wait" in settings:
         replicas, sep, milliseconds = settings["redis_wait"].partition("/")
@@ -215,7 +267,12 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
             raise ConfigurationError(
                 f"redis_wait = {settings['redis_wait']!r}: write replicas/milliseconds, like 1/50")
         wait = (as_int("redis_wait", replicas), as_int("redis_wait", milliseconds))
-    return Stores.redis(client, prefix=settings.get("redis_prefix"), wait=wait)
+    try:
+        return Stores.redis(client, prefix=settings.get("redis_prefix"), wait=wait)
+    except ConfigurationError as e:  # with our own client, only wait is refused here, unnamed
+        if wait is None:
+            raise
+        raise ConfigurationError(f"redis_wait = {settings['redis_wait']!r}: {e}") from None
 
 
 def options(settings: t.Mapping[str, str]) -> dict[str, t.Any]:
@@ -231,7 +288,7 @@ def options(settings: t.Mapping[str, str]) -> dict[str, t.Any]:
         "system_url": settings["system_url"].strip(),
         "stores": stores(settings),
         "secret_keys": secret_keys(settings),
-        "user_store": load("user_store", settings["user_store"])(),
+        "user_store": user_store(settings["user_store"]),
         "api_credentials": as_mapping("api_credentials", settings.get("api_credentials", "")),
         "destinations": Destinations(
             {scope: path or None

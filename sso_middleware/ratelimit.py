@@ -16,12 +16,14 @@ seen a key's failures yet learns it on the next one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
 import typing as t
 from dataclasses import dataclass
 
+from .audit import logger
 from .exceptions import ConfigurationError
 from .stores import CounterStore
 
@@ -106,4 +108,18 @@ def remote_address(environ: WSGIEnvironment, trusted_proxies: int) -> str:
         forwarded = [a.strip() for a in header.split(",") if a.strip()]
         if len(forwarded) >= trusted_proxies:
             return forwarded[-trusted_proxies]
+    elif "HTTP_X_FORWARDED_FOR" in environ:
+        _warn_untrusted_forwarding()
     return str(environ.get("REMOTE_ADDR", ""))
+
+
+@functools.cache
+def _warn_untrusted_forwarding() -> None:
+    """Say once per process that requests arrive through a proxy nobody
+    declared: then every user shares the proxy's address, and one address
+    over its limit is all of them."""
+    logger.warning(
+        "Requests carry X-Forwarded-For but trusted_proxies is 0: every client is counted as the"
+        " proxy's address (REMOTE_ADDR) for rate limits and audit lines. Set trusted_proxies to the"
+        " number of proxies in front of the app (or remove the header if no proxy adds it).",
+        extra={"sso_event": "untrusted_forwarding"})

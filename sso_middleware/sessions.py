@@ -9,25 +9,32 @@ A redeemed token turns into its session: the store swaps the token's record
 for the session's in one atomic step (see
 :class:`~sso_middleware.stores.TokenStore`), so a sign-on costs one write
 and a replayed link finds, and can end, the session its first use started.
-The record holds only the SHA-256 digest of a fresh 256-bit session secret;
-the cookie carries the secret, the record's key, the user and account ids
-and the sign-on time, signed with :class:`itsdangerous.Signer` (a salt of
-its own, a list of keys for rotation). A leaked Redis dump therefore yields
-no usable cookie; and with the ids in the cookie (readable by its owner, not
-changeable) a request reads its session and its account's end time in one
-round trip.
+The session record is the SHA-256 digest (128 bits of it) of a fresh
+256-bit session secret followed by the token's own record, sealed with a MAC over its key
+(:mod:`.sealing`): the user, the account and the sign-on time (the token's
+issue time) are bound server-side, and only a holder of the deployment's
+secret keys can write them.
+
+The cookie carries the record's key, the secret and the user and account
+ids, signed with :class:`itsdangerous.Signer` (a salt of its own, a list of
+keys for rotation). The ids only say which end times to read along with the
+record in the same round trip; the record decides who is signed in, and a
+cookie whose ids disagree with it is refused as forged. A leaked Redis dump
+therefore yields no usable cookie, and a leaked signing key alone turns no
+session into another user's.
 
 A session ends when its record does: an idle timeout (the record's TTL,
-extended on every use), an absolute one (the sign-on time in the cookie),
-logout (the record is marked ended) or :meth:`SessionManager.end_account`
-(a per-account time before which sessions count as ended, read along with
-the record in the same round trip).
+extended on every use), an absolute one (counted from the sign-on time in
+the record), logout (the record is marked ended) or
+:meth:`SessionManager.end_sessions` (a time per account or user before which
+sessions count as ended, read along with the record).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 import typing as t
@@ -37,17 +44,39 @@ from itsdangerous import BadSignature, Signer
 from werkzeug.http import dump_cookie
 from werkzeug.wrappers import Response
 
-from .exceptions import ConfigurationError
+from .audit import audit
+from .exceptions import ConfigurationError, TamperedRecord
+from .sealing import RecordSealer, check_secret_keys
 from .stores import SESSION_MARK, TokenStore
-from .tokens import new_token, token_key
+from .tokens import TokenRecord, fingerprint, new_token
 
 #: A cookie's signed payload: the token's key, the session secret, the user
-#: and account ids and the sign-on time in milliseconds.
-_PAYLOAD = re.compile(rb"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,17})"
-                      rb"\.(0|[1-9][0-9]{0,17})\.([1-9][0-9]{0,15})")
+#: and account ids.
+_PAYLOAD = re.compile(rb"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,17})\.(0|[1-9][0-9]{0,17})")
 
-#: Shortest accepted signing key, in bytes.
-MIN_KEY_BYTES = 32
+#: Bytes of the session secret's SHA-256 digest kept in its record: 128
+#: bits bind the cookie's 256-bit secret (a second preimage is a 2**128
+#: search) and keep a session within a small Redis allocation.
+SECRET_DIGEST_BYTES = 16
+
+#: Where a session record's token record starts: after the mark and the
+#: secret's digest.
+_RECORD_START = len(SESSION_MARK) + SECRET_DIGEST_BYTES
+
+#: What browsers trim around a cookie's name and value (RFC 6265bis): a
+#: wider trim (``str.strip()`` also drops NBSP, NEL and more) would accept
+#: cookies a sibling host planted under a look-alike name.
+_COOKIE_WHITESPACE = " \t"
+
+
+def secret_digest(secret: str) -> bytes:
+    """What a session record keeps of its secret."""
+    return hashlib.sha256(secret.encode("ascii")).digest()[:SECRET_DIGEST_BYTES]
+
+
+def _subjects(user_id: int | str, client_id: int | str) -> tuple[str, str]:
+    """The names under which a session's end times are kept."""
+    return f"user:{user_id}", f"client:{client_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +94,7 @@ class Session:
     #: Its record's key in the store: that of the token it was redeemed from.
     key: str
     identity: Identity
-    #: UNIX time of the sign-on in milliseconds.
+    #: UNIX time of the sign-on in milliseconds: its token's issue time.
     created_ms: int
 
 
@@ -79,10 +108,10 @@ class Redemption:
     #: ``None`` (unknown or expired).
     found: bytes | None
     key: str
-    #: The session secret, whose digest is the session record.
+    #: The session secret, whose digest starts the session record.
     secret: str = field(repr=False)
-    #: UNIX time in milliseconds, taken before the store was asked.
-    created_ms: int
+    #: The latest time (ms) any sessions were ended, as the store said.
+    ended_ms: int
 
     @property
     def replayed(self) -> bool:
@@ -90,32 +119,13 @@ class Redemption:
         return self.found is not None and self.found.startswith(SESSION_MARK)
 
 
-def check_secret_keys(secret_keys: t.Sequence[str | bytes]) -> list[bytes]:
-    """Validate signing keys (oldest first, newest last) and return them as
-    bytes. Raises :class:`ConfigurationError` for an empty list or a key
-    shorter than :data:`MIN_KEY_BYTES`."""
-    if isinstance(secret_keys, (str, bytes)) or not secret_keys:
-        raise ConfigurationError(
-            "secret_keys must be a non-empty list of keys, oldest first;"
-            ' make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
-        )
-    keys = [k.encode() if isinstance(k, str) else k for k in secret_keys]
-    for i, key in enumerate(keys):
-        if len(key) < MIN_KEY_BYTES:
-            raise ConfigurationError(
-                f"secret_keys[{i}] is {len(key)} bytes; each key needs at least"
-                f" {MIN_KEY_BYTES} (make one with secrets.token_urlsafe(32))"
-            )
-    return keys
-
-
 class SessionManager:
     """Starts, resumes and ends sessions, and writes their cookie.
 
     :param store: where tokens turn into session records.
-    :param secret_keys: signing keys, oldest first; new cookies are signed
-        with the last, cookies signed with any listed key are accepted. To
-        rotate, append a new key, and drop the oldest once
+    :param secret_keys: signing keys, oldest first; new cookies and records
+        are signed with the last, those signed with any listed key are
+        accepted. To rotate, append a new key, and drop the oldest once
         ``absolute_timeout`` has passed.
     :param idle_timeout: seconds without a request after which a session ends.
     :param absolute_timeout: seconds after sign-on after which a session ends
@@ -158,6 +168,8 @@ class SessionManager:
             )
         self.store = store
         self.signer = Signer(check_secret_keys(secret_keys), salt=self.salt, digest_method=hashlib.sha256)
+        #: Seals token records at minting and opens them at redemption.
+        self.sealer = RecordSealer(secret_keys)
         self.idle_timeout = idle_timeout
         self.absolute_timeout = absolute_timeout
         self.secure = secure
@@ -173,20 +185,29 @@ class SessionManager:
         new session in its place if it was unspent. With ``end_found``, a
         session found there instead (a replay) is ended."""
         secret = new_token()
-        record = SESSION_MARK + token_key(secret).encode("ascii")
-        created_ms = int(self.clock() * 1000)  # before the write: an end_account() after the write ends it
-        found = self.store.redeem(key, record, self.idle_timeout, end_found)
-        return Redemption(found, key, secret, created_ms)
+        session = SESSION_MARK + secret_digest(secret)
+        found, ended_ms = self.store.redeem(key, session, self.idle_timeout, end_found)
+        return Redemption(found, key, secret, ended_ms)
 
-    def cookie_value(self, redemption: Redemption, identity: Identity, issued_at_ms: int) -> str:
+    def token_record(self, redemption: Redemption) -> TokenRecord:
+        """The record of the token ``redemption`` spent. Raises
+        :class:`~sso_middleware.exceptions.TamperedRecord` if it was not
+        sealed under its key with the deployment's keys, :class:`ValueError`
+        if it is corrupted otherwise."""
+        return TokenRecord.decode(self.sealer.open(redemption.key, redemption.found or b""))
+
+    def ended_since(self, record: TokenRecord, redemption: Redemption) -> bool:
+        """Whether the sessions of the record's user or account were ended
+        at or after its token was minted (:meth:`end_sessions`), so it must
+        not sign in. Asks the store only when any sessions were ended since
+        the token was minted, which the redemption already told."""
+        return record.issued_at_ms <= redemption.ended_ms and record.issued_at_ms <= self.store.ended(
+            _subjects(record.user_id, record.client_id))
+
+    def cookie_value(self, redemption: Redemption, identity: Identity) -> str:
         """The signed cookie value naming the session of ``redemption``,
-        once its record was checked and ``identity`` may sign in.
-
-        The session counts from its token's issue time (``issued_at_ms``,
-        if earlier than the redemption), so ending an account's sessions
-        also ends the sign-ons of links minted before it."""
-        since = min(redemption.created_ms, issued_at_ms)
-        payload = f"{redemption.key}.{redemption.secret}.{identity.user_id}.{identity.client_id}.{since}"
+        once its record was checked and ``identity`` may sign in."""
+        payload = f"{redemption.key}.{redemption.secret}.{identity.user_id}.{identity.client_id}"
         return self.signer.sign(payload).decode("ascii")
 
     def resume(self, cookie_value: str) -> Session | None:
@@ -200,53 +221,88 @@ class SessionManager:
             return None
         if payload is None:  # signed by us, but not in this release's shape
             return None
-        key, secret, user_id, client_id, created_ms = payload.groups()
-        created = int(created_ms)
-        if self.clock() * 1000 - created > self.absolute_timeout * 1000:
+        key, secret, user_id, client_id = (part.decode("ascii") for part in payload.groups())
+        record, ended_until = self.store.resume(key, self.idle_timeout, _subjects(user_id, client_id))
+        if record is None or record == SESSION_MARK:  # expired, or ended
             return None
-        record, ended_until = self.store.resume(key.decode(), self.idle_timeout, client_id.decode())
-        expected = SESSION_MARK + token_key(secret.decode()).encode("ascii")
-        if record is None or not hmac.compare_digest(record, expected):
+        # Past this point the cookie is signed with our keys; a mismatch
+        # means a forged cookie or a record written behind our back.
+        try:
+            if not (record.startswith(SESSION_MARK)
+                    and hmac.compare_digest(record[len(SESSION_MARK):_RECORD_START], secret_digest(secret))):
+                raise TamperedRecord("the session secret does not match")
+            token = TokenRecord.decode(self.sealer.open(key, record[_RECORD_START:]))
+            if (str(token.user_id), str(token.client_id)) != (user_id, client_id):
+                raise TamperedRecord("the cookie names other ids than its session")
+        except ValueError as e:
+            audit(logging.WARNING, "forged_session",
+                  "Session %s refused: a validly signed cookie does not match its record (%s);"
+                  " the signing keys or the store may be compromised",
+                  fingerprint(key), e, token=fingerprint(key))
             return None
-        if created <= ended_until:
-            # Ended with its account: end the record too (once), so the
-            # session stays over even when the account's end time expires.
-            self.store.end(key.decode())
+        if self.clock() * 1000 - token.issued_at_ms > self.absolute_timeout * 1000:
             return None
-        return Session(key.decode(), Identity(int(user_id), int(client_id)), created)
+        if token.issued_at_ms <= ended_until:
+            # Ended with its user or account: end the record too (once), so
+            # the session stays over even when the end time expires.
+            self.store.end(key)
+            return None
+        return Session(key, Identity(token.user_id, token.client_id), token.issued_at_ms)
 
     def end(self, session: Session | Redemption) -> None:
         """End a session server-side (or the new session of a redemption
         whose cookie will not be sent); its cookie stops working everywhere."""
         self.store.end(session.key)
 
-    def end_account(self, client_id: int) -> None:
-        """End every session of an account, wherever its cookies are, and
-        the sign-ons of links minted for it so far. Call it once the
-        account's new state is what the user store answers, or a sign-on
-        in between may start after it."""
+    def end_sessions(self, *, client_id: int | None = None, user_id: int | None = None,
+                     actor: str = "python") -> None:
+        """End every session of an account, of a user, or of both, wherever
+        their cookies are, and the sign-ons of links minted for them so far.
+        Call it once the new state is what the user store answers, or a
+        sign-on in between may start after it.
+
+        :param actor: who asked, for the audit log."""
+        given = [(name, value) for name, value in (("user", user_id), ("client", client_id))
+                 if value is not None]
+        if not given:
+            raise ValueError("end_sessions needs a client_id, a user_id or both")
         at_ms = int(self.clock() * 1000)
-        self.store.end_account(str(client_id), at_ms, self.absolute_timeout)
+        self.store.end_sessions([f"{name}:{value}" for name, value in given], at_ms, self.absolute_timeout)
+        audit(logging.WARNING, "sessions_revoked", "Sessions of %s ended by %s",
+              " and ".join(f"{name} {value}" for name, value in given), actor,
+              client_id=client_id, user_id=user_id, actor=actor)
         # Return once that millisecond is over: a link minted after this
         # call (issue times are in milliseconds) then counts as later.
         time.sleep(min(0.001, max(0.0, (at_ms + 1) / 1000 - self.clock())))
 
     def read_cookie(self, environ: t.Mapping[str, t.Any]) -> str | None:
-        """Return this middleware's cookie value from a request, if any."""
+        """Return this middleware's cookie value from a request, if any.
+
+        Names match byte for byte, trimmed of spaces and tabs only, as
+        browsers compare them. A request that carries the name twice gets
+        ``None`` and an audit event: one of the two was planted (a sibling
+        host can set a cookie of our name for our host), and which one the
+        browser sent first proves nothing."""
         header: str = environ.get("HTTP_COOKIE", "")
         if self.cookie_name not in header:
             return None
         # A plain scan rather than werkzeug's full parse: this runs on every
         # request with cookies, our values are never quoted, and bytes that
         # are not UTF-8 (another app's cookie) cannot make it fail.
+        found = None
         for pair in header.split(";"):
             name, _, value = pair.partition("=")
-            if name.strip() == self.cookie_name:
-                value = value.strip()
-                if len(value) > 1 and value[0] == value[-1] == '"':  # RFC 6265 allows quotes
-                    value = value[1:-1]
-                return value
-        return None
+            if name.strip(_COOKIE_WHITESPACE) != self.cookie_name:
+                continue
+            if found is not None:
+                audit(logging.WARNING, "duplicate_cookie",
+                      "Request with more than one %s cookie treated as anonymous", self.cookie_name)
+                return None
+            value = value.strip(_COOKIE_WHITESPACE)
+            if len(value) > 1 and value[0] == value[-1] == '"':  # RFC 6265 allows quotes
+                value = value[1:-1]
+            found = value
+        return found
 
     def cookie_header(self, value: str) -> tuple[str, str]:
         """The ``Set-Cookie`` header of the session cookie: host-only,

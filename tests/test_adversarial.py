@@ -315,7 +315,7 @@ def _responses(make_middleware, user_store, redis_client):
     add("SSO 503 Redis down", down.get(SSO + "?access_token=" + "A" * 43, status=503))
     add("API 503 Redis down", api(down, status=503, action="CreateSsoToken", client_id="1"))
     add("token 503 Redis down", down.post(TOKEN, good, status=503))
-    well_formed = middleware.sessions.signer.sign(f"{'A' * 43}.{'A' * 43}.1.1.{int(time.time() * 1000)}")
+    well_formed = middleware.sessions.signer.sign(f"{'A' * 43}.{'A' * 43}.1.1")
     add("logout 503 Redis down", down.post("/logout", headers={
         "Cookie": f"{COOKIE}={well_formed.decode()}"}, status=503))
     return out
@@ -417,21 +417,26 @@ def test_a_revoked_session_is_ended_for_good_on_its_next_use(make_middleware, re
     thief.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
     middleware.end_sessions(1)
     assert whoami(thief) is None
-    redis_client.delete("sso:v1:a:1")  # the end time is gone
+    assert redis_client.delete("sso:v1:e:client:1", "sso:v1:ended") == 2  # the end times are gone
     assert whoami(thief) is None
     assert not live_sessions(redis_client)
 
 
-def test_links_minted_before_a_revocation_sign_nobody_in(make_middleware):
-    """"Log out everywhere" covers the links already handed out too: a
-    session counts from its token's issue time."""
+def test_links_minted_before_a_revocation_sign_nobody_in(make_middleware, caplog):
+    """"Log out everywhere" covers the links already handed out too: such a
+    link is refused at the SSO endpoint (no cookie, a denial in the log),
+    not turned into a session that is dead on arrival."""
     middleware = make_middleware()
     before = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
     time.sleep(0.002)  # not minted in the millisecond of the revocation
     middleware.end_sessions(1)
     after = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])  # at once: later
     early, late = browser(middleware), browser(middleware)
-    early.get(before, status=303)
+    response = early.get(before, status=403)
+    assert "Set-Cookie" not in response.headers
+    assert [r.getMessage() for r in events(caplog, "denied")] == [
+        "Unable to authenticate with Single Sign-On token for User ID: 1"]
+    assert len(events(caplog, "ended_link")) == 1 and not events(caplog, "redeemed")
     assert whoami(early) is None
     late.get(after, status=303)
     assert whoami(late) == [1, 1]

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from conftest import SECRET_KEY, browser, sso_path
 from redis_server import free_port
 from sso_middleware.credentials import hash_secret
 
@@ -20,8 +21,10 @@ API_ID, API_SECRET = "demo-admin", "demo-secret-" + "z" * 32
 
 
 def cli(*args, input=None, env=None):
+    """Run the command line with the deployment's keys in its environment."""
     return subprocess.run([sys.executable, "-m", "sso_middleware", *args], capture_output=True,
-                          text=True, timeout=30, input=input, env={**os.environ, **(env or {})})
+                          text=True, timeout=30, input=input,
+                          env={**os.environ, "SSO_SECRET_KEYS": SECRET_KEY, **(env or {})})
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -37,6 +40,7 @@ def demo(request):
     first_line = process.stdout.readline()
     base = first_line.split()[3]
     assert base.startswith("http://127.0.0.1:"), first_line
+    process.banner = first_line + "".join(process.stdout.readline() for _ in range(3))
     yield base, process
     process.terminate()
     process.wait(10)
@@ -84,6 +88,9 @@ def test_demo_end_to_end(demo):
 
     process.terminate()
     _, log = process.communicate(timeout=10)
+    # The operator chose the secret: the banner names its variable, never its value.
+    assert "secret=(from $SSO_DEMO_API_SECRET)" in process.banner
+    assert API_SECRET not in process.banner
     assert "Unable to authenticate with Single Sign-On token" in log
     assert "access_token=[redacted]" in log
     assert token not in log
@@ -99,6 +106,52 @@ def test_create_token_against_redis(redis_server, redis_client):
         "https://portal.example.com/oauth/singlesignon.php?access_token=" + response["access_token"])
     keys = list(redis_client.scan_iter("sso:v1:t:*"))
     assert len(keys) == 1 and response["access_token"].encode() not in keys[0]
+
+
+def test_a_token_minted_by_the_cli_signs_in_with_the_deployment_keys(redis_server, make_middleware):
+    result = cli("create-token", "--redis-url", redis_server.url,
+                 "--system-url", "https://portal.example.com", "--client-id", "1")
+    app = browser(make_middleware())
+    app.get(sso_path(json.loads(result.stdout)["redirect_url"]), status=303)
+    assert json.loads(app.get("/page").body)["identity"] == [1, 1]
+
+
+def test_a_token_minted_with_other_keys_signs_nobody_in(redis_server, make_middleware):
+    result = cli("create-token", "--redis-url", redis_server.url, "--system-url",
+                 "https://portal.example.com", "--client-id", "1", env={"SSO_SECRET_KEYS": "o" * 32})
+    app = browser(make_middleware())
+    app.get(sso_path(json.loads(result.stdout)["redirect_url"]), status=403)
+
+
+def test_create_token_needs_the_deployment_keys(redis_server):
+    result = cli("create-token", "--redis-url", redis_server.url, "--system-url",
+                 "https://portal.example.com", "--client-id", "1", env={"SSO_SECRET_KEYS": ""})
+    assert result.returncode != 0 and "SSO_SECRET_KEYS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("who, ended, kept", [
+    (["--user-id", "5"], (5, 1), (1, 1)),
+    (["--client-id", "1"], (5, 1), (2, 2)),
+])
+def test_revoke_sessions_ends_a_users_or_an_accounts_sessions(redis_server, make_middleware, who, ended, kept):
+    middleware = make_middleware()
+    apps = {}
+    for user_id, client_id in (ended, kept):
+        apps[user_id] = browser(middleware)
+        apps[user_id].get(sso_path(middleware.create_sso_token(
+            client_id=client_id, user_id=user_id)["redirect_url"]), status=303)
+    result = cli("revoke-sessions", "--redis-url", redis_server.url, *who)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["result"] == "success"
+    assert json.loads(apps[ended[0]].get("/page").body)["identity"] is None
+    assert json.loads(apps[kept[0]].get("/page").body)["identity"] == list(kept)
+
+
+@pytest.mark.parametrize("args", [[], ["--user-id", "0"], ["--client-id", "x"]])
+def test_revoke_sessions_refuses_bad_input(redis_server, args):
+    result = cli("revoke-sessions", "--redis-url", redis_server.url, *args)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
 
 
 def test_create_token_reports_errors(redis_server):

@@ -87,6 +87,7 @@ def test_settings_reach_the_middleware(redis_server):
 def test_secret_keys_from_a_file_or_the_environment(tmp_path, monkeypatch, redis_server):
     keys = tmp_path / "keys"
     keys.write_text("o" * 32 + "\n" + "n" * 32 + "\n")
+    keys.chmod(0o600)
     base = settings(redis_server.url)
     del base["secret_keys"]
     app = filter_factory({}, **base, secret_key_file=str(keys))(lambda e, s: [])

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from conftest import API_IDENTIFIER, API_SECRET, browser, sso_path
 from sso_middleware import Limit
-from sso_middleware.ratelimit import remote_address
+from sso_middleware.ratelimit import _warn_untrusted_forwarding, remote_address
 
 SSO = "/oauth/singlesignon.php"
 TOKEN = "/oauth/token.php"
 
 
 def bad_link(n):
-    return f"{SSO}?access_token={str(n) * 43}"
+    return f"{SSO}?access_token={n:043d}"
 
 
 def from_address(app, address):
@@ -32,12 +33,34 @@ def test_redemption_limit_trips_at_exactly_the_configured_attempt(make_middlewar
     assert 590 <= int(response.headers["Retry-After"]) <= 600
     assert response.headers["Cache-Control"] == "no-store"
 
-    # a valid token from the limited address is refused without being burned
-    path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
-    app.get(path, status=429)
-    # another address is unaffected, and the token still works there
-    other = from_address(browser(middleware), "10.0.0.2")
-    other.get(path, status=303)
+    app.get(bad_link(5), status=429)  # and every failure after it
+
+
+def test_an_address_over_its_limit_still_redeems_valid_links(make_middleware, caplog):
+    """Everyone behind one proxy or NAT shares an address: random tokens
+    sent from it must not lock its real users out (a valid token always
+    signs in, as a right API secret always passes)."""
+    middleware = make_middleware(redeem_limit=Limit(100, 600))
+    attacker = from_address(browser(middleware), "10.0.0.9")
+    for n in range(101):
+        attacker.get(bad_link(n), status=403 if n < 100 else 429)
+    victim = from_address(browser(middleware), "10.0.0.9")
+    victim.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
+    assert json.loads(victim.get("/page").body)["identity"] == [1, 1]
+    attacker.get(bad_link(200), status=429)  # failures from it are still limited
+
+
+def test_forwarded_requests_without_trusted_proxies_are_reported_once(make_middleware, caplog):
+    _warn_untrusted_forwarding.cache_clear()
+    app = browser(make_middleware())
+    for n in range(3):
+        app.get(bad_link(n), headers={"X-Forwarded-For": "198.51.100.7"}, status=403)
+    warnings = [r for r in caplog.records if getattr(r, "sso_event", None) == "untrusted_forwarding"]
+    assert len(warnings) == 1 and "trusted_proxies" in warnings[0].getMessage()
+    _warn_untrusted_forwarding.cache_clear()
+    browser(make_middleware(trusted_proxies=1)).get(
+        bad_link(9), headers={"X-Forwarded-For": "198.51.100.7"}, status=403)
+    assert len([r for r in caplog.records if getattr(r, "sso_event", None) == "untrusted_forwarding"]) == 1
 
 
 def test_malformed_links_are_not_counted(make_middleware):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import time
@@ -66,21 +67,23 @@ def test_session_cookie_attributes(app, mint):
     assert "domain" not in parts and "max-age" not in parts and "expires" not in parts
 
 
-def test_cookie_names_the_session_and_the_store_keeps_only_a_digest(app, mint, redis_client):
+def test_cookie_names_the_session_and_the_store_keeps_only_a_digest(app, middleware, mint, redis_client):
     """The cookie carries the spent token's key, a fresh 256-bit session
-    secret, the ids and the time the session counts from (its token's
-    issue), signed; Redis keeps only the secret's digest, so a dump of it
-    yields no usable cookie."""
-    before = int(time.time() * 1000)
+    secret and the ids, signed; Redis keeps the secret's digest followed by
+    the token's sealed record, so a dump of it yields no usable cookie and
+    the record, not the cookie, says who is signed in."""
     link = mint(client_id=1, user_id=5)
     response = app.get(link, status=303)
     value = response.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
-    key, secret, user_id, client_id, created_ms, _signature = value.split(".")
+    key, secret, user_id, client_id, _signature = value.split(".")
     assert key == token_key(parse_qs(urlsplit(link).query)["access_token"][0])
     assert TOKEN_PATTERN.fullmatch(secret) and len(base64.urlsafe_b64decode(secret + "=")) == 32
     assert (user_id, client_id) == ("5", "1")
-    assert before <= int(created_ms) <= time.time() * 1000
-    assert redis_client.get(f"sso:v1:t:{key}") == b"!" + token_key(secret).encode()
+    stored = redis_client.get(f"sso:v1:t:{key}")
+    assert stored[:17] == b"!" + hashlib.sha256(secret.encode()).digest()[:16]
+    record = TokenRecord.decode(middleware.sessions.sealer.open(key, stored[17:]))
+    assert (record.user_id, record.client_id, record.path) == (5, 1, "/clientarea.php")
+    assert secret.encode() not in stored
 
 
 def test_user_five_acts_for_client_one(app, mint):
@@ -139,14 +142,16 @@ def test_expired_token_is_refused(make_middleware):
 def test_record_older_than_ttl_is_refused_even_if_key_survived(app, middleware, redis_client, caplog):
     token = "A" * 43
     record = TokenRecord(1, 1, "", "/clientarea.php", int((time.time() - 61) * 1000))
-    redis_client.set("sso:v1:t:" + token_key(token), record.encode())  # no TTL
+    key = token_key(token)
+    redis_client.set("sso:v1:t:" + key, middleware.sessions.sealer.seal(key, record.encode()))  # no TTL
     app.get(f"{SSO}?access_token={token}", status=403)
     assert denial_reasons(caplog) == ["Unable to authenticate with Single Sign-On token for User ID: 1"]
 
 
-def test_corrupted_record_is_refused(app, redis_client, caplog):
+def test_corrupted_record_is_refused(app, middleware, redis_client, caplog):
     token = "B" * 43
-    redis_client.set("sso:v1:t:" + token_key(token), b"not json", ex=60)
+    key = token_key(token)
+    redis_client.set("sso:v1:t:" + key, middleware.sessions.sealer.seal(key, b"not json"), ex=60)
     app.get(f"{SSO}?access_token={token}", status=403)
     assert denial_reasons(caplog) == ["Unable to authenticate with Single Sign-On token"]
 

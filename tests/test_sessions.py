@@ -11,7 +11,7 @@ from conftest import SECRET_KEY, browser, live_sessions, sso_path
 from sso_middleware import ConfigurationError
 from sso_middleware.sessions import Identity, SessionManager
 from sso_middleware.stores.memory import MemoryTokenStore
-from sso_middleware.tokens import new_token, token_key
+from sso_middleware.tokens import TokenRecord, new_token, token_key
 
 COOKIE = "__Host-sso_session"
 
@@ -102,14 +102,14 @@ def test_forged_cookies_are_anonymous(app, value):
 
 
 @pytest.mark.parametrize("payload", [
-    "{key}.{key}.1.1",  # a field short
-    "{key}.{key}.1.1.{now}.1",  # one too many
-    "{key}.{key}.one.1.{now}",
-    "{key}.{key}.1.1.soon",
-    "short.{key}.1.1.{now}",
-    "{key}.short.1.1.{now}",
-    "{key}.{key}.1.1.{now}",  # well-formed, but no such session
-    "\u00e9.{key}.1.1.{now}",
+    "{key}.{key}.1",  # a field short
+    "{key}.{key}.1.1.{now}",  # one too many (the shape of an older release)
+    "{key}.{key}.one.1",
+    "{key}.{key}.1.soon",
+    "short.{key}.1.1",
+    "{key}.short.1.1",
+    "{key}.{key}.1.1",  # well-formed, but no such session
+    "\u00e9.{key}.1.1",
 ])
 def test_signed_but_malformed_payloads_are_anonymous(make_middleware, payload):
     """Only this middleware can sign a cookie, but a payload from an older
@@ -124,17 +124,16 @@ def test_tampered_cookie_is_anonymous(make_middleware):
     _, app = signed_in(make_middleware)
     value = app.cookies[COOKIE]
     payload, signature = value.rsplit(".", 1)
-    key, secret, user_id, client_id, created_ms = payload.split(".")
+    key, secret, user_id, client_id = payload.split(".")
     # the last base64 character of a signature carries unused bits, so change
-    # characters that always matter: of the key, the secret, the ids, the
-    # sign-on time and the signature
+    # characters that always matter: of the key, the secret, the ids and the
+    # signature
     flip = {"A": "B"}
     for forged in (
-        f"{flip.get(key[0], 'A')}{key[1:]}.{secret}.{user_id}.{client_id}.{created_ms}.{signature}",
-        f"{key}.{flip.get(secret[0], 'A')}{secret[1:]}.{user_id}.{client_id}.{created_ms}.{signature}",
-        f"{key}.{secret}.2.{client_id}.{created_ms}.{signature}",
-        f"{key}.{secret}.{user_id}.2.{created_ms}.{signature}",
-        f"{key}.{secret}.{user_id}.{client_id}.{int(created_ms) + 1}.{signature}",
+        f"{flip.get(key[0], 'A')}{key[1:]}.{secret}.{user_id}.{client_id}.{signature}",
+        f"{key}.{flip.get(secret[0], 'A')}{secret[1:]}.{user_id}.{client_id}.{signature}",
+        f"{key}.{secret}.2.{client_id}.{signature}",
+        f"{key}.{secret}.{user_id}.2.{signature}",
         f"{payload}.{flip.get(signature[0], 'A')}{signature[1:]}",
     ):
         app.set_cookie(COOKIE, forged)
@@ -182,9 +181,10 @@ def manager(clock, **options):
 def sign_on(sessions, identity=Identity(1, 1)):
     """Mint a token into the manager's store, redeem it, return the cookie."""
     key = token_key(new_token())
-    sessions.store.add(key, b"[]", 60)
+    record = TokenRecord(identity.user_id, identity.client_id, "", "/", int(sessions.clock() * 1000))
+    sessions.store.add(key, sessions.sealer.seal(key, record.encode()), 60)
     redemption = sessions.redeem(key, end_found=True)
-    return sessions.cookie_value(redemption, identity, redemption.created_ms)
+    return sessions.cookie_value(redemption, identity)
 
 
 def test_idle_timeout():
@@ -258,3 +258,39 @@ def test_a_cross_site_logout_changes_nothing(make_middleware):
                                         status=303)
     assert "Set-Cookie" not in response.headers
     assert seen(app)["identity"] == [1, 1]
+
+
+@pytest.mark.parametrize("name", [
+    "\xa0{name}", "{name}\xa0", "{name}\x85", "\x1c{name}", "{name}\x1f", "{name}\x0b", "\u3000{name}",
+])
+def test_look_alike_cookie_names_are_not_ours(make_middleware, name):
+    """Browsers trim only spaces and tabs around a cookie's name, so a name
+    with another leading byte is a different cookie to them: a sibling host
+    may set it with ``Domain=``, which a ``__Host-`` cookie refuses."""
+    middleware, app = signed_in(make_middleware)
+    value = app.cookies[COOKIE]
+    stranger = browser(middleware)
+    response = stranger.get("/whoami", headers={"Cookie": f"{name.format(name=COOKIE)}={value}"})
+    assert json.loads(response.body)["identity"] is None
+
+
+@pytest.mark.parametrize("header", ["{name}={value}", " {name}\t={value}", "\t{name} = {value} "])
+def test_spaces_and_tabs_around_the_name_are_trimmed(make_middleware, header):
+    middleware, app = signed_in(make_middleware)
+    response = browser(middleware).get("/whoami", headers={
+        "Cookie": "other=1;" + header.format(name=COOKIE, value=app.cookies[COOKIE])})
+    assert json.loads(response.body)["identity"] == [1, 1]
+
+
+@pytest.mark.parametrize("order", ["planted first", "planted last"])
+def test_a_request_with_our_cookie_twice_is_anonymous(make_middleware, caplog, order):
+    """A duplicate means one was planted (by a sibling host, over plain
+    HTTP, by script); neither may win, whichever the browser sends first."""
+    middleware, victim = signed_in(make_middleware)
+    _, attacker = signed_in(make_middleware, client_id=2)
+    cookies = [f"{COOKIE}={attacker.cookies[COOKIE]}", f"{COOKIE}={victim.cookies[COOKIE]}"]
+    if order == "planted last":
+        cookies.reverse()
+    response = browser(middleware).get("/whoami", headers={"Cookie": "; ".join(cookies)})
+    assert json.loads(response.body)["identity"] is None
+    assert [r.sso_event for r in caplog.records if getattr(r, "sso_event", None) == "duplicate_cookie"]

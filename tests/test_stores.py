@@ -24,7 +24,7 @@ from sso_middleware.stores.redis import RedisTokenStore, connect
 
 # Records are opaque bytes: include a NUL and a byte that is not UTF-8.
 # Session records start with the mark, token records never do.
-ACCOUNT = "7"
+SUBJECTS = ("user:3", "client:7")
 RECORD = b"\x00record-\xff-one"
 OTHER = b"record-two"
 SESSION = SESSION_MARK + b"session-\xff-one"
@@ -86,37 +86,39 @@ class TokenStoreContract:
     def test_redeem_returns_the_record_and_leaves_the_session_in_its_place(self, store):
         key = new_key()
         assert store.add(key, RECORD, 60) is True
-        assert store.redeem(key, SESSION, 60, True) == RECORD
-        assert store.resume(key, 60, ACCOUNT) == (SESSION, 0)
+        assert store.redeem(key, SESSION, 60, True) == (RECORD, 0)
+        assert store.resume(key, 60, SUBJECTS) == (SESSION + RECORD, 0)  # the token's record follows
 
-    @pytest.mark.parametrize("end_found, left", [(False, SESSION), (True, SESSION_MARK)])
+    @pytest.mark.parametrize("end_found, left", [(False, SESSION + RECORD), (True, SESSION_MARK)])
     def test_a_second_redeem_finds_the_session(self, store, end_found, left):
         key = new_key()
         store.add(key, RECORD, 60)
         store.redeem(key, SESSION, 60, True)
-        assert store.redeem(key, OTHER_SESSION, 60, end_found) == SESSION  # a replay, recognisable as one
-        assert store.resume(key, 60, ACCOUNT) == (left, 0)
-        assert store.redeem(key, OTHER_SESSION, 60, True) == left  # and so is every later one
+        found, _ = store.redeem(key, OTHER_SESSION, 60, end_found)
+        assert found == SESSION + RECORD  # a replay, recognisable as one
+        assert store.resume(key, 60, SUBJECTS) == (left, 0)
+        assert store.redeem(key, OTHER_SESSION, 60, True)[0] == left  # and so is every later one
 
     def test_unknown_key_redeems_to_none_and_stores_nothing(self, store):
         key = new_key()
-        assert store.redeem(key, SESSION, 60, True) is None
-        assert store.resume(key, 60, ACCOUNT) == (None, 0)
+        assert store.redeem(key, SESSION, 60, True) == (None, 0)
+        assert store.resume(key, 60, SUBJECTS) == (None, 0)
         assert store.add(key, RECORD, 60) is True
 
     def test_redeem_affects_only_its_key(self, store):
         first, second = new_key(), new_key()
         store.add(first, RECORD, 60)
         store.add(second, OTHER, 60)
-        assert store.redeem(first, SESSION, 60, True) == RECORD
-        assert store.redeem(second, OTHER_SESSION, 60, True) == OTHER
-        assert store.resume(first, 60, ACCOUNT)[0] == SESSION
+        assert store.redeem(first, SESSION, 60, True)[0] == RECORD
+        assert store.redeem(second, OTHER_SESSION, 60, True)[0] == OTHER
+        assert store.resume(first, 60, SUBJECTS)[0] == SESSION + RECORD
+        assert store.resume(second, 60, SUBJECTS)[0] == OTHER_SESSION + OTHER
 
     def test_add_on_existing_key_is_refused_and_keeps_the_first_record(self, store):
         key = new_key()
         assert store.add(key, RECORD, 60) is True
         assert store.add(key, OTHER, 60) is False
-        assert store.redeem(key, SESSION, 60, True) == RECORD
+        assert store.redeem(key, SESSION, 60, True)[0] == RECORD
 
     def test_the_session_gets_its_own_ttl_and_keeps_the_key_taken(self, store, wait):
         key = new_key()
@@ -124,9 +126,9 @@ class TokenStoreContract:
         store.redeem(key, SESSION, 3, True)
         wait(1.5)  # past the token's TTL, within the session's
         assert store.add(key, OTHER, 60) is False
-        assert store.redeem(key, OTHER_SESSION, 3, False) == SESSION
+        assert store.redeem(key, OTHER_SESSION, 3, False)[0] == SESSION + RECORD
         wait(3.1)  # a replay may have pushed the expiry to 3 s from then
-        assert store.resume(key, 60, ACCOUNT) == (None, 0)
+        assert store.resume(key, 60, SUBJECTS) == (None, 0)
         assert store.add(key, OTHER, 60) is True
 
     def test_records_expire_after_their_ttl(self, store, wait):
@@ -135,14 +137,14 @@ class TokenStoreContract:
         assert store.add(reused, RECORD, 1)
         assert store.add(lasting, RECORD, 60)
         wait(1.1)
-        assert store.redeem(expiring, SESSION, 60, True) is None
+        assert store.redeem(expiring, SESSION, 60, True)[0] is None
         # An expired key no longer blocks a new token under it.
         assert store.add(reused, OTHER, 60) is True
-        assert store.redeem(reused, SESSION, 60, True) == OTHER
+        assert store.redeem(reused, SESSION, 60, True)[0] == OTHER
         # A longer TTL is honoured, not cut to the shortest.
-        assert store.redeem(lasting, SESSION, 60, True) == RECORD
+        assert store.redeem(lasting, SESSION, 60, True)[0] == RECORD
 
-    @pytest.mark.parametrize("end_found, left", [(False, SESSION), (True, SESSION_MARK)])
+    @pytest.mark.parametrize("end_found, left", [(False, SESSION + RECORD), (True, SESSION_MARK)])
     def test_concurrent_redeems_give_the_record_to_exactly_one(self, store, end_found, left):
         for _ in range(10):
             key = new_key()
@@ -150,20 +152,21 @@ class TokenStoreContract:
             results = race(lambda: store.redeem(key, SESSION, 60, end_found))
             errors = [r for r in results if isinstance(r, BaseException)]
             assert not errors, errors[0]
-            assert results.count(RECORD) == 1, results
-            assert set(results) - {RECORD} <= {SESSION, SESSION_MARK}, results
-            assert store.resume(key, 60, ACCOUNT)[0] == left
+            found = [r[0] for r in results]
+            assert found.count(RECORD) == 1, found
+            assert set(found) - {RECORD} <= {SESSION + RECORD, SESSION_MARK}, found
+            assert store.resume(key, 60, SUBJECTS)[0] == left
 
     def test_resume_extends_the_session_to_the_idle_timeout(self, store, wait):
         key = new_key()
         store.add(key, RECORD, 60)
         store.redeem(key, SESSION, 2, True)
         wait(1.5)
-        assert store.resume(key, 3, ACCOUNT)[0] == SESSION  # now 3 s from here
+        assert store.resume(key, 3, SUBJECTS)[0] == SESSION + RECORD  # now 3 s from here
         wait(1.5)
-        assert store.resume(key, 1, ACCOUNT)[0] == SESSION  # and back down to 1 s
+        assert store.resume(key, 1, SUBJECTS)[0] == SESSION + RECORD  # and back down to 1 s
         wait(1.1)
-        assert store.resume(key, 60, ACCOUNT) == (None, 0)
+        assert store.resume(key, 60, SUBJECTS) == (None, 0)
 
     def test_end_marks_the_session_ended_and_keeps_the_token_spent(self, store, wait):
         key, missing = new_key(), new_key()
@@ -171,25 +174,39 @@ class TokenStoreContract:
         store.redeem(key, SESSION, 1, True)
         store.end(key)
         store.end(missing)  # not an error
-        assert store.resume(key, 1, ACCOUNT) == (SESSION_MARK, 0)
-        assert store.redeem(key, OTHER_SESSION, 1, False) == SESSION_MARK
-        assert store.resume(missing, 60, ACCOUNT) == (None, 0)  # and stays missing
+        assert store.resume(key, 1, SUBJECTS) == (SESSION_MARK, 0)
+        assert store.redeem(key, OTHER_SESSION, 1, False)[0] == SESSION_MARK
+        assert store.resume(missing, 60, SUBJECTS) == (None, 0)  # and stays missing
         assert store.add(missing, RECORD, 60) is True
         wait(1.1)
-        assert store.resume(key, 60, ACCOUNT) == (None, 0)  # the ended mark expires too
+        assert store.resume(key, 60, SUBJECTS) == (None, 0)  # the ended mark expires too
 
-    def test_end_account_is_read_along_with_each_session(self, store, wait):
+    def test_end_times_are_read_along_with_each_session(self, store, wait):
         key = new_key()
         store.add(key, RECORD, 60)
         store.redeem(key, SESSION, 60, True)
-        store.end_account(ACCOUNT, 2_000, 1)
-        store.end_account(ACCOUNT, 1_000, 60)  # an earlier time changes nothing
-        assert store.resume(key, 60, ACCOUNT) == (SESSION, 2_000)
-        assert store.resume(key, 60, "other account") == (SESSION, 0)
-        store.end_account(ACCOUNT, 3_000, 1)
-        assert store.resume(key, 60, ACCOUNT) == (SESSION, 3_000)
+        user, account = SUBJECTS
+        store.end_sessions([account], 2_000, 1)
+        store.end_sessions([account], 1_000, 60)  # an earlier time changes nothing
+        assert store.resume(key, 60, SUBJECTS) == (SESSION + RECORD, 2_000)
+        assert store.resume(key, 60, ["client:other"]) == (SESSION + RECORD, 0)
+        store.end_sessions([user], 3_000, 1)
+        assert store.resume(key, 60, SUBJECTS) == (SESSION + RECORD, 3_000)  # the latest of its subjects
+        assert store.resume(key, 60, [account]) == (SESSION + RECORD, 2_000)
+        assert store.ended(SUBJECTS) == 3_000
+        assert store.ended(["user:other", "client:other"]) == 0
         wait(1.1)
-        assert store.resume(key, 60, ACCOUNT) == (SESSION, 0)  # past the longest session
+        assert store.resume(key, 60, SUBJECTS) == (SESSION + RECORD, 0)  # past the longest session
+
+    def test_redeem_reports_the_latest_end_time_of_any_subject(self, store):
+        key, later = new_key(), new_key()
+        store.add(key, RECORD, 60)
+        store.add(later, RECORD, 60)
+        store.end_sessions(["client:1", "user:2"], 5_000, 60)
+        store.end_sessions(["client:9"], 4_000, 60)  # earlier than the latest: it stays
+        assert store.redeem(key, SESSION, 60, True) == (RECORD, 5_000)
+        store.end_sessions(["user:3"], 6_000, 60)
+        assert store.redeem(later, SESSION, 60, True) == (RECORD, 6_000)
 
 
 class TestMemoryTokenStore(TokenStoreContract):
@@ -211,7 +228,7 @@ class TestMemoryTokenStore(TokenStoreContract):
         clock.advance(9)
         assert store.add(key, OTHER, 10) is False
         clock.advance(1)
-        assert store.redeem(key, SESSION, 10, True) is None
+        assert store.redeem(key, SESSION, 10, True) == (None, 0)
 
     @pytest.mark.parametrize("sweep_every", [16, None])
     def test_expired_tokens_and_sessions_are_swept(self, store, clock, sweep_every):
@@ -230,9 +247,9 @@ class TestMemoryTokenStore(TokenStoreContract):
         assert largest <= bound, f"{largest} entries kept for at most 3 live ones"
         assert len(store) <= 3
 
-    def test_account_end_times_are_dropped_once_past(self, store, clock):
+    def test_end_times_are_dropped_once_past(self, store, clock):
         for i in range(100):
-            store.end_account(f"account-{i}", 1_000, 1)
+            store.end_sessions([f"client:{i}"], 1_000 + i, 1)
             clock.advance(0.5)
         assert len(store._ended) <= 3
 
@@ -252,22 +269,22 @@ class TestRedisTokenStore(TokenStoreContract):
         assert redis_client.keys("*") == [f"sso:v1:t:{key}".encode()]
         assert redis_client.get(f"sso:v1:t:{key}") == RECORD
         store.redeem(key, SESSION, 60, True)
-        store.end_account(ACCOUNT, 1_000, 60)
-        assert sorted(redis_client.keys("*")) == [f"sso:v1:a:{ACCOUNT}".encode(),
+        store.end_sessions(["client:7"], 1_000, 60)
+        assert sorted(redis_client.keys("*")) == [b"sso:v1:e:client:7", b"sso:v1:ended",
                                                   f"sso:v1:t:{key}".encode()]
-        assert redis_client.get(f"sso:v1:t:{key}") == SESSION
+        assert redis_client.get(f"sso:v1:t:{key}") == SESSION + RECORD
 
     def test_custom_prefix_is_honoured(self, redis_client):
         store = RedisTokenStore(redis_client, prefix="tenant-a:")
         key = new_key()
         store.add(key, RECORD, 60)
-        store.end_account(ACCOUNT, 1_000, 60)
-        assert sorted(redis_client.keys("*")) == [f"tenant-a:a:{ACCOUNT}".encode(),
+        store.end_sessions(["client:7"], 1_000, 60)
+        assert sorted(redis_client.keys("*")) == [b"tenant-a:e:client:7", b"tenant-a:ended",
                                                   f"tenant-a:t:{key}".encode()]
         # A store under another prefix does not see it.
-        assert RedisTokenStore(redis_client).redeem(key, SESSION, 60, True) is None
-        assert RedisTokenStore(redis_client).resume(key, 60, ACCOUNT) == (None, 0)
-        assert store.redeem(key, SESSION, 60, True) == RECORD
+        assert RedisTokenStore(redis_client).redeem(key, SESSION, 60, True) == (None, 0)
+        assert RedisTokenStore(redis_client).resume(key, 60, SUBJECTS) == (None, 0)
+        assert store.redeem(key, SESSION, 60, True) == (RECORD, 1_000)
 
     def test_every_key_has_a_ttl(self, store, redis_client):
         keys = [new_key() for _ in range(5)]
@@ -277,46 +294,51 @@ class TestRedisTokenStore(TokenStoreContract):
         store.redeem(keys[1], SESSION, 40, True)
         store.redeem(keys[1], OTHER_SESSION, 600, True)  # a replay: at most the session's TTL
         store.end(keys[2])
-        store.end_account(ACCOUNT, 1_000, 40)
+        store.end_sessions(list(SUBJECTS), 1_000, 40)
+        assert len(redis_client.keys("*")) == 5 + 3
         for name in redis_client.keys("*"):
             ttl = redis_client.ttl(name)
             assert 0 < ttl <= 40 or (name.endswith(keys[1].encode()) and 0 < ttl <= 600), (name, ttl)
 
-    @pytest.mark.parametrize("end_found, commands", [
-        (True, {"set": 1}),  # the default policy: one plain SET
-        (False, {"eval": 1, "set": 1}),  # keeping a replay's session: the SET in a script
-    ])
-    def test_redeem_is_one_command_or_one_script(self, store, redis_client, end_found, commands):
+    @pytest.mark.parametrize("end_found", [True, False])
+    def test_redeem_is_one_script_call(self, store, redis_client, end_found):
         key = new_key()
         store.add(key, RECORD, 60)
         store.add(spare := new_key(), RECORD, 60)
-        store.redeem(spare, SESSION, 60, end_found)  # loads the script, if any
+        store.redeem(spare, SESSION, 60, end_found)  # loads the script
 
         def calls(command: str) -> int:
             return redis_client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
 
-        names = ("evalsha", "eval", "set", "get", "del", "getdel", "expire")
+        names = ("evalsha", "eval", "set", "get", "del", "getdel", "expire", "mget")
         before = {c: calls(c) for c in names}
-        assert store.redeem(key, SESSION, 1800, end_found) == RECORD
+        assert store.redeem(key, SESSION, 1800, end_found) == (RECORD, 0)
         after = {c: calls(c) for c in names}
-        assert {c: after[c] - before[c] for c in names if after[c] != before[c]} == commands
-        assert redis_client.get(f"sso:v1:t:{key}") == SESSION
+        # The script's own GET, SET and GET of the latest end time count too.
+        assert {c: after[c] - before[c] for c in names if after[c] != before[c]} == {
+            "evalsha": 1, "get": 2, "set": 1}
+        assert redis_client.get(f"sso:v1:t:{key}") == SESSION + RECORD
         assert 1790 < redis_client.ttl(f"sso:v1:t:{key}") <= 1800  # the session's TTL
 
-    def test_resume_is_one_round_trip(self, store, redis_client, monkeypatch):
-        key = new_key()
-        store.add(key, RECORD, 60)
-        store.redeem(key, SESSION, 60, True)
-        store.resume(key, 60, ACCOUNT)  # loads the script
+    @pytest.mark.parametrize("operation", ["redeem", "resume"])
+    def test_redeem_and_resume_are_one_round_trip(self, store, redis_client, monkeypatch, operation):
+        key, spare = new_key(), new_key()
+        for name in (key, spare):
+            store.add(name, RECORD, 60)
+        store.redeem(spare, SESSION, 60, True)  # loads the scripts
+        store.resume(spare, 60, SUBJECTS)
         sent = []
         monkeypatch.setattr(redis.connection.Connection, "send_packed_command",
                             _recording(redis.connection.Connection.send_packed_command, sent))
-        assert store.resume(key, 60, ACCOUNT) == (SESSION, 0)
-        assert len(sent) == 1  # GETEX and GET in one request
+        if operation == "redeem":
+            assert store.redeem(key, SESSION, 60, True) == (RECORD, 0)
+        else:
+            assert store.resume(spare, 60, SUBJECTS) == (SESSION + RECORD, 0)
+        assert len(sent) == 1
 
     def test_redeeming_an_unknown_key_creates_nothing(self, store, redis_client):
         key = new_key()
-        assert store.redeem(key, SESSION, 60, True) is None
+        assert store.redeem(key, SESSION, 60, True) == (None, 0)
         assert redis_client.exists(f"sso:v1:t:{key}") == 0
 
 
@@ -380,9 +402,10 @@ def dead_redis():
 OPERATIONS = {
     "add": lambda s: s.add(new_key(), RECORD, 60),
     "redeem": lambda s: s.redeem(new_key(), SESSION, 60, True),
-    "resume": lambda s: s.resume(new_key(), 60, ACCOUNT),
+    "resume": lambda s: s.resume(new_key(), 60, SUBJECTS),
+    "ended": lambda s: s.ended(SUBJECTS),
     "end": lambda s: s.end(new_key()),
-    "end_account": lambda s: s.end_account(ACCOUNT, 1_000, 60),
+    "end_sessions": lambda s: s.end_sessions(SUBJECTS, 1_000, 60),
 }
 
 

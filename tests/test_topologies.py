@@ -337,7 +337,7 @@ def test_keys_are_versioned_ephemeral_ones_expire_and_nothing_crosses_slots(back
     workload(backend, middleware)
     found = backend.keys()
     kinds = {k.decode()[len(PREFIX):].split(":")[0] for _, k in found}
-    assert kinds == {"t", "a", "rl", "{credentials}"}, kinds
+    assert kinds == {"t", "e", "ended", "rl", "{credentials}"}, kinds
     for master, key in found:
         name = key.decode()
         assert name.startswith(PREFIX), name
@@ -570,8 +570,11 @@ def test_memory_per_outstanding_token_and_session(redis_server):
         print(f"\nper outstanding token: MEMORY USAGE {token_usage:.0f} B, used_memory {token:.0f} B;"
               f" per session (the token's key, redeemed): MEMORY USAGE {session_usage:.0f} B,"
               f" used_memory {session:.0f} B")
+        # The longest built-in destination; a session holds the token's
+        # sealed record after the secret's digest (benchmarks/memory.py
+        # measures the common one against the 250 B goal).
         assert token_usage < 300 and token < 400
-        assert session_usage < 250 and session < 400
+        assert session_usage < 300 and session < 400
     finally:
         client.flushall()
         client.close()

@@ -7,7 +7,7 @@ API, for the actions this middleware implements: ``CreateSsoToken`` and the
 OAuth credential set actions ``CreateOAuthCredential``,
 ``ListOAuthCredentials``, ``UpdateOAuthCredential`` and
 ``DeleteOAuthCredential``, and ``RevokeSsoSessions``, which ends every
-session of an account.
+session of an account or a user.
 
 .. code-block:: console
 
@@ -29,7 +29,7 @@ import logging
 import typing as t
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
 from ..audit import audit, unavailable
 from ..credentials import APICredentials
@@ -39,6 +39,7 @@ from ..oauth import CredentialManager
 from ..ratelimit import RateLimiter, remote_address
 from ..sessions import SessionManager
 from ..responses import json_response
+from .bodies import BoundedRequest
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -98,8 +99,7 @@ class AdminAPI:
         """Answer one request; never raises."""
         if environ.get("REQUEST_METHOD") != "POST":
             return _error("The API accepts POST requests only", 405, Allow="POST")
-        request = Request(environ)
-        request.max_content_length = self.max_content_length
+        request = BoundedRequest(environ, self.max_content_length)
         if request.mimetype not in _FORM_TYPES:
             return _error("Send the parameters form-encoded (application/x-www-form-urlencoded)", 415)
         try:
@@ -188,14 +188,17 @@ class AdminAPI:
 
     def revoke_sso_sessions(self, form: MultiDict[str, str], identifier: str) -> Response:
         """``RevokeSsoSessions`` (this product's own action): end every
-        session of ``client_id`` at once, e.g. after closing the account."""
+        session of ``client_id`` (e.g. after closing the account), of
+        ``user_id`` (e.g. after removing the user or a password change), or
+        of both, at once, and the links minted for them so far."""
         client_id = parse_id(form.get("client_id"), "client_id")
-        if client_id is None:
-            raise APIError("A valid client_id is required")
-        self.sessions.end_account(client_id)
-        audit(logging.WARNING, "sessions_revoked", "Sessions of client %d ended by %s",
-              client_id, f"api:{identifier}", client_id=client_id, actor=f"api:{identifier}")
-        return json_response({"result": "success", "client_id": client_id})
+        user_id = parse_id(form.get("user_id"), "user_id")
+        if client_id is None and user_id is None:
+            raise APIError("A valid client_id or user_id is required")
+        self.sessions.end_sessions(client_id=client_id, user_id=user_id, actor=f"api:{identifier}")
+        ended = {name: value for name, value in (("client_id", client_id), ("user_id", user_id))
+                 if value is not None}
+        return json_response({"result": "success", **ended})
 
 
 def _flag(value: str, name: str) -> bool:

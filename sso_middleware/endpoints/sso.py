@@ -18,8 +18,10 @@ The order matters and is the point of this module:
    first one started, even if its cookie has not been sent yet. The new
    session is usable only through the cookie of step 4; a denial never
    sends it.
-3. **Check** the record (age, scope), the browser's current session and the
-   account, against the *current* state of the user store.
+3. **Check** the record (its MAC, age and scope, and that no sessions of
+   its user or account were ended since it was minted), the browser's
+   current session and the account, against the *current* state of the
+   user store.
 4. **Sign in**: end the browser's previous session, set the cookie of the
    session the burn started and redirect (303) to the destination under
    ``system_url``; the ``Host`` header plays no part.
@@ -40,7 +42,13 @@ from werkzeug.wrappers import Request, Response
 
 from ..audit import audit, unavailable
 from ..destinations import SSO_SCOPE, is_safe_path
-from ..exceptions import BadRequest, ConfigurationError, Denied, StoreUnavailable
+from ..exceptions import (
+    BadRequest,
+    ConfigurationError,
+    Denied,
+    StoreUnavailable,
+    TamperedRecord,
+)
 from ..ratelimit import RateLimiter, remote_address
 from ..responses import SeeOther, confirm_page, error_page
 from ..sessions import Identity, Redemption, Session, SessionManager
@@ -70,8 +78,10 @@ class SingleSignOnEndpoint:
     :param ttl: token lifetime in seconds; an older record is refused even
         if the store still had it.
     :param limiter: counts failed redemptions per remote address; past its
-        limit, a 429 answers instead of the 403, and the address is refused
-        before its next token is burned.
+        limit, a 429 answers instead of the 403. A valid token still signs
+        in from such an address: many users can share one (a proxy, NAT),
+        so refusing before the burn would let anyone lock them all out,
+        and guessing a 256-bit token is hopeless either way.
     :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
     :param revoke_on_replay: when a spent token comes back, also end the
         session its first redemption started: a replay means the link
@@ -129,9 +139,6 @@ class SingleSignOnEndpoint:
             token, scope = self.parse(environ)
             if _is_prefetch(environ):
                 return error_page(503)  # a browser discards it and asks again when followed
-            wait = self.limiter.retry_after(address)
-            if wait:
-                return self.limited(address, wait)
             cookie = self.sessions.read_cookie(environ)
             if self.must_confirm(method, cookie, environ):
                 return confirm_page(environ)
@@ -141,7 +148,7 @@ class SingleSignOnEndpoint:
             return error_page(400)
         except Denied as e:
             audit(logging.WARNING, "denied", e.reason, reason=e.reason, address=address)
-            wait = self.count_failure(address)
+            wait = self.limiter.retry_after(address) or self.count_failure(address)
             response = self.limited(address, wait) if wait else error_page(403)
             if e.end_session:
                 self.sessions.clear_cookie(response)
@@ -222,8 +229,14 @@ class SingleSignOnEndpoint:
                   token=fingerprint(key))
             raise Denied(UNKNOWN_TOKEN)
         try:
-            record = self.decode(redemption.found)
+            record = self.open(redemption)
             identity = self.check(record, scope)
+            if self.sessions.ended_since(record, redemption):
+                audit(logging.WARNING, "ended_link",
+                      "Single Sign-On token %s was minted before the sessions of User ID: %d,"
+                      " client %d were ended", fingerprint(key), record.user_id, record.client_id,
+                      token=fingerprint(key), user_id=record.user_id, client_id=record.client_id)
+                raise Denied(f"{UNKNOWN_TOKEN} for User ID: {record.user_id}")
             current = self.sessions.resume(cookie) if cookie else None
             if current is not None:
                 self.check_current(current)
@@ -237,7 +250,7 @@ class SingleSignOnEndpoint:
               "Single Sign-On token %s redeemed for User ID: %d, client %d",
               fingerprint(key), identity.user_id, identity.client_id,
               token=fingerprint(key), user_id=identity.user_id, client_id=identity.client_id)
-        cookie_value = self.sessions.cookie_value(redemption, identity, record.issued_at_ms)
+        cookie_value = self.sessions.cookie_value(redemption, identity)
         return SeeOther(self.system_url + record.path, self.sessions.cookie_header(cookie_value))
 
     def abandon(self, redemption: Redemption) -> None:
@@ -250,11 +263,17 @@ class SingleSignOnEndpoint:
         except StoreUnavailable as e:
             unavailable("Ending a denied redemption's session", e)
 
-    @staticmethod
-    def decode(found: bytes) -> TokenRecord:
-        """The token record, or :class:`Denied` if it is corrupted."""
+    def open(self, redemption: Redemption) -> TokenRecord:
+        """The token's record, or :class:`Denied` if it is corrupted or was
+        not written by this deployment (audited: someone wrote to the store)."""
         try:
-            return TokenRecord.decode(found)
+            return self.sessions.token_record(redemption)
+        except TamperedRecord:
+            audit(logging.WARNING, "tampered_record",
+                  "Single Sign-On token %s refused: its record fails its MAC;"
+                  " the store may have been written to by someone else",
+                  fingerprint(redemption.key), token=fingerprint(redemption.key))
+            raise Denied(UNKNOWN_TOKEN) from None
         except ValueError:
             raise Denied(UNKNOWN_TOKEN) from None
 

@@ -16,19 +16,25 @@ scopes.
 
 Client authentication is HTTP Basic (identifier and secret form-urlencoded
 inside Base64, RFC 6749 section 2.3.1) or ``client_id``/``client_secret`` in
-the body; never the query string, never both. Control panels of the
-Application Links kind post ``subscriber_unique_id`` and ``token`` instead,
-with ``scope``, ``module_type`` and ``module`` in the link's query string;
-those are mapped to the same grant, and ``module_type``/``module`` are
-carried over to ``redirect_url``.
+the body; never the query string. Control panels of the Application Links
+kind post ``subscriber_unique_id`` and ``token`` instead, with ``scope``,
+``module_type`` and ``module`` in the link's query string; those are mapped
+to the same grant, and ``module_type``/``module`` are carried over to
+``redirect_url``. A request uses one of the three methods, never two (RFC
+6749 section 2.3): with two, one would be checked and the other, perhaps
+wrong, ignored.
+
+Every input is checked before a token is minted, so a refused request stores
+and audits nothing.
 
 Errors are RFC 6749 section 5.2 JSON (``{"error": …, "error_description": …}``):
 ``invalid_request`` (400), ``invalid_client`` (401, with ``WWW-Authenticate:
 Basic`` when Basic was used), ``unauthorized_client``, ``invalid_grant``
 (the account is Closed or has single sign-on switched off),
 ``invalid_scope``, ``unsupported_grant_type`` (400); 405 for anything but
-POST, 429 with ``Retry-After`` after too many failed authentications, 503
-when a store is down.
+POST, 413 (``invalid_request``) for a body over 16 KiB, 429 with
+``Retry-After`` after too many failed authentications, 503 when a store is
+down.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from ..issuer import TokenIssuer
 from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialManager, OAuthCredential
 from ..ratelimit import RateLimiter, remote_address
 from ..responses import json_response
+from .bodies import BoundedRequest
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -110,8 +117,7 @@ class TokenEndpoint:
         if environ.get("REQUEST_METHOD") != "POST":
             return OAuthError("invalid_request", "The token endpoint accepts POST requests only",
                               405, headers={"Allow": "POST"}).response()
-        request = Request(environ)
-        request.max_content_length = self.max_content_length
+        request = BoundedRequest(environ, self.max_content_length)
         try:
             return self.grant(request)
         except OAuthError as e:
@@ -126,7 +132,9 @@ class TokenEndpoint:
                               503).response()
 
     def grant(self, request: Request) -> Response:
-        """Authenticate the client and mint a token; raise :class:`OAuthError`."""
+        """Check the request, authenticate the client and mint a token; raise
+        :class:`OAuthError`. Minting comes last: a refused request leaves no
+        token and no ``issued`` record."""
         if request.mimetype != "application/x-www-form-urlencoded":
             raise OAuthError("invalid_request",
                              "Send the parameters form-encoded (application/x-www-form-urlencoded)")
@@ -139,7 +147,10 @@ class TokenEndpoint:
             for name, values in params.lists():
                 if len(values) > 1 or (name in query and name in form):
                     raise OAuthError("invalid_request", f"Parameter {name[:64]} given more than once")
-        link = "subscriber_unique_id" in form
+        extra = {k: query[k] for k in ("module_type", "module") if k in query}
+        if not all(LINK_VALUE.fullmatch(v) for v in extra.values()):
+            raise OAuthError("invalid_request", "module_type and module must be short names")
+        link = "subscriber_unique_id" in form or "token" in form
         grant_type = form.get("grant_type", SINGLE_SIGN_ON if link else None)
         if not grant_type:
             raise OAuthError("invalid_request", "grant_type is required")
@@ -164,9 +175,6 @@ class TokenEndpoint:
         except APIError as e:
             error = "invalid_grant" if e.message.startswith("SSO authentication blocked") else "invalid_request"
             raise OAuthError(error, e.message) from None
-        extra = {k: query[k] for k in ("module_type", "module") if k in query}
-        if not all(LINK_VALUE.fullmatch(v) for v in extra.values()):
-            raise OAuthError("invalid_request", "module_type and module must be short names")
         redirect_url = self.issuer.redirect_url(token)
         if extra:
             redirect_url += "&" + urlencode(extra)
@@ -181,9 +189,14 @@ class TokenEndpoint:
     def authenticate(self, request: Request, form: MultiDict[str, str], link: bool) -> OAuthCredential:
         """Return the authenticated credential set, counting failures."""
         basic = request.headers.get("Authorization", "")
-        in_body = "client_id" in form or "client_secret" in form
-        if basic and (in_body or link):
-            raise OAuthError("invalid_request", "Use one client authentication method, not two")
+        methods = [name for name, used in (
+            ("HTTP Basic", bool(basic)),
+            ("client_id/client_secret", "client_id" in form or "client_secret" in form),
+            ("subscriber_unique_id/token", link),
+        ) if used]
+        if len(methods) > 1:
+            raise OAuthError("invalid_request",
+                             "Use one client authentication method, not " + " and ".join(methods))
         challenge = {"WWW-Authenticate": 'Basic realm="sso"'} if basic else {}
         if basic:
             identifier, secret = _parse_basic(basic, challenge)

@@ -69,7 +69,8 @@ class MemoryTokenStore(_ExpiringDict):
 
     def __init__(self, clock: t.Callable[[], float] = time.monotonic):
         super().__init__(clock)
-        self._ended: dict[str, tuple[float, int]] = {}  # account: (expiry, at_ms)
+        self._ended: dict[str, tuple[float, int]] = {}  # subject: (expiry, at_ms)
+        self._latest = 0
 
     def add(self, key: str, record: bytes, ttl: int) -> bool:
         with self._lock:
@@ -79,39 +80,46 @@ class MemoryTokenStore(_ExpiringDict):
             self._put(key, record, ttl, now)
             return True
 
-    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
+    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> tuple[bytes | None, int]:
         with self._lock:
             now = self._clock()
             found = self._live(key, now)
-            if found is None:
-                return None
-            if not found.startswith(SESSION_MARK):
-                self._put(key, session, ttl, now)
-            elif end_found:
+            if found is not None and not found.startswith(SESSION_MARK):
+                self._put(key, session + found, ttl, now)
+            elif found is not None and end_found:
                 self._data[key] = (self._data[key][0], SESSION_MARK)
-            return found
+            return found, self._latest
 
-    def resume(self, key: str, ttl: int, account: str) -> tuple[bytes | None, int]:
+    def resume(self, key: str, ttl: int, subjects: t.Sequence[str]) -> tuple[bytes | None, int]:
         with self._lock:
             now = self._clock()
             record = self._live(key, now)
             if record is not None:
                 self._data[key] = (now + ttl, record)
-            expiry, at_ms = self._ended.get(account, (now, 0))
-            return record, at_ms if expiry > now else 0
+            return record, self._ended_until(subjects, now)
+
+    def ended(self, subjects: t.Sequence[str]) -> int:
+        with self._lock:
+            return self._ended_until(subjects, self._clock())
+
+    def _ended_until(self, subjects: t.Sequence[str], now: float) -> int:
+        entries = [self._ended.get(subject, (now, 0)) for subject in subjects]
+        return max((at_ms for expiry, at_ms in entries if expiry > now), default=0)
 
     def end(self, key: str) -> None:
         with self._lock:
             if self._live(key, self._clock()) is not None:
                 self._data[key] = (self._data[key][0], SESSION_MARK)
 
-    def end_account(self, account: str, at_ms: int, lifetime: int) -> None:
+    def end_sessions(self, subjects: t.Sequence[str], at_ms: int, lifetime: int) -> None:
         with self._lock:
             now = self._clock()
-            for stale in [a for a, (expiry, _) in self._ended.items() if expiry <= now]:
+            for stale in [s for s, (expiry, _) in self._ended.items() if expiry <= now]:
                 del self._ended[stale]
-            if at_ms > self._ended.get(account, (now, 0))[1]:
-                self._ended[account] = (now + lifetime, at_ms)
+            for subject in subjects:
+                if at_ms > self._ended_until([subject], now):
+                    self._ended[subject] = (now + lifetime, at_ms)
+            self._latest = max(self._latest, at_ms)
 
 
 class MemoryCounterStore(_ExpiringDict):

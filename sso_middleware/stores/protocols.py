@@ -15,9 +15,15 @@ class TokenStore(t.Protocol):
 
     A sign-on lives under one key from start to end: minted as a token
     record, it becomes a session record (starting with
-    :data:`SESSION_MARK`) in the same atomic step that spends the token. So
-    a token works at most once whatever the concurrency, a replay finds the
-    session its token started, and a redemption costs one write.
+    :data:`SESSION_MARK`, followed by the token's record) in the same atomic
+    step that spends the token. So a token works at most once whatever the
+    concurrency, a replay finds the session its token started, a session
+    record carries everything its token stood for, and a redemption costs
+    one round trip.
+
+    Sessions can also be ended in bulk by *subject* (an opaque name, such as
+    an account or a user): every session of a subject that started at or
+    before a given time counts as ended.
 
     All methods raise :class:`~sso_middleware.exceptions.StoreUnavailable`
     when the store cannot answer; they never report a guess.
@@ -28,34 +34,42 @@ class TokenStore(t.Protocol):
         already exists. Return ``False`` on such a collision (the caller makes
         a new token), ``True`` once stored."""
 
-    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
+    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> tuple[bytes | None, int]:
         """Atomically return what is stored under ``key`` and, if it is a
-        token record, put ``session`` in its place for ``ttl`` seconds.
+        token record, put ``session`` followed by that record in its place
+        for ``ttl`` seconds. Along with it, in the same round trip, return
+        the latest time any :meth:`end_sessions` call named (0 if none is
+        recorded), so a caller knows whether it must ask :meth:`ended`.
 
         Of any number of concurrent calls for one key, at most one ever gets
-        the record. The others find a session record (a replay): they leave
-        it as it is (an implementation may push its expiry to ``ttl`` from
-        now) or, with ``end_found``, end it as :meth:`end` does. A
+        the token record. The others find a session record (a replay): they
+        leave it as it is (an implementation may push its expiry to ``ttl``
+        from now) or, with ``end_found``, end it as :meth:`end` does. A
         call for an unknown or expired key gets ``None`` and stores nothing.
         There is no separate read: a token is spent by looking at it.
         """
 
-    def resume(self, key: str, ttl: int, account: str) -> tuple[bytes | None, int]:
+    def resume(self, key: str, ttl: int, subjects: t.Sequence[str]) -> tuple[bytes | None, int]:
         """Return the session record under ``key`` (``None`` if there is
         none), pushing its expiry back to ``ttl`` seconds from now (the idle
-        timeout), and the time in milliseconds up to which ``account``'s
-        sessions were ended by :meth:`end_account` (0 if never): one round
+        timeout), and the latest time in milliseconds up to which the
+        sessions of any of ``subjects`` were ended (0 if never): one round
         trip, as it runs on every signed-in request."""
+
+    def ended(self, subjects: t.Sequence[str]) -> int:
+        """Return the latest time in milliseconds up to which the sessions
+        of any of ``subjects`` were ended (0 if never)."""
 
     def end(self, key: str) -> None:
         """End the session under ``key``: its record becomes
         :data:`SESSION_MARK` alone, keeping its expiry, so its token stays
         spent. A missing key is not an error and stays missing."""
 
-    def end_account(self, account: str, at_ms: int, lifetime: int) -> None:
-        """Record that every session of ``account`` started at or before
-        ``at_ms`` (milliseconds) has ended, for ``lifetime`` seconds (the
-        most a session may live). An earlier time than one already recorded
+    def end_sessions(self, subjects: t.Sequence[str], at_ms: int, lifetime: int) -> None:
+        """Record that every session of each of ``subjects`` started at or
+        before ``at_ms`` (milliseconds) has ended, for ``lifetime`` seconds
+        (the most a session may live), and make ``at_ms`` the latest time
+        :meth:`redeem` reports. An earlier time than one already recorded
         changes nothing."""
 
 

@@ -160,27 +160,34 @@ def _fail_closed(method: t.Callable[_P, _R]) -> t.Callable[_P, _R]:
     return wrapper
 
 
-# Redemption when a replay must leave the session it finds alive: the
-# token's record becomes the session's in one SET, and a session found
-# there instead is put back in the same atomic step.
-_REDEEM_KEEPING = """
-local found = redis.call('SET', KEYS[1], ARGV[1], 'XX', 'GET', 'EX', ARGV[2])
-if found and string.sub(found, 1, 1) == '!' then
-  redis.call('SET', KEYS[1], found, 'KEEPTTL')
+# Redemption: the token's record becomes the session's (the session's own
+# part followed by that record) in one atomic step; a session found there
+# instead (a replay) is ended or, with ARGV[3] = '0', left as it is. The
+# latest end_sessions() time (KEYS[2]) comes back in the same call; on
+# Cluster, where it lives on another shard, KEYS[2] is absent.
+_REDEEM = """
+local found = redis.call('GET', KEYS[1])
+if found then
+  if string.byte(found, 1) ~= 33 then
+    redis.call('SET', KEYS[1], ARGV[1] .. found, 'EX', ARGV[2])
+  elseif ARGV[3] == '1' then
+    redis.call('SET', KEYS[1], '!', 'KEEPTTL')
+  end
 end
-return found
+if KEYS[2] then return {found, redis.call('GET', KEYS[2])} end
+return {found}
 """
 
 # A session read: its record, its idle timeout pushed back, and its
-# account's end time, in one call (single Redis and Sentinel; the two keys
-# live in different slots, so on Cluster the two commands are pipelined).
+# subjects' end times, in one call (single Redis and Sentinel; the keys
+# live in different slots, so on Cluster the commands are pipelined).
 _RESUME = """
-return {redis.call('GETEX', KEYS[1], 'EX', ARGV[1]), redis.call('GET', KEYS[2])}
+return {redis.call('GETEX', KEYS[1], 'EX', ARGV[1]), redis.call('MGET', unpack(KEYS, 2))}
 """
 
-# An account's sessions end up to the latest time ever given, never an
-# earlier one (processes' clocks differ by a little).
-_END_ACCOUNT = """
+# Sessions end up to the latest time ever given, never an earlier one
+# (processes' clocks differ by a little).
+_END_SESSIONS = """
 local recorded = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > recorded then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
@@ -188,20 +195,22 @@ end
 """
 
 
+def _latest(values: t.Iterable[bytes | None]) -> int:
+    return max((int(value) for value in values if value is not None), default=0)
+
+
 class RedisTokenStore:
     """A :class:`~sso_middleware.stores.TokenStore` in Redis.
 
-    Minting is one ``SET key record EX ttl NX``. Redeeming is one ``SET key
-    session XX GET EX ttl``: atomic in Redis, so of any number of concurrent
+    Minting is one ``SET key record EX ttl NX``. Redeeming is one script call
+    (``EVALSHA``): atomic in Redis, so of any number of concurrent
     redemptions exactly one gets the record and the others find the session
-    it became (and know they are replays). A replay's own ``SET`` has
-    already replaced that session's record by one nobody holds a cookie for,
-    which ends it; a second ``SET`` then leaves the ended mark. To keep the
-    found session instead (``end_found=False``), the ``SET`` runs in a script
-    (sent with ``EVAL``) that puts it back in the same atomic step. Reading a
-    session is ``GETEX`` (which extends its idle timeout) and ``GET`` of the
-    account's end time: one script call, or on Cluster (where the two keys
-    live on different shards) one pipeline.
+    it became (and know they are replays, which end it unless
+    ``end_found`` is off). The same call reads the latest time any sessions
+    were ended. Reading a session is ``GETEX`` (which extends its idle
+    timeout) and a read of its subjects' end times: one script call, or on
+    Cluster (where the keys live on different shards) one pipeline; on
+    Cluster a redemption reads the latest end time in a pipeline of its own.
 
     With ``wait=(replicas, milliseconds)``, each mint and redemption is
     followed by ``WAIT`` on the same connection (still one round trip): if
@@ -212,7 +221,8 @@ class RedisTokenStore:
     :param client: a client from :func:`connect`, :func:`connect_sentinel`
         or :func:`connect_cluster`.
     :param prefix: the key prefix; token (and session) keys are
-        ``{prefix}t:{digest}``, account end times ``{prefix}a:{account}``.
+        ``{prefix}t:{digest}``, end times ``{prefix}e:{subject}`` and
+        ``{prefix}ended`` (the latest of them).
     :param wait: replicas that must acknowledge, and for how long to wait.
     """
 
@@ -237,24 +247,30 @@ class RedisTokenStore:
                     " or the client gives up before WAIT answers")
         self.client = client
         self.prefix = prefix + "t:"
-        self.accounts = prefix + "a:"
+        self.subjects = prefix + "e:"
+        self.latest = prefix + "ended"
         self.wait = wait
-        self._resume = None if isinstance(client, RedisCluster) else client.register_script(_RESUME)
-        self._end_account = client.register_script(_END_ACCOUNT)
+        self.cluster = isinstance(client, RedisCluster)
+        self._redeem = client.register_script(_REDEEM)
+        self._resume = client.register_script(_RESUME)
+        self._end_sessions = client.register_script(_END_SESSIONS)
 
     @_fail_closed
     def add(self, key: str, record: bytes, ttl: int) -> bool:
         return bool(self._write("set", self.prefix + key, record, ex=ttl, nx=True))
 
     @_fail_closed
-    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> bytes | None:
-        name = self.prefix + key
-        if not end_found:
-            return t.cast("bytes | None", self._write("eval", _REDEEM_KEEPING, 1, name, session, ttl))
-        found = t.cast("bytes | None", self._write("set", name, session, xx=True, get=True, ex=ttl))
-        if found is not None and found.startswith(SESSION_MARK):  # a replay: see the class docstring
-            self.client.set(name, SESSION_MARK, xx=True, keepttl=True)
-        return found
+    def redeem(self, key: str, session: bytes, ttl: int, end_found: bool) -> tuple[bytes | None, int]:
+        keys = [self.prefix + key] if self.cluster else [self.prefix + key, self.latest]
+        args: list[bytes | int] = [session, ttl, int(end_found)]
+        if self.wait is None:
+            reply = self._redeem(keys=keys, args=args)
+        else:  # EVAL rather than EVALSHA: a pipeline would first ask whether the script is loaded
+            reply = self._write("eval", _REDEEM, len(keys), *keys, *args)
+        found = reply[0] if reply else None
+        if self.cluster:
+            return found, _latest([t.cast("bytes | None", self.client.get(self.latest))])
+        return found, _latest(reply[1:])
 
     def _write(self, command: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
         """Run one write command; with ``wait``, follow it by ``WAIT`` on the
@@ -272,24 +288,35 @@ class RedisTokenStore:
         return result
 
     @_fail_closed
-    def resume(self, key: str, ttl: int, account: str) -> tuple[bytes | None, int]:
-        keys = [self.prefix + key, self.accounts + account]
-        if self._resume is not None:
-            record, ended = self._resume(keys=keys, args=[ttl])
-        else:
-            with self.client.pipeline(transaction=False) as pipe:
-                pipe.getex(keys[0], ex=ttl)
-                pipe.get(keys[1])
-                record, ended = pipe.execute()
-        return record, int(ended or 0)
+    def resume(self, key: str, ttl: int, subjects: t.Sequence[str]) -> tuple[bytes | None, int]:
+        ended = [self.subjects + subject for subject in subjects]
+        if not self.cluster:
+            record, times = self._resume(keys=[self.prefix + key, *ended], args=[ttl])
+            return record, _latest(times)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.getex(self.prefix + key, ex=ttl)
+            for name in ended:
+                pipe.get(name)
+            record, *times = pipe.execute()
+        return record, _latest(times)
+
+    @_fail_closed
+    def ended(self, subjects: t.Sequence[str]) -> int:
+        with self.client.pipeline(transaction=False) as pipe:
+            for subject in subjects:
+                pipe.get(self.subjects + subject)
+            return _latest(pipe.execute())
 
     @_fail_closed
     def end(self, key: str) -> None:
         self.client.set(self.prefix + key, SESSION_MARK, xx=True, keepttl=True)
 
     @_fail_closed
-    def end_account(self, account: str, at_ms: int, lifetime: int) -> None:
-        self._end_account(keys=[self.accounts + account], args=[at_ms, lifetime])
+    def end_sessions(self, subjects: t.Sequence[str], at_ms: int, lifetime: int) -> None:
+        # One key a call, so each is one slot on Cluster; the latest time
+        # last, so a redemption that sees it finds the subjects' times too.
+        for name in [*(self.subjects + subject for subject in subjects), self.latest]:
+            self._end_sessions(keys=[name], args=[at_ms, lifetime])
 
 
 # INCR and, on the window's first event, EXPIRE: atomic, so a counter never

@@ -1,0 +1,389 @@
+"""Inputs that were once taken too lightly: request bodies over the limit sent
+chunked, two client authentication methods at once, a token minted before
+its request was fully checked, the demo echoing a secret it was given, and
+ini settings that escaped as plain errors."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import typing as t
+import urllib.error
+import urllib.request
+from urllib.parse import quote_plus, urlencode
+
+import pytest
+from conftest import API_IDENTIFIER, API_SECRET, ROOT, SYSTEM_URL
+from redis_server import free_port
+from werkzeug.test import EnvironBuilder, encode_multipart, run_wsgi_app
+
+from sso_middleware import ConfigurationError
+from sso_middleware.credentials import hash_secret
+from sso_middleware.paste import filter_factory
+
+API = "/includes/api.php"
+TOKEN = "/oauth/token.php"
+API_LIMIT, TOKEN_LIMIT = 64 * 1024, 16 * 1024
+FORM = "application/x-www-form-urlencoded"
+KEY = "k" * 32
+
+
+def api_fields(**extra: str) -> dict[str, str]:
+    """A well-formed CreateSsoToken request with valid credentials."""
+    return {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
+            "responsetype": "json", **extra}
+
+
+def basic(identifier: str, secret: str) -> dict[str, str]:
+    raw = f"{quote_plus(identifier)}:{quote_plus(secret)}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def token_keys(redis_client) -> list[bytes]:
+    return list(redis_client.scan_iter(match="sso:v1:t:*"))
+
+
+def padded(fields: dict[str, str], size: int) -> bytes:
+    """``fields`` form-encoded, then a ``padding`` parameter making the body
+    exactly ``size`` bytes long."""
+    head = urlencode(fields) + "&padding="
+    return (head + "x" * (size - len(head))).encode()
+
+
+def post(middleware, path: str, body: bytes, *, chunked: bool, content_type: str = FORM,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, t.Any]]:
+    """POST ``body`` straight to the WSGI app: with Content-Length, or as a
+    server that de-chunks a body does (no Content-Length,
+    ``wsgi.input_terminated``)."""
+    environ = EnvironBuilder(path=path, method="POST", base_url=SYSTEM_URL, data=body,
+                             content_type=content_type, headers=headers).get_environ()
+    if chunked:
+        del environ["CONTENT_LENGTH"]
+        environ["wsgi.input_terminated"] = True
+        environ["wsgi.input"] = io.BytesIO(body)
+    app_iter, status, _ = run_wsgi_app(middleware, environ, buffered=True)
+    return int(status.split()[0]), json.loads(b"".join(app_iter))
+
+
+@pytest.fixture
+def credential(middleware) -> tuple[str, str]:
+    """A credential set bound to service 101 (client 1): (identifier, secret)."""
+    created, secret = middleware.credentials.create(
+        grant_type="single_sign_on", scope="clientarea:invoices clientarea:product_details",
+        service_id=101)
+    return created.identifier, secret
+
+
+# -- 1. bodies over the limit, however framed ------------------------------------
+
+@pytest.mark.parametrize("order", ["client_id first", "client_id after the padding"])
+def test_a_chunked_body_over_the_limit_is_413_at_the_admin_api(middleware, redis_client, order):
+    """A 1 MB chunked body was cut at 64 KiB without a word: the request was
+    served from whatever came first (200 with client_id first, 400 without)."""
+    padding = "x" * 1024 * 1024
+    if order == "client_id first":
+        body = urlencode(api_fields(client_id="1", padding=padding)).encode()
+    else:
+        body = urlencode(api_fields(padding=padding, client_id="1")).encode()
+    status, answer = post(middleware, API, body, chunked=True)
+    assert (status, answer) == (413, {"result": "error",
+                                      "message": f"The request body must not exceed {API_LIMIT} bytes"})
+    assert token_keys(redis_client) == []
+
+
+def test_a_chunked_multipart_body_over_the_limit_is_413_at_the_admin_api(middleware, redis_client):
+    """multipart/form-data, which the admin API also takes, cut at the limit
+    used to parse as an empty form (an authentication failure)."""
+    boundary, body = encode_multipart({**api_fields(client_id="1"), "padding": "x" * 1024 * 1024})
+    status, answer = post(middleware, API, body, chunked=True,
+                          content_type=f"multipart/form-data; boundary={boundary}")
+    assert status == 413 and answer["result"] == "error"
+    assert token_keys(redis_client) == []
+
+
+def test_a_chunked_body_over_the_limit_is_413_at_the_token_endpoint(middleware, redis_client, credential):
+    """RFC 6749 shape; the credentials before the cut no longer mint a token."""
+    body = urlencode({"grant_type": "single_sign_on", "scope": "clientarea:sso",
+                      "padding": "x" * 1024 * 1024}).encode()
+    status, answer = post(middleware, TOKEN, body, chunked=True, headers=basic(*credential))
+    assert (status, answer) == (413, {"error": "invalid_request",
+                                      "error_description": f"The request body must not exceed {TOKEN_LIMIT} bytes"})
+    assert token_keys(redis_client) == []
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("extra, status", [(0, 200), (1, 413)], ids=["at-the-limit", "one-byte-over"])
+def test_the_limit_is_exact_however_the_body_is_framed(middleware, credential, chunked, extra, status):
+    """A body of exactly the limit is served, one byte more is refused, with
+    Content-Length or without (a chunked body used to be read up to the
+    limit, the rest dropped)."""
+    api = post(middleware, API, padded(api_fields(client_id="1"), API_LIMIT + extra), chunked=chunked)
+    assert api[0] == status, api
+    assert api[1]["result"] == ("success" if status == 200 else "error")
+    token = post(middleware, TOKEN, padded({"grant_type": "single_sign_on", "scope": "clientarea:sso"},
+                                           TOKEN_LIMIT + extra),
+                 chunked=chunked, headers=basic(*credential))
+    assert token[0] == status, token
+    assert ("access_token" in token[1]) == (status == 200)
+    if status == 413:
+        assert token[1]["error"] == "invalid_request"
+
+
+def echo_factory(global_conf, **settings):
+    from conftest import echo_app
+    return echo_app
+
+
+@pytest.fixture
+def gunicorn(redis_server, tmp_path):
+    """The middleware in an ini pipeline, served by gunicorn with threads and
+    keep-alive, on real Redis."""
+    ini = tmp_path / "portal.ini"
+    ini.write_text(textwrap.dedent(f"""\
+        [pipeline:main]
+        pipeline = sso portal
+
+        [filter:sso]
+        use = egg:sso_middleware#sso
+        system_url = {SYSTEM_URL}
+        redis_url = {redis_server.url}
+        secret_keys = {KEY}
+        user_store = sso_middleware.demo:demo_user_store
+        api_credentials =
+            {API_IDENTIFIER} = {hash_secret(API_SECRET)}
+
+        [app:portal]
+        paste.app_factory = test_hardening_inputs:echo_factory
+        """))
+    port, log = free_port(), tmp_path / "gunicorn.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--paste", str(ini), "--pythonpath", f"{ROOT},{ROOT / 'tests'}",
+             "--worker-class", "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}"],
+            stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+            break
+        except (urllib.error.URLError, OSError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                raise RuntimeError("gunicorn did not start:\n" + log.read_text())
+            time.sleep(0.1)
+    yield port
+    process.terminate()
+    process.wait(15)
+
+
+def test_a_real_chunked_request_over_the_limit_is_413_through_gunicorn(gunicorn, redis_client):
+    """Real Transfer-Encoding: chunked through gunicorn (which sets
+    wsgi.input_terminated): a prompt 413 in each endpoint's shape, nothing
+    minted, and the server goes on serving. gunicorn closes a connection
+    whose unread body is past what it drains (64 KiB), possibly while the
+    client is still sending; like curl, the client then reads the answer."""
+
+    def chunked(path: str, body: bytes) -> tuple[int, dict]:
+        with socket.create_connection(("127.0.0.1", gunicorn), timeout=10) as sock:
+            try:
+                sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {FORM}\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n".encode())
+                for i in range(0, len(body), 8192):
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(body[i:i + 8192]), body[i:i + 8192]))
+                sock.sendall(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # answered and closed before the body's end
+            response = http.client.HTTPResponse(sock)
+            try:
+                response.begin()
+                return response.status, json.loads(response.read())
+            finally:
+                response.close()
+
+    padding = "x" * 1024 * 1024
+    assert chunked(API, urlencode(api_fields(client_id="1", padding=padding)).encode()) == (
+        413, {"result": "error", "message": f"The request body must not exceed {API_LIMIT} bytes"})
+    body = urlencode({"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": "x",
+                      "client_secret": "y", "padding": padding}).encode()
+    assert chunked(TOKEN, body) == (413, {
+        "error": "invalid_request",
+        "error_description": f"The request body must not exceed {TOKEN_LIMIT} bytes"})
+    assert token_keys(redis_client) == []
+    status, answer = chunked(API, urlencode(api_fields(client_id="1")).encode())
+    assert (status, answer["result"]) == (200, "success")
+
+
+# -- 2. one client authentication method at a time --------------------------------
+
+@pytest.mark.parametrize("methods", [
+    pytest.param(("link", "body"), id="link-and-wrong-body-credentials"),
+    pytest.param(("link", "client_id"), id="link-and-client_id-alone"),
+    pytest.param(("body", "token"), id="body-and-a-token-field"),
+    pytest.param(("link", "basic"), id="link-and-basic"),
+    pytest.param(("link", "body", "basic"), id="all-three"),
+])
+def test_two_client_authentication_methods_are_invalid_request(app, redis_client, credential, methods):
+    """The Application Links fields used to win over a wrong client_id and
+    client_secret in the body: 200. Any two methods are refused (RFC 6749
+    section 2.3), whichever of them is right."""
+    identifier, secret = credential
+    fields = {"grant_type": "single_sign_on", "scope": "clientarea:sso"}
+    headers = {}
+    if "link" in methods:
+        fields.update(subscriber_unique_id=identifier, token=secret)
+    if "body" in methods:
+        fields.update(client_id="0" * 32, client_secret="wrong")
+    if "client_id" in methods:
+        fields["client_id"] = "0" * 32
+    if "token" in methods:
+        fields.update(client_id=identifier, client_secret=secret, token="anything")
+    if "basic" in methods:
+        headers = basic(identifier, secret)
+    response = app.post(TOKEN, fields, headers=headers, status=400)
+    assert response.json["error"] == "invalid_request"
+    assert response.json["error_description"].startswith("Use one client authentication method")
+    assert token_keys(redis_client) == []
+
+
+# -- 3. every input checked before anything is minted -----------------------------
+
+@pytest.mark.parametrize("auth", ["link", "basic"])
+def test_a_refused_link_request_mints_stores_and_audits_nothing(app, redis_client, credential, caplog, auth):
+    """module_type/module were checked after the token was minted, stored
+    and audited as issued; the answer was a 400 all the same."""
+    identifier, secret = credential
+    fields = {"grant_type": "single_sign_on"}
+    headers = {}
+    if auth == "link":
+        fields.update(subscriber_unique_id=identifier, token=secret)
+    else:
+        headers = basic(identifier, secret)
+    caplog.set_level(logging.INFO, logger="sso_middleware")
+    response = app.post(f"{TOKEN}?scope=clientarea:sso&module_type=server&module=%3Cscript%3E",
+                        fields, headers=headers, status=400)
+    assert response.json == {"error": "invalid_request",
+                             "error_description": "module_type and module must be short names"}
+    assert token_keys(redis_client) == []
+    assert [r for r in caplog.records if getattr(r, "sso_event", None) == "issued"] == []
+
+
+# -- 4. the demo prints only a secret it generated --------------------------------
+
+def run_example(monkeypatch, capsys) -> tuple[str, dict[str, str]]:
+    """Run :func:`serve_example` up to its server; return what it printed and
+    the admin API credentials it configured."""
+    import werkzeug.serving
+
+    from sso_middleware.demo import serve_example
+
+    configured: dict[str, t.Any] = {}
+    monkeypatch.setattr(sys, "argv", ["example", "--port", "0"])
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: None)
+    serve_example(lambda **options: configured.update(options), "An example portal.", 8001)
+    return capsys.readouterr().out, configured["api_credentials"]
+
+
+def test_an_example_portal_never_prints_a_secret_it_was_given(monkeypatch, capsys):
+    chosen = "operator-chosen-" + "c" * 32
+    monkeypatch.setenv("SSO_DEMO_API_SECRET", chosen)
+    printed, credentials = run_example(monkeypatch, capsys)
+    assert credentials == {"demo": hash_secret(chosen)}
+    assert chosen not in printed
+    assert "identifier=demo" in printed and "SSO_DEMO_API_SECRET" in printed
+
+
+def test_an_example_portal_prints_the_secret_it_generated(monkeypatch, capsys):
+    monkeypatch.delenv("SSO_DEMO_API_SECRET", raising=False)
+    generated: list[str] = []
+    real = secrets.token_urlsafe
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n=None: generated.append(real(n)) or generated[-1])
+    printed, credentials = run_example(monkeypatch, capsys)
+    secret = next(s for s in generated if hash_secret(s) == credentials["demo"])
+    assert secret in printed
+
+
+# -- 5. ini settings: every bad one is a ConfigurationError that names it ----------
+
+def settings(url: str, **extra: str) -> dict[str, str]:
+    base = {"system_url": SYSTEM_URL, "redis_url": url, "secret_keys": KEY,
+            "user_store": "sso_middleware.demo:demo_user_store"}
+    return {k: v for k, v in {**base, **extra}.items() if v is not None}
+
+
+@pytest.mark.parametrize("change, name", [
+    pytest.param({"token_ttl": "²"}, "token_ttl", id="superscript-digit"),
+    pytest.param({"token_ttl": "٣"}, "token_ttl", id="arabic-indic-digit"),
+    pytest.param({"idle_timeout": "１２"}, "idle_timeout", id="fullwidth-digits"),
+    pytest.param({"token_ttl": "9" * 5000}, "token_ttl", id="past-int-digit-limit"),
+    pytest.param({"redeem_limit": "²/60"}, "redeem_limit", id="limit-superscript"),
+    pytest.param({"client_auth_limit": "0/60"}, "client_auth_limit", id="limit-zero"),
+    pytest.param({"redis_wait": "²/50"}, "redis_wait", id="wait-superscript"),
+    pytest.param({"redis_wait": "0/50"}, "redis_wait", id="wait-zero"),
+    pytest.param({"redis_url": "http://127.0.0.1:6379/0"}, "redis_url", id="url-scheme"),
+    pytest.param({"redis_url": "redis://127.0.0.1:port/0"}, "redis_url", id="url-port"),
+    pytest.param({"redis_url": None, "redis_sentinels": "127.0.0.1:²", "redis_service": "m"},
+                 "redis_sentinels", id="sentinel-port-superscript"),
+    pytest.param({"redis_url": None, "redis_cluster_nodes": "127.0.0.1:²"},
+                 "redis_cluster_nodes", id="cluster-port-superscript"),
+    pytest.param({"redis_url": None, "redis_cluster_nodes": "127.0.0.1:99999"},
+                 "redis_cluster_nodes", id="cluster-port-out-of-range"),
+    pytest.param({"redis_url": None, "redis_cluster_nodes": f"127.0.0.1:{free_port()}"},
+                 "redis_cluster_nodes", id="cluster-unreachable"),
+    pytest.param({"user_store": "os:sep"}, "user_store", id="user-store-not-callable"),
+    pytest.param({"user_store": "sso_middleware.paste:as_int"}, "user_store",
+                 id="user-store-wants-arguments"),
+])
+def test_bad_settings_are_configuration_errors_naming_the_setting(redis_server, change, name):
+    with pytest.raises(ConfigurationError) as error:
+        filter_factory({}, **settings(redis_server.url, **change))(lambda e, s: [])
+    assert str(error.value).startswith(name), str(error.value)
+
+
+def test_a_bad_redis_url_is_refused_without_echoing_its_password(redis_server):
+    with pytest.raises(ConfigurationError) as error:
+        filter_factory({}, **settings("redis://:hunter2-password@127.0.0.1:port/0"))
+    assert str(error.value).startswith("redis_url") and "hunter2" not in str(error.value)
+
+
+def key_file_settings(redis_server, path) -> dict[str, str]:
+    return settings(redis_server.url, secret_keys=None, secret_key_file=str(path))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o602, 0o644, 0o660, 0o666], ids=oct)
+def test_a_key_file_others_may_read_or_write_is_refused(redis_server, tmp_path, mode):
+    keys = tmp_path / "keys"
+    keys.write_text("o" * 32 + "\n")
+    keys.chmod(mode)
+    with pytest.raises(ConfigurationError) as error:
+        filter_factory({}, **key_file_settings(redis_server, keys))
+    message = str(error.value)
+    assert message.startswith(f"secret_key_file {keys}:")
+    assert f"chmod 600 {keys}" in message
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400], ids=oct)
+def test_a_key_file_only_its_owner_may_use_is_accepted(redis_server, tmp_path, mode):
+    keys = tmp_path / "keys"
+    keys.write_text("o" * 32 + "\n")
+    keys.chmod(mode)
+    app = filter_factory({}, **key_file_settings(redis_server, keys))(lambda e, s: [])
+    assert app.sessions.signer.secret_keys == [b"o" * 32]
+
+
+def test_a_key_file_that_is_not_utf8_is_a_configuration_error(redis_server, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_bytes(b"\xff" * 40 + b"\n")
+    os.chmod(keys, 0o600)
+    with pytest.raises(ConfigurationError, match="secret_key_file .*: not UTF-8"):
+        filter_factory({}, **key_file_settings(redis_server, keys))

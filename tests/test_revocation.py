@@ -1,0 +1,98 @@
+"""Ending sessions in bulk: every session of a user, of an account, or of
+both, and the links already minted for them, from Python and the admin API
+(the command line is tested in test_cli.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import API_IDENTIFIER, API_SECRET, browser, live_sessions, sso_path
+
+API = "/includes/api.php"
+
+
+def signed_in(middleware, client_id, user_id=None):
+    app = browser(middleware)
+    link = middleware.create_sso_token(client_id=client_id, user_id=user_id)["redirect_url"]
+    app.get(sso_path(link), status=303)
+    return app
+
+
+def identity(app):
+    return json.loads(app.get("/page").body)["identity"]
+
+
+def revoke(app, status=200, **fields):
+    return app.post(API, {"identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json",
+                          "action": "RevokeSsoSessions", **fields}, status=status).json
+
+
+def test_ending_a_users_sessions_leaves_the_rest_of_the_account(make_middleware, redis_client):
+    """User 5 is removed from client 1: their sessions end, the owner's
+    (user 1, same account) and other accounts' go on."""
+    middleware = make_middleware()
+    removed, owner, other = signed_in(middleware, 1, 5), signed_in(middleware, 1, 1), signed_in(middleware, 2)
+    middleware.end_sessions(user_id=5)
+    assert identity(removed) is None
+    assert identity(owner) == [1, 1] and identity(other) == [2, 2]
+    assert len(live_sessions(redis_client)) == 2
+
+
+def test_a_link_minted_for_the_user_before_is_refused_and_one_after_works(make_middleware):
+    middleware = make_middleware()
+    before = sso_path(middleware.create_sso_token(client_id=1, user_id=5)["redirect_url"])
+    owners = sso_path(middleware.create_sso_token(client_id=1, user_id=1)["redirect_url"])
+    time.sleep(0.002)  # not minted in the millisecond of the revocation
+    middleware.end_sessions(user_id=5)
+    after = sso_path(middleware.create_sso_token(client_id=1, user_id=5)["redirect_url"])
+    app = browser(middleware)
+    assert "Set-Cookie" not in app.get(before, status=403).headers
+    app.get(owners, status=303)  # another user's link of the same account still works
+    app.get(after, status=303)
+    assert identity(app) == [5, 1]
+
+
+def test_ending_both_ends_the_union(make_middleware):
+    middleware = make_middleware()
+    user, account, bystander = signed_in(middleware, 1, 5), signed_in(middleware, 2), signed_in(middleware, 1, 1)
+    middleware.end_sessions(2, user_id=5)
+    assert identity(user) is None and identity(account) is None
+    assert identity(bystander) == [1, 1]
+
+
+def test_end_sessions_needs_someone(make_middleware):
+    with pytest.raises(ValueError, match="client_id, a user_id or both"):
+        make_middleware().end_sessions()
+
+
+def test_revoke_sso_sessions_takes_a_user_id(make_middleware, caplog):
+    middleware = make_middleware()
+    removed, owner = signed_in(middleware, 1, 5), signed_in(middleware, 1, 1)
+    assert revoke(browser(middleware), user_id="5") == {"result": "success", "user_id": 5}
+    assert identity(removed) is None and identity(owner) == [1, 1]
+    audits = [r for r in caplog.records if getattr(r, "sso_event", None) == "sessions_revoked"]
+    assert len(audits) == 1 and audits[0].sso_user_id == 5 and audits[0].sso_actor == f"api:{API_IDENTIFIER}"
+
+
+def test_revoke_sso_sessions_takes_both(make_middleware):
+    middleware = make_middleware()
+    user, account = signed_in(middleware, 1, 5), signed_in(middleware, 2)
+    assert revoke(browser(middleware), user_id="5", client_id="2") == {
+        "result": "success", "client_id": 2, "user_id": 5}
+    assert identity(user) is None and identity(account) is None
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({}, "A valid client_id or user_id is required"),
+    ({"user_id": "five"}, "Invalid user_id"),
+    ({"user_id": "-5"}, "Invalid user_id"),
+    ({"client_id": "1", "user_id": "0"}, "Invalid user_id"),
+])
+def test_revoke_sso_sessions_refuses_bad_ids(make_middleware, fields, message):
+    middleware = make_middleware()
+    session = signed_in(middleware, 1, 5)
+    answer = revoke(browser(middleware), status=400, **fields)
+    assert answer == {"result": "error", "message": message}
+    assert identity(session) == [5, 1]
