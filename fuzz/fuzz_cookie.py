@@ -3,12 +3,13 @@ middleware's own format naming no session, so that they get past the
 signature and the payload's shape and reach the store; signed values that
 are not a payload; signed values tampered with). Nothing may sign anyone in.
 
-A payload is ``<key>.<session secret>.<user_id>.<client_id>.<sign-on ms>``
-(see :mod:`sso_middleware.sessions`); arbitrary signed strings almost never
-have that shape, so most inputs here are built field by field, as
+A payload is ``<key>.<session secret>.<user_id>.<client_id>`` (see
+:mod:`sso_middleware.sessions`); arbitrary signed strings almost never have
+that shape, so most inputs here are built field by field, as
 ``proof/parsers.py`` builds them: a random key or the key of a real record
-(a token never redeemed, a live session), a random secret, ids and a recent
-sign-on time, each sometimes malformed."""
+(a token never redeemed, a live session), a random secret and ids, each
+sometimes malformed, and sometimes a fifth field (an older release's
+sign-on time)."""
 
 import time
 
@@ -48,11 +49,10 @@ def payload(fdp: atheris.FuzzedDataProvider) -> str:
     else:
         key = urlsafe(fdp, 43)
     secret = urlsafe(fdp, 43) if fdp.ConsumeIntInRange(0, 7) else urlsafe(fdp, fdp.ConsumeIntInRange(40, 46))
-    if fdp.ConsumeIntInRange(0, 7):  # within the absolute timeout, or just ahead
-        signed_on = str(int(time.time() * 1000) + fdp.ConsumeIntInRange(-10**7, 10**5))
-    else:
-        signed_on = number(fdp)
-    return ".".join((key, secret, number(fdp), number(fdp), signed_on))
+    fields = [key, secret, number(fdp), number(fdp)]
+    if not fdp.ConsumeIntInRange(0, 7):  # an older release's sign-on time, recent or not
+        fields.append(str(int(time.time() * 1000) + fdp.ConsumeIntInRange(-10**7, 10**12)))
+    return ".".join(fields)
 
 
 def value(fdp: atheris.FuzzedDataProvider) -> str:

@@ -31,8 +31,8 @@ _BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 _TOKENISH = st.text(alphabet=_BASE64URL, min_size=40, max_size=46)
 _TOKEN = st.text(alphabet=_BASE64URL, min_size=43, max_size=43)
 _ID = st.one_of(st.integers(-1, 2**63).map(str), st.text(_LATIN1, max_size=6))
-#: A sign-on time within the absolute timeout (or just ahead), so the cookie reaches the store.
-_RECENT_MS = st.integers(-10**7, 10**5).map(lambda d: str(int(time.time() * 1000) + d))
+#: A sign-on time, as an older release's cookies carried.
+_RECENT_MS = st.integers(-10**7, 10**12).map(lambda d: str(int(time.time() * 1000) + d))
 _PIECES = st.one_of(
     st.sampled_from(["access_token", "scope", "=", "&", ";", "%", "%00", "%zz", "+", "%26",
                      "access_token=", "&access_token=", "clientarea:sso", " ", "#", "?", "%3D",
@@ -78,11 +78,13 @@ def _basic(targets: Targets) -> st.SearchStrategy[str | None]:
 
 def _payloads(targets: Targets) -> st.SearchStrategy[str]:
     """Cookie payloads of the middleware's format (key, secret, user,
-    account, sign-on time), mostly well-formed so that they reach the store,
-    naming no live session: a random key, or the key of a real token or
-    session with a secret that is not its session's."""
+    account), mostly well-formed so that they reach the store, naming no
+    live session: a random key, or the key of a real token or session with
+    a secret that is not its session's; sometimes with an older release's
+    fifth field, a sign-on time."""
     key = st.one_of(_TOKEN, st.sampled_from(targets.record_keys), _TOKENISH)
-    return st.tuples(key, _TOKEN, _ID, _ID, st.one_of(_RECENT_MS, _ID)).map(".".join)
+    fields = st.tuples(key, _TOKEN, _ID, _ID)
+    return st.one_of(fields, st.tuples(key, _TOKEN, _ID, _ID, st.one_of(_RECENT_MS, _ID))).map(".".join)
 
 
 def _cookies(targets: Targets) -> st.SearchStrategy[str]:
