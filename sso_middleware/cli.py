@@ -27,6 +27,7 @@ import os
 import secrets
 import sys
 import typing as t
+from urllib.parse import urlsplit
 
 from .credentials import hash_secret
 from .destinations import Destinations
@@ -41,9 +42,12 @@ def load_object(dotted: str) -> t.Any:
     if not module_name or not attribute:
         raise SystemExit(f"expected package.module:attribute, got {dotted!r}")
     try:
-        return getattr(importlib.import_module(module_name), attribute)
+        found = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as e:
         raise SystemExit(f"cannot load {dotted!r}: {e}") from None
+    if not callable(found):
+        raise SystemExit(f"{dotted!r} is not a factory (a class or function) but {type(found).__name__}")
+    return found
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -127,9 +131,10 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
 
 def _credentials(args: argparse.Namespace) -> int:
     from .oauth import CredentialManager
+    from .sealing import RecordSealer
 
     manager = CredentialManager(Stores.redis(args.redis_url).credentials,
-                                load_object(args.user_store)(), Destinations())
+                                load_object(args.user_store)(), Destinations(), RecordSealer(_secret_keys()))
     try:
         secret: str | None
         if args.action == "create":
@@ -166,6 +171,12 @@ def _ttl(value: str) -> int:
     return int(value)
 
 
+def _redis_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise argparse.ArgumentTypeError("a redis://, rediss:// or unix:// URL")
+    return value
+
+
 def _id(value: str) -> int:
     if not (value.isascii() and value.isdigit() and 0 < int(value) < 2**63):
         raise argparse.ArgumentTypeError("a positive whole number")
@@ -179,12 +190,12 @@ def parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="serve the demo portal on 127.0.0.1")
     demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    demo.add_argument("--redis-url", help="keep tokens and sessions in Redis"
+    demo.add_argument("--redis-url", type=_redis_url, help="keep tokens and sessions in Redis"
                       " (default: $SSO_REDIS_URL, else in memory)")
     demo.set_defaults(run=_demo)
 
     create = commands.add_parser("create-token", help="mint a token (CreateSsoToken) in Redis")
-    create.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"),
+    create.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
                         required="SSO_REDIS_URL" not in os.environ,
                         help="the deployment's Redis (default: $SSO_REDIS_URL)")
     create.add_argument("--system-url", required=True, help="the deployment's public base URL")
@@ -198,7 +209,7 @@ def parser() -> argparse.ArgumentParser:
 
     revoke = commands.add_parser(
         "revoke-sessions", help="end every session of an account or a user, and their unused links")
-    revoke.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"),
+    revoke.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
                         required="SSO_REDIS_URL" not in os.environ,
                         help="the deployment's Redis (default: $SSO_REDIS_URL)")
     revoke.add_argument("--client-id", type=_id, help="end the sessions of this account")
@@ -215,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
                               ("reset-secret", "replace a set's secret; the old one stops working"),
                               ("delete", "delete a set")):
         sub = actions.add_parser(action, help=help_text)
-        sub.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"),
+        sub.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
                          required="SSO_REDIS_URL" not in os.environ,
                          help="the deployment's Redis (default: $SSO_REDIS_URL)")
         sub.add_argument("--user-store", default="sso_middleware.demo:demo_user_store",

@@ -48,15 +48,32 @@ class SSOClientError(Exception):
         self.retry_after = retry_after
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: urllib would send the credentials (the
+    ``Authorization`` header) on to whatever host it names. The endpoints
+    answer JSON, never a redirect, so one means ``system_url`` is wrong."""
+
+    def redirect_request(self, *args: t.Any, **kwargs: t.Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
 def _post(url: str, data: t.Mapping[str, t.Any], headers: t.Mapping[str, str],
           timeout: float) -> dict[str, t.Any]:
     body = urlencode({k: v for k, v in data.items() if v is not None}).encode()
     request = urllib.request.Request(url, body, headers={
         "Content-Type": "application/x-www-form-urlencoded", **headers})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             return t.cast("dict[str, t.Any]", json.load(response))
     except urllib.error.HTTPError as e:
+        if 300 <= e.code < 400:
+            e.close()
+            raise SSOClientError(
+                f"{url} answered with a redirect (HTTP {e.code}), which is not followed:"
+                " check the system_url", status=e.code) from None
         with e:
             try:
                 payload = json.load(e)

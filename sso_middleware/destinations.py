@@ -119,7 +119,15 @@ class Destinations:
 
     @staticmethod
     def _check(scope: str, template: str) -> frozenset[str]:
-        fields = frozenset(f for _, f, _, _ in string.Formatter().parse(template) if f is not None)
+        try:
+            parsed = list(string.Formatter().parse(template))
+            if any(spec or conversion for _, f, spec, conversion in parsed if f is not None):
+                raise ValueError("a format spec or conversion")
+        except ValueError as e:
+            raise ConfigurationError(
+                f"destination {scope!r}: {template!r} is not a path template ({e}); write inputs"
+                " as {service_id}, and a literal brace as {{ or }}") from None
+        fields = frozenset(f for _, f, _, _ in parsed if f is not None)
         unknown = fields - INPUTS
         if unknown:
             raise ConfigurationError(

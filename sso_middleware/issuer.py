@@ -149,8 +149,8 @@ class TokenIssuer:
         path = self.destinations.resolve(
             destination, service_id=service, domain_id=domain, sso_redirect_path=sso_redirect_path
         )
-        self._check_owned(client, "service", service, destination)
-        self._check_owned(client, "domain", domain, destination)
+        self._check_owned(client, "service", service)
+        self._check_owned(client, "domain", domain)
         issued_ms = int(self.clock() * 1000)
         record = TokenRecord(user, client, destination or "", path, issued_ms).encode()
         for _ in range(MINT_ATTEMPTS):
@@ -197,12 +197,9 @@ class TokenIssuer:
             raise APIError(f"SSO authentication blocked for client {client_id}")
         return client_id, user_id
 
-    def _check_owned(self, client_id: int, kind: ObjectKind, object_id: int | None,
-                     destination: str | None) -> None:
-        """Refuse a service or domain the account does not own, when the
-        destination uses it."""
-        if object_id is None or not destination:
-            return
-        template_inputs = self.destinations.table[destination][1]
-        if f"{kind}_id" in template_inputs and self.user_store.owner_of(kind, object_id) != client_id:
+    def _check_owned(self, client_id: int, kind: ObjectKind, object_id: int | None) -> None:
+        """Refuse a service or domain the account does not own, whether or
+        not the destination uses it: a caller naming another account's
+        object is confused or probing, and must hear so."""
+        if object_id is not None and self.user_store.owner_of(kind, object_id) != client_id:
             raise APIError(f"Invalid {kind}_id for client")

@@ -25,6 +25,7 @@ passes every other request through, with the signed-in identity in the environ.
 
 from __future__ import annotations
 
+import re
 import typing as t
 from urllib.parse import unquote, urlsplit
 
@@ -49,11 +50,18 @@ if t.TYPE_CHECKING:
 
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
+#: Printable ASCII without spaces: what a URL or a path may hold here.
+_PRINTABLE = re.compile(r"[!-~]+")
+
 
 def _check_system_url(url: str, secure: bool) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or \
-            parts.fragment or "@" in parts.netloc:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
+        parts, port = urlsplit(""), None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or port == 0 or \
+            parts.fragment or "@" in parts.netloc or not _PRINTABLE.fullmatch(url):
         raise ConfigurationError(
             f"system_url {url!r} must be the public base URL of the app,"
             " like https://portal.example.com (no query, fragment or credentials)"
@@ -67,8 +75,10 @@ def _check_system_url(url: str, secure: bool) -> str:
 
 
 def _check_path(name: str, path: str) -> str:
-    if not path.startswith("/") or path.startswith("//") or not path.isascii():
-        raise ConfigurationError(f"{name} {path!r} must be an ASCII path starting with one '/'")
+    if not path.startswith("/") or path.startswith("//") or not _PRINTABLE.fullmatch(path):
+        raise ConfigurationError(
+            f"{name} {path!r} must be a path of printable ASCII (no spaces or control"
+            " characters) starting with one '/'")
     return path
 
 
@@ -175,7 +185,8 @@ class SSOMiddleware:
         sso_path = _check_path("sso_path", sso_path)
         self.issuer = TokenIssuer(stores.tokens, self.sessions.sealer, user_store, destinations,
                                   sso_url=self.system_url + sso_path, ttl=token_ttl)
-        self.credentials = CredentialManager(stores.credentials, user_store, destinations)
+        self.credentials = CredentialManager(stores.credentials, user_store, destinations,
+                                             self.sessions.sealer)
         client_limiter = RateLimiter(stores.counters, client_auth_limit, "auth-client")
         address_limiter = RateLimiter(stores.counters, address_auth_limit, "auth-address")
         paths: dict[str, WSGIApplication] = {

@@ -12,6 +12,9 @@ that account only and for those destinations only.
 reference system's ``CreateOAuthCredential`` family) and authenticates
 clients. The client secret is shown once, at creation or reset; only its
 SHA-256 hash is stored (:func:`~sso_middleware.credentials.hash_secret`).
+Records are sealed like token records (:mod:`.sealing`): a set written into
+the store by hand, or one of another deployment sharing the store, is not
+this deployment's and authenticates nobody.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .credentials import hash_secret, verify_secret
 from .destinations import CUSTOM_REDIRECT, SSO_SCOPE, Destinations
 from .exceptions import APIError
 from .issuer import Id, parse_id
+from .sealing import RecordSealer
 from .stores import CredentialStore
 from .users import UserStore
 
@@ -36,6 +40,10 @@ SINGLE_SIGN_ON = "single_sign_on"
 
 #: The shape of a client identifier: 128 random bits in hex.
 IDENTIFIER_PATTERN = re.compile(r"[0-9a-f]{32}")
+
+#: What credential records are sealed under: the record itself names its
+#: id and identifier, and every read checks them against what it looked up.
+_SEAL_KEY = "credential"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +94,33 @@ class CredentialManager:
     :param store: where credential sets live.
     :param user_store: to find the account a service belongs to.
     :param destinations: the scopes a set may be granted.
+    :param sealer: seals each record, so only this deployment's sets count.
     """
 
     #: Reads of a record an update makes while other updates keep changing it.
     update_attempts = 3
 
-    def __init__(self, store: CredentialStore, user_store: UserStore, destinations: Destinations):
+    def __init__(self, store: CredentialStore, user_store: UserStore, destinations: Destinations,
+                 sealer: RecordSealer):
         self.store = store
         self.user_store = user_store
         self.destinations = destinations
+        self.sealer = sealer
+
+    def seal(self, credential: OAuthCredential) -> bytes:
+        """The stored form of a set: its record, sealed."""
+        return self.sealer.seal(_SEAL_KEY, credential.encode())
+
+    def _open(self, record: bytes) -> OAuthCredential | None:
+        """The set a stored record holds, or ``None`` (audited) if this
+        deployment did not seal it."""
+        try:
+            return OAuthCredential.decode(self.sealer.open(_SEAL_KEY, record))
+        except (ValueError, TypeError, KeyError):
+            audit(logging.WARNING, "tampered_record",
+                  "OAuth credential record refused: it fails its MAC or is corrupted;"
+                  " the store may have been written to by someone else")
+            return None
 
     def parse_scopes(self, scope: str) -> tuple[str, ...]:
         """Parse a space-separated scope list into the stored form: the
@@ -136,25 +162,27 @@ class CredentialManager:
             self.store.next_id(), secrets.token_hex(16), hash_secret(secret), scopes,
             client_id, service, name, description,
         )
-        self.store.add(credential.credential_id, credential.identifier, credential.encode())
+        self.store.add(credential.credential_id, credential.identifier, self.seal(credential))
         self._audit("credential_created", credential, actor)
         return credential, secret
 
     def list(self) -> list[OAuthCredential]:
         """``ListOAuthCredentials``, by ``credentialId``."""
-        return sorted((OAuthCredential.decode(r) for r in self.store.all()),
-                      key=lambda c: c.credential_id)
+        credentials = (self._open(record) for record in self.store.all())
+        return sorted((c for c in credentials if c is not None), key=lambda c: c.credential_id)
 
     def get(self, credential_id: Id) -> OAuthCredential:
         """The set with this ``credentialId``, or ``Invalid credentialId``."""
-        return OAuthCredential.decode(self._read(credential_id))
+        return self._read(credential_id)[1]
 
-    def _read(self, credential_id: Id) -> bytes:
+    def _read(self, credential_id: Id) -> tuple[bytes, OAuthCredential]:
+        """The stored record of a set and the set, or ``Invalid credentialId``."""
         number = parse_id(credential_id, "credentialId")
         record = self.store.find(number) if number is not None else None
-        if record is None:
+        credential = self._open(record) if record is not None else None
+        if record is None or credential is None or credential.credential_id != number:
             raise APIError("Invalid credentialId")
-        return record
+        return record, credential
 
     def update(
         self,
@@ -183,9 +211,9 @@ class CredentialManager:
             secret = secrets.token_urlsafe(32)
             changes["secret_hash"] = hash_secret(secret)
         for _ in range(self.update_attempts):
-            previous = self._read(credential_id)  # Invalid credentialId once deleted
-            credential = replace(OAuthCredential.decode(previous), **changes)
-            if self.store.replace(credential.identifier, credential.encode(), previous):
+            previous, current = self._read(credential_id)  # Invalid credentialId once deleted
+            credential = replace(current, **changes)
+            if self.store.replace(credential.identifier, self.seal(credential), previous):
                 self._audit("credential_reset" if reset_secret else "credential_updated",
                             credential, actor)
                 return credential, secret
@@ -203,7 +231,9 @@ class CredentialManager:
         """The set whose identifier and secret these are, or ``None``. An
         unknown identifier costs the same comparison as a wrong secret."""
         record = self.store.get(identifier) if identifier else None
-        credential = OAuthCredential.decode(record) if record is not None else None
+        credential = self._open(record) if record is not None else None
+        if credential is not None and credential.identifier != identifier:
+            credential = None  # a sealed record moved under another identifier
         expected = credential.secret_hash if credential is not None else None
         return credential if verify_secret(secret, expected) else None
 

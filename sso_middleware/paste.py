@@ -173,17 +173,30 @@ def secret_keys(settings: t.Mapping[str, str]) -> list[str]:
 
 
 def _read_key_file(path: str) -> str:
-    """The text of ``secret_key_file``, refused unless only its owner may
-    read or write it: whoever can read the signing keys can forge cookies,
-    whoever can write them can swap in their own."""
+    """The text of ``secret_key_file``, refused unless only this process's
+    user (or root) owns it and may read or write it, and nobody else may
+    replace it in its folder: whoever can read the signing keys can forge
+    cookies, whoever can write them can swap in their own (the checks of
+    OpenSSH's ``StrictModes``)."""
+    trusted = {os.geteuid(), 0}
     try:
         with open(path, "rb") as file:
-            mode = os.fstat(file.fileno()).st_mode
-            if mode & 0o077:
+            info = os.fstat(file.fileno())
+            if info.st_mode & 0o077:
                 raise ConfigurationError(
                     f"secret_key_file {path}: group or others may read or write it"
-                    f" (mode {stat.S_IMODE(mode):04o}), and it holds the signing keys;"
+                    f" (mode {stat.S_IMODE(info.st_mode):04o}), and it holds the signing keys;"
                     f" run chmod 600 {path}")
+            if info.st_uid not in trusted:
+                raise ConfigurationError(
+                    f"secret_key_file {path}: owned by user {info.st_uid}, who may rewrite the"
+                    f" signing keys; make this process's user its owner (chown)")
+            folder = os.stat(os.path.dirname(os.path.abspath(path)))
+            if folder.st_mode & 0o022 and not folder.st_mode & stat.S_ISVTX or folder.st_uid not in trusted:
+                raise ConfigurationError(
+                    f"secret_key_file {path}: others may replace it in its folder"
+                    f" (mode {stat.S_IMODE(folder.st_mode):04o}, owner {folder.st_uid});"
+                    " keep it in a folder only this process's user (or root) may write to")
             data = file.read()
     except OSError as e:
         raise ConfigurationError(f"secret_key_file {path}: cannot read it ({e.strerror})") from None
@@ -239,6 +252,10 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
         auth["ssl"] = True
         if "redis_ssl_ca_certs" in settings:
             auth["ssl_ca_certs"] = settings["redis_ssl_ca_certs"].strip()
+            if not os.path.isfile(auth["ssl_ca_certs"]):
+                raise ConfigurationError(
+                    f"redis_ssl_ca_certs: no such file {auth['ssl_ca_certs']!r}; every"
+                    " connection would fail its TLS handshake")
     try:
         if given[0] == "redis_url":
             client: t.Any = impl.connect(settings["redis_url"].strip(), **auth)

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 #: Bytes of randomness per token (256 bits).
 TOKEN_BYTES = 32
 
+#: Parses records: every redemption and signed-in request reads one.
+_JSON = json.JSONDecoder()
+
 #: The exact shape of a token; anything else is rejected before a store is asked.
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -82,8 +85,12 @@ class TokenRecord:
         """Parse what :meth:`encode` wrote. Raises :class:`ValueError` on
         anything else, so a corrupted record is denied, not trusted."""
         try:
-            record = cls(*json.loads(data))
-        except (TypeError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            text = data.decode("utf-8")
+            values, end = _JSON.raw_decode(text)  # json.loads' own parser, minus its overhead
+            if end != len(text):
+                raise ValueError("trailing data")
+            record = cls(*values)
+        except (TypeError, ValueError) as e:
             raise ValueError(cls._CORRUPTED) from e
         if not (
             type(record.user_id) is int and type(record.client_id) is int

@@ -180,3 +180,16 @@ def test_hash_secret():
     assert result.returncode == 0
     assert result.stdout.strip() == hash_secret("s3cret")
     assert cli("hash-secret", input="\n").returncode == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["credentials", "list", "--redis-url", "bogus://x"], "redis://"),
+    (["create-token", "--redis-url", "http://x", "--system-url", "https://p.example", "--client-id", "1"],
+     "redis://"),
+    (["credentials", "list", "--redis-url", "redis://127.0.0.1:1/0", "--user-store", "os:sep"],
+     "not a factory"),
+])
+def test_bad_operator_input_is_an_error_not_a_traceback(args, message):
+    result = cli(*args)
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr

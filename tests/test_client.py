@@ -4,6 +4,7 @@ trusted system asks for a token and sends a browser to the returned URL."""
 from __future__ import annotations
 
 import http.cookiejar
+import http.server
 import json
 import secrets
 import threading
@@ -100,7 +101,7 @@ def credential_with_secret(middleware, secret: str) -> OAuthCredential:
         secret_hash=hash_secret(secret), scopes=("clientarea:sso", "clientarea:invoices"),
         client_id=1, service_id=101,
     )
-    store.add(saved.credential_id, saved.identifier, saved.encode())
+    store.add(saved.credential_id, saved.identifier, middleware.credentials.seal(saved))
     return saved
 
 
@@ -284,3 +285,52 @@ def test_repr_hides_the_secrets():
     assert "c" * 32 in repr(oauth)
     assert "oauth-secret-value" not in repr(oauth)
     assert "Basic" not in repr(oauth)
+
+
+# -- redirects are not followed -------------------------------------------------------
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """A host in front of the portal that answers every request with a
+    redirect to a second host, which records what it receives."""
+
+    def do_POST(self):
+        target = self.server.target
+        if target is None:  # the second host: note the credentials it was sent
+            self.server.seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            return
+        self.send_response(302)
+        self.send_header("Location", target + self.path)
+        self.end_headers()
+
+    do_GET = do_POST
+
+    def log_message(self, *args):
+        pass
+
+
+def _host(target):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    server.target, server.seen = target, []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.mark.parametrize("client", ["oauth", "admin"])
+def test_credentials_are_never_sent_on_to_a_redirect_target(client):
+    third, third_url = _host(None)
+    front, front_url = _host(third_url)
+    try:
+        caller = (OAuthClient(front_url, "a" * 32, "the-client-secret") if client == "oauth"
+                  else AdminClient(front_url, "billing", "the-api-secret"))
+        with pytest.raises(SSOClientError) as raised:
+            caller.sso_url(destination="clientarea:invoices") if client == "admin" else caller.token()
+        assert raised.value.status == 302 and "redirect" in raised.value.message
+        assert third.seen == []
+    finally:
+        for server in (front, third):
+            server.shutdown()
+            server.server_close()

@@ -163,3 +163,58 @@ def test_a_cookie_from_an_older_release_with_a_sign_on_time_is_refused(middlewar
     future = int((time.time() + 10 * 365 * 86400) * 1000)
     forged = middleware.sessions.signer.sign(f"{key}.{secret}.2.2.{future}").decode()
     assert with_cookie(middleware, forged) is None
+
+
+# --------------------------------------------------------------------------- credential sets in Redis
+
+
+def forged_credential(identifier, secret, credential_id=99):
+    """A credential set as the store would hold it, without the seal."""
+    from sso_middleware.credentials import hash_secret
+    from sso_middleware.oauth import OAuthCredential
+
+    return OAuthCredential(credential_id, identifier, hash_secret(secret),
+                           ("clientarea:sso", "clientarea:invoices"), 1, 101)
+
+
+def token_request(app, identifier, secret, status):
+    return app.post("/oauth/token.php", {"grant_type": "single_sign_on", "scope": "clientarea:sso",
+                                         "client_id": identifier, "client_secret": secret}, status=status)
+
+
+def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_client, caplog):
+    """The attacker writes a set for service 101 (account 1) with a secret
+    of their choosing, then asks the token endpoint for its owner."""
+    forged = forged_credential("f" * 32, "chosen-secret")
+    redis_client.hset("sso:v1:{credentials}:by-identifier", forged.identifier, forged.encode())
+    redis_client.hset("sso:v1:{credentials}:identifiers", forged.credential_id, forged.identifier)
+    app = browser(middleware)
+    assert token_request(app, forged.identifier, "chosen-secret", 401).json["error"] == "invalid_client"
+    assert events(caplog, "tampered_record") and not events(caplog, "issued")
+    answer = app.post("/includes/api.php", {"identifier": API_IDENTIFIER, "secret": API_SECRET,
+                                            "responsetype": "json", "action": "ListOAuthCredentials"}).json
+    assert answer["totalresults"] == 0
+
+
+def test_a_sealed_credential_set_moved_under_another_identifier_authenticates_nobody(middleware, redis_client):
+    created, secret = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    record = redis_client.hget("sso:v1:{credentials}:by-identifier", created.identifier)
+    redis_client.hset("sso:v1:{credentials}:by-identifier", "e" * 32, record)
+    app = browser(middleware)
+    token_request(app, "e" * 32, secret, 401)
+    token_request(app, created.identifier, secret, 200)
+
+
+def test_deployments_sharing_a_redis_do_not_share_credential_sets(make_middleware):
+    ours, theirs = make_middleware(), make_middleware(secret_keys=["t" * 32])
+    created, secret = theirs.credentials.create(grant_type="single_sign_on", service_id=101,
+                                                scope="clientarea:invoices")
+    app = browser(ours)
+    token_request(app, created.identifier, secret, 401)
+    assert ours.credentials.list() == []
+    answer = app.post("/includes/api.php", {
+        "identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json",
+        "action": "UpdateOAuthCredential", "credentialId": str(created.credential_id), "resetSecret": "1"},
+        status=400)
+    assert answer.json == {"result": "error", "message": "Invalid credentialId"}
+    token_request(browser(theirs), created.identifier, secret, 200)  # theirs is untouched

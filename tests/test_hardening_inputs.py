@@ -224,6 +224,27 @@ def test_a_real_chunked_request_over_the_limit_is_413_through_gunicorn(gunicorn,
     assert (status, answer["result"]) == (200, "success")
 
 
+def test_a_chunked_body_the_server_cannot_read_is_400_not_503(gunicorn):
+    """A malformed chunk size makes gunicorn's input stream raise: the
+    client sent a bad request, which is neither an outage (503) nor an
+    error with a traceback for the operator."""
+
+    def bad_chunks(path: str) -> tuple[int, dict]:
+        with socket.create_connection(("127.0.0.1", gunicorn), timeout=10) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {FORM}\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\nzz\r\naction=x\r\n0\r\n\r\n".encode())
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            try:
+                return response.status, json.loads(response.read())
+            finally:
+                response.close()
+
+    assert bad_chunks(API) == (400, {"result": "error", "message": "The request body could not be read"})
+    assert bad_chunks(TOKEN) == (400, {"error": "invalid_request",
+                                       "error_description": "The request body could not be read"})
+
+
 # -- 2. one client authentication method at a time --------------------------------
 
 @pytest.mark.parametrize("methods", [
@@ -343,6 +364,20 @@ def settings(url: str, **extra: str) -> dict[str, str]:
     pytest.param({"user_store": "os:sep"}, "user_store", id="user-store-not-callable"),
     pytest.param({"user_store": "sso_middleware.paste:as_int"}, "user_store",
                  id="user-store-wants-arguments"),
+    pytest.param({"system_url": "https://[portal.example.com"}, "system_url", id="system-url-bracket"),
+    pytest.param({"system_url": "https://portal.example.com:99999"}, "system_url", id="system-url-port"),
+    pytest.param({"system_url": "https://portal.example.com/\x00"}, "system_url", id="system-url-nul"),
+    pytest.param({"home": "/{"}, "destination", id="home-stray-brace"),
+    pytest.param({"destinations": "clientarea:x = /x/{service_id!r}"}, "destination",
+                 id="template-conversion"),
+    pytest.param({"destinations": "clientarea:x = /x/{service_id:Q}"}, "destination",
+                 id="template-format-spec"),
+    pytest.param({"cookie_name": "a;b=c"}, "cookie_name", id="cookie-name-separator"),
+    pytest.param({"cookie_name": ""}, "cookie_name", id="cookie-name-empty"),
+    pytest.param({"logout_redirect": "/bye\x00"}, "logout_redirect", id="logout-redirect-nul"),
+    pytest.param({"logout_path": "/log out"}, "logout_path", id="logout-path-space"),
+    pytest.param({"redis_ssl": "true", "redis_ssl_ca_certs": "/nonexistent/ca.pem"},
+                 "redis_ssl_ca_certs", id="ca-file-missing"),
 ])
 def test_bad_settings_are_configuration_errors_naming_the_setting(redis_server, change, name):
     with pytest.raises(ConfigurationError) as error:
@@ -379,6 +414,28 @@ def test_a_key_file_only_its_owner_may_use_is_accepted(redis_server, tmp_path, m
     keys.chmod(mode)
     app = filter_factory({}, **key_file_settings(redis_server, keys))(lambda e, s: [])
     assert app.sessions.signer.secret_keys == [b"o" * 32]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+def test_a_key_file_another_user_owns_is_refused(redis_server, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("o" * 32 + "\n")
+    keys.chmod(0o600)
+    os.chown(keys, 65534, 65534)  # nobody, who could rewrite the keys
+    with pytest.raises(ConfigurationError, match="owned by user 65534"):
+        filter_factory({}, **key_file_settings(redis_server, keys))
+
+
+@pytest.mark.parametrize("folder_mode", [0o777, 0o775], ids=oct)
+def test_a_key_file_others_may_replace_is_refused(redis_server, tmp_path, folder_mode):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    keys = folder / "keys"
+    keys.write_text("o" * 32 + "\n")
+    keys.chmod(0o600)
+    folder.chmod(folder_mode)
+    with pytest.raises(ConfigurationError, match="others may replace it in its folder"):
+        filter_factory({}, **key_file_settings(redis_server, keys))
 
 
 def test_a_key_file_that_is_not_utf8_is_a_configuration_error(redis_server, tmp_path):

@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from conftest import API_IDENTIFIER, API_SECRET, browser
+from conftest import API_IDENTIFIER, API_SECRET, SECRET_KEY, browser
 from sso_middleware.oauth import OAuthCredential
+from sso_middleware.sealing import MAC_BYTES, RecordSealer
 from sso_middleware.stores import Stores
 
 API = "/includes/api.php"
@@ -62,7 +63,7 @@ def events(caplog, name: str) -> list:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sso_middleware", *args], capture_output=True,
-                          text=True, timeout=30, env=dict(os.environ))
+                          text=True, timeout=30, env={**os.environ, "SSO_SECRET_KEYS": SECRET_KEY})
 
 
 def redis_dump(redis_client) -> bytes:
@@ -294,7 +295,7 @@ class DeletedDuringUpdate:
         record = self.store.find(credential_id)
         if self.armed and record is not None:
             self.armed = False
-            self.store.delete(credential_id, OAuthCredential.decode(record).identifier)
+            self.store.delete(credential_id, OAuthCredential.decode(record[:-MAC_BYTES]).identifier)
         return record
 
     def next_id(self):
@@ -475,8 +476,9 @@ def test_an_update_never_undoes_a_concurrent_secret_reset(make_middleware, redis
     from sso_middleware.destinations import Destinations
     from sso_middleware.oauth import CredentialManager
 
+    sealer = RecordSealer([SECRET_KEY])
     store = ResetDuringUpdate(Stores.redis(redis_client).credentials,
-                              lambda inner: CredentialManager(inner, user_store, Destinations()))
+                              lambda inner: CredentialManager(inner, user_store, Destinations(), sealer))
     app = browser(make_middleware(credentials=store))
     body = create(app, scope="clientarea:invoices")
     store.armed = True

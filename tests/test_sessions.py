@@ -260,6 +260,34 @@ def test_a_cross_site_logout_changes_nothing(make_middleware):
     assert seen(app)["identity"] == [1, 1]
 
 
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://evil.portal.example.com", "Sec-Fetch-Site": "same-site"},
+    {"Origin": "https://evil.portal.example.com"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Sec-Fetch-Site": "cross-site"},
+])
+def test_a_sibling_hosts_logout_form_changes_nothing(make_middleware, caplog, headers):
+    """A sibling subdomain is the same site, so a form it auto-submits
+    carries the SameSite=Lax cookie: the browser's word on the origin
+    decides, and the session stays."""
+    middleware, app = signed_in(make_middleware)
+    response = app.post("/logout", headers=headers, status=303)
+    assert "Set-Cookie" not in response.headers
+    assert seen(app)["identity"] == [1, 1]
+    assert [r for r in caplog.records if getattr(r, "sso_event", None) == "cross_origin_logout"]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://portal.example.com", "Sec-Fetch-Site": "same-origin"},
+    {"Origin": "https://portal.example.com"},
+    {},  # not a browser: nothing to tell, SameSite still keeps other sites out
+])
+def test_a_logout_from_our_own_pages_ends_the_session(make_middleware, headers):
+    middleware, app = signed_in(make_middleware)
+    assert "Max-Age=0" in app.post("/logout", headers=headers, status=303).headers["Set-Cookie"]
+    assert seen(app)["identity"] is None
+
+
 @pytest.mark.parametrize("name", [
     "\xa0{name}", "{name}\xa0", "{name}\x85", "\x1c{name}", "{name}\x1f", "{name}\x0b", "\u3000{name}",
 ])

@@ -64,7 +64,8 @@ def test_body_authentication_issues_a_token(app, credential):
 def test_secrets_with_reserved_characters(app, middleware, secret):
     created, _ = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
     custom = dataclasses.replace(created, secret_hash=hash_secret(secret))
-    assert middleware.credentials.store.replace(custom.identifier, custom.encode(), created.encode())
+    seal = middleware.credentials.seal
+    assert middleware.credentials.store.replace(custom.identifier, seal(custom), seal(created))
     grant(app, {"scope": "clientarea:sso"}, headers=basic(custom.identifier, secret))
     grant(app, {"scope": "clientarea:sso", "client_id": custom.identifier, "client_secret": secret})
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typing as t
 
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
 if t.TYPE_CHECKING:
@@ -43,6 +43,8 @@ class BoundedRequest(Request):
             too_large = len(self.get_data(cache=True, parse_form_data=False)) > self.limit
         except RequestEntityTooLarge:  # werkzeug's own check of Content-Length
             too_large = True
+        except Exception:  # the server could not read it: bad chunk framing, a client gone
+            raise BadRequest("The request body could not be read") from None
         if too_large:
             raise RequestEntityTooLarge(f"The request body must not exceed {self.limit} bytes")
         super()._load_form_data()

@@ -36,7 +36,6 @@ import logging
 import re
 import time
 import typing as t
-from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
@@ -54,6 +53,7 @@ from ..responses import SeeOther, confirm_page, error_page
 from ..sessions import Identity, Redemption, Session, SessionManager
 from ..tokens import TOKEN_PATTERN, TokenRecord, fingerprint, token_key
 from ..users import UserStore
+from .origin import from_origin, origin_of
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -121,8 +121,7 @@ class SingleSignOnEndpoint:
         self.revoke_on_replay = revoke_on_replay
         self.confirm = confirm
         self.methods = ("GET",) if confirm == "never" else ("GET", "POST")
-        parts = urlsplit(system_url)
-        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.origin = origin_of(system_url)
         self.clock = clock
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
@@ -164,17 +163,10 @@ class SingleSignOnEndpoint:
         site: a cross-site POST carries no ``SameSite=Lax`` cookie, so it
         would skip the page and replace the victim's session unseen."""
         if method == "POST":
-            return not self.same_origin(environ)
+            return from_origin(environ, self.origin) is not True
         if self.confirm == "signed_in":
             return cookie is not None and self.sessions.resume(cookie) is not None
         return self.confirm == "always"
-
-    def same_origin(self, environ: WSGIEnvironment) -> bool:
-        """Whether the browser says the request comes from this site."""
-        fetch_site = environ.get("HTTP_SEC_FETCH_SITE")
-        if fetch_site is not None:
-            return bool(fetch_site == "same-origin")
-        return bool(environ.get("HTTP_ORIGIN") == self.origin)
 
     def count_failure(self, address: str) -> int | None:
         """Count a failed redemption; the seconds to wait if over the limit.
@@ -325,11 +317,17 @@ class SingleSignOnEndpoint:
             raise Denied(f"Single Sign-On authentication denied per configuration for User ID: {uid}")
 
 
+#: Headers with which browsers and proxies mark a fetch ahead of the user.
+_PURPOSE_HEADERS = ("HTTP_SEC_PURPOSE", "HTTP_PURPOSE", "HTTP_X_PURPOSE", "HTTP_X_MOZ")
+
+
 def _is_prefetch(environ: WSGIEnvironment) -> bool:
     """Whether a browser or proxy fetches the link ahead of the user."""
-    purpose = " ".join(str(environ.get(h, "")) for h in (
-        "HTTP_SEC_PURPOSE", "HTTP_PURPOSE", "HTTP_X_PURPOSE", "HTTP_X_MOZ")).lower()
-    return "prefetch" in purpose or "preview" in purpose
+    for header in _PURPOSE_HEADERS:
+        purpose = str(environ.get(header, "")).lower()
+        if "prefetch" in purpose or "preview" in purpose:
+            return True
+    return False
 
 
 def _scope_matches(requested: str, destination: str) -> bool:
