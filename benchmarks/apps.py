@@ -22,7 +22,6 @@ import hmac
 import json
 import os
 import secrets
-import time
 import typing as t
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain HTTP on loopback
@@ -60,8 +59,8 @@ def redirect_app(environ: WSGIEnvironment, start_response: StartResponse) -> t.I
     """The floor for redemption: the same 303 as a successful sign-on (no
     body, the hardening headers, a ``Set-Cookie`` of the same shape and
     length), with no work behind it."""
-    cookie = (f"sso_session={secrets.token_urlsafe(32)}.{secrets.token_urlsafe(32)}.1.1."
-              f"{time.time_ns() // 1_000_000}.{'b' * 43}")
+    # key.secret.user_id.client_id, then the signature (as cookie_value() signs it)
+    cookie = f"sso_session={secrets.token_urlsafe(32)}.{secrets.token_urlsafe(32)}.1.1.{'b' * 43}"
     start_response("303 See Other", [
         ("Location", SYSTEM_URL + "/clientarea.php?action=invoices"), ("Content-Length", "0"),
         ("Cache-Control", "no-store"), ("Pragma", "no-cache"),

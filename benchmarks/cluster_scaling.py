@@ -13,14 +13,19 @@ released together after an untimed preparation:
     ``SSOMiddleware.create_sso_token`` on ``connect_cluster``, for accounts
     spread over 10,000, then redeems
     them all (timed) with ``GET /oauth/singlesignon.php`` through the WSGI
-    stack: the one ``SET … XX GET`` that turns the token's record into the
-    session's (one key, one slot), the account checks, the cookie. This is
-    what a deployment scales.
+    stack: the script call (``EVALSHA``; inside it ``GET`` and ``SET``
+    turn the token's record into the session's: one key, one slot), then,
+    on Cluster only, a ``GET`` of the latest end time (``{prefix}ended``,
+    one key every redemption reads, on whichever shard owns its slot): two
+    round trips; then the record's MAC, the account checks, the cookie. This
+    is what a deployment scales.
 ``burn``
-    Server capacity: the command of a redemption alone (``SET key session
-    XX GET EX idle``, what ``RedisTokenStore.redeem`` sends) on freshly
-    minted token keys, in cluster pipelines of 200, so that the Redis
-    servers rather than Python are the bottleneck.
+    Server capacity: the Redis calls of a redemption alone (the script that
+    ``RedisTokenStore.redeem`` sends, with the token's key only, as on
+    Cluster, and the ``GET`` of ``{prefix}ended``) on freshly minted, sealed
+    token keys, in cluster pipelines of 200 redemptions, so that the Redis
+    servers rather than Python are the bottleneck. The one ``ended`` key
+    puts a read of every redemption on one master.
 
 Throughput is total operations / wall time from the release to the last
 worker's end. The ratio 3 masters / 1 master is printed with the machine's
@@ -111,29 +116,51 @@ def _redeem_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: 
 
 def _burn_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.Any, results: t.Any) -> None:
     _quiet()
+    from sso_middleware.sealing import RecordSealer
+    from sso_middleware.sessions import secret_digest
     from sso_middleware.stores import SESSION_MARK
-    from sso_middleware.stores.redis import DEFAULT_PREFIX, connect_cluster
+    from sso_middleware.stores.redis import (
+        _REDEEM,  # the script RedisTokenStore.redeem sends
+        DEFAULT_PREFIX,
+        connect_cluster,
+    )
     from sso_middleware.tokens import TokenRecord, new_token, token_key
 
     client = connect_cluster(startup_nodes)
     record = TokenRecord(1, 1, DESTINATION, "/clientarea.php?action=invoices", int(time.time() * 1000)).encode()
-    names = [DEFAULT_PREFIX + "t:" + token_key(new_token()) for _ in range(tokens)]
-    session = SESSION_MARK + token_key(new_token()).encode()
+    sealer = RecordSealer([SECRET_KEY])  # records are sealed under their key, as TokenIssuer does
+    sealed = {DEFAULT_PREFIX + "t:" + key: sealer.seal(key, record)
+              for key in (token_key(new_token()) for _ in range(tokens))}
+    names = list(sealed)
+    session = SESSION_MARK + secret_digest(new_token())
+    latest = DEFAULT_PREFIX + "ended"
+    sha = client.script_load(_REDEEM)  # on every master
     batches = [names[i:i + 200] for i in range(0, len(names), 200)]
     for batch in batches:  # minting, untimed: what TokenIssuer sends
         with client.pipeline() as pipe:
             for name in batch:
-                pipe.set(name, record, ex=600, nx=True)
+                pipe.set(name, sealed[name], ex=600, nx=True)
             pipe.execute()
     for barrier in barriers:  # ready, then go (the parent samples Redis CPU in between)
         barrier.wait()
     started = time.perf_counter()
     redeemed = 0
-    for batch in batches:  # what RedisTokenStore.redeem sends under the default replay policy
-        with client.pipeline() as pipe:
-            for name in batch:
-                pipe.set(name, session, xx=True, get=True, ex=IDLE_TIMEOUT)
-            redeemed += sum(1 for r in pipe.execute() if r == record)
+    # redis-py's cluster pipelines refuse scripts, so the batch goes to each
+    # master in a pipeline of its own (what a cluster pipeline does anyway)
+    masters = {node.name: node.redis_connection for node in client.get_primaries()}
+    latest_on = client.get_node_from_key(latest).name
+    for batch in batches:  # what RedisTokenStore.redeem sends on Cluster, default replay policy
+        by_master: dict[str, list[str]] = {name: [] for name in masters}
+        for name in batch:
+            by_master[client.get_node_from_key(name).name].append(name)
+        for master, owned in by_master.items():
+            with masters[master].pipeline(transaction=False) as pipe:
+                for name in owned:
+                    pipe.evalsha(sha, 1, name, session, IDLE_TIMEOUT, 1)
+                for _ in batch if master == latest_on else ():
+                    pipe.get(latest)
+                replies = pipe.execute()
+            redeemed += sum(1 for name, r in zip(owned, replies) if r and r[0] == sealed[name])
     finished = time.perf_counter()
     results.put((started, finished, redeemed, tokens))
 

@@ -3,12 +3,13 @@ middleware as the benchmarks build it, token pools, WSGI call helpers and
 alternating timing with medians.
 
 Only the package's public API is used (``SSOMiddleware``, ``Stores``,
-``TokenIssuer``, ``RedisTokenStore``, ``connect``), so the benchmarks keep
-working while the package's internals change.
+``TokenIssuer``, ``RecordSealer``, ``RedisTokenStore``, ``connect``), so the
+benchmarks keep working while the package's internals change.
 """
 
 from __future__ import annotations
 
+import collections
 import gc
 import json
 import os
@@ -33,6 +34,7 @@ from sso_middleware import Destinations, Limit, SSOMiddleware, Stores  # noqa: E
 from sso_middleware.credentials import hash_secret  # noqa: E402
 from sso_middleware.demo import demo_user_store  # noqa: E402
 from sso_middleware.issuer import TokenIssuer  # noqa: E402
+from sso_middleware.sealing import RecordSealer  # noqa: E402
 from sso_middleware.stores.redis import RedisTokenStore, connect  # noqa: E402
 
 if t.TYPE_CHECKING:
@@ -52,15 +54,21 @@ DESTINATION = "clientarea:invoices"
 HUGE = Limit(10**9, 600)
 
 
-def build_middleware(app: WSGIApplication, redis_url: str) -> SSOMiddleware:
-    """The middleware as a deployment would build it, limits raised so a
+#: Seals records as the middleware under test does (the same secret keys):
+#: a record written to Redis by a benchmark must carry its MAC to redeem.
+SEALER = RecordSealer([SECRET_KEY])
+
+
+def build_middleware(app: WSGIApplication, url_or_client: str | redis.Redis) -> SSOMiddleware:
+    """The middleware as a deployment would build it (from a URL, or from a
+    client such as :func:`counting_client`'s), limits raised so a
     benchmark's failures never trip them."""
     return SSOMiddleware(
         app,
         system_url=SYSTEM_URL,
         secret_keys=[SECRET_KEY],
         user_store=demo_user_store(),
-        stores=Stores.redis(redis_url),
+        stores=Stores.redis(url_or_client),
         api_credentials={API_IDENTIFIER: hash_secret(API_SECRET)},
         secure_cookies=False,
         redeem_limit=HUGE,
@@ -69,18 +77,60 @@ def build_middleware(app: WSGIApplication, redis_url: str) -> SSOMiddleware:
     )
 
 
+class CountingConnection(redis.Connection):
+    """A connection that counts what the client sends, for every connection
+    of the class at once: each request written to the socket (one command,
+    or a whole pipeline) is one round trip; ``sent`` counts the commands in
+    them by name (``EVALSHA`` once, whatever its script runs in Redis)."""
+
+    round_trips = 0
+    sent: t.Counter[str] = collections.Counter()
+
+    def send_packed_command(self, command: t.Any, check_health: bool = True) -> None:
+        CountingConnection.round_trips += 1
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+    def send_command(self, *args: t.Any, **kwargs: t.Any) -> None:
+        CountingConnection.sent[_name(args[0])] += 1
+        super().send_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def pack_commands(self, commands: t.Iterable[t.Sequence[t.Any]]) -> list[bytes]:
+        commands = list(commands)
+        CountingConnection.sent.update(_name(command[0]) for command in commands)
+        return t.cast("list[bytes]", super().pack_commands(commands))  # type: ignore[no-untyped-call]
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.round_trips = 0
+        cls.sent = collections.Counter()
+
+
+def _name(command: str | bytes) -> str:
+    """A command's name as ``INFO commandstats`` spells it (no subcommand)."""
+    return (command.decode() if isinstance(command, bytes) else command).split()[0].lower()
+
+
+def counting_client(redis_url: str) -> redis.Redis:
+    """A client with the middleware's settings whose connections count what
+    they send (:class:`CountingConnection`); never used inside a timing."""
+    client: redis.Redis = connect(redis_url, connection_class=CountingConnection)
+    return client
+
+
 class TokenPool:
     """Mints tokens from the benchmark process, as the deployment would, with
-    a :class:`TokenIssuer` on the same Redis and prefix and the same user
-    store data. ``mint(n)`` pipelines the ``SET`` commands, so a pool of
-    thousands takes a fraction of a second; it is never part of a timing."""
+    a :class:`TokenIssuer` on the same Redis and prefix, the same user store
+    data and the same secret keys (records are sealed, and only records
+    sealed with the middleware's keys redeem). ``mint(n)`` pipelines the
+    ``SET`` commands, so a pool of thousands takes a fraction of a second;
+    it is never part of a timing."""
 
     def __init__(self, redis_url: str, *, ttl: int = 60):
         self.client = connect(redis_url)
         # RedisTokenStore over a pipeline: add() queues the SET ... EX NX
         # and mint() sends a whole batch in one go.
         self.pipe = self.client.pipeline(transaction=False)
-        self.issuer = TokenIssuer(RedisTokenStore(t.cast(redis.Redis, self.pipe), prefix=PREFIX),
+        self.issuer = TokenIssuer(RedisTokenStore(t.cast(redis.Redis, self.pipe), prefix=PREFIX), SEALER,
                                   demo_user_store(), Destinations(), sso_url=SYSTEM_URL + SSO_PATH,
                                   ttl=ttl)
 

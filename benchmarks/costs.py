@@ -6,15 +6,22 @@ Context for RESULTS.md: nothing here is one of run.py's goals.
     python benchmarks/costs.py [--quick]
 
 A redemption is the link's parse (the ``PLAIN_LINK`` regex, Werkzeug's
-parser for any other query), ``token_key``, one script call
-(``RedisTokenStore.redeem``: ``SET key session XX GET EX idle`` swaps the
-token's record for the session's), the record's decode and checks, the
-signed cookie and the 303. A session request is the cookie's signature and
-payload checks, ``token_key`` of its secret and one script call
-(``RedisTokenStore.resume``: ``GETEX`` of the record and ``GET`` of the
-account's end time; on Cluster the same two commands as a pipeline). The
-Redis calls use a client with the middleware's settings (``connect``); the
-RESP parser in use (pure Python or hiredis) is printed.
+parser for any other query), ``token_key``, the SHA-256 of a fresh session
+secret, one script call (``RedisTokenStore.redeem``: ``EVALSHA``, whose
+``GET`` of the token's record, ``SET`` of the session record embedding it
+and ``GET`` of the latest end time run in Redis), the record's MAC
+(``RecordSealer.open``), decode and checks, the signed cookie and the 303.
+Next to the script: the plain ``SET … XX GET EX`` the previous design sent
+(the same bytes written), a script that runs one ``GET`` (what any script
+call costs) and the redemption's script sent with a bare ``evalsha`` (so
+the rest of ``redeem()`` is redis-py's ``Script`` object and the store's
+own Python). A session request is the cookie's signature and
+payload checks, one script call (``RedisTokenStore.resume``: ``GETEX`` of
+the record and ``MGET`` of the user's and the account's end times; on
+Cluster the same commands as a pipeline), the secret's digest and the
+embedded record's MAC and decode. The Redis calls use a client with the
+middleware's settings (``connect``); the RESP parser in use (pure Python or
+hiredis) is printed.
 """
 
 from __future__ import annotations
@@ -28,18 +35,23 @@ import redis
 from werkzeug.wrappers import Request
 
 from apps import hello_app
-from common import (PREFIX, SSO_PATH, RedisServer, TokenPool, alternate, build_middleware, call, connect, environ,
-                    pin)
+from common import (PREFIX, SEALER, SSO_PATH, RedisServer, TokenPool, alternate, build_middleware, call, connect,
+                    environ, pin)
 from sso_middleware.endpoints.sso import PLAIN_LINK
 from sso_middleware.sessions import _PAYLOAD as PAYLOAD  # the shape resume() checks a cookie's payload against
+from sso_middleware.sessions import secret_digest
 from sso_middleware.stores import SESSION_MARK
+from sso_middleware.stores.redis import _REDEEM  # the script RedisTokenStore.redeem sends
 from sso_middleware.stores.redis import RedisTokenStore
 from sso_middleware.tokens import TokenRecord, new_token, token_key
 
-#: A token record as the package writes it.
+#: A token record as the package encodes it (sealed under each key it is stored at).
 RECORD = TokenRecord(1, 1, "clientarea:invoices", "/clientarea.php?action=invoices", 1767225600123).encode()
-#: A session record as the package writes it: the digest of a session secret.
-SESSION = SESSION_MARK + token_key(new_token()).encode()
+#: What a redemption hands the store: the mark and the digest of a session
+#: secret (the store appends the token's sealed record).
+SESSION = SESSION_MARK + secret_digest(new_token())
+#: A script that runs one command: what a script call costs over a plain one.
+_GET_SCRIPT = "return redis.call('GET', KEYS[1])"
 
 Timings = list[tuple[str, float]]
 
@@ -84,10 +96,15 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
     match = PAYLOAD.fullmatch(payload)
     if not reply.status.startswith("303") or match is None:
         raise RuntimeError(f"the sign-on answered {reply.status} with cookie {cookie!r}")
-    key, secret, _, client_id, _ = (part.decode() for part in match.groups())
-    session_key, account_key = PREFIX + "t:" + key, PREFIX + "a:" + client_id
-    if store.resume(key, idle, client_id)[0] != SESSION_MARK + token_key(secret).encode():
+    key, secret, user_id, client_id = (part.decode() for part in match.groups())
+    subjects = (f"user:{user_id}", f"client:{client_id}")  # the end times resume() reads
+    session_key = PREFIX + "t:" + key
+    record = store.resume(key, idle, subjects)[0] or b""
+    digest = secret_digest(secret)
+    if not record.startswith(SESSION_MARK + digest):
         raise RuntimeError("resume() does not find the session the sign-on started")
+    embedded = record[len(SESSION_MARK + digest):]  # the token's sealed record
+    sealed = SEALER.seal(key, RECORD)
 
     def fresh(count: int) -> list[str]:
         return [token_key(new_token()) for _ in range(count)]
@@ -96,17 +113,20 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
         keys = fresh(count)
         with raw.pipeline(transaction=False) as pipe:
             for k in keys:
-                pipe.set(PREFIX + "t:" + k, RECORD, ex=60)
+                pipe.set(PREFIX + "t:" + k, SEALER.seal(k, RECORD), ex=60)
             pipe.execute()
         return keys
 
-    if store.redeem(tokens(1)[0], SESSION, idle, True) != RECORD:
-        raise RuntimeError("redeem() does not return the token record")
+    probe = tokens(1)[0]
+    if store.redeem(probe, SESSION, idle, True) != (SEALER.seal(probe, RECORD), 0):
+        raise RuntimeError("redeem() does not return the token's sealed record")
+    get_sha, redeem_sha = raw.script_load(_GET_SCRIPT), raw.script_load(_REDEEM)
 
     def resume_pipelined() -> t.Any:
         with raw.pipeline(transaction=False) as pipe:
             pipe.getex(session_key, ex=idle)
-            pipe.get(account_key)
+            for subject in subjects:
+                pipe.get(PREFIX + "e:" + subject)
             return pipe.execute()
 
     def redemptions() -> float:
@@ -122,8 +142,8 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
     if call(mw, dict(page)).body != b"ok /clientarea.php 1\n":
         raise RuntimeError("the session request is not signed in")
 
-    redeem = "RedisTokenStore.redeem: SET … XX GET EX (the default replay policy)"
-    resume = "RedisTokenStore.resume: EVALSHA (GETEX + GET)"
+    redeem = "RedisTokenStore.redeem: EVALSHA (GET, SET of session + record, GET of the latest end time)"
+    resume = "RedisTokenStore.resume: EVALSHA (GETEX + MGET of 2 end times)"
     redemption, session, bare = ("redemption (SSOMiddleware, 303)", "session request (SSOMiddleware + hello app)",
                                  "hello app alone, same request")
     get, get_bare = "GET (session key)", "GET, then the hello app"
@@ -133,10 +153,14 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
         "SET … EX NX (a mint's command)": keyed(lambda k: raw.set(PREFIX + "t:" + k, RECORD, ex=60, nx=True),
                                                 fresh, n),
         redeem: keyed(lambda k: store.redeem(k, SESSION, idle, True), tokens, n),
-        "RedisTokenStore.redeem keeping a replay's session: EVAL (the SET in a script)":
-            keyed(lambda k: store.redeem(k, SESSION, idle, False), tokens, n),
-        resume: per_op(lambda: store.resume(key, idle, client_id), n),
-        "resume as on Cluster: pipeline GETEX + GET": per_op(resume_pipelined, n),
+        "the previous redemption: SET … XX GET EX (plain, the same session record written)":
+            keyed(lambda k: raw.set(PREFIX + "t:" + k, SESSION + sealed, xx=True, get=True, ex=idle), tokens, n),
+        "bare evalsha of a script running one GET (token key)": keyed(
+            lambda k: raw.evalsha(get_sha, 1, PREFIX + "t:" + k), tokens, n),
+        "bare evalsha of the redemption's script (as redeem() sends it)": keyed(
+            lambda k: raw.evalsha(redeem_sha, 2, PREFIX + "t:" + k, PREFIX + "ended", SESSION, idle, 1), tokens, n),
+        resume: per_op(lambda: store.resume(key, idle, subjects), n),
+        "resume as on Cluster: pipeline GETEX + GET + GET": per_op(resume_pipelined, n),
     }
     requests = {
         redemption: redemptions,
@@ -155,12 +179,18 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
         "redemption: PLAIN_LINK.fullmatch (the link as minted)": per_op(lambda: PLAIN_LINK.fullmatch(query), n * 10),
         "redemption: Request(environ).args + getlist (fallback parser)": per_op(fallback_parse, n * 10),
         "redemption: token_key (SHA-256 + base64)": per_op(lambda: token_key(secret), n * 10),
-        "redemption: TokenRecord.decode": per_op(lambda: TokenRecord.decode(RECORD), n * 10),
+        "redemption and session: secret_digest (SHA-256 of the session secret)": per_op(
+            lambda: secret_digest(secret), n * 10),
+        "redemption and session: RecordSealer.open (HMAC-SHA256)": per_op(lambda: SEALER.open(key, sealed), n * 10),
+        "redemption and session: TokenRecord.decode": per_op(lambda: TokenRecord.decode(RECORD), n * 10),
+        "mint: RecordSealer.seal (HMAC-SHA256)": per_op(lambda: SEALER.seal(key, RECORD), n * 10),
         "redemption: Signer.sign (cookie payload)": per_op(lambda: sessions.signer.sign(text), n * 10),
         "redemption: cookie_header (attributes made once)": per_op(lambda: sessions.cookie_header(value), n * 10),
         "session: read_cookie": per_op(lambda: sessions.read_cookie(page), n * 10),
         "session: Signer.unsign (cookie)": per_op(lambda: sessions.signer.unsign(value), n * 10),
         "session: payload regex fullmatch": per_op(lambda: PAYLOAD.fullmatch(payload), n * 10),
+        "session: open + decode of the embedded record": per_op(
+            lambda: TokenRecord.decode(SEALER.open(key, embedded)), n * 10),
     }
     for fn in (*calls.values(), *requests.values(), *pieces.values()):
         fn()  # warm-up

@@ -3,8 +3,10 @@ memory per redemption (``used_memory``), and the resident memory of a
 middleware process after 1,000 redemptions and after 100,000.
 
 A session has no key of its own: redeeming a token rewrites the token's key
-to hold the session record, so a session's bytes are those of a redeemed
-token's key.
+to hold the session record (its mark and secret's digest, then the token's
+sealed record), so a session's bytes are those of a redeemed token's key.
+Token records are sealed by the middleware under test (16 bytes of MAC);
+a session keeps its token's sealed record as it is.
 
     python benchmarks/memory.py [--quick]
 
@@ -48,6 +50,11 @@ def new_keys(client: redis.Redis, pattern: str, action: t.Callable[[], t.Any]) -
 
 def usage(client: redis.Redis, keys: list[bytes]) -> float:
     return statistics.median(int(client.memory_usage(k, samples=0) or 0) for k in keys)
+
+
+def length(client: redis.Redis, keys: list[bytes]) -> float:
+    """Median bytes of the values alone (``STRLEN``)."""
+    return statistics.median(int(client.strlen(k)) for k in keys)
 
 
 def used_memory(client: redis.Redis) -> int:
@@ -117,11 +124,13 @@ def run(redis_url: str, quick: bool) -> Section:
                         "rss_growth_kib": float(growth), "rss_redemptions": float(total)})
     out.rows += [
         Row("redis_bytes_per_token", per_token, "B", "≤ 200", per_token <= 200,
-            f"MEMORY USAGE, median of {len(token_keys)} keys; used_memory grows {per_mint:.0f} B per mint"),
+            f"MEMORY USAGE, median of {len(token_keys)} keys (values of {length(client, token_keys):.0f} B, "
+            f"sealed); used_memory grows {per_mint:.0f} B per mint"),
         Row("redis_bytes_per_session", per_session, "B", "≤ 250", per_session <= 250,
-            f"MEMORY USAGE of redeemed token keys (the session record in the token's place), median of "
-            f"{len(session_keys)}; used_memory changes {per_redemption:+.0f} B per redemption (no new key: "
-            "the token's record is rewritten to the session's)"),
+            f"MEMORY USAGE of redeemed token keys (the session record in the token's place, values of "
+            f"{length(client, session_keys):.0f} B), median of {len(session_keys)}; used_memory changes "
+            f"{per_redemption:+.0f} B per redemption (no new key: the token's record moves into the "
+            "session's)"),
         Row(f"RSS growth, 1,000 → {total:,} redemptions", growth, "KiB", f"≤ {RSS_NOISE_KIB} KiB (noise)",
             growth <= RSS_NOISE_KIB,
             f"{readings[1000] / 1024:.1f} MiB → {readings[total] / 1024:.1f} MiB; "
