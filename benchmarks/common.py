@@ -44,7 +44,7 @@ SYSTEM_URL = "http://127.0.0.1:8000"
 SSO_PATH = "/oauth/singlesignon.php"
 TOKEN_PATH = "/oauth/token.php"
 API_PATH = "/includes/api.php"
-PREFIX = "sso:v1:"
+PREFIX = "sso:v2:"
 #: Fixed (benchmark-only) secrets, so server processes and the benchmark agree.
 SECRET_KEY = "benchmark-secret-key-0123456789-abcdefghijklmnop"
 API_IDENTIFIER = "bench"

@@ -117,7 +117,7 @@ class Clients:
 def run_trials(lab: Lab, variant: str, trials: int, *, check_sessions: bool,
                stop_at_first_race: bool = False) -> dict[str, t.Any]:
     server = lab.server
-    prefix = {"main": "sso:v1:", "single": "single:", "control": "control:"}[variant]
+    prefix = {"main": "sso:v2:", "single": "single:", "control": "control:"}[variant]
     client = lab.redises.client(lab.redis)
     sessions = SessionManager(RedisTokenStore(client, prefix=prefix), [lab.secret_key])
     clients = Clients(server.port)

@@ -180,7 +180,7 @@ def kill_under_load(lab: Lab, *, duration: float, kill_at: float, restart_at: fl
                 cookie = response.cookie()
                 if response.status == 303 and cookie:
                     lab.canary.add_cookie(cookie)
-                    record["verified"] = _session_exists(check, signer, "sso:v1:", cookie)
+                    record["verified"] = _session_exists(check, signer, "sso:v2:", cookie)
                     record["checked_at"] = time.monotonic()
             record.update(status=response.status, start=response.start, end=response.end)
         except OSError as e:

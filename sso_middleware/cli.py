@@ -10,8 +10,9 @@ Command line
     Mint a token against a Redis-backed deployment and print the API response.
 ``revoke-sessions``
     End every session of an account or a user in a Redis-backed deployment.
-``credentials create|list|reset-secret|delete``
-    Manage the OAuth credential sets of a Redis-backed deployment.
+``credentials create|list|reset-secret|delete|import``
+    Manage the OAuth credential sets of a Redis-backed deployment; ``import``
+    copies those of a release that kept them unsealed.
 ``hash-secret``
     Print the hash of an admin API secret, for ``api_credentials``.
 """
@@ -132,6 +133,7 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
 def _credentials(args: argparse.Namespace) -> int:
     from .oauth import CredentialManager
     from .sealing import RecordSealer
+    from .stores.redis import connect
 
     manager = CredentialManager(Stores.redis(args.redis_url).credentials,
                                 load_object(args.user_store)(), Destinations(), RecordSealer(_secret_keys()))
@@ -144,6 +146,11 @@ def _credentials(args: argparse.Namespace) -> int:
             result: t.Any = {**credential.describe(), "clientSecret": secret}
         elif args.action == "list":
             result = [c.describe() for c in manager.list()]
+        elif args.action == "import":
+            from .stores.redis import RedisCredentialStore
+
+            old = RedisCredentialStore(connect(args.redis_url), prefix=args.from_prefix)
+            result = [c.describe() for c in manager.import_unsealed(old.all(), actor="cli")]
         elif args.action == "reset-secret":
             credential, secret = manager.update(args.credential_id, reset_secret=True, actor="cli")
             result = {**credential.describe(), "clientSecret": secret}
@@ -224,7 +231,8 @@ def parser() -> argparse.ArgumentParser:
     for action, help_text in (("create", "create a set; prints its secret, once"),
                               ("list", "list the sets (never their secrets)"),
                               ("reset-secret", "replace a set's secret; the old one stops working"),
-                              ("delete", "delete a set")):
+                              ("delete", "delete a set"),
+                              ("import", "copy the sets of a release that kept them unsealed, sealed")):
         sub = actions.add_parser(action, help=help_text)
         sub.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
                          required="SSO_REDIS_URL" not in os.environ,
@@ -236,6 +244,8 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--scope", default="", help='allowed destinations, e.g. "clientarea:invoices"')
             sub.add_argument("--name", default="")
             sub.add_argument("--description", default="")
+        elif action == "import":
+            sub.add_argument("--from-prefix", required=True, help="the old release's prefix, e.g. sso:v1:")
         elif action != "list":
             sub.add_argument("--credential-id", required=True)
     credentials.set_defaults(run=_credentials)

@@ -227,6 +227,26 @@ class CredentialManager:
         self._audit("credential_deleted", credential, actor)
         return credential
 
+    def import_unsealed(self, records: t.Iterable[bytes], *,
+                        actor: str = "python") -> tuple[OAuthCredential, ...]:
+        """Seal and store the credential sets of a release that kept them
+        unsealed (``sso:v1:``), keeping their ids, identifiers and secrets;
+        sets already here are left alone, so running it twice is harmless.
+        Return the sets imported. Whoever could write to the old store could
+        have added a set: review what this returns."""
+        imported: tuple[OAuthCredential, ...] = ()
+        for record in records:
+            credential = OAuthCredential.decode(record)
+            if self.store.get(credential.identifier) is None:
+                self.store.add(credential.credential_id, credential.identifier, self.seal(credential))
+                imported += (credential,)
+                self._audit("credential_imported", credential, actor)
+        # New ids must not repeat an imported one.
+        last = max((c.credential_id for c in imported), default=0)
+        while imported and self.store.next_id() < last:
+            pass
+        return imported
+
     def authenticate(self, identifier: str, secret: str) -> OAuthCredential | None:
         """The set whose identifier and secret these are, or ``None``. An
         unknown identifier costs the same comparison as a wrong secret."""

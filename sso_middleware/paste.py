@@ -35,7 +35,7 @@ user store factory that fails, or a missing required setting raises
 ``redis_username``, ``redis_password_env``, ``redis_ssl``, ``redis_ssl_ca_certs``   ACL user,
                           the environment variable holding its password, TLS and its CA file
 ``redis_sentinel_username``, ``redis_sentinel_password_env``   the sentinels' own ACL user
-``redis_prefix``          key prefix (default ``sso:v1:``)
+``redis_prefix``          key prefix (default ``sso:v2:``)
 ``redis_wait``            ``replicas/milliseconds``: every mint and burn waits for replicas
 ``secret_keys``           whitespace-separated signing keys, oldest first; or
 ``secret_key_file``       a file with one key per line, readable by its owner only (``chmod 600``); or

@@ -170,7 +170,7 @@ def app(middleware):
 def live_sessions(client) -> set[bytes]:
     """The keys of live session records in Redis: redeemed tokens whose
     record is a session, not the ended mark alone."""
-    return {key for key in client.scan_iter("sso:v1:t:*")
+    return {key for key in client.scan_iter("sso:v2:t:*")
             if (client.get(key) or b"").startswith(b"!") and len(client.get(key)) > 1}
 
 

@@ -42,7 +42,7 @@ def api_json(response, status: int) -> dict:
 
 
 def token_keys(redis_client) -> list[bytes]:
-    return list(redis_client.scan_iter(match="sso:v1:t:*"))
+    return list(redis_client.scan_iter(match="sso:v2:t:*"))
 
 
 # -- success -------------------------------------------------------------------

@@ -49,7 +49,7 @@ def token_of(path):
 
 def stored(redis_client, path):
     """What Redis holds for a link's token: the record, or the burn marker."""
-    return redis_client.get("sso:v1:t:" + token_key(token_of(path)))
+    return redis_client.get("sso:v2:t:" + token_key(token_of(path)))
 
 
 def events(caplog, name):
@@ -417,7 +417,7 @@ def test_a_revoked_session_is_ended_for_good_on_its_next_use(make_middleware, re
     thief.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
     middleware.end_sessions(1)
     assert whoami(thief) is None
-    assert redis_client.delete("sso:v1:e:client:1", "sso:v1:ended") == 2  # the end times are gone
+    assert redis_client.delete("sso:v2:e:client:1", "sso:v2:ended") == 2  # the end times are gone
     assert whoami(thief) is None
     assert not live_sessions(redis_client)
 

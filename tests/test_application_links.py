@@ -59,7 +59,7 @@ def link_fields(credential: dict, **extra: str) -> dict:
 
 
 def token_keys(redis_client) -> list[bytes]:
-    return list(redis_client.scan_iter(match="sso:v1:t:*"))
+    return list(redis_client.scan_iter(match="sso:v2:t:*"))
 
 
 def test_link_click_signs_the_owner_in(app, middleware):

@@ -104,7 +104,7 @@ def test_create_token_against_redis(redis_server, redis_client):
     response = json.loads(result.stdout)
     assert response["redirect_url"] == (
         "https://portal.example.com/oauth/singlesignon.php?access_token=" + response["access_token"])
-    keys = list(redis_client.scan_iter("sso:v1:t:*"))
+    keys = list(redis_client.scan_iter("sso:v2:t:*"))
     assert len(keys) == 1 and response["access_token"].encode() not in keys[0]
 
 

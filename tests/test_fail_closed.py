@@ -100,7 +100,7 @@ def test_store_failing_after_the_burn_gives_503_without_cookie(make_middleware, 
     response = app.get(path, status=503)
     assert "Set-Cookie" not in response.headers
     assert "Location" not in response.headers
-    assert [redis_client.get(k) for k in redis_client.scan_iter("sso:v1:t:*")] == [b"!"]  # spent, ended
+    assert [redis_client.get(k) for k in redis_client.scan_iter("sso:v2:t:*")] == [b"!"]  # spent, ended
     app.get(path, status=403)
 
 

@@ -41,7 +41,7 @@ from sso_middleware.tokens import token_key
 
 API = "/includes/api.php"
 COOKIE = "__Host-sso_session"
-TOKENS = "sso:v1:t:"
+TOKENS = "sso:v2:t:"
 #: Iterations (mint, redeem, page) per second of the traffic thread.
 RATE = 40
 #: The middleware must serve again within this many seconds of the kill.
@@ -219,7 +219,7 @@ def test_a_lost_burn_is_replayed_without_wait_never_with_it():
             master, [replica] = topology.master, topology.replicas
             replicated_burn, lost_burn, unacknowledged = (
                 sso_path(plain.create_sso_token(client_id=1)["redirect_url"]) for _ in range(3))
-            lost_key = "sso:v1:t:" + token_key(lost_burn.split("access_token=")[1])
+            lost_key = "sso:v2:t:" + token_key(lost_burn.split("access_token=")[1])
             with master.client() as raw:
                 assert raw.wait(1, 1000) == 1  # the three tokens are on the replica
                 unburned = raw.get(lost_key)
@@ -274,7 +274,7 @@ def test_a_hung_cluster_master_costs_a_request_at_most_a_second():
             stores = Stores.redis(client)
             hung = topology.masters[0]
             keys = [f"k{i}" for i in range(100)]
-            on_hung = [k for k in keys if client.get_node_from_key(f"sso:v1:t:{k}").port == hung.port]
+            on_hung = [k for k in keys if client.get_node_from_key(f"sso:v2:t:{k}").port == hung.port]
             others = [k for k in keys if k not in on_hung][:3]
             hung.pause()
             try:

@@ -37,7 +37,7 @@ def hand_written(redis_client, token, user_id=1, client_id=1, path="/clientarea.
     """What an attacker with write access stores: a well-formed token record
     for any user, under the digest of a token of their choosing."""
     record = TokenRecord(user_id, client_id, "", path, int(time.time() * 1000)).encode()
-    redis_client.set("sso:v1:t:" + token_key(token), record, ex=60)
+    redis_client.set("sso:v2:t:" + token_key(token), record, ex=60)
 
 
 # --------------------------------------------------------------------------- write access to Redis
@@ -58,9 +58,9 @@ def test_a_real_record_copied_under_another_key_signs_nobody_in(middleware, redi
     """The attacker cannot read the real token, but can copy its record
     under the digest of a token they chose."""
     middleware.create_sso_token(client_id=1)
-    [real] = redis_client.keys("sso:v1:t:*")
+    [real] = redis_client.keys("sso:v2:t:*")
     chosen = "C" * 43
-    redis_client.set("sso:v1:t:" + token_key(chosen), redis_client.get(real), ex=60)
+    redis_client.set("sso:v2:t:" + token_key(chosen), redis_client.get(real), ex=60)
     app = browser(middleware)
     app.get(f"/oauth/singlesignon.php?access_token={chosen}", status=403)
     assert identity(app) is None
@@ -82,9 +82,9 @@ def test_an_edited_session_record_is_refused(middleware, redis_client, caplog):
     victim.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
     own_key = attacker.cookies[COOKIE].split(".")[0]
     victim_key = victim.cookies[COOKIE].split(".")[0]
-    own, victims = (redis_client.get(f"sso:v1:t:{k}") for k in (own_key, victim_key))
+    own, victims = (redis_client.get(f"sso:v2:t:{k}") for k in (own_key, victim_key))
     start = 1 + 16  # the mark and the secret's digest
-    redis_client.set(f"sso:v1:t:{own_key}", own[:start] + victims[start:], keepttl=True)
+    redis_client.set(f"sso:v2:t:{own_key}", own[:start] + victims[start:], keepttl=True)
     assert identity(attacker) is None
     assert identity(victim) == [1, 1]
     assert events(caplog, "forged_session")
@@ -186,8 +186,8 @@ def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_cl
     """The attacker writes a set for service 101 (account 1) with a secret
     of their choosing, then asks the token endpoint for its owner."""
     forged = forged_credential("f" * 32, "chosen-secret")
-    redis_client.hset("sso:v1:{credentials}:by-identifier", forged.identifier, forged.encode())
-    redis_client.hset("sso:v1:{credentials}:identifiers", forged.credential_id, forged.identifier)
+    redis_client.hset("sso:v2:{credentials}:by-identifier", forged.identifier, forged.encode())
+    redis_client.hset("sso:v2:{credentials}:identifiers", forged.credential_id, forged.identifier)
     app = browser(middleware)
     assert token_request(app, forged.identifier, "chosen-secret", 401).json["error"] == "invalid_client"
     assert events(caplog, "tampered_record") and not events(caplog, "issued")
@@ -198,8 +198,8 @@ def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_cl
 
 def test_a_sealed_credential_set_moved_under_another_identifier_authenticates_nobody(middleware, redis_client):
     created, secret = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
-    record = redis_client.hget("sso:v1:{credentials}:by-identifier", created.identifier)
-    redis_client.hset("sso:v1:{credentials}:by-identifier", "e" * 32, record)
+    record = redis_client.hget("sso:v2:{credentials}:by-identifier", created.identifier)
+    redis_client.hset("sso:v2:{credentials}:by-identifier", "e" * 32, record)
     app = browser(middleware)
     token_request(app, "e" * 32, secret, 401)
     token_request(app, created.identifier, secret, 200)

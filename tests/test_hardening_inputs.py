@@ -50,7 +50,7 @@ def basic(identifier: str, secret: str) -> dict[str, str]:
 
 
 def token_keys(redis_client) -> list[bytes]:
-    return list(redis_client.scan_iter(match="sso:v1:t:*"))
+    return list(redis_client.scan_iter(match="sso:v2:t:*"))
 
 
 def padded(fields: dict[str, str], size: int) -> bytes:

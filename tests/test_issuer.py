@@ -18,7 +18,7 @@ SSO_URL = SYSTEM_URL + "/oauth/singlesignon.php?access_token="
 
 
 def token_keys(redis_client) -> list[bytes]:
-    return list(redis_client.scan_iter(match="sso:v1:t:*"))
+    return list(redis_client.scan_iter(match="sso:v2:t:*"))
 
 
 def all_keys(redis_client) -> list[bytes]:

@@ -21,7 +21,7 @@ API = "/includes/api.php"
 TOKEN_PATH = "/oauth/token.php"
 IDENTIFIER = re.compile(r"^[0-9a-f]{32}$")
 SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
-CREDENTIAL_KEYS = b"sso:v1:{credentials}:"
+CREDENTIAL_KEYS = b"sso:v2:{credentials}:"
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -348,8 +348,8 @@ def test_redis_holds_no_secret_and_credentials_are_durable(app, redis_client, ca
     dump = redis_dump(redis_client)
     for secret in (body["clientSecret"], reset["clientSecret"], kept["clientSecret"]):
         assert secret.encode() not in dump
-    keys = list(redis_client.scan_iter(match=b"sso:v1:{credentials}:*"))
-    assert keys, "no credential keys under sso:v1:{credentials}:"
+    keys = list(redis_client.scan_iter(match=b"sso:v2:{credentials}:*"))
+    assert keys, "no credential keys under sso:v2:{credentials}:"
     for key in keys:
         assert redis_client.ttl(key) == -1, key
     # the credentials are nowhere else
@@ -452,7 +452,7 @@ def test_cli_errors_exit_1_with_the_whmcs_message(redis_server, redis_client, ar
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"result": "error", "message": message}
     assert "Traceback" not in result.stderr
-    assert list(redis_client.hvals(b"sso:v1:{credentials}:by-identifier")) == []
+    assert list(redis_client.hvals(b"sso:v2:{credentials}:by-identifier")) == []
 
 
 class ResetDuringUpdate(DeletedDuringUpdate):
@@ -492,3 +492,28 @@ def test_an_update_never_undoes_a_concurrent_secret_reset(make_middleware, redis
     assert grant_status == {body["clientSecret"]: 401, store.new_secret: 200}
     listed = api(app, "ListOAuthCredentials")["clients"]
     assert [c["name"] for c in listed] == ["renamed"]
+
+
+def test_sets_of_a_release_that_kept_them_unsealed_are_imported_sealed(redis_server, redis_client, make_middleware):
+    """Upgrading from ``sso:v1:``: the durable credential sets are copied
+    across once, sealed, with their ids, identifiers and secrets."""
+    from sso_middleware.credentials import hash_secret
+    from sso_middleware.stores.redis import RedisCredentialStore
+
+    old = RedisCredentialStore(redis_client, prefix="sso:v1:")
+    kept = OAuthCredential(7, "c" * 32, hash_secret("old-secret"), ("clientarea:sso", "clientarea:invoices"), 1, 101)
+    old.add(kept.credential_id, kept.identifier, kept.encode())  # unsealed, as the old release stored it
+    for _ in range(7):
+        old.next_id()
+    app = browser(make_middleware())
+    token = {"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": kept.identifier,
+             "client_secret": "old-secret"}
+    app.post("/oauth/token.php", token, status=401)  # not in sso:v2: yet
+
+    result = cli("credentials", "import", "--from-prefix", "sso:v1:", "--redis-url", redis_server.url)
+    assert result.returncode == 0, result.stderr
+    assert [c["clientIdentifier"] for c in json.loads(result.stdout)] == [kept.identifier]
+    app.post("/oauth/token.php", token, status=200)
+    again = cli("credentials", "import", "--from-prefix", "sso:v1:", "--redis-url", redis_server.url)
+    assert json.loads(again.stdout) == []  # nothing twice
+    assert create(app, scope="clientarea:invoices")["credentialId"] > kept.credential_id

@@ -81,7 +81,7 @@ def test_a_window_runs_out_no_hard_lockout(make_middleware):
 def test_counters_expire_in_redis(make_middleware, redis_client):
     app = browser(make_middleware())
     app.get(bad_link(1), status=403)
-    keys = list(redis_client.scan_iter("sso:v1:rl:*"))
+    keys = list(redis_client.scan_iter("sso:v2:rl:*"))
     assert keys and all(0 < redis_client.ttl(k) <= 600 for k in keys)
 
 
@@ -141,7 +141,7 @@ def test_failures_in_a_clients_name_cannot_lock_it_out(make_middleware):
 def test_counter_keys_are_short_whatever_the_identifier(make_middleware, redis_client):
     app = browser(make_middleware())
     auth(app, "x" * 5000, "wrong", 401)
-    keys = list(redis_client.scan_iter("sso:v1:rl:*"))
+    keys = list(redis_client.scan_iter("sso:v2:rl:*"))
     assert keys and all(len(k) < 64 for k in keys)
 
 

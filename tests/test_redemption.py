@@ -79,7 +79,7 @@ def test_cookie_names_the_session_and_the_store_keeps_only_a_digest(app, middlew
     assert key == token_key(parse_qs(urlsplit(link).query)["access_token"][0])
     assert TOKEN_PATTERN.fullmatch(secret) and len(base64.urlsafe_b64decode(secret + "=")) == 32
     assert (user_id, client_id) == ("5", "1")
-    stored = redis_client.get(f"sso:v1:t:{key}")
+    stored = redis_client.get(f"sso:v2:t:{key}")
     assert stored[:17] == b"!" + hashlib.sha256(secret.encode()).digest()[:16]
     record = TokenRecord.decode(middleware.sessions.sealer.open(key, stored[17:]))
     assert (record.user_id, record.client_id, record.path) == (5, 1, "/clientarea.php")
@@ -143,7 +143,7 @@ def test_record_older_than_ttl_is_refused_even_if_key_survived(app, middleware, 
     token = "A" * 43
     record = TokenRecord(1, 1, "", "/clientarea.php", int((time.time() - 61) * 1000))
     key = token_key(token)
-    redis_client.set("sso:v1:t:" + key, middleware.sessions.sealer.seal(key, record.encode()))  # no TTL
+    redis_client.set("sso:v2:t:" + key, middleware.sessions.sealer.seal(key, record.encode()))  # no TTL
     app.get(f"{SSO}?access_token={token}", status=403)
     assert denial_reasons(caplog) == ["Unable to authenticate with Single Sign-On token for User ID: 1"]
 
@@ -151,7 +151,7 @@ def test_record_older_than_ttl_is_refused_even_if_key_survived(app, middleware, 
 def test_corrupted_record_is_refused(app, middleware, redis_client, caplog):
     token = "B" * 43
     key = token_key(token)
-    redis_client.set("sso:v1:t:" + key, middleware.sessions.sealer.seal(key, b"not json"), ex=60)
+    redis_client.set("sso:v2:t:" + key, middleware.sessions.sealer.seal(key, b"not json"), ex=60)
     app.get(f"{SSO}?access_token={token}", status=403)
     assert denial_reasons(caplog) == ["Unable to authenticate with Single Sign-On token"]
 

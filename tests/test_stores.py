@@ -266,13 +266,13 @@ class TestRedisTokenStore(TokenStoreContract):
     def test_keys_carry_the_default_prefix(self, store, redis_client):
         key = new_key()
         store.add(key, RECORD, 60)
-        assert redis_client.keys("*") == [f"sso:v1:t:{key}".encode()]
-        assert redis_client.get(f"sso:v1:t:{key}") == RECORD
+        assert redis_client.keys("*") == [f"sso:v2:t:{key}".encode()]
+        assert redis_client.get(f"sso:v2:t:{key}") == RECORD
         store.redeem(key, SESSION, 60, True)
         store.end_sessions(["client:7"], 1_000, 60)
-        assert sorted(redis_client.keys("*")) == [b"sso:v1:e:client:7", b"sso:v1:ended",
-                                                  f"sso:v1:t:{key}".encode()]
-        assert redis_client.get(f"sso:v1:t:{key}") == SESSION + RECORD
+        assert sorted(redis_client.keys("*")) == [b"sso:v2:e:client:7", b"sso:v2:ended",
+                                                  f"sso:v2:t:{key}".encode()]
+        assert redis_client.get(f"sso:v2:t:{key}") == SESSION + RECORD
 
     def test_custom_prefix_is_honoured(self, redis_client):
         store = RedisTokenStore(redis_client, prefix="tenant-a:")
@@ -317,8 +317,8 @@ class TestRedisTokenStore(TokenStoreContract):
         # The script's own GET, SET and GET of the latest end time count too.
         assert {c: after[c] - before[c] for c in names if after[c] != before[c]} == {
             "evalsha": 1, "get": 2, "set": 1}
-        assert redis_client.get(f"sso:v1:t:{key}") == SESSION + RECORD
-        assert 1790 < redis_client.ttl(f"sso:v1:t:{key}") <= 1800  # the session's TTL
+        assert redis_client.get(f"sso:v2:t:{key}") == SESSION + RECORD
+        assert 1790 < redis_client.ttl(f"sso:v2:t:{key}") <= 1800  # the session's TTL
 
     @pytest.mark.parametrize("operation", ["redeem", "resume"])
     def test_redeem_and_resume_are_one_round_trip(self, store, redis_client, monkeypatch, operation):
@@ -339,7 +339,7 @@ class TestRedisTokenStore(TokenStoreContract):
     def test_redeeming_an_unknown_key_creates_nothing(self, store, redis_client):
         key = new_key()
         assert store.redeem(key, SESSION, 60, True) == (None, 0)
-        assert redis_client.exists(f"sso:v1:t:{key}") == 0
+        assert redis_client.exists(f"sso:v2:t:{key}") == 0
 
 
 def _recording(send, sent):

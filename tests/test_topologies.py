@@ -41,7 +41,7 @@ from sso_middleware.stores.redis import connect, connect_cluster, connect_sentin
 SSO = "/oauth/singlesignon.php"
 API = "/includes/api.php"
 TOKEN = "/oauth/token.php"
-PREFIX = "sso:v1:"
+PREFIX = "sso:v2:"
 CREDENTIAL_KEYS = PREFIX + "{credentials}:"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
 
@@ -399,7 +399,7 @@ def test_an_acl_user_restricted_to_the_prefix_runs_everything_from_ini_settings(
         "user_store": "sso_middleware.demo:demo_user_store",
         "api_credentials": f"{API_IDENTIFIER} = {hash_secret(API_SECRET)}",
         "redis_username": acl_user, "redis_password_env": "SSO_TEST_REDIS_PASSWORD",
-        "redis_prefix": "sso:v2:",
+        "redis_prefix": "sso:v3:",
     }
     if backend.name == "sentinel":
         settings["redis_wait"] = "1/100"  # every mint and burn waits for the replica
@@ -409,7 +409,7 @@ def test_an_acl_user_restricted_to_the_prefix_runs_everything_from_ini_settings(
     try:
         workload(backend, middleware)
         assert backend.keys(PREFIX + "*") == []
-        assert {k.decode().split(":")[2] for _, k in backend.keys("sso:v2:*")} >= {
+        assert {k.decode().split(":")[2] for _, k in backend.keys("sso:v3:*")} >= {
             "t", "rl", "{credentials}"}
         for node in backend.nodes:
             assert node.acl_log() == [], node.acl_log()

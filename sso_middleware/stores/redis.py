@@ -3,7 +3,7 @@ Redis stores
 ============
 
 Tokens and sessions in Redis, shared by every process and machine of a
-deployment. Keys live under one versioned prefix (``sso:v1:`` by default) so
+deployment. Keys live under one versioned prefix (``sso:v2:`` by default) so
 an operator can give the middleware an ACL user restricted to it, and every
 key carries a TTL.
 
@@ -33,7 +33,7 @@ from ..exceptions import ConfigurationError, StoreUnavailable
 from .protocols import SESSION_MARK
 
 #: The key prefix used unless another is given.
-DEFAULT_PREFIX = "sso:v1:"
+DEFAULT_PREFIX = "sso:v2:"
 
 #: What the stores accept: a single Redis, a Sentinel master or a Cluster.
 Client = t.Union[redis.Redis, RedisCluster]
