@@ -43,8 +43,8 @@ class TokenStore(t.Protocol):
 
         Of any number of concurrent calls for one key, at most one ever gets
         the token record. The others find a session record (a replay): they
-        leave it as it is (an implementation may push its expiry to ``ttl``
-        from now) or, with ``end_found``, end it as :meth:`end` does. A
+        leave it as it is, expiry included, or, with ``end_found``, end it
+        as :meth:`end` does. A
         call for an unknown or expired key gets ``None`` and stores nothing.
         There is no separate read: a token is spent by looking at it.
         """
