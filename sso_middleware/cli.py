@@ -34,7 +34,10 @@ from .credentials import hash_secret
 from .destinations import Destinations
 from .exceptions import APIError, SSOError
 from .issuer import MAX_TTL, TokenIssuer
+from .sessions import MAX_TIMEOUT
 from .stores import Stores
+from .stores.redis import DEFAULT_PREFIX
+from .users import UserStore
 
 
 def load_object(dotted: str) -> t.Any:
@@ -83,6 +86,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_store(dotted: str) -> UserStore:
+    """The deployment's user store, made by the factory ``dotted`` names."""
+    try:
+        store = load_object(dotted)()
+    except TypeError as e:
+        raise SystemExit(f"cannot make the user store with {dotted!r}: {e}") from None
+    if not isinstance(store, UserStore):
+        raise SystemExit(f"{dotted!r} made a {type(store).__name__}, not a user store"
+                         " (get_account, get_user, owner_of)")
+    return store
+
+
 def _secret_keys() -> list[str]:
     """The deployment's secret keys, which seal token records: from
     ``$SSO_SECRET_KEYS``, whitespace-separated, oldest first."""
@@ -98,9 +113,9 @@ def _create_token(args: argparse.Namespace) -> int:
     from .stores.redis import RedisTokenStore, connect
 
     issuer = TokenIssuer(
-        RedisTokenStore(connect(args.redis_url)),
+        RedisTokenStore(connect(args.redis_url), prefix=args.prefix),
         RecordSealer(_secret_keys()),
-        load_object(args.user_store)(),
+        _user_store(args.user_store),
         Destinations(),
         sso_url=args.system_url.rstrip("/") + args.sso_path,
         ttl=args.ttl,
@@ -120,7 +135,7 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
 
     if args.client_id is None and args.user_id is None:
         raise SystemExit("error: give --client-id, --user-id or both")
-    sessions = SessionManager(RedisTokenStore(connect(args.redis_url)), _secret_keys(),
+    sessions = SessionManager(RedisTokenStore(connect(args.redis_url), prefix=args.prefix), _secret_keys(),
                               absolute_timeout=args.absolute_timeout,
                               idle_timeout=min(30 * 60, args.absolute_timeout))
     sessions.end_sessions(client_id=args.client_id, user_id=args.user_id, actor="cli")
@@ -135,8 +150,8 @@ def _credentials(args: argparse.Namespace) -> int:
     from .sealing import RecordSealer
     from .stores.redis import connect
 
-    manager = CredentialManager(Stores.redis(args.redis_url).credentials,
-                                load_object(args.user_store)(), Destinations(), RecordSealer(_secret_keys()))
+    manager = CredentialManager(Stores.redis(connect(args.redis_url), prefix=args.prefix).credentials,
+                                _user_store(args.user_store), Destinations(), RecordSealer(_secret_keys()))
     try:
         secret: str | None
         if args.action == "create":
@@ -150,7 +165,12 @@ def _credentials(args: argparse.Namespace) -> int:
             from .stores.redis import RedisCredentialStore
 
             old = RedisCredentialStore(connect(args.redis_url), prefix=args.from_prefix)
-            result = [c.describe() for c in manager.import_unsealed(old.all(), actor="cli")]
+            sets, unreadable = manager.import_unsealed(old.all(), only=args.only, apply=args.apply, actor="cli")
+            result = {"applied": args.apply, "credentials": sets, "unreadable": unreadable}
+            if not args.apply:
+                print("Nothing written: review these sets (anyone who could write to the old store"
+                      " could have added one), then run again with --apply [--only IDENTIFIER ...].",
+                      file=sys.stderr)
         elif args.action == "reset-secret":
             credential, secret = manager.update(args.credential_id, reset_secret=True, actor="cli")
             result = {**credential.describe(), "clientSecret": secret}
@@ -206,6 +226,7 @@ def parser() -> argparse.ArgumentParser:
                         required="SSO_REDIS_URL" not in os.environ,
                         help="the deployment's Redis (default: $SSO_REDIS_URL)")
     create.add_argument("--system-url", required=True, help="the deployment's public base URL")
+    create.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})")
     create.add_argument("--sso-path", default="/oauth/singlesignon.php")
     create.add_argument("--user-store", default="sso_middleware.demo:demo_user_store",
                         help="package.module:factory returning the user store (default: the demo's)")
@@ -219,11 +240,12 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
                         required="SSO_REDIS_URL" not in os.environ,
                         help="the deployment's Redis (default: $SSO_REDIS_URL)")
+    revoke.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})")
     revoke.add_argument("--client-id", type=_id, help="end the sessions of this account")
     revoke.add_argument("--user-id", type=_id, help="end the sessions of this user")
-    revoke.add_argument("--absolute-timeout", type=_id, default=12 * 60 * 60,
-                        help="the deployment's absolute_timeout in seconds (default 43200):"
-                             " how long the end must be remembered")
+    revoke.add_argument("--absolute-timeout", type=_id, default=MAX_TIMEOUT,
+                        help="how long the end is remembered, at least the deployment's absolute_timeout"
+                             f" (default {MAX_TIMEOUT} s, the longest allowed)")
     revoke.set_defaults(run=_revoke_sessions)
 
     credentials = commands.add_parser("credentials", help="manage OAuth credential sets in Redis")
@@ -237,6 +259,8 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
                          required="SSO_REDIS_URL" not in os.environ,
                          help="the deployment's Redis (default: $SSO_REDIS_URL)")
+        sub.add_argument("--prefix", default=DEFAULT_PREFIX,
+                         help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})")
         sub.add_argument("--user-store", default="sso_middleware.demo:demo_user_store",
                          help="package.module:factory returning the user store (default: the demo's)")
         if action == "create":
@@ -246,6 +270,9 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--description", default="")
         elif action == "import":
             sub.add_argument("--from-prefix", required=True, help="the old release's prefix, e.g. sso:v1:")
+            sub.add_argument("--apply", action="store_true", help="write them (without it: only list them)")
+            sub.add_argument("--only", action="append", default=[], metavar="IDENTIFIER",
+                             help="import this set only (repeatable)")
         elif action != "list":
             sub.add_argument("--credential-id", required=True)
     credentials.set_defaults(run=_credentials)

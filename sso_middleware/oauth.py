@@ -19,6 +19,7 @@ this deployment's and authenticates nobody.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import re
@@ -69,9 +70,23 @@ class OAuthCredential:
 
     @classmethod
     def decode(cls, data: bytes) -> OAuthCredential:
-        raw = json.loads(data)
-        raw["scopes"] = tuple(raw["scopes"])
-        return cls(**raw)
+        """Parse what :meth:`encode` wrote. Raises :class:`ValueError` for
+        anything else."""
+        try:
+            raw = json.loads(data)
+            raw["scopes"] = tuple(raw["scopes"])
+            credential = cls(**raw)
+        except (TypeError, KeyError, ValueError) as e:
+            raise ValueError("corrupted credential record") from e
+        if not (type(credential.credential_id) is int and credential.credential_id > 0
+                and isinstance(credential.identifier, str) and IDENTIFIER_PATTERN.fullmatch(credential.identifier)
+                and type(credential.client_id) is int
+                and (credential.service_id is None or type(credential.service_id) is int)
+                and all(isinstance(v, str) for v in (credential.secret_hash, credential.name,
+                                                       credential.description, credential.grant_type,
+                                                       *credential.scopes))):
+            raise ValueError("corrupted credential record")
+        return credential
 
     def describe(self) -> dict[str, t.Any]:
         """The set as ``ListOAuthCredentials`` shows it: everything but the
@@ -116,7 +131,7 @@ class CredentialManager:
         deployment did not seal it."""
         try:
             return OAuthCredential.decode(self.sealer.open(_SEAL_KEY, record))
-        except (ValueError, TypeError, KeyError):
+        except ValueError:
             audit(logging.WARNING, "tampered_record",
                   "OAuth credential record refused: it fails its MAC or is corrupted;"
                   " the store may have been written to by someone else")
@@ -227,25 +242,33 @@ class CredentialManager:
         self._audit("credential_deleted", credential, actor)
         return credential
 
-    def import_unsealed(self, records: t.Iterable[bytes], *,
-                        actor: str = "python") -> tuple[OAuthCredential, ...]:
+    def import_unsealed(self, records: t.Iterable[bytes], *, only: t.Collection[str] = (),
+                        apply: bool = False, actor: str = "python") -> tuple[builtins.list[dict[str, t.Any]], int]:
         """Seal and store the credential sets of a release that kept them
-        unsealed (``sso:v1:``), keeping their ids, identifiers and secrets;
-        sets already here are left alone, so running it twice is harmless.
-        Return the sets imported. Whoever could write to the old store could
-        have added a set: review what this returns."""
-        imported: tuple[OAuthCredential, ...] = ()
+        unsealed (``sso:v1:``): their identifiers and secrets keep working,
+        each gets a new ``credentialId`` (the old one may be taken here).
+        Sets already here are left alone, so running it twice is harmless.
+
+        Unsealed records cannot say who wrote them: whoever could write to
+        the old store could have added a set. So nothing is written unless
+        ``apply``; review the sets first, and pass ``only`` (identifiers) to
+        import some of them. Return the sets (described, with their
+        ``previousCredentialId``) and how many records were unreadable."""
+        described, unreadable = [], 0
         for record in records:
-            credential = OAuthCredential.decode(record)
-            if self.store.get(credential.identifier) is None:
+            try:
+                old = OAuthCredential.decode(record)
+            except ValueError:
+                unreadable += 1
+                continue
+            if (only and old.identifier not in only) or self.store.get(old.identifier) is not None:
+                continue
+            credential = replace(old, credential_id=self.store.next_id()) if apply else old
+            if apply:
                 self.store.add(credential.credential_id, credential.identifier, self.seal(credential))
-                imported += (credential,)
                 self._audit("credential_imported", credential, actor)
-        # New ids must not repeat an imported one.
-        last = max((c.credential_id for c in imported), default=0)
-        while imported and self.store.next_id() < last:
-            pass
-        return imported
+            described.append({**credential.describe(), "previousCredentialId": old.credential_id})
+        return described, unreadable
 
     def authenticate(self, identifier: str, secret: str) -> OAuthCredential | None:
         """The set whose identifier and secret these are, or ``None``. An

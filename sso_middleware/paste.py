@@ -258,7 +258,10 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
                     " connection would fail its TLS handshake")
     try:
         if given[0] == "redis_url":
-            client: t.Any = impl.connect(settings["redis_url"].strip(), **auth)
+            try:
+                client: t.Any = impl.connect(settings["redis_url"].strip(), **auth)
+            except ConfigurationError as e:
+                raise ConfigurationError(f"redis_url: {e}") from None
         elif given[0] == "redis_sentinels":
             service = settings.get("redis_service", "").strip()
             if not service:

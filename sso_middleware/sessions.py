@@ -64,6 +64,10 @@ SECRET_DIGEST_BYTES = 16
 #: secret's digest.
 _RECORD_START = len(SESSION_MARK) + SECRET_DIGEST_BYTES
 
+#: Longest session timeout, in seconds: a year. Redis refuses expiry times
+#: past its own limits, which would make every sign-on or revocation a 503.
+MAX_TIMEOUT = 366 * 24 * 60 * 60
+
 #: A cookie name (an RFC 9110 token).
 _COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -176,10 +180,11 @@ class SessionManager:
         clock: t.Callable[[], float] = time.time,
     ):
         if not (type(idle_timeout) is int and type(absolute_timeout) is int
-                and 0 < idle_timeout <= absolute_timeout):
+                and 0 < idle_timeout <= absolute_timeout <= MAX_TIMEOUT):
             raise ConfigurationError(
                 "idle_timeout and absolute_timeout must be whole seconds, idle_timeout"
-                f" positive and at most absolute_timeout (got {idle_timeout!r} and {absolute_timeout!r})"
+                f" positive and at most absolute_timeout, which is at most {MAX_TIMEOUT} (a year)"
+                f" (got {idle_timeout!r} and {absolute_timeout!r})"
             )
         if cookie_name is None:
             cookie_name = "__Host-sso_session" if secure else "sso_session"

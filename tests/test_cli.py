@@ -193,3 +193,35 @@ def test_bad_operator_input_is_an_error_not_a_traceback(args, message):
     result = cli(*args)
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_operator_commands_act_on_the_deployments_own_prefix(redis_server, redis_client, make_middleware):
+    """A deployment with its own redis_prefix: revoking and minting through
+    the command line reach that deployment, not the default prefix."""
+    from sso_middleware.stores import Stores
+
+    middleware = make_middleware(stores=Stores.redis(redis_client, prefix="portal-a:"))
+    app = browser(middleware)
+    app.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
+    result = cli("revoke-sessions", "--redis-url", redis_server.url, "--prefix", "portal-a:", "--user-id", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(app.get("/page").body)["identity"] is None
+    minted = cli("create-token", "--redis-url", redis_server.url, "--prefix", "portal-a:",
+                 "--system-url", "https://portal.example.com", "--client-id", "1")
+    app.get(sso_path(json.loads(minted.stdout)["redirect_url"]), status=303)
+    assert not list(redis_client.scan_iter("sso:v2:*"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["revoke-sessions", "--redis-url", "redis://127.0.0.1:99999/0", "--user-id", "1"], "Port out of range"),
+    (["credentials", "list", "--redis-url", "redis://127.0.0.1:1/0?socket_timeout=abc"], "socket_timeout"),
+    (["credentials", "list", "--redis-url", "redis://127.0.0.1:1/0?foo=bar"], "foo"),
+    (["credentials", "list", "--redis-url", "redis://127.0.0.1:1/0", "--user-store", "json:loads"],
+     "cannot make the user store"),
+    (["credentials", "list", "--redis-url", "redis://127.0.0.1:1/0", "--user-store", "os:getcwd"],
+     "not a user store"),
+])
+def test_more_bad_operator_input_is_an_error_not_a_traceback(args, message):
+    result = cli(*args)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -378,6 +378,10 @@ def settings(url: str, **extra: str) -> dict[str, str]:
     pytest.param({"logout_path": "/log out"}, "logout_path", id="logout-path-space"),
     pytest.param({"redis_ssl": "true", "redis_ssl_ca_certs": "/nonexistent/ca.pem"},
                  "redis_ssl_ca_certs", id="ca-file-missing"),
+    pytest.param({"redis_url": "redis://127.0.0.1:6379/0?foo=bar"}, "redis_url", id="url-unknown-option"),
+    pytest.param({"redis_url": "redis://127.0.0.1:6379/0?protocol=9"}, "redis_url", id="url-bad-protocol"),
+    pytest.param({"redis_url": "unix://"}, "redis_url", id="url-unix-without-path"),
+    pytest.param({"absolute_timeout": "9" * 18}, "idle_timeout and absolute_timeout", id="timeout-past-redis"),
 ])
 def test_bad_settings_are_configuration_errors_naming_the_setting(redis_server, change, name):
     with pytest.raises(ConfigurationError) as error:

@@ -494,26 +494,67 @@ def test_an_update_never_undoes_a_concurrent_secret_reset(make_middleware, redis
     assert [c["name"] for c in listed] == ["renamed"]
 
 
-def test_sets_of_a_release_that_kept_them_unsealed_are_imported_sealed(redis_server, redis_client, make_middleware):
-    """Upgrading from ``sso:v1:``: the durable credential sets are copied
-    across once, sealed, with their ids, identifiers and secrets."""
-    from sso_middleware.credentials import hash_secret
+def old_release_store(redis_client, *credentials):
+    """Credential sets stored as a release before sealing stored them."""
     from sso_middleware.stores.redis import RedisCredentialStore
 
     old = RedisCredentialStore(redis_client, prefix="sso:v1:")
-    kept = OAuthCredential(7, "c" * 32, hash_secret("old-secret"), ("clientarea:sso", "clientarea:invoices"), 1, 101)
-    old.add(kept.credential_id, kept.identifier, kept.encode())  # unsealed, as the old release stored it
-    for _ in range(7):
-        old.next_id()
+    for credential in credentials:
+        old.add(credential.credential_id, credential.identifier, credential.encode())
+    return old
+
+
+def old_set(credential_id, identifier, secret):
+    from sso_middleware.credentials import hash_secret
+
+    return OAuthCredential(credential_id, identifier, hash_secret(secret),
+                           ("clientarea:sso", "clientarea:invoices"), 1, 101)
+
+
+def import_sets(redis_server, *extra):
+    result = cli("credentials", "import", "--from-prefix", "sso:v1:", "--redis-url", redis_server.url, *extra)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result.stderr
+
+
+def test_sets_of_a_release_that_kept_them_unsealed_are_imported_sealed(redis_server, redis_client, make_middleware):
+    """Upgrading from ``sso:v1:``: the durable credential sets are listed
+    for review, then copied across, sealed; their identifiers and secrets
+    keep working."""
+    kept = old_set(1, "c" * 32, "old-secret")
+    old_release_store(redis_client, kept)
     app = browser(make_middleware())
+    existing = create(app, scope="clientarea:invoices")  # made on the new release first: id 1 is taken
     token = {"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": kept.identifier,
              "client_secret": "old-secret"}
-    app.post("/oauth/token.php", token, status=401)  # not in sso:v2: yet
 
-    result = cli("credentials", "import", "--from-prefix", "sso:v1:", "--redis-url", redis_server.url)
-    assert result.returncode == 0, result.stderr
-    assert [c["clientIdentifier"] for c in json.loads(result.stdout)] == [kept.identifier]
+    listed, advice = import_sets(redis_server)  # a dry run: review first
+    assert listed["applied"] is False and "--apply" in advice
+    assert [c["clientIdentifier"] for c in listed["credentials"]] == [kept.identifier]
+    app.post("/oauth/token.php", token, status=401)  # nothing written
+
+    applied, _ = import_sets(redis_server, "--apply")
+    [imported] = applied["credentials"]
+    assert imported["previousCredentialId"] == 1 and imported["credentialId"] != existing["credentialId"]
     app.post("/oauth/token.php", token, status=200)
-    again = cli("credentials", "import", "--from-prefix", "sso:v1:", "--redis-url", redis_server.url)
-    assert json.loads(again.stdout) == []  # nothing twice
-    assert create(app, scope="clientarea:invoices")["credentialId"] > kept.credential_id
+    assert import_sets(redis_server, "--apply")[0]["credentials"] == []  # nothing twice
+    # both sets can still be managed by their own ids
+    for credential_id in (existing["credentialId"], imported["credentialId"]):
+        api(app, "DeleteOAuthCredential", credentialId=str(credential_id))
+    assert listed_ids(app) == []
+
+
+def listed_ids(app):
+    return [c["credentialId"] for c in api(app, "ListOAuthCredentials")["clients"]]
+
+
+def test_an_import_takes_only_the_sets_named_and_skips_unreadable_records(redis_server, redis_client, make_middleware):
+    wanted, planted = old_set(3, "a" * 32, "s1"), old_set(10**12, "b" * 32, "s2")
+    old = old_release_store(redis_client, wanted, planted)
+    redis_client.hset(old.by_identifier, "d" * 32, b"not json")
+    redis_client.hset(old.by_identifier, "e" * 32, b'{"credential_id": "7"}')
+    applied, _ = import_sets(redis_server, "--apply", "--only", wanted.identifier)
+    assert [c["clientIdentifier"] for c in applied["credentials"]] == [wanted.identifier]
+    assert applied["unreadable"] == 2
+    app = browser(make_middleware())
+    assert len(listed_ids(app)) == 1  # the admin API still answers

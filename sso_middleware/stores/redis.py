@@ -70,17 +70,27 @@ def connect(
     :param url: ``redis://``, ``rediss://`` or ``unix://`` URL.
     :param kwargs: passed on to the connection pool (``username``,
         ``password``, ``ssl_ca_certs``, ...).
+    :raises ConfigurationError: for a URL or options redis-py would refuse
+        on the first request.
     """
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=pool_timeout,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-        health_check_interval=30,
-        retry=Retry(NoBackoff(), 1),
-        **kwargs,
-    )
+    try:
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=pool_timeout,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            health_check_interval=30,
+            retry=Retry(NoBackoff(), 1),
+            **kwargs,
+        )
+        # A connection object checks the URL's options (unknown ones, bad
+        # values) without connecting: at start-up, not on every request.
+        pool.connection_class(**pool.connection_kwargs)
+    except (TypeError, ValueError, redis.RedisError) as e:  # the URL is not shown: it may hold a password
+        raise ConfigurationError(f"the Redis URL is not usable: {e}") from None
+    if pool.connection_class is redis.UnixDomainSocketConnection and not pool.connection_kwargs.get("path"):
+        raise ConfigurationError("the Redis URL is not usable: a unix:// URL needs the socket's path")
     return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes both
 
 
