@@ -165,12 +165,13 @@ def _credentials(args: argparse.Namespace) -> int:
             from .stores.redis import RedisCredentialStore
 
             old = RedisCredentialStore(connect(args.redis_url), prefix=args.from_prefix)
-            sets, unreadable = manager.import_unsealed(old.all(), only=args.only, apply=args.apply, actor="cli")
+            sets, unreadable = manager.import_unsealed(old.all(), only=args.only, reset_secrets=args.reset_secrets,
+                                                       apply=args.apply, actor="cli")
             result = {"applied": args.apply, "credentials": sets, "unreadable": unreadable}
             if not args.apply:
                 print("Nothing written: review these sets (anyone who could write to the old store"
-                      " could have added one), then run again with --apply [--only IDENTIFIER ...].",
-                      file=sys.stderr)
+                      " could have added or changed one), then run again with --apply"
+                      " [--only IDENTIFIER ...] [--reset-secrets].", file=sys.stderr)
         elif args.action == "reset-secret":
             credential, secret = manager.update(args.credential_id, reset_secret=True, actor="cli")
             result = {**credential.describe(), "clientSecret": secret}
@@ -184,7 +185,7 @@ def _credentials(args: argparse.Namespace) -> int:
 
 
 def _hash_secret(args: argparse.Namespace) -> int:
-    secret = getpass.getpass("Secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    secret = getpass.getpass("Secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
     if not secret:
         print("error: empty secret", file=sys.stderr)
         return 2
@@ -201,6 +202,19 @@ def _ttl(value: str) -> int:
 def _redis_url(value: str) -> str:
     if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
         raise argparse.ArgumentTypeError("a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _system_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError("an http:// or https:// URL, like https://portal.example.com")
+    return value
+
+
+def _path(value: str) -> str:
+    if not value.startswith("/") or value.startswith("//") or not value.isprintable() or " " in value:
+        raise argparse.ArgumentTypeError("a path starting with one /")
     return value
 
 
@@ -225,11 +239,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
                         required="SSO_REDIS_URL" not in os.environ,
                         help="the deployment's Redis (default: $SSO_REDIS_URL)")
-    create.add_argument("--system-url", required=True, help="the deployment's public base URL")
+    create.add_argument("--system-url", required=True, type=_system_url, help="the deployment's public base URL")
     create.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})")
-    create.add_argument("--sso-path", default="/oauth/singlesignon.php")
-    create.add_argument("--user-store", default="sso_middleware.demo:demo_user_store",
-                        help="package.module:factory returning the user store (default: the demo's)")
+    create.add_argument("--sso-path", default="/oauth/singlesignon.php", type=_path)
+    create.add_argument("--user-store", default=os.environ.get("SSO_USER_STORE"),
+                        required=not os.environ.get("SSO_USER_STORE"),
+                        help="package.module:factory returning the deployment's user store"
+                             " (default: $SSO_USER_STORE)")
     create.add_argument("--ttl", type=_ttl, default=60, help="token lifetime in seconds (default 60)")
     for name in ("client-id", "user-id", "destination", "service-id", "domain-id", "sso-redirect-path"):
         create.add_argument(f"--{name}")
@@ -261,8 +277,10 @@ def parser() -> argparse.ArgumentParser:
                          help="the deployment's Redis (default: $SSO_REDIS_URL)")
         sub.add_argument("--prefix", default=DEFAULT_PREFIX,
                          help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})")
-        sub.add_argument("--user-store", default="sso_middleware.demo:demo_user_store",
-                         help="package.module:factory returning the user store (default: the demo's)")
+        sub.add_argument("--user-store", default=os.environ.get("SSO_USER_STORE"),
+                         required=not os.environ.get("SSO_USER_STORE"),
+                         help="package.module:factory returning the deployment's user store"
+                              " (default: $SSO_USER_STORE)")
         if action == "create":
             sub.add_argument("--service-id", required=True, help="the service the set is bound to")
             sub.add_argument("--scope", default="", help='allowed destinations, e.g. "clientarea:invoices"')
@@ -273,6 +291,9 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--apply", action="store_true", help="write them (without it: only list them)")
             sub.add_argument("--only", action="append", default=[], metavar="IDENTIFIER",
                              help="import this set only (repeatable)")
+            sub.add_argument("--reset-secrets", action="store_true",
+                             help="give each imported set a new secret (printed once) instead of trusting"
+                                  " the old store's")
         elif action != "list":
             sub.add_argument("--credential-id", required=True)
     credentials.set_defaults(run=_credentials)

@@ -74,11 +74,14 @@ def _check_system_url(url: str, secure: bool) -> str:
     return url.rstrip("/")
 
 
-def _check_path(name: str, path: str) -> str:
-    if not path.startswith("/") or path.startswith("//") or not _PRINTABLE.fullmatch(path):
+def _check_path(name: str, path: str, *, endpoint: bool = True) -> str:
+    """A path of this deployment; an endpoint's is matched against the
+    decoded ``PATH_INFO``, so it can hold no query, fragment or escape."""
+    if not path.startswith("/") or path.startswith("//") or not _PRINTABLE.fullmatch(path) \
+            or (endpoint and any(c in path for c in "?#%")):
         raise ConfigurationError(
             f"{name} {path!r} must be a path of printable ASCII (no spaces or control"
-            " characters) starting with one '/'")
+            f" characters{', ?, # or %' if endpoint else ''}) starting with one '/'")
     return path
 
 
@@ -200,7 +203,7 @@ class SSOMiddleware:
                 address_limiter=address_limiter, trusted_proxies=trusted_proxies),
             _check_path("logout_path", logout_path): LogoutEndpoint(
                 self.sessions, allow_get=logout_on_get,
-                redirect_url=self.system_url + _check_path("logout_redirect", logout_redirect)),
+                redirect_url=self.system_url + _check_path("logout_redirect", logout_redirect, endpoint=False)),
         }
         if api_credentials:
             paths[_check_path("api_path", api_path)] = AdminAPI(

@@ -115,6 +115,9 @@ class CredentialManager:
     #: Reads of a record an update makes while other updates keep changing it.
     update_attempts = 3
 
+    #: Ids a new set tries before giving up (each taken one was skipped).
+    add_attempts = 1000
+
     def __init__(self, store: CredentialStore, user_store: UserStore, destinations: Destinations,
                  sealer: RecordSealer):
         self.store = store
@@ -173,13 +176,21 @@ class CredentialManager:
             raise APIError("Service ID not associated with valid Client.")
         scopes = self.parse_scopes(scope)
         secret = secrets.token_urlsafe(32)
-        credential = OAuthCredential(
-            self.store.next_id(), secrets.token_hex(16), hash_secret(secret), scopes,
-            client_id, service, name, description,
-        )
-        self.store.add(credential.credential_id, credential.identifier, self.seal(credential))
+        credential = self._add(OAuthCredential(
+            0, secrets.token_hex(16), hash_secret(secret), scopes, client_id, service, name, description,
+        ))
         self._audit("credential_created", credential, actor)
         return credential, secret
+
+    def _add(self, credential: OAuthCredential) -> OAuthCredential:
+        """Store a new set under the next free ``credentialId``: an id
+        already taken (a counter reset behind our back) is skipped, never
+        shared, so deleting by id always deletes the set listed."""
+        for _ in range(self.add_attempts):
+            credential = replace(credential, credential_id=self.store.next_id())
+            if self.store.add(credential.credential_id, credential.identifier, self.seal(credential)):
+                return credential
+        raise APIError("No free credentialId; the credential store needs attention")
 
     def list(self) -> list[OAuthCredential]:
         """``ListOAuthCredentials``, by ``credentialId``."""
@@ -243,31 +254,49 @@ class CredentialManager:
         return credential
 
     def import_unsealed(self, records: t.Iterable[bytes], *, only: t.Collection[str] = (),
-                        apply: bool = False, actor: str = "python") -> tuple[builtins.list[dict[str, t.Any]], int]:
+                        reset_secrets: bool = False, apply: bool = False,
+                        actor: str = "python") -> tuple[builtins.list[dict[str, t.Any]], int]:
         """Seal and store the credential sets of a release that kept them
-        unsealed (``sso:v1:``): their identifiers and secrets keep working,
-        each gets a new ``credentialId`` (the old one may be taken here).
+        unsealed (``sso:v1:``). Each gets a new
+        ``credentialId`` (the old one may be taken here); its identifier
+        keeps working, and so does its secret unless ``reset_secrets``.
         Sets already here are left alone, so running it twice is harmless.
 
-        Unsealed records cannot say who wrote them: whoever could write to
-        the old store could have added a set. So nothing is written unless
-        ``apply``; review the sets first, and pass ``only`` (identifiers) to
-        import some of them. Return the sets (described, with their
-        ``previousCredentialId``) and how many records were unreadable."""
-        described, unreadable = [], 0
+        Unsealed records cannot say who wrote them, and a changed secret
+        hash looks like any other: keeping the secrets trusts the old store
+        as the old release did. So nothing is written unless ``apply``;
+        review the sets first, pass ``only`` (identifiers) to import some,
+        and ``reset_secrets`` to trust none of the old secrets (the new ones
+        are returned, once). Return the sets (described, with their
+        ``previousCredentialId``) and how many records were unreadable or
+        claimed an identifier another record claims too (a planted copy;
+        neither is imported)."""
+        sets: dict[str, OAuthCredential | None] = {}
+        unreadable = 0
         for record in records:
             try:
                 old = OAuthCredential.decode(record)
             except ValueError:
                 unreadable += 1
                 continue
-            if (only and old.identifier not in only) or self.store.get(old.identifier) is not None:
+            if old.identifier in sets:
+                unreadable += 1 + (sets[old.identifier] is not None)
+                sets[old.identifier] = None
+            else:
+                sets[old.identifier] = old
+        described = []
+        for identifier, found in sets.items():
+            if found is None or (only and identifier not in only) or self.store.get(identifier) is not None:
                 continue
-            credential = replace(old, credential_id=self.store.next_id()) if apply else old
+            old = found
+            secret = secrets.token_urlsafe(32) if reset_secrets else None
+            if secret is not None:
+                old = replace(old, secret_hash=hash_secret(secret))
+            credential = self._add(old) if apply else old
             if apply:
-                self.store.add(credential.credential_id, credential.identifier, self.seal(credential))
                 self._audit("credential_imported", credential, actor)
-            described.append({**credential.describe(), "previousCredentialId": old.credential_id})
+            shown = {"clientSecret": secret} if secret is not None and apply else {}
+            described.append({**credential.describe(), "previousCredentialId": old.credential_id, **shown})
         return described, unreadable
 
     def authenticate(self, identifier: str, secret: str) -> OAuthCredential | None:

@@ -248,14 +248,19 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
     if settings.get("redis_url", "").strip() == "memory:":
         return Stores.memory()
     auth = _credentials(settings, "redis_username", "redis_password_env")
+    tls = settings.get("redis_url", "").strip().startswith("rediss://")
     if "redis_ssl" in settings and as_bool("redis_ssl", settings["redis_ssl"]):
-        auth["ssl"] = True
-        if "redis_ssl_ca_certs" in settings:
-            auth["ssl_ca_certs"] = settings["redis_ssl_ca_certs"].strip()
-            if not os.path.isfile(auth["ssl_ca_certs"]):
-                raise ConfigurationError(
-                    f"redis_ssl_ca_certs: no such file {auth['ssl_ca_certs']!r}; every"
-                    " connection would fail its TLS handshake")
+        auth["ssl"] = tls = True
+    if "redis_ssl_ca_certs" in settings:
+        if not tls:
+            raise ConfigurationError(
+                "redis_ssl_ca_certs needs TLS: a rediss:// redis_url or redis_ssl = true;"
+                " without it the CA would be ignored")
+        auth["ssl_ca_certs"] = settings["redis_ssl_ca_certs"].strip()
+        if not os.path.isfile(auth["ssl_ca_certs"]):
+            raise ConfigurationError(
+                f"redis_ssl_ca_certs: no such file {auth['ssl_ca_certs']!r}; every"
+                " connection would fail its TLS handshake")
     try:
         if given[0] == "redis_url":
             try:

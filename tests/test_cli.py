@@ -24,7 +24,8 @@ def cli(*args, input=None, env=None):
     """Run the command line with the deployment's keys in its environment."""
     return subprocess.run([sys.executable, "-m", "sso_middleware", *args], capture_output=True,
                           text=True, timeout=30, input=input,
-                          env={**os.environ, "SSO_SECRET_KEYS": SECRET_KEY, **(env or {})})
+                          env={**os.environ, "SSO_SECRET_KEYS": SECRET_KEY,
+                               "SSO_USER_STORE": "sso_middleware.demo:demo_user_store", **(env or {})})
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -225,3 +226,18 @@ def test_more_bad_operator_input_is_an_error_not_a_traceback(args, message):
     result = cli(*args)
     assert result.returncode != 0 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--system-url", "javascript:alert(1)//"], "--system-url"),
+    (["--system-url", "https://portal.example.com", "--sso-path", ""], "--sso-path"),
+    (["--system-url", "https://portal.example.com"], "--user-store"),
+])
+def test_create_token_refuses_what_would_make_an_unusable_link(redis_server, args, message):
+    result = cli("create-token", "--redis-url", redis_server.url, "--client-id", "1", *args,
+                 env={"SSO_USER_STORE": ""} if message == "--user-store" else None)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_hash_secret_reads_a_line_ending_in_crlf_as_the_same_secret():
+    assert cli("hash-secret", input="s3cret\r\n").stdout == cli("hash-secret", input="s3cret\n").stdout

@@ -448,3 +448,27 @@ def test_a_key_file_that_is_not_utf8_is_a_configuration_error(redis_server, tmp_
     os.chmod(keys, 0o600)
     with pytest.raises(ConfigurationError, match="secret_key_file .*: not UTF-8"):
         filter_factory({}, **key_file_settings(redis_server, keys))
+
+
+@pytest.mark.parametrize("change, name", [
+    pytest.param({"sso_path": "/oauth/sso.php?x=1"}, "sso_path", id="endpoint-path-query"),
+    pytest.param({"token_path": "/oauth/t%2Ephp"}, "token_path", id="endpoint-path-escape"),
+    pytest.param({"logout_path": "/logout#x"}, "logout_path", id="endpoint-path-fragment"),
+    pytest.param({"redis_url": "rediss://127.0.0.1:6379/0", "redis_ssl_ca_certs": "/nonexistent/ca.pem"},
+                 "redis_ssl_ca_certs", id="ca-with-rediss-checked"),
+    pytest.param({"redis_ssl_ca_certs": __file__}, "redis_ssl_ca_certs", id="ca-without-tls"),
+    pytest.param({"redis_url": "redis://127.0.0.1:6379/2x"}, "redis_url", id="url-database-typo"),
+])
+def test_settings_that_would_fail_every_request_are_refused(redis_server, change, name):
+    with pytest.raises(ConfigurationError) as error:
+        filter_factory({}, **settings(redis_server.url, **change))(lambda e, s: [])
+    assert str(error.value).startswith(name), str(error.value)
+
+
+def test_a_ca_file_with_a_rediss_url_is_used(redis_server, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked until a connection is made\n")
+    app = filter_factory({}, **settings(redis_server.url.replace("redis://", "rediss://"),
+                                        redis_ssl_ca_certs=str(ca)))(lambda e, s: [])
+    kwargs = app.sessions.store.client.get_connection_kwargs()
+    assert kwargs["ssl_ca_certs"] == str(ca)

@@ -63,7 +63,8 @@ def events(caplog, name: str) -> list:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sso_middleware", *args], capture_output=True,
-                          text=True, timeout=30, env={**os.environ, "SSO_SECRET_KEYS": SECRET_KEY})
+                          text=True, timeout=30, env={**os.environ, "SSO_SECRET_KEYS": SECRET_KEY,
+                               "SSO_USER_STORE": "sso_middleware.demo:demo_user_store"})
 
 
 def redis_dump(redis_client) -> bytes:
@@ -302,7 +303,7 @@ class DeletedDuringUpdate:
         return self.store.next_id()
 
     def add(self, credential_id, identifier, record):
-        self.store.add(credential_id, identifier, record)
+        return self.store.add(credential_id, identifier, record)
 
     def replace(self, identifier, record, previous):
         return self.store.replace(identifier, record, previous)
@@ -558,3 +559,44 @@ def test_an_import_takes_only_the_sets_named_and_skips_unreadable_records(redis_
     assert applied["unreadable"] == 2
     app = browser(make_middleware())
     assert len(listed_ids(app)) == 1  # the admin API still answers
+
+
+def test_a_planted_copy_of_an_old_set_imports_neither(redis_server, redis_client, make_middleware):
+    """A Redis writer adds a second record claiming a real set's identifier,
+    with a secret of their own: which one the import would take is up to
+    the order Redis lists them in, so it takes neither."""
+    real, planted = old_set(1, "c" * 32, "real-secret"), old_set(2, "c" * 32, "attacker-secret")
+    old = old_release_store(redis_client, real)
+    redis_client.hset(old.by_identifier, "f" * 32, planted.encode())
+    applied, _ = import_sets(redis_server, "--apply", "--only", real.identifier)
+    assert applied["credentials"] == [] and applied["unreadable"] == 2
+    token = {"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": real.identifier}
+    app = browser(make_middleware())
+    for secret in ("real-secret", "attacker-secret"):
+        app.post("/oauth/token.php", {**token, "client_secret": secret}, status=401)
+
+
+def test_an_import_can_trust_none_of_the_old_secrets(redis_server, redis_client, make_middleware):
+    kept = old_set(1, "c" * 32, "old-secret")
+    old_release_store(redis_client, kept)
+    applied, _ = import_sets(redis_server, "--apply", "--reset-secrets")
+    [imported] = applied["credentials"]
+    token = {"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": kept.identifier}
+    app = browser(make_middleware())
+    app.post("/oauth/token.php", {**token, "client_secret": "old-secret"}, status=401)
+    app.post("/oauth/token.php", {**token, "client_secret": imported["clientSecret"]}, status=200)
+
+
+def test_a_reset_id_counter_never_makes_two_sets_share_an_id(make_middleware, redis_client):
+    """A Redis writer sets the id counter back: the next set skips the ids
+    already taken, so deleting by id deletes the set listed under it."""
+    app = browser(make_middleware())
+    first = create(app, scope="clientarea:invoices", name="panel A")
+    redis_client.set("sso:v2:{credentials}:last-id", 0)
+    second = create(app, scope="clientarea:invoices", name="panel B")
+    assert second["credentialId"] != first["credentialId"]
+    api(app, "DeleteOAuthCredential", credentialId=str(first["credentialId"]))
+    assert [c["name"] for c in api(app, "ListOAuthCredentials")["clients"]] == ["panel B"]
+    app.post("/oauth/token.php", {"grant_type": "single_sign_on", "scope": "clientarea:sso",
+                                  "client_id": first["clientIdentifier"],
+                                  "client_secret": first["clientSecret"]}, status=401)

@@ -187,7 +187,7 @@ class TokenStoreContract:
         store.redeem(key, SESSION, 60, True)
         user, account = SUBJECTS
         store.end_sessions([account], 2_000, 1)
-        store.end_sessions([account], 1_000, 60)  # an earlier time changes nothing
+        store.end_sessions([account], 1_000, 1)  # an earlier time changes nothing
         assert store.resume(key, 60, SUBJECTS) == (SESSION + RECORD, 2_000)
         assert store.resume(key, 60, ["client:other"]) == (SESSION + RECORD, 0)
         store.end_sessions([user], 3_000, 1)
@@ -197,6 +197,18 @@ class TokenStoreContract:
         assert store.ended(["user:other", "client:other"]) == 0
         wait(1.1)
         assert store.resume(key, 60, SUBJECTS) == (SESSION + RECORD, 0)  # past the longest session
+
+    def test_a_shorter_lifetime_never_lets_an_end_time_lapse_sooner(self, store, wait):
+        """An operator revoking with a short lifetime after a deployment
+        revoked with its long absolute timeout must not bring back the
+        sessions the first revocation ended."""
+        user, account = SUBJECTS
+        store.end_sessions([account], 1_000, 60)
+        store.end_sessions([account], 2_000, 1)  # later, with a shorter lifetime
+        store.end_sessions([user], 3_000, 60)
+        store.end_sessions([user], 2_500, 1)  # earlier, with a shorter lifetime
+        wait(1.1)
+        assert store.ended([account]) == 2_000 and store.ended([user]) == 3_000
 
     def test_redeem_reports_the_latest_end_time_of_any_subject(self, store):
         key, later = new_key(), new_key()

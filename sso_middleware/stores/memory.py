@@ -117,8 +117,8 @@ class MemoryTokenStore(_ExpiringDict):
             for stale in [s for s, (expiry, _) in self._ended.items() if expiry <= now]:
                 del self._ended[stale]
             for subject in subjects:
-                if at_ms > self._ended_until([subject], now):
-                    self._ended[subject] = (now + lifetime, at_ms)
+                expiry, recorded = self._ended.get(subject, (now, 0))
+                self._ended[subject] = (max(expiry, now + lifetime), max(recorded, at_ms))
             self._latest = max(self._latest, at_ms)
 
 
@@ -158,10 +158,13 @@ class MemoryCredentialStore:
             self._last_id += 1
             return self._last_id
 
-    def add(self, credential_id: int, identifier: str, record: bytes) -> None:
+    def add(self, credential_id: int, identifier: str, record: bytes) -> bool:
         with self._lock:
+            if credential_id in self._records or identifier in self._ids:
+                return False
             self._records[credential_id] = (identifier, record)
             self._ids[identifier] = credential_id
+            return True
 
     def replace(self, identifier: str, record: bytes, previous: bytes) -> bool:
         with self._lock:

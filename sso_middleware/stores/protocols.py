@@ -70,7 +70,8 @@ class TokenStore(t.Protocol):
         before ``at_ms`` (milliseconds) has ended, for ``lifetime`` seconds
         (the most a session may live), and make ``at_ms`` the latest time
         :meth:`redeem` reports. An earlier time than one already recorded
-        changes nothing."""
+        changes nothing, and a shorter ``lifetime`` never shortens how long
+        a time already recorded is kept."""
 
 
 @t.runtime_checkable
@@ -99,9 +100,11 @@ class CredentialStore(t.Protocol):
     def next_id(self) -> int:
         """Return a new ``credentialId``, never handed out before."""
 
-    def add(self, credential_id: int, identifier: str, record: bytes) -> None:
+    def add(self, credential_id: int, identifier: str, record: bytes) -> bool:
         """Store a new credential set, found by ``credential_id`` and by its
-        client ``identifier`` (which never changes for one set)."""
+        client ``identifier`` (which never changes for one set), in one
+        atomic step; return ``False`` (and store nothing) if either is taken
+        already, so one id never names two sets."""
 
     def replace(self, identifier: str, record: bytes, previous: bytes) -> bool:
         """Replace the record of a set if it is still ``previous``, in one

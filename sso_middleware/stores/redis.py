@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import typing as t
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -91,6 +92,10 @@ def connect(
         raise ConfigurationError(f"the Redis URL is not usable: {e}") from None
     if pool.connection_class is redis.UnixDomainSocketConnection and not pool.connection_kwargs.get("path"):
         raise ConfigurationError("the Redis URL is not usable: a unix:// URL needs the socket's path")
+    database = urlsplit(url).path.strip("/") if urlsplit(url).scheme in ("redis", "rediss") else ""
+    if database and not (database.isascii() and database.isdigit()):
+        # redis-py would quietly use database 0
+        raise ConfigurationError("the Redis URL is not usable: its path must be a database number, like /0")
     return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes both
 
 
@@ -197,11 +202,16 @@ return {redis.call('GETEX', KEYS[1], 'EX', ARGV[1]), redis.call('MGET', unpack(K
 """
 
 # Sessions end up to the latest time ever given, never an earlier one
-# (processes' clocks differ by a little).
+# (processes' clocks differ by a little), and the time is kept as long as
+# the longest lifetime ever given: a later call with a shorter one must not
+# let an earlier revocation lapse.
 _END_SESSIONS = """
 local recorded = tonumber(redis.call('GET', KEYS[1]) or '0')
+local lifetime = math.max(tonumber(ARGV[2]), redis.call('TTL', KEYS[1]))
 if tonumber(ARGV[1]) > recorded then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', lifetime)
+else
+  redis.call('EXPIRE', KEYS[1], lifetime)
 end
 """
 
@@ -373,8 +383,12 @@ class RedisCounterStore:
 # Both indexes change together; the keys share a hash tag, so this is one
 # slot even on Redis Cluster.
 _ADD = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then
+  return 0
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+return 1
 """
 
 _DELETE = """
@@ -419,8 +433,8 @@ class RedisCredentialStore:
         return int(self.client.incr(self.counter))
 
     @_fail_closed
-    def add(self, credential_id: int, identifier: str, record: bytes) -> None:
-        self._add(keys=[self.by_identifier, self.ids], args=[identifier, record, credential_id])
+    def add(self, credential_id: int, identifier: str, record: bytes) -> bool:
+        return bool(self._add(keys=[self.by_identifier, self.ids], args=[identifier, record, credential_id]))
 
     @_fail_closed
     def replace(self, identifier: str, record: bytes, previous: bytes) -> bool:
