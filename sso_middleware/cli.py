@@ -25,6 +25,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import typing as t
@@ -32,11 +33,12 @@ from urllib.parse import urlsplit
 
 from .credentials import hash_secret
 from .destinations import Destinations
-from .exceptions import APIError, SSOError
+from .exceptions import APIError, ConfigurationError, SSOError
 from .issuer import MAX_TTL, TokenIssuer
 from .sessions import MAX_TIMEOUT
 from .stores import Stores
 from .stores.redis import DEFAULT_PREFIX
+from .urls import check_path, check_system_url
 from .users import UserStore
 
 
@@ -129,13 +131,27 @@ def _create_token(args: argparse.Namespace) -> int:
     return 0 if result["result"] == "success" else 1
 
 
+def _deployment_under(client: t.Any, prefix: str) -> bool:
+    """Whether keys of a deployment (tokens, sessions, end times, counters,
+    credential sets) are stored under ``prefix``: a typo in it would make
+    a command write where no deployment reads."""
+    pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
+    kinds = ("t:", "e:", "ended", "rl:", "{credentials}:")
+    return any(key[len(prefix):].startswith(kinds)
+               for key in (k.decode("utf-8", "replace") for k in client.scan_iter(match=pattern, count=1000)))
+
+
 def _revoke_sessions(args: argparse.Namespace) -> int:
     from .sessions import SessionManager
     from .stores.redis import RedisTokenStore, connect
 
     if args.client_id is None and args.user_id is None:
         raise SystemExit("error: give --client-id, --user-id or both")
-    sessions = SessionManager(RedisTokenStore(connect(args.redis_url), prefix=args.prefix), _secret_keys(),
+    client = connect(args.redis_url)
+    if not _deployment_under(client, args.prefix):
+        raise SystemExit(f"error: nothing of a deployment is stored under the prefix {args.prefix!r} in this"
+                         " database, so there are no sessions to end there; check --prefix and the URL's database")
+    sessions = SessionManager(RedisTokenStore(client, prefix=args.prefix), _secret_keys(),
                               absolute_timeout=args.absolute_timeout,
                               idle_timeout=min(30 * 60, args.absolute_timeout))
     sessions.end_sessions(client_id=args.client_id, user_id=args.user_id, actor="cli")
@@ -199,23 +215,31 @@ def _ttl(value: str) -> int:
     return int(value)
 
 
+# argparse shows the value of an argument its type refuses with ValueError,
+# but not with ArgumentTypeError: a URL may hold a password.
+
 def _redis_url(value: str) -> str:
-    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-        raise argparse.ArgumentTypeError("a redis://, rediss:// or unix:// URL")
+    try:
+        scheme = urlsplit(value).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in ("redis", "rediss", "unix"):
+        raise argparse.ArgumentTypeError("not a redis://, rediss:// or unix:// URL (the value is not shown)")
     return value
 
 
 def _system_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError("an http:// or https:// URL, like https://portal.example.com")
-    return value
+    try:
+        return check_system_url(value, secure=False)
+    except ConfigurationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _path(value: str) -> str:
-    if not value.startswith("/") or value.startswith("//") or not value.isprintable() or " " in value:
-        raise argparse.ArgumentTypeError("a path starting with one /")
-    return value
+    try:
+        return check_path("the SSO path", value)
+    except ConfigurationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _id(value: str) -> int:

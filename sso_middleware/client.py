@@ -25,6 +25,7 @@ redirect the user's browser to. Standard library only.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import typing as t
 import urllib.error
@@ -67,7 +68,11 @@ def _post(url: str, data: t.Mapping[str, t.Any], headers: t.Mapping[str, str],
         "Content-Type": "application/x-www-form-urlencoded", **headers})
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            return t.cast("dict[str, t.Any]", json.load(response))
+            answer = json.load(response)
+        if not isinstance(answer, dict):
+            raise SSOClientError(f"{url} answered with something other than a JSON object: check the system_url",
+                                 status=response.status)
+        return answer
     except urllib.error.HTTPError as e:
         if 300 <= e.code < 400:
             e.close()
@@ -77,16 +82,30 @@ def _post(url: str, data: t.Mapping[str, t.Any], headers: t.Mapping[str, str],
         with e:
             try:
                 payload = json.load(e)
-            except ValueError:
+            except (ValueError, http.client.HTTPException):
+                payload = {}
+            if not isinstance(payload, dict):
                 payload = {}
             retry = e.headers.get("Retry-After")
             raise SSOClientError(
                 payload.get("message") or payload.get("error_description") or e.reason,
                 status=e.code, error=payload.get("error"),
-                retry_after=int(retry) if retry and retry.isdigit() else None,
+                retry_after=int(retry) if retry and retry.isascii() and retry.isdigit() else None,
             ) from None
-    except (urllib.error.URLError, TimeoutError, ValueError) as e:
-        raise SSOClientError(f"cannot reach {url}: {e}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+        # unreachable, timed out, cut short, or not JSON
+        raise SSOClientError(f"no usable answer from {url}: {type(e).__name__}: {e}") from None
+
+
+def _redirect_url(answer: t.Mapping[str, t.Any]) -> str:
+    """The answer's ``redirect_url``, or :class:`SSOClientError`: a success
+    without one did not come from the deployment's endpoint."""
+    url = answer.get("redirect_url")
+    if isinstance(url, str):
+        return url
+    if answer.get("result") == "error":  # as WHMCS answers errors, with HTTP 200
+        raise SSOClientError(str(answer.get("message") or "error"), status=200)
+    raise SSOClientError("the answer has no redirect_url: check the system_url")
 
 
 class AdminClient:
@@ -96,7 +115,9 @@ class AdminClient:
     :param identifier: the API identifier.
     :param secret: the API secret.
     :param api_path: the API path of the deployment.
-    :param timeout: seconds to wait for an answer.
+    :param timeout: seconds to wait for the connection and for each read
+        (urllib's timeout; a server that keeps sending slowly can take
+        longer in all).
     """
 
     def __init__(self, system_url: str, identifier: str, secret: str, *,
@@ -118,7 +139,7 @@ class AdminClient:
 
     def sso_url(self, **inputs: t.Any) -> str:
         """The URL to send the user's browser to."""
-        return str(self.create_sso_token(**inputs)["redirect_url"])
+        return _redirect_url(self.create_sso_token(**inputs))
 
 
 class OAuthClient:
@@ -129,7 +150,9 @@ class OAuthClient:
     :param client_id: the credential set's client identifier.
     :param client_secret: its secret; sent with HTTP Basic.
     :param token_path: the token endpoint path of the deployment.
-    :param timeout: seconds to wait for an answer.
+    :param timeout: seconds to wait for the connection and for each read
+        (urllib's timeout; a server that keeps sending slowly can take
+        longer in all).
     """
 
     def __init__(self, system_url: str, client_id: str, client_secret: str, *,
@@ -152,4 +175,4 @@ class OAuthClient:
 
     def sso_url(self, destination: str | None = None, **inputs: t.Any) -> str:
         """The URL to send the user's browser to."""
-        return str(self.token(destination, **inputs)["redirect_url"])
+        return _redirect_url(self.token(destination, **inputs))

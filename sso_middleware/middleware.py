@@ -25,7 +25,6 @@ passes every other request through, with the signed-in identity in the environ.
 
 from __future__ import annotations
 
-import re
 import typing as t
 from urllib.parse import unquote, urlsplit
 
@@ -43,47 +42,11 @@ from .oauth import CredentialManager
 from .ratelimit import Limit, RateLimiter
 from .sessions import SessionManager
 from .stores import CounterStore, CredentialStore, Stores, TokenStore
+from .urls import check_path, check_system_url
 from .users import UserStore
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
-
-#: Printable ASCII without spaces: what a URL or a path may hold here.
-_PRINTABLE = re.compile(r"[!-~]+")
-
-
-def _check_system_url(url: str, secure: bool) -> str:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # an unclosed IPv6 bracket, a port out of range
-        parts, port = urlsplit(""), None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or port == 0 or \
-            parts.fragment or "@" in parts.netloc or not _PRINTABLE.fullmatch(url):
-        raise ConfigurationError(
-            f"system_url {url!r} must be the public base URL of the app,"
-            " like https://portal.example.com (no query, fragment or credentials)"
-        )
-    if secure and parts.scheme == "http" and parts.netloc.rsplit(":", 1)[0] not in _LOCAL_HOSTS:
-        raise ConfigurationError(
-            f"system_url {url!r} is plain HTTP but cookies are Secure, so browsers would"
-            " never send the session back; use https, or secure_cookies=False for development"
-        )
-    return url.rstrip("/")
-
-
-def _check_path(name: str, path: str, *, endpoint: bool = True) -> str:
-    """A path of this deployment; an endpoint's is matched against the
-    decoded ``PATH_INFO``, so it can hold no query, fragment or escape."""
-    if not path.startswith("/") or path.startswith("//") or not _PRINTABLE.fullmatch(path) \
-            or (endpoint and any(c in path for c in "?#%")):
-        raise ConfigurationError(
-            f"{name} {path!r} must be a path of printable ASCII (no spaces or control"
-            f" characters{', ?, # or %' if endpoint else ''}) starting with one '/'")
-    return path
-
 
 def _strip_token(query: str) -> str:
     """Drop every ``access_token`` parameter from a raw query string."""
@@ -180,12 +143,12 @@ class SSOMiddleware:
         if not isinstance(destinations, Destinations):
             destinations = Destinations(destinations)
         self.app = app
-        self.system_url = _check_system_url(system_url, secure_cookies)
+        self.system_url = check_system_url(system_url, secure_cookies)
         self.sessions = SessionManager(
             stores.tokens, secret_keys, idle_timeout=idle_timeout,
             absolute_timeout=absolute_timeout, secure=secure_cookies, cookie_name=cookie_name,
         )
-        sso_path = _check_path("sso_path", sso_path)
+        sso_path = check_path("sso_path", sso_path)
         self.issuer = TokenIssuer(stores.tokens, self.sessions.sealer, user_store, destinations,
                                   sso_url=self.system_url + sso_path, ttl=token_ttl)
         self.credentials = CredentialManager(stores.credentials, user_store, destinations,
@@ -198,15 +161,15 @@ class SSOMiddleware:
                 ttl=token_ttl, limiter=RateLimiter(stores.counters, redeem_limit, "redeem"),
                 trusted_proxies=trusted_proxies, revoke_on_replay=revoke_on_replay,
                 confirm=confirm),
-            _check_path("token_path", token_path): TokenEndpoint(
+            check_path("token_path", token_path): TokenEndpoint(
                 self.issuer, self.credentials, client_limiter=client_limiter,
                 address_limiter=address_limiter, trusted_proxies=trusted_proxies),
-            _check_path("logout_path", logout_path): LogoutEndpoint(
+            check_path("logout_path", logout_path): LogoutEndpoint(
                 self.sessions, allow_get=logout_on_get,
-                redirect_url=self.system_url + _check_path("logout_redirect", logout_redirect, endpoint=False)),
+                redirect_url=self.system_url + check_path("logout_redirect", logout_redirect, endpoint=False)),
         }
         if api_credentials:
-            paths[_check_path("api_path", api_path)] = AdminAPI(
+            paths[check_path("api_path", api_path)] = AdminAPI(
                 self.issuer, APICredentials(api_credentials), self.credentials, self.sessions,
                 client_limiter=client_limiter, address_limiter=address_limiter,
                 trusted_proxies=trusted_proxies)

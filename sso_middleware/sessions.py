@@ -53,7 +53,7 @@ from .tokens import TokenRecord, fingerprint, new_token
 
 #: A cookie's signed payload: the token's key, the session secret, the user
 #: and account ids.
-_PAYLOAD = re.compile(rb"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,17})\.(0|[1-9][0-9]{0,17})")
+_PAYLOAD = re.compile(rb"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})")
 
 #: Bytes of the session secret's SHA-256 digest kept in its record: 128
 #: bits bind the cookie's 256-bit secret (a second preimage is a 2**128

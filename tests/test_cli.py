@@ -241,3 +241,45 @@ def test_create_token_refuses_what_would_make_an_unusable_link(redis_server, arg
 
 def test_hash_secret_reads_a_line_ending_in_crlf_as_the_same_secret():
     assert cli("hash-secret", input="s3cret\r\n").stdout == cli("hash-secret", input="s3cret\n").stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["revoke-sessions", "--redis-url", "redis://:hunter2-password@[::1/0", "--user-id", "1"],
+    ["create-token", "--redis-url", "redis://127.0.0.1:1/0", "--system-url", "https://u:hunter2-password@[::1",
+     "--client-id", "1"],
+])
+def test_a_malformed_url_is_refused_without_showing_it(args):
+    result = cli(*args)
+    assert result.returncode != 0 and "hunter2" not in result.stderr + result.stdout, result.stderr
+
+
+def test_a_malformed_url_from_the_environment_is_not_shown_either():
+    result = cli("credentials", "list", env={"SSO_REDIS_URL": "redis://:hunter2-password@[::1/0"})
+    assert result.returncode != 0 and "hunter2" not in result.stderr + result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--system-url", "https://portal.example.com#frag"],
+    ["--system-url", "https://portal.example.com?x=1"],
+    ["--system-url", "https://u:p@portal.example.com"],
+    ["--system-url", "https://portal.example.com:99999"],
+    ["--system-url", "https://portal.example.com/a b"],
+    ["--system-url", "https://portal.example.com", "--sso-path", "/x?y"],
+    ["--system-url", "https://portal.example.com", "--sso-path", "/x#y"],
+])
+def test_create_token_refuses_a_base_url_or_path_the_middleware_would(redis_server, redis_client, args):
+    result = cli("create-token", "--redis-url", redis_server.url, "--client-id", "1", *args)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert not list(redis_client.scan_iter("*"))  # nothing minted
+
+
+def test_revoke_sessions_refuses_a_prefix_nothing_is_stored_under(redis_server, redis_client, make_middleware):
+    from sso_middleware.stores import Stores
+
+    middleware = make_middleware(stores=Stores.redis(redis_client, prefix="portal-a:"))
+    app = browser(middleware)
+    app.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
+    for typo in ("portal-a", "portal_a:"):
+        result = cli("revoke-sessions", "--redis-url", redis_server.url, "--prefix", typo, "--user-id", "1")
+        assert result.returncode != 0 and "nothing of a deployment" in result.stderr, result.stderr
+    assert not list(redis_client.scan_iter("portal_a:*")) and not list(redis_client.scan_iter("portal-ae:*"))

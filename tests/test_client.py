@@ -334,3 +334,47 @@ def test_credentials_are_never_sent_on_to_a_redirect_target(client):
         for server in (front, third):
             server.shutdown()
             server.server_close()
+
+
+# -- answers that are not the deployment's -------------------------------------------
+
+class _Answering(http.server.BaseHTTPRequestHandler):
+    """A server that answers every POST with ``self.server.answer``:
+    (status, headers, body, bytes actually sent or None for all)."""
+
+    def do_POST(self):
+        status, headers, body, sent = self.server.answer
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body if sent is None else body[:sent])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("answer", [
+    pytest.param((429, {"Retry-After": "\u00b2"}, b'{"error": "slow_down"}', None), id="retry-after-superscript"),
+    pytest.param((400, {}, b"[1, 2]", None), id="error-body-a-list"),
+    pytest.param((200, {}, b'{"result": "success"}', None), id="no-redirect-url"),
+    pytest.param((200, {}, b"[]", None), id="success-a-list"),
+    pytest.param((200, {}, b'{"redirect_url": "' + b"x" * 90 + b'"}', 18), id="cut-short"),
+    pytest.param((200, {}, b"<html>a login page</html>", None), id="not-json"),
+])
+def test_every_failure_of_the_client_is_an_sso_client_error(answer):
+    """Callers are told to catch SSOClientError: a proxy, a wrong system_url
+    or a broken server must not surprise them with anything else."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+    server.answer = answer
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        for caller in (OAuthClient(base, "a" * 32, "s"), AdminClient(base, "billing", "s")):
+            with pytest.raises(SSOClientError):
+                caller.sso_url(destination="clientarea:invoices") if isinstance(caller, AdminClient) \
+                    else caller.sso_url("clientarea:invoices")
+    finally:
+        server.shutdown()
+        server.server_close()

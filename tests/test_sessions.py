@@ -322,3 +322,13 @@ def test_a_request_with_our_cookie_twice_is_anonymous(make_middleware, caplog, o
     response = browser(middleware).get("/whoami", headers={"Cookie": "; ".join(cookies)})
     assert json.loads(response.body)["identity"] is None
     assert [r.sso_event for r in caplog.records if getattr(r, "sso_event", None) == "duplicate_cookie"]
+
+
+def test_the_largest_ids_sign_in():
+    """Ids are accepted up to 2**63 - 1 (19 digits, what databases store):
+    the cookie must carry them too, or such a user is signed out at once."""
+    clock = Clock()
+    sessions = manager(clock)
+    biggest = Identity(2**63 - 1, 2**63 - 2)
+    session = sessions.resume(sign_on(sessions, biggest))
+    assert session is not None and session.identity == biggest
