@@ -31,6 +31,8 @@ import sys
 import typing as t
 from urllib.parse import urlsplit
 
+import redis
+
 from .credentials import hash_secret
 from .destinations import Destinations
 from .exceptions import APIError, ConfigurationError, SSOError
@@ -148,7 +150,13 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
     if args.client_id is None and args.user_id is None:
         raise SystemExit("error: give --client-id, --user-id or both")
     client = connect(args.redis_url)
-    if not _deployment_under(client, args.prefix):
+    try:
+        found = _deployment_under(client, args.prefix)
+    except redis.exceptions.NoPermissionError:  # an ACL user without SCAN, as docs/deployment.md has it
+        print(f"warning: cannot check that a deployment lives under {args.prefix!r} (no SCAN permission)",
+              file=sys.stderr)
+        found = True
+    if not found:
         raise SystemExit(f"error: nothing of a deployment is stored under the prefix {args.prefix!r} in this"
                          " database, so there are no sessions to end there; check --prefix and the URL's database")
     sessions = SessionManager(RedisTokenStore(client, prefix=args.prefix), _secret_keys(),
@@ -336,4 +344,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SSOError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except redis.RedisError as e:  # a command's own reads, outside the stores' fail-closed wrapper
+        print(f"error: Redis error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -25,7 +25,6 @@ redirect the user's browser to. Standard library only.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import typing as t
 import urllib.error
@@ -63,38 +62,45 @@ _OPENER = urllib.request.build_opener(_NoRedirects())
 
 def _post(url: str, data: t.Mapping[str, t.Any], headers: t.Mapping[str, str],
           timeout: float) -> dict[str, t.Any]:
+    """POST a form and return the JSON object answered. Every failure is an
+    :class:`SSOClientError`, as callers are promised: whatever a network or
+    a server does (unreachable, cut short, not JSON, nested past Python's
+    limits), nothing else escapes."""
     body = urlencode({k: v for k, v in data.items() if v is not None}).encode()
     request = urllib.request.Request(url, body, headers={
         "Content-Type": "application/x-www-form-urlencoded", **headers})
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             answer = json.load(response)
-        if not isinstance(answer, dict):
-            raise SSOClientError(f"{url} answered with something other than a JSON object: check the system_url",
-                                 status=response.status)
-        return answer
+            status = response.status
     except urllib.error.HTTPError as e:
-        if 300 <= e.code < 400:
-            e.close()
-            raise SSOClientError(
-                f"{url} answered with a redirect (HTTP {e.code}), which is not followed:"
-                " check the system_url", status=e.code) from None
         with e:
-            try:
-                payload = json.load(e)
-            except (ValueError, http.client.HTTPException):
-                payload = {}
-            if not isinstance(payload, dict):
-                payload = {}
-            retry = e.headers.get("Retry-After")
-            raise SSOClientError(
-                payload.get("message") or payload.get("error_description") or e.reason,
-                status=e.code, error=payload.get("error"),
-                retry_after=int(retry) if retry and retry.isascii() and retry.isdigit() else None,
-            ) from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
-        # unreachable, timed out, cut short, or not JSON
-        raise SSOClientError(f"no usable answer from {url}: {type(e).__name__}: {e}") from None
+            raise _refusal(url, e) from None
+    except Exception as e:
+        raise SSOClientError(f"no usable answer from {url}: {type(e).__name__}") from None
+    if not isinstance(answer, dict):
+        raise SSOClientError(f"{url} answered with something other than a JSON object: check the system_url",
+                             status=status)
+    return answer
+
+
+def _refusal(url: str, error: urllib.error.HTTPError) -> SSOClientError:
+    """The :class:`SSOClientError` for an HTTP error answer."""
+    if 300 <= error.code < 400:
+        return SSOClientError(f"{url} answered with a redirect (HTTP {error.code}), which is not followed:"
+                              " check the system_url", status=error.code)
+    try:
+        payload = json.load(error)
+    except Exception:  # no body, a body cut short, not JSON: the status still says what happened
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    retry = error.headers.get("Retry-After", "")
+    return SSOClientError(
+        str(payload.get("message") or payload.get("error_description") or error.reason),
+        status=error.code, error=payload.get("error"),
+        retry_after=int(retry) if retry.isascii() and retry.isdigit() and len(retry) <= 9 else None,
+    )
 
 
 def _redirect_url(answer: t.Mapping[str, t.Any]) -> str:

@@ -17,8 +17,10 @@ from .exceptions import ConfigurationError
 
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
-#: Printable ASCII without spaces: what a URL or a path may hold here.
-_PRINTABLE = re.compile(r"[!-~]+")
+#: Printable ASCII without spaces or backslashes (which browsers read as
+#: "/", so that ``https://evil.example\\.portal.example.com`` is evil.example's):
+#: what a URL or a path may hold here.
+_PRINTABLE = re.compile(r"[!-\[\]-~]+")
 
 
 def check_system_url(url: str, secure: bool = True) -> str:

@@ -283,3 +283,28 @@ def test_revoke_sessions_refuses_a_prefix_nothing_is_stored_under(redis_server, 
         result = cli("revoke-sessions", "--redis-url", redis_server.url, "--prefix", typo, "--user-id", "1")
         assert result.returncode != 0 and "nothing of a deployment" in result.stderr, result.stderr
     assert not list(redis_client.scan_iter("portal_a:*")) and not list(redis_client.scan_iter("portal-ae:*"))
+
+
+def test_revoke_sessions_with_redis_down_is_an_error_line():
+    result = cli("revoke-sessions", "--redis-url", f"redis://127.0.0.1:{free_port()}/0", "--user-id", "1")
+    assert result.returncode == 1 and "error: Redis error" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_revoke_sessions_works_as_the_documented_acl_user(redis_server, redis_client, make_middleware):
+    """The ACL user of docs/deployment.md may not SCAN: the prefix check is
+    skipped with a warning, and the revocation still happens."""
+    from test_topologies import documented_acl_rules
+
+    rules = [">acl-password" if rule == ">PASSWORD" else rule for rule in documented_acl_rules()]
+    redis_client.execute_command("ACL", "SETUSER", "sso-app", "reset", *rules)
+    try:
+        middleware = make_middleware()
+        app = browser(middleware)
+        app.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
+        url = redis_server.url.replace("redis://", "redis://sso-app:acl-password@")
+        result = cli("revoke-sessions", "--redis-url", url, "--user-id", "1")
+        assert result.returncode == 0 and "no SCAN permission" in result.stderr, result.stderr
+        assert json.loads(app.get("/page").body)["identity"] is None
+    finally:
+        redis_client.execute_command("ACL", "DELUSER", "sso-app")

@@ -362,6 +362,11 @@ class _Answering(http.server.BaseHTTPRequestHandler):
     pytest.param((200, {}, b"[]", None), id="success-a-list"),
     pytest.param((200, {}, b'{"redirect_url": "' + b"x" * 90 + b'"}', 18), id="cut-short"),
     pytest.param((200, {}, b"<html>a login page</html>", None), id="not-json"),
+    pytest.param((429, {"Retry-After": "9" * 5000}, b'{"error": "slow_down"}', None), id="retry-after-huge"),
+    pytest.param((400, {}, b"[" * 100000 + b"]" * 100000, None), id="error-body-nested-deeply"),
+    pytest.param((200, {}, b"[" * 100000 + b"]" * 100000, None), id="answer-nested-deeply"),
+    pytest.param((400, {}, b'{"error": "invalid_request", "error_description": "' + b"x" * 90, 30),
+                 id="error-body-cut-short"),
 ])
 def test_every_failure_of_the_client_is_an_sso_client_error(answer):
     """Callers are told to catch SSOClientError: a proxy, a wrong system_url

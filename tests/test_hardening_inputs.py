@@ -458,6 +458,8 @@ def test_a_key_file_that_is_not_utf8_is_a_configuration_error(redis_server, tmp_
                  "redis_ssl_ca_certs", id="ca-with-rediss-checked"),
     pytest.param({"redis_ssl_ca_certs": __file__}, "redis_ssl_ca_certs", id="ca-without-tls"),
     pytest.param({"redis_url": "redis://127.0.0.1:6379/2x"}, "redis_url", id="url-database-typo"),
+    pytest.param({"system_url": "https://evil.example\\.portal.example.com"}, "system_url",
+                 id="system-url-backslash-another-host-to-browsers"),
 ])
 def test_settings_that_would_fail_every_request_are_refused(redis_server, change, name):
     with pytest.raises(ConfigurationError) as error:
