@@ -100,9 +100,15 @@ def secret_digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("ascii")).digest()[:SECRET_DIGEST_BYTES]
 
 
+def _subject(kind: str, id_: int | str) -> str:
+    """The name under which the end time of a user's or an account's
+    sessions is kept."""
+    return f"{kind}:{id_}"
+
+
 def _subjects(user_id: int | str, client_id: int | str) -> tuple[str, str]:
-    """The names under which a session's end times are kept."""
-    return f"user:{user_id}", f"client:{client_id}"
+    """The names of the end times a session of this user and account obeys."""
+    return _subject("user", user_id), _subject("client", client_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,15 +300,14 @@ class SessionManager:
         sign-on in between may start after it.
 
         :param actor: who asked, for the audit log."""
-        given = [(name, value) for name, value in (("user", user_id), ("client", client_id))
-                 if value is not None]
-        if not given:
+        subjects = [_subject(kind, value) for kind, value in (("user", user_id), ("client", client_id))
+                    if value is not None]
+        if not subjects:
             raise ValueError("end_sessions needs a client_id, a user_id or both")
         at_ms = int(self.clock() * 1000)
-        self.store.end_sessions([f"{name}:{value}" for name, value in given], at_ms, self.absolute_timeout)
+        self.store.end_sessions(subjects, at_ms, self.absolute_timeout)
         audit(logging.WARNING, "sessions_revoked", "Sessions of %s ended by %s",
-              " and ".join(f"{name} {value}" for name, value in given), actor,
-              client_id=client_id, user_id=user_id, actor=actor)
+              " and ".join(subjects), actor, client_id=client_id, user_id=user_id, actor=actor)
         # Return once that millisecond is over: a link minted after this
         # call (issue times are in milliseconds) then counts as later.
         time.sleep(min(0.001, max(0.0, (at_ms + 1) / 1000 - self.clock())))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import atexit
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -320,3 +321,12 @@ class ClusterTopology(Topology):
 
 def free_cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def documented_acl_rules() -> list[str]:
+    """The rules of the ``ACL SETUSER sso-app …`` line of docs/deployment.md,
+    so the documented line is the tested one."""
+    docs = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
+    match = re.search(r"^ACL SETUSER sso-app (.+)$", docs.read_text(), re.MULTILINE)
+    assert match, "docs/deployment.md lost its ACL SETUSER line"
+    return match.group(1).split()

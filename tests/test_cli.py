@@ -15,6 +15,7 @@ import pytest
 
 from conftest import SECRET_KEY, browser, sso_path
 from redis_server import free_port
+from redis_topologies import documented_acl_rules
 from sso_middleware.credentials import hash_secret
 
 API_ID, API_SECRET = "demo-admin", "demo-secret-" + "z" * 32
@@ -294,8 +295,6 @@ def test_revoke_sessions_with_redis_down_is_an_error_line():
 def test_revoke_sessions_works_as_the_documented_acl_user(redis_server, redis_client, make_middleware):
     """The ACL user of docs/deployment.md may not SCAN: the prefix check is
     skipped with a warning, and the revocation still happens."""
-    from test_topologies import documented_acl_rules
-
     rules = [">acl-password" if rule == ">PASSWORD" else rule for rule in documented_acl_rules()]
     redis_client.execute_command("ACL", "SETUSER", "sso-app", "reset", *rules)
     try:

@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 import subprocess
 import threading
 import time
 import typing as t
 import warnings
-from pathlib import Path
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 from werkzeug.test import Client
 
-from redis_topologies import DATA_CONFIG, Node, wait_until
+from redis_topologies import DATA_CONFIG, Node, documented_acl_rules, wait_until
 from conftest import API_IDENTIFIER, API_SECRET, SECRET_KEY, SYSTEM_URL, browser, echo_app, sso_path
 from sso_middleware import ConfigurationError, Limit, SSOMiddleware
 from sso_middleware.credentials import hash_secret
@@ -43,7 +41,6 @@ API = "/includes/api.php"
 TOKEN = "/oauth/token.php"
 PREFIX = "sso:v2:"
 CREDENTIAL_KEYS = PREFIX + "{credentials}:"
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
 
 # redis-py >= 5.3 deprecates the read_from_replicas argument that
 # connect_cluster passes (as False, the default); see
@@ -365,14 +362,6 @@ def test_keys_are_versioned_ephemeral_ones_expire_and_nothing_crosses_slots(back
 
 
 # -- ACL user restricted to the prefix, configured from ini settings --------------
-
-def documented_acl_rules() -> list[str]:
-    """The rules of the ``ACL SETUSER sso-app …`` line of docs/deployment.md,
-    so the documented line is the tested one."""
-    match = re.search(r"^ACL SETUSER sso-app (.+)$", DOCS.read_text(), re.MULTILINE)
-    assert match, "docs/deployment.md lost its ACL SETUSER line"
-    return match.group(1).split()
-
 
 ACL_PASSWORD = "acl-password-" + "p" * 24
 
