@@ -31,6 +31,8 @@ import urllib.error
 import urllib.request
 from urllib.parse import quote_plus, urlencode
 
+from .urls import check_path, check_system_url
+
 
 class SSOClientError(Exception):
     """The deployment refused or could not be reached."""
@@ -117,7 +119,9 @@ def _redirect_url(answer: t.Mapping[str, t.Any]) -> str:
 class AdminClient:
     """Calls ``CreateSsoToken`` with admin API credentials.
 
-    :param system_url: the deployment's public base URL.
+    :param system_url: the deployment's public base URL; one the middleware
+        would refuse (credentials, a query, a fragment) raises
+        :class:`~sso_middleware.exceptions.ConfigurationError`.
     :param identifier: the API identifier.
     :param secret: the API secret.
     :param api_path: the API path of the deployment.
@@ -128,7 +132,7 @@ class AdminClient:
 
     def __init__(self, system_url: str, identifier: str, secret: str, *,
                  api_path: str = "/includes/api.php", timeout: float = 10.0):
-        self.url = system_url.rstrip("/") + api_path
+        self.url = check_system_url(system_url, secure=False) + check_path("api_path", api_path)
         self.identifier = identifier
         self._secret = secret
         self.timeout = timeout
@@ -152,7 +156,9 @@ class OAuthClient:
     """Uses an OAuth credential set (``single_sign_on`` grant) to sign in its
     account's owner.
 
-    :param system_url: the deployment's public base URL.
+    :param system_url: the deployment's public base URL; one the middleware
+        would refuse (credentials, a query, a fragment) raises
+        :class:`~sso_middleware.exceptions.ConfigurationError`.
     :param client_id: the credential set's client identifier.
     :param client_secret: its secret; sent with HTTP Basic.
     :param token_path: the token endpoint path of the deployment.
@@ -163,7 +169,7 @@ class OAuthClient:
 
     def __init__(self, system_url: str, client_id: str, client_secret: str, *,
                  token_path: str = "/oauth/token.php", timeout: float = 10.0):
-        self.url = system_url.rstrip("/") + token_path
+        self.url = check_system_url(system_url, secure=False) + check_path("token_path", token_path)
         self.client_id = client_id
         credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
         self._authorization = "Basic " + base64.b64encode(credentials.encode()).decode()

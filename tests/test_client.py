@@ -383,3 +383,14 @@ def test_every_failure_of_the_client_is_an_sso_client_error(answer):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("url", ["https://billing:hunter2@portal.example.com", "https://portal.example.com?x=1",
+                                 "portal.example.com"])
+def test_a_base_url_the_middleware_would_refuse_is_refused_without_showing_it(url):
+    from sso_middleware.exceptions import ConfigurationError
+
+    for make in (lambda: AdminClient(url, "billing", "s"), lambda: OAuthClient(url, "a" * 32, "s")):
+        with pytest.raises(ConfigurationError) as raised:
+            make()
+        assert "hunter2" not in str(raised.value)

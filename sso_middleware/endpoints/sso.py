@@ -147,7 +147,7 @@ class SingleSignOnEndpoint:
             return error_page(400)
         except Denied as e:
             audit(logging.WARNING, "denied", e.reason, reason=e.reason, address=address)
-            wait = self.limiter.retry_after(address) or self.count_failure(address)
+            wait = self.count_failure(address)
             response = self.limited(address, wait) if wait else error_page(403)
             if e.end_session:
                 self.sessions.clear_cookie(response)
