@@ -183,7 +183,7 @@ def revocation(lab: Lab, sessions: int) -> dict[str, t.Any]:
     assert all(account_one) and account_two
     live_before = sum(whoami(server, "revoke", c) == [1, 1] for c in account_one)  # type: ignore[arg-type]
     body, headers = form({"action": "RevokeSsoSessions", "identifier": API_IDENTIFIER,
-                          "secret": lab.api_secret, "client_id": 1})
+                          "secret": lab.api_secret, "responsetype": "json", "client_id": 1})
     answer = server.request("POST", "revoke", API_PATH, body=body, headers=headers)
     revoked = answer.status == 200 and answer.json().get("result") == "success"
     anonymous = sum(whoami(server, "revoke", c) is None for c in account_one)  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ _PIECES = st.one_of(
     st.sampled_from(["access_token", "scope", "=", "&", ";", "%", "%00", "%zz", "+", "%26",
                      "access_token=", "&access_token=", "clientarea:sso", " ", "#", "?", "%3D",
                      "action", "identifier", "secret", "client_id", "user_id", "destination",
-                     "sso_redirect_path", "service_id", "responsetype", "json", "CreateSsoToken",
+                     "sso_redirect_path", "service_id", "responsetype", "json", "xml", "nvp", "CreateSsoToken",
                      "RevokeSsoSessions", "CreateOAuthCredential", "UpdateOAuthCredential",
                      "DeleteOAuthCredential", "ListOAuthCredentials", "credentialId", "resetSecret",
                      "grant_type", "single_sign_on", "client_secret", "subscriber_unique_id",
@@ -54,15 +54,30 @@ _CONTENT_TYPES = st.one_of(st.none(), st.sampled_from([
     "application/json", "text/plain", ""]), st.text(_LATIN1, max_size=40))
 
 
+#: Actions an authenticated admin form may name: every answer shape (a
+#: token, a list, an error, an unknown or empty action), in any case; none
+#: that would delete or reset the credential set the token form relies on.
+_API_ACTIONS = st.sampled_from(["CreateSsoToken", "createssotoken", "CREATESSOTOKEN",
+                                "ListOAuthCredentials", "listoauthcredentials", "RevokeSsoSessions",
+                                "CreateOAuthCredential", "Nope", "", " "])
+#: ``responsetype`` values: the three types, in any case, and others.
+_RESPONSE_TYPES = st.one_of(st.sampled_from(["json", "xml", "nvp", "XML", "Nvp", "", "yaml"]),
+                            st.text(_LATIN1, max_size=8))
+
+
 def _form_body(authenticated: bool, api_secret: str) -> st.SearchStrategy[bytes]:
     pairs = st.lists(st.tuples(_PIECES, _PIECES), max_size=10)
+    preamble = st.tuples(st.one_of(st.none(), _API_ACTIONS), st.one_of(st.none(), _RESPONSE_TYPES))
 
-    def encode(items: list[tuple[str, str]]) -> bytes:
+    def encode(drawn: tuple[tuple[str | None, str | None], list[tuple[str, str]]]) -> bytes:
+        (action, response_type), items = drawn
         if authenticated:
-            items = [("identifier", "parsers"), ("secret", api_secret), *items]
+            chosen = [(name, value) for name, value in (("action", action), ("responsetype", response_type))
+                      if value is not None]
+            items = [("identifier", "parsers"), ("secret", api_secret), *chosen, *items]
         return urllib.parse.urlencode(items).encode("utf-8", "surrogatepass")
 
-    return st.one_of(pairs.map(encode), st.binary(max_size=300),
+    return st.one_of(st.tuples(preamble, pairs).map(encode), st.binary(max_size=300),
                      _QUERY.map(lambda s: s.encode("latin-1")))
 
 
@@ -136,7 +151,8 @@ def run(lab: Lab, examples: int, properties: t.Sequence[str] = PROPERTIES) -> di
         guarded(targets.sso_query, method, query, purpose)
 
     @settings(**common)
-    @given(st.booleans().flatmap(lambda auth: _form_body(auth, secret)), _CONTENT_TYPES,
+    @given(st.booleans().flatmap(lambda auth: _form_body(auth, secret)),
+           st.one_of(st.just("application/x-www-form-urlencoded"), _CONTENT_TYPES),
            st.sampled_from(["POST", "POST", "POST", "GET", "PUT"]))
     def admin_form(body: bytes, content_type: str | None, method: str) -> None:
         guarded(targets.admin_form, body, content_type, method)

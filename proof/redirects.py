@@ -171,6 +171,15 @@ class Target:
             "identifier": API_IDENTIFIER, "secret": self.lab.api_secret, "responsetype": "json",
             **fields})
 
+    @staticmethod
+    def minted(response: t.Any, role: str, text: str) -> bool:
+        """Whether ``CreateSsoToken`` minted a link. As in WHMCS, a refused
+        input is 200 with ``result=error``, never another status."""
+        assert response.status_code == 200, (role, text, response.status_code)
+        result = response.get_json()["result"]
+        assert result in ("success", "error"), (role, text, result)
+        return bool(result == "success")
+
     def follow(self, link: str, role: str, text: str, scope: str | None = None) -> None:
         assert link.startswith(BASE + SSO_PATH + "?")
         query = link.split("?", 1)[1]
@@ -198,12 +207,12 @@ class Target:
         # 1. destination
         r = self.api({"action": "CreateSsoToken", "client_id": "1", "destination": text,
                       "service_id": "101", "domain_id": "111"})
-        if r.status_code == 200:
+        if self.minted(r, "destination", text):
             self.follow(r.get_json()["redirect_url"], "destination", text)
         # 2. sso_redirect_path
         r = self.api({"action": "CreateSsoToken", "client_id": "1",
                       "destination": "sso:custom_redirect", "sso_redirect_path": text})
-        if r.status_code == 200:
+        if self.minted(r, "sso_redirect_path", text):
             self.follow(r.get_json()["redirect_url"], "sso_redirect_path", text)
         # 3. scope along with a valid link
         link = self.app.create_sso_token(client_id=1, destination="clientarea:invoices")["redirect_url"]

@@ -9,7 +9,8 @@ Hypothesis properties (:mod:`proof.parsers`) and the atheris harnesses
 4xx or anonymous":
 
 - the SSO query (any method, any ``QUERY_STRING``, prefetch headers);
-- the admin API body (any bytes, any content type);
+- the admin API body (any bytes, any content type), answered in JSON, XML
+  or NVP as the WHMCS contract defines (see :meth:`Targets.admin_form`);
 - the token endpoint body, query and ``Authorization`` header;
 - the session cookie (any ``Cookie`` header, including well-signed cookies
   of the middleware's own format naming no session: a random key, the key of
@@ -26,7 +27,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import typing as t
+import xml.etree.ElementTree as ET
 
 from werkzeug.test import create_environ
 
@@ -43,7 +46,19 @@ COOKIE = "__Host-sso_session"
 API_IDENTIFIER = "parsers"
 
 SSO_ALLOWED = {400, 403, 405, 429}
+#: Redis is up, so no 503: that would be the catch-all for an unexpected
+#: exception. A failed action is 200 with ``result=error``, as in WHMCS.
 API_ALLOWED = {200, 400, 403, 405, 413, 415, 429}
+#: The admin API's answer types: JSON, the ``<whmcsapi>`` XML document, NVP.
+API_JSON = "application/json"
+API_XML = "application/xml; charset=utf-8"
+API_NVP = "text/plain; charset=utf-8"
+API_CONTENT_TYPES = {API_JSON, API_XML, API_NVP}
+#: Statuses answered before the request is read (not a POST, too large, not
+#: a form): always JSON, whatever ``responsetype`` says.
+API_JSON_ONLY = {405, 413, 415}
+#: What XML echoes as the action: lower case letters and digits only.
+_ECHOED_ACTION = re.compile(r"[0-9a-z]{0,64}")
 TOKEN_ALLOWED = {200, 400, 401, 405, 413, 429}
 
 HARDENING = {"cache-control": "no-store", "pragma": "no-cache",
@@ -105,7 +120,7 @@ class Targets:
             logger.setLevel(logging.DEBUG)
         status, _, body = self.call("POST", API_PATH, body=_form({
             "action": "CreateOAuthCredential", "identifier": API_IDENTIFIER, "secret": api_secret,
-            "grantType": "single_sign_on", "serviceId": "101",
+            "responsetype": "json", "grantType": "single_sign_on", "serviceId": "101",
             "scope": "clientarea:invoices clientarea:product_details"}),
             headers={"Content-Type": "application/x-www-form-urlencoded"})
         created = json.loads(body)
@@ -180,12 +195,21 @@ class Targets:
         headers = {"Content-Type": content_type} if content_type is not None else {}
         status, response_headers, data = self.call(method, API_PATH, body=body, headers=headers)
         self._check("admin API form", status, response_headers, API_ALLOWED, f"{body[:80]!r}")
-        try:
-            answer = json.loads(data)
-        except ValueError:
-            raise Crash("admin API answered non-JSON", repr(data[:80])) from None
-        if answer.get("result") not in ("success", "error"):
-            raise Crash("admin API answer without result", repr(answer)[:80])
+        content_type = next((v for k, v in response_headers if k.lower() == "content-type"), None)
+        if content_type not in API_CONTENT_TYPES:
+            raise Crash(f"admin API: {status} with Content-Type {content_type!r}", f"{body[:80]!r}")
+        if status in API_JSON_ONLY and content_type != API_JSON:
+            raise Crash(f"admin API: {status} as {content_type}, not JSON", f"{body[:80]!r}")
+        if content_type == API_JSON:
+            result = _json_result(data)
+        elif content_type == API_XML:
+            result = _xml_result(data)
+        else:
+            result = _nvp_result(data)
+        if result not in ("success", "error"):
+            raise Crash(f"admin API {content_type} answer without a result", repr(data[:80]))
+        if result == "success" and status != 200:
+            raise Crash(f"admin API: result=success with status {status}", repr(data[:80]))
         return status
 
     def token_form(self, body: bytes, query: str = "", authorization: str | None = None,
@@ -219,6 +243,58 @@ class Targets:
         """A cookie value with a valid signature over ``payload``: it gets past
         the signature and must still name no session."""
         return self.signer.sign(payload.encode("utf-8", "surrogatepass")).decode("latin-1")
+
+
+def _json_result(data: bytes) -> t.Any:
+    """The ``result`` of a JSON answer: an object whose errors carry a message."""
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise Crash("admin API answered non-JSON as JSON", repr(data[:80])) from None
+    if not isinstance(answer, dict):
+        raise Crash("admin API JSON answer not an object", repr(data[:80]))
+    if answer.get("result") == "error" and not (isinstance(answer.get("message"), str)
+                                                and answer["message"]):
+        raise Crash("admin API JSON error without a message", repr(data[:80]))
+    return answer.get("result")
+
+
+def _xml_result(data: bytes) -> str | None:
+    """The ``result`` of a ``<whmcsapi>`` document, which echoes the action
+    (letters and digits only) and holds each field once."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        raise Crash("admin API answered malformed XML", repr(data[:80])) from None
+    if root.tag != "whmcsapi":
+        raise Crash(f"admin API XML root <{root.tag[:20]}>, not <whmcsapi>", repr(data[:80]))
+    names = [child.tag for child in root]
+    if len(names) != len(set(names)):
+        raise Crash("admin API XML with a field twice", repr(data[:80]))
+    action = root.find("action")
+    if action is None or not _ECHOED_ACTION.fullmatch(action.text or ""):
+        raise Crash("admin API XML without a clean <action> echo", repr(data[:80]))
+    result = root.find("result")
+    return None if result is None else result.text
+
+
+def _nvp_result(data: bytes) -> str | None:
+    """The ``result`` of a ``name=value;...`` answer, which must parse as a
+    client parses it: every field a pair, none twice (a value cannot forge
+    another ``result``)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Crash("admin API NVP answer not UTF-8", repr(data[:80])) from None
+    pairs = [field.split("=", 1) for field in text.split(";")]
+    if any(len(pair) != 2 for pair in pairs) or "\n" in text or "\r" in text:
+        raise Crash("admin API NVP answer that does not parse", repr(data[:80]))
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise Crash("admin API NVP answer with a field twice", repr(data[:80]))
+    if fields.get("result") == "error" and not fields.get("message"):
+        raise Crash("admin API NVP error without a message", repr(data[:80]))
+    return fields.get("result")
 
 
 def _form(fields: dict[str, str]) -> bytes:

@@ -33,7 +33,9 @@ from urllib.parse import urlsplit
 
 import redis
 
+from .allowlist import AddressAllowList
 from .credentials import hash_secret
+from .endpoints.admin_api import AdminAPI
 from .destinations import Destinations
 from .exceptions import APIError, ConfigurationError, SSOError
 from .issuer import MAX_TTL, TokenIssuer
@@ -70,7 +72,8 @@ def _demo(args: argparse.Namespace) -> int:
         identifier, secret = new_credentials()
     secret_key = os.environ.get("SSO_SECRET_KEY") or secrets.token_urlsafe(32)
     server = serve(args.port)
-    server.app = build_demo(server.server_port, stores, identifier, secret, secret_key)
+    server.app = build_demo(server.server_port, stores, identifier, secret, secret_key,
+                            api_actions=args.api_actions, api_allowed_ips=args.api_allowed_ips)
     base = f"http://127.0.0.1:{server.server_port}"
     shown = secret if generated else '"$SSO_DEMO_API_SECRET"'
     print(
@@ -256,6 +259,25 @@ def _id(value: str) -> int:
     return int(value)
 
 
+def _networks(value: str) -> str:
+    try:
+        AddressAllowList(value)
+    except ConfigurationError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("api_allowed_ips").lstrip(": ")) from None
+    return value
+
+
+def _actions(value: str) -> list[str]:
+    names = value.replace(",", " ").split()
+    known = {name.lower() for name in AdminAPI.ACTIONS}
+    for name in names:
+        if name.lower() not in known:
+            raise argparse.ArgumentTypeError(f"no action {name!r}; the actions are {', '.join(AdminAPI.ACTIONS)}")
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one action")
+    return names
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     main = argparse.ArgumentParser(prog="sso-middleware", description="Single sign-on for WSGI apps: demo and operator tools.")
@@ -265,6 +287,12 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     demo.add_argument("--redis-url", type=_redis_url, help="keep tokens and sessions in Redis"
                       " (default: $SSO_REDIS_URL, else in memory)")
+    demo.add_argument("--api-allowed-ips", type=_networks, metavar="NETWORKS",
+                      help="answer the admin API only from these networks, e.g. 127.0.0.1/32,::1"
+                      " (default: any address)")
+    demo.add_argument("--api-actions", type=_actions, metavar="ACTIONS",
+                      help="let the admin API credential call only these actions, e.g. CreateSsoToken"
+                      " (default: every action)")
     demo.set_defaults(run=_demo)
 
     create = commands.add_parser("create-token", help="mint a token (CreateSsoToken) in Redis")

@@ -9,7 +9,8 @@ nothing. Checks are constant-time, and an unknown client costs the same
 comparison as a wrong secret (:func:`verify_secret`).
 
 Admin API credentials (:class:`APICredentials`) are configured by the
-operator as identifier → hash:
+operator as identifier → hash, and each may be limited to some actions (its
+role, as the reference system calls it):
 
 .. code-block:: console
 
@@ -50,11 +51,16 @@ class APICredentials:
     """The admin API credentials of a deployment.
 
     :param hashes: identifier → :func:`hash_secret` of its secret.
+    :param roles: identifier → the actions it may call, in any case, as a
+        list or a space-separated string (e.g. ``{"billing":
+        ["CreateSsoToken"]}``); an identifier left out may call every action.
     :raises ConfigurationError: for a value that is not such a hash (a
-        plaintext secret pasted by mistake, for instance).
+        plaintext secret pasted by mistake, for instance), or a role for an
+        identifier that is not configured or that allows no action.
     """
 
-    def __init__(self, hashes: t.Mapping[str, str]):
+    def __init__(self, hashes: t.Mapping[str, str],
+                 roles: t.Mapping[str, t.Iterable[str]] | None = None):
         for identifier, secret_hash in hashes.items():
             if not identifier or not _HASH.fullmatch(secret_hash):
                 raise ConfigurationError(
@@ -62,9 +68,23 @@ class APICredentials:
                     " make it with: sso-middleware hash-secret"
                 )
         self._hashes = dict(hashes)
+        #: identifier → the lower-case names of the actions it may call.
+        self.roles: dict[str, frozenset[str]] = {}
+        for identifier, actions in (roles or {}).items():
+            if identifier not in self._hashes:
+                raise ConfigurationError(f"api_roles[{identifier!r}]: no such API credential")
+            names = actions.split() if isinstance(actions, str) else list(actions)
+            if not names or not all(isinstance(n, str) and n.strip() for n in names):
+                raise ConfigurationError(f"api_roles[{identifier!r}] must name at least one action")
+            self.roles[identifier] = frozenset(n.strip().lower() for n in names)
 
     def __repr__(self) -> str:
         return f"APICredentials({sorted(self._hashes)!r})"
+
+    def may_call(self, identifier: str, action: str) -> bool:
+        """Whether ``identifier``'s role allows ``action`` (any case)."""
+        allowed = self.roles.get(identifier)
+        return allowed is None or action.lower() in allowed
 
     def knows(self, identifier: str) -> bool:
         """Whether ``identifier`` is configured (it is not a secret)."""

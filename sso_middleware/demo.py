@@ -100,8 +100,13 @@ def build_demo(
     api_identifier: str,
     api_secret: str,
     secret_key: str,
+    *,
+    api_actions: t.Sequence[str] | None = None,
+    api_allowed_ips: str | None = None,
 ) -> SSOMiddleware:
-    """The demo portal wrapped by the middleware, for ``http://127.0.0.1:port``."""
+    """The demo portal wrapped by the middleware, for ``http://127.0.0.1:port``;
+    ``api_actions`` limits the API credential's role, ``api_allowed_ips``
+    where the API may be called from."""
     return SSOMiddleware(
         portal,
         system_url=f"http://127.0.0.1:{port}",
@@ -109,6 +114,8 @@ def build_demo(
         user_store=demo_user_store(),
         stores=stores,
         api_credentials={api_identifier: hash_secret(api_secret)},
+        api_roles={api_identifier: api_actions} if api_actions else None,
+        api_allowed_ips=api_allowed_ips,
         secure_cookies=False,
         logout_on_get=True,
     )

@@ -26,8 +26,9 @@ passes every other request through, with the signed-in identity in the environ.
 from __future__ import annotations
 
 import typing as t
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
+from .allowlist import AddressAllowList
 from .audit import unavailable
 from .credentials import APICredentials
 from .destinations import Destinations
@@ -71,6 +72,12 @@ class SSOMiddleware:
         for one development process.
     :param api_credentials: admin API identifier → ``sha256:`` hash of its
         secret. Without any, the API path is not served.
+    :param api_roles: admin API identifier → the actions it may call (a
+        list, or names separated by spaces), e.g. ``{"billing":
+        ["CreateSsoToken"]}``; identifiers left out may call every action.
+    :param api_allowed_ips: networks (CIDR, or single addresses) the admin
+        API answers; calls from elsewhere get 403 ``Invalid IP <address>``.
+        ``None`` (default) allows any address.
     :param destinations: the scope table, as :class:`Destinations` or a
         mapping of overrides of the reference defaults.
     :param token_ttl: token lifetime in seconds, 1 to 600 (default 60).
@@ -109,6 +116,8 @@ class SSOMiddleware:
         user_store: UserStore,
         stores: Stores,
         api_credentials: t.Mapping[str, str] | None = None,
+        api_roles: t.Mapping[str, t.Iterable[str] | str] | None = None,
+        api_allowed_ips: t.Iterable[str] | str | None = None,
         destinations: Destinations | t.Mapping[str, str | None] | None = None,
         token_ttl: int = 60,
         secure_cookies: bool = True,
@@ -170,9 +179,13 @@ class SSOMiddleware:
         }
         if api_credentials:
             paths[check_path("api_path", api_path)] = AdminAPI(
-                self.issuer, APICredentials(api_credentials), self.credentials, self.sessions,
-                client_limiter=client_limiter, address_limiter=address_limiter,
-                trusted_proxies=trusted_proxies)
+                self.issuer, APICredentials(api_credentials, api_roles), self.credentials,
+                self.sessions, client_limiter=client_limiter, address_limiter=address_limiter,
+                trusted_proxies=trusted_proxies,
+                allowed_addresses=None if api_allowed_ips is None else AddressAllowList(api_allowed_ips))
+        elif api_roles or api_allowed_ips is not None:
+            raise ConfigurationError("api_roles and api_allowed_ips need api_credentials: without"
+                                     " credentials the admin API is not served")
         if len(paths) < 3 + bool(api_credentials):
             raise ConfigurationError("sso_path, token_path, api_path and logout_path must differ")
         self.endpoints = paths

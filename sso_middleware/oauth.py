@@ -166,7 +166,8 @@ class CredentialManager:
         which is not stored and cannot be shown again."""
         if grant_type != SINGLE_SIGN_ON:
             if grant_type == "authorization_code":
-                raise APIError("Only the single_sign_on grant type is supported.")
+                raise APIError("The authorization_code grant type is not supported:"
+                               " this middleware serves only single_sign_on")
             raise APIError("A valid grant type is required.")
         service = parse_id(service_id, "serviceId")
         if service is None:

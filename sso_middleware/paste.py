@@ -20,6 +20,9 @@ Configure the middleware in an ini pipeline:
         clientarea:product_details = /services/{service_id}
     api_credentials =
         billing = sha256:5e88…
+    api_roles =
+        billing = CreateSsoToken
+    api_allowed_ips = 203.0.113.0/24 2001:db8::/32
 
 Every setting is parsed strictly, once, at start-up: an unknown key, a bad
 boolean, integer or limit, a Redis address or URL that does not parse, a
@@ -42,6 +45,8 @@ user store factory that fails, or a missing required setting raises
 ``secret_keys_env``       the name of an environment variable holding them
 ``user_store``            ``package.module:factory``, called with no arguments
 ``api_credentials``       lines of ``identifier = sha256:…`` (admin API)
+``api_roles``             lines of ``identifier = Action Action…``: the only actions that identifier may call
+``api_allowed_ips``       networks (CIDR) and addresses, separated by spaces or commas: the only callers of the admin API
 ``destinations``          lines of ``scope = path template`` (an empty path disables the scope)
 ``home``                  the path for tokens without a destination
 ``token_ttl``, ``idle_timeout``, ``absolute_timeout``, ``trusted_proxies``   whole numbers
@@ -77,7 +82,7 @@ _REDIS = ("redis_url", "redis_sentinels", "redis_service", "redis_cluster_nodes"
           "redis_password_env", "redis_ssl", "redis_ssl_ca_certs", "redis_sentinel_username",
           "redis_sentinel_password_env", "redis_prefix", "redis_wait")
 _OTHERS = ("system_url", "secret_keys", "secret_key_file", "secret_keys_env", "user_store", "home",
-           "api_credentials", "destinations") + _REDIS
+           "api_credentials", "api_roles", "api_allowed_ips", "destinations") + _REDIS
 KNOWN = frozenset(_STRINGS + _INTEGERS + _BOOLEANS + _LIMITS + _OTHERS)
 
 
@@ -315,6 +320,8 @@ def options(settings: t.Mapping[str, str]) -> dict[str, t.Any]:
         "secret_keys": secret_keys(settings),
         "user_store": user_store(settings["user_store"]),
         "api_credentials": as_mapping("api_credentials", settings.get("api_credentials", "")),
+        "api_roles": as_mapping("api_roles", settings.get("api_roles", "")) or None,
+        "api_allowed_ips": settings.get("api_allowed_ips"),
         "destinations": Destinations(
             {scope: path or None
              for scope, path in as_mapping("destinations", settings.get("destinations", "")).items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -39,6 +40,48 @@ def api_json(response, status: int) -> dict:
         assert response.headers.get(name) == value, name
     assert response.content_type == "application/json"
     return json.loads(response.body)
+
+
+#: Content-Type of each response type.
+CONTENT_TYPES = {
+    "json": "application/json",
+    "xml": "application/xml; charset=utf-8",
+    "nvp": "text/plain; charset=utf-8",
+}
+
+
+def api_xml(response, status: int) -> dict[str, str]:
+    """Check a ``<whmcsapi>`` answer's status and headers; return its fields
+    (scalars only; ``action`` included)."""
+    assert response.status_int == status
+    for name, value in HARDENING.items():
+        assert response.headers.get(name) == value, name
+    assert response.headers["Content-Type"] == CONTENT_TYPES["xml"]
+    root = ET.fromstring(response.body)
+    assert root.tag == "whmcsapi"
+    fields = {child.tag: child.text or "" for child in root}
+    assert len(fields) == len(root), "no element twice"
+    return fields
+
+
+def api_nvp(response, status: int) -> dict[str, str]:
+    """Check an NVP answer's status and headers; return its fields."""
+    assert response.status_int == status
+    for name, value in HARDENING.items():
+        assert response.headers.get(name) == value, name
+    assert response.headers["Content-Type"] == CONTENT_TYPES["nvp"]
+    pairs = [pair.split("=", 1) for pair in response.text.split(";")]
+    assert all(len(pair) == 2 for pair in pairs), response.text
+    fields = dict(pairs)
+    assert len(fields) == len(pairs), "no field twice"
+    return fields
+
+
+def api_answer(response, status: int, response_type: str) -> dict[str, str]:
+    """The fields of an answer of ``response_type``, after the checks every
+    answer shares."""
+    parse = {"json": api_json, "xml": api_xml, "nvp": api_nvp}[response_type]
+    return parse(response, status)
 
 
 def token_keys(redis_client) -> list[bytes]:
@@ -87,24 +130,46 @@ def test_bad_credentials(app, redis_client, overrides):
 
 
 def test_missing_credentials(app, redis_client):
-    response = app.post(API, {"action": "CreateSsoToken", "client_id": "1"}, status=403)
+    response = app.post(API, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"},
+                        status=403)
     assert api_json(response, 403) == AUTH_FAILED
+    assert token_keys(redis_client) == []
+
+
+def test_missing_credentials_without_responsetype_is_nvp(app, redis_client):
+    response = app.post(API, {"action": "CreateSsoToken", "client_id": "1"}, status=403)
+    assert api_nvp(response, 403) == AUTH_FAILED
+    assert response.text == "result=error;message=Authentication Failed"
     assert token_keys(redis_client) == []
 
 
 def test_auth_failures_are_indistinguishable(app):
     wrong_secret = app.post(API, params(client_id="1", secret="wrong"), status=403)
     unknown_identifier = app.post(API, params(client_id="1", identifier="nobody"), status=403)
-    missing = app.post(API, {"action": "CreateSsoToken", "client_id": "1"}, status=403)
+    missing = app.post(API, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"},
+                       status=403)
     assert wrong_secret.body == unknown_identifier.body == missing.body
     assert json.loads(wrong_secret.body) == AUTH_FAILED
 
 
-def test_credentials_are_checked_before_the_request(app):
+@pytest.mark.parametrize(
+    ("extra", "response_type"),
+    [
+        pytest.param({"client_id": "99"}, "json", id="unknown-client"),
+        pytest.param({"client_id": "3"}, "json", id="closed-client"),
+        pytest.param({"action": "Nope"}, "json", id="unknown-action"),
+        pytest.param({"action": ""}, "json", id="empty-action"),
+        pytest.param({"responsetype": "xml"}, "xml", id="xml"),
+        pytest.param({"responsetype": "nvp"}, "nvp", id="nvp"),
+    ],
+)
+def test_credentials_are_checked_before_the_request(app, redis_client, extra, response_type):
     # an unauthenticated caller learns nothing about accounts or actions
-    for extra in ({"client_id": "99"}, {"action": "Nope"}, {"responsetype": "xml"}):
-        response = app.post(API, {**params(**extra), "secret": "wrong"}, status=403)
-        assert api_json(response, 403) == AUTH_FAILED
+    response = app.post(API, {**params(client_id="1"), **extra, "secret": "wrong"}, status=403)
+    fields = api_answer(response, 403, response_type)
+    fields.pop("action", None)  # XML echoes the action
+    assert fields == AUTH_FAILED
+    assert token_keys(redis_client) == []
 
 
 # -- malformed requests ----------------------------------------------------------
@@ -141,26 +206,70 @@ def test_duplicated_secret_is_400_without_echoing_it(app):
 
 
 @pytest.mark.parametrize(
-    "action", [pytest.param("Nope", id="unknown"), pytest.param("", id="empty"),
-               pytest.param("createssotoken", id="wrong-case")],
+    ("action", "echoed"),
+    [pytest.param("Nope", "nope", id="unknown"),
+     pytest.param("CreateSsoTokens", "createssotokens", id="near-miss"),
+     pytest.param("Create<b>SsoToken", "createbssotoken", id="markup")],
 )
-def test_unknown_action_is_400(app, action):
+def test_unknown_action_is_403_with_the_whmcs_message(app, redis_client, action, echoed):
+    response = app.post(API, params(action=action, client_id="1"), status=403)
+    assert api_json(response, 403) == {
+        "result": "error", "message": f'Invalid API Action: "{echoed}" is not a valid API action'}
+    assert token_keys(redis_client) == []
+
+
+@pytest.mark.parametrize("action", ["createssotoken", "CREATESSOTOKEN", "cReAtEsSoToKeN"])
+def test_action_names_match_in_any_case(app, redis_client, action):
+    response = app.post(API, params(action=action, client_id="1"), status=200)
+    body = api_json(response, 200)
+    assert body["result"] == "success"
+    assert TOKEN.match(body["access_token"])
+    assert len(token_keys(redis_client)) == 1
+
+
+@pytest.mark.parametrize("action", [pytest.param("", id="empty"), pytest.param("  ", id="blank")])
+def test_empty_action_is_400(app, redis_client, action):
     response = app.post(API, params(action=action, client_id="1"), status=400)
-    body = api_json(response, 400)
-    assert body["result"] == "error"
-    assert "CreateSsoToken" in body["message"]
+    assert api_json(response, 400) == {"result": "error", "message": "Empty action request"}
+    assert token_keys(redis_client) == []
 
 
-def test_missing_action_is_400(app):
+def test_missing_action_is_400(app, redis_client):
     request = params(client_id="1")
     del request["action"]
-    assert api_json(app.post(API, request, status=400), 400)["result"] == "error"
+    response = app.post(API, request, status=400)
+    assert api_json(response, 400) == {"result": "error", "message": "Empty action request"}
+    assert token_keys(redis_client) == []
 
 
-def test_responsetype_xml_is_400(app, redis_client):
-    response = app.post(API, params(client_id="1", responsetype="xml"), status=400)
-    body = api_json(response, 400)
+def test_responsetype_xml_is_a_whmcsapi_document(app, redis_client):
+    response = app.post(API, params(client_id="1", responsetype="xml"), status=200)
+    fields = api_xml(response, 200)
+    assert set(fields) == {"action", "result", "access_token", "redirect_url"}
+    assert fields["action"] == "createssotoken"
+    assert fields["result"] == "success"
+    assert TOKEN.match(fields["access_token"])
+    assert fields["redirect_url"].endswith("?access_token=" + fields["access_token"])
+    assert len(token_keys(redis_client)) == 1
+
+
+def test_without_responsetype_the_answer_is_nvp(app, redis_client):
+    request = params(client_id="1")
+    del request["responsetype"]
+    fields = api_nvp(app.post(API, request, status=200), 200)
+    assert set(fields) == {"result", "access_token", "redirect_url"}
+    assert fields["result"] == "success"
+    assert TOKEN.match(fields["access_token"])
+    assert len(token_keys(redis_client)) == 1
+
+
+@pytest.mark.parametrize("response_type", ["yaml", "JSONP", "php"])
+def test_unsupported_responsetype_is_200_with_the_whmcs_message(app, redis_client, response_type):
+    response = app.post(API, params(client_id="1", responsetype=response_type), status=200)
+    body = api_json(response, 200)
     assert body["result"] == "error"
+    assert body["message"].startswith(
+        f'Unsupported API response type format "{response_type.lower()}"')
     assert "json" in body["message"]
     assert token_keys(redis_client) == []
 
@@ -189,38 +298,62 @@ def test_body_just_under_the_limit_is_served(app):
         pytest.param({}, "A valid client_id or user_id is required", id="neither"),
     ],
 )
-def test_issue_error_is_400_with_the_whmcs_message(app, redis_client, inputs, message):
-    response = app.post(API, params(**inputs), status=400)
-    assert api_json(response, 400) == {"result": "error", "message": message}
+def test_issue_error_is_200_with_the_whmcs_message(app, redis_client, inputs, message):
+    response = app.post(API, params(**inputs), status=200)
+    assert api_json(response, 200) == {"result": "error", "message": message}
     assert token_keys(redis_client) == []
 
 
-# -- every answer is hardened JSON ----------------------------------------------
+# -- every answer is hardened, in the type asked for ------------------------------
+
+def without(name: str, request: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in request.items() if k != name}
+
 
 SCENARIOS = [
-    pytest.param(lambda app: app.post(API, params(client_id="1"), status=200), 200, id="success"),
+    pytest.param(lambda app: app.post(API, params(client_id="1"), status=200), 200, "json",
+                 id="success"),
     pytest.param(lambda app: app.post(API, params(client_id="1", secret="no"), status=403), 403,
-                 id="auth-failed"),
-    pytest.param(lambda app: app.get(API, status=405), 405, id="get"),
+                 "json", id="auth-failed"),
+    pytest.param(lambda app: app.get(API, status=405), 405, "json", id="get"),
     pytest.param(lambda app: app.post(API, "{}", content_type="application/json", status=415),
-                 415, id="json-body"),
+                 415, "json", id="json-body"),
     pytest.param(lambda app: app.post(API, [*params().items(), ("user_id", "1"), ("user_id", "2")],
-                                      status=400), 400, id="duplicate"),
-    pytest.param(lambda app: app.post(API, params(action="Nope"), status=400), 400,
+                                      status=400), 400, "json", id="duplicate"),
+    pytest.param(lambda app: app.post(API, params(action="Nope"), status=403), 403, "json",
                  id="unknown-action"),
-    pytest.param(lambda app: app.post(API, params(responsetype="xml"), status=400), 400,
-                 id="xml"),
-    pytest.param(lambda app: app.post(API, params(pad="x" * 70000), status=413), 413,
+    pytest.param(lambda app: app.post(API, params(action=""), status=400), 400, "json",
+                 id="empty-action"),
+    pytest.param(lambda app: app.post(API, params(responsetype="yaml"), status=200), 200, "json",
+                 id="unsupported-responsetype"),
+    pytest.param(lambda app: app.post(API, params(pad="x" * 70000), status=413), 413, "json",
                  id="too-large"),
-    pytest.param(lambda app: app.post(API, params(client_id="99"), status=400), 400,
+    pytest.param(lambda app: app.post(API, params(client_id="99"), status=200), 200, "json",
                  id="issue-error"),
+    pytest.param(lambda app: app.post(API, params(client_id="1", responsetype="xml"), status=200),
+                 200, "xml", id="xml-success"),
+    pytest.param(lambda app: app.post(API, params(client_id="99", responsetype="xml"), status=200),
+                 200, "xml", id="xml-issue-error"),
+    pytest.param(lambda app: app.post(API, params(action="Nope", responsetype="xml"), status=403),
+                 403, "xml", id="xml-unknown-action"),
+    pytest.param(lambda app: app.post(API, params(secret="no", responsetype="xml"), status=403),
+                 403, "xml", id="xml-auth-failed"),
+    pytest.param(lambda app: app.post(API, without("responsetype", params(client_id="1")),
+                                      status=200), 200, "nvp", id="nvp-success"),
+    pytest.param(lambda app: app.post(API, without("responsetype", params(client_id="99")),
+                                      status=200), 200, "nvp", id="nvp-issue-error"),
+    pytest.param(lambda app: app.post(API, without("responsetype", params(secret="no")),
+                                      status=403), 403, "nvp", id="nvp-auth-failed"),
+    pytest.param(lambda app: app.post(API, without("responsetype", params(action="")),
+                                      status=400), 400, "nvp", id="nvp-empty-action"),
 ]
 
 
-@pytest.mark.parametrize(("send", "status"), SCENARIOS)
-def test_every_answer_is_hardened_json(app, send, status):
-    body = api_json(send(app), status)
+@pytest.mark.parametrize(("send", "status", "response_type"), SCENARIOS)
+def test_every_answer_is_hardened(app, send, status, response_type):
+    body = api_answer(send(app), status, response_type)
     assert body["result"] in ("success", "error")
+    assert (body["result"] == "success") == (status == 200 and "message" not in body)
     if body["result"] == "error":
         assert isinstance(body["message"], str) and body["message"]
 

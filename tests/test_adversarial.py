@@ -285,9 +285,16 @@ def _responses(make_middleware, user_store, redis_client):
     add("SSO 200 confirmation page", confirming.get(link, status=200))
 
     add("API 200", api(app, status=200, action="CreateSsoToken", client_id="1"))
-    add("API 400", api(app, status=400, action="CreateSsoToken", client_id="nope"))
-    add("API 403", app.post(API, {"identifier": API_IDENTIFIER, "secret": "wrong"}, status=403))
-    add("API 429", app.post(API, {"identifier": API_IDENTIFIER, "secret": "wrong"}, status=429))
+    add("API 200 XML", api(app, status=200, action="CreateSsoToken", client_id="1", responsetype="xml"))
+    add("API 200 NVP", app.post(API, {"identifier": API_IDENTIFIER, "secret": API_SECRET,
+                                      "action": "CreateSsoToken", "client_id": "1"}, status=200))
+    add("API 200 action error", api(app, status=200, action="CreateSsoToken", client_id="nope"))
+    add("API 200 unsupported responsetype", api(app, status=200, action="CreateSsoToken",
+                                                client_id="1", responsetype="yaml"))
+    add("API 400 empty action", api(app, status=400, client_id="1"))
+    add("API 403 unknown action", api(app, status=403, action="Nope", responsetype="xml"))
+    add("API 403 NVP", app.post(API, {"identifier": API_IDENTIFIER, "secret": "wrong"}, status=403))
+    add("API 429 NVP", app.post(API, {"identifier": API_IDENTIFIER, "secret": "wrong"}, status=429))
     add("API 405", app.get(API, status=405))
     add("API 413", browser(make_middleware()).post(API, {"x": "y" * 70000}, status=413))
     add("API 415", app.post(API, "{}", content_type="application/json", status=415))
@@ -323,12 +330,16 @@ def _responses(make_middleware, user_store, redis_client):
 
 def test_every_response_of_the_middleware_is_hardened(make_middleware, user_store, redis_client):
     responses = _responses(make_middleware, user_store, redis_client)
-    assert len(responses) == 27
+    assert len(responses) == 32
     for label, response in responses:
         for name, value in HARDENING.items():
             assert response.headers.get(name) == value, f"{label}: {name}"
         if response.status_int in (429, 503):
             assert response.headers.get("Retry-After", "").isdigit(), label
+    # the admin API's answers in each of its response types are among them
+    api_types = {r.headers["Content-Type"] for label, r in responses if label.startswith("API ")}
+    assert api_types == {"application/json", "application/xml; charset=utf-8",
+                         "text/plain; charset=utf-8"}
 
 
 def test_pages_load_nothing_and_link_nowhere(make_middleware, user_store, redis_client):

@@ -60,7 +60,7 @@ class PanelPage(http.server.BaseHTTPRequestHandler):
         pipeline = self.server.pipeline
         data = urllib.parse.urlencode({
             "action": "CreateSsoToken", "identifier": "demo", "secret": pipeline.api_secret,
-            "client_id": "1", "destination": "clientarea:invoices"}).encode()
+            "client_id": "1", "destination": "clientarea:invoices", "responsetype": "json"}).encode()
         with urllib.request.urlopen(pipeline.url + "/includes/api.php", data, timeout=5) as r:
             link = json.load(r)["redirect_url"]
         self.server.last_link = link
@@ -209,7 +209,8 @@ class TLSPortal:
     def link(self, **fields: str) -> str:
         """A sign-on link minted through the admin API."""
         body = urllib.parse.urlencode({"action": "CreateSsoToken", "identifier": "demo",
-                                       "secret": self.api_secret, **fields}).encode()
+                                       "secret": self.api_secret, "responsetype": "json",
+                                       **fields}).encode()
         response, data = self.request("POST", "/includes/api.php", body,
                                       {"Content-Type": "application/x-www-form-urlencoded"})
         answer = json.loads(data)

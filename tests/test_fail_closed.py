@@ -53,7 +53,7 @@ def test_redis_down_then_back(own_redis, fragile):
     assert response.headers["Cache-Control"] == "no-store"
 
     api = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
-           "client_id": "1"}
+           "client_id": "1", "responsetype": "json"}
     response, elapsed = timed(lambda: app.post("/includes/api.php", api, status=503))
     assert elapsed < 1.0
     assert response.json == {"result": "error", "message": "Service temporarily unavailable"}

@@ -107,7 +107,7 @@ def test_created_credential_works_at_the_token_endpoint(app):
         pytest.param({"grantType": "client_credentials"}, "A valid grant type is required.",
                      id="unknown-grant-type"),
         pytest.param({"grantType": "authorization_code"},
-                     "Only the single_sign_on grant type is supported.", id="authorization-code"),
+                     "The authorization_code grant type is not supported: this middleware serves only single_sign_on", id="authorization-code"),
         pytest.param({"serviceId": None},
                      "A service ID is required for the single sign-on grant type.", id="no-service"),
         pytest.param({"serviceId": ""},
@@ -124,11 +124,11 @@ def test_created_credential_works_at_the_token_endpoint(app):
                      'The requested scope "sso:custom_redirect" is invalid.', id="custom-redirect"),
     ],
 )
-def test_create_errors_are_400_with_the_whmcs_message(app, redis_client, caplog, fields, message):
+def test_create_errors_are_200_with_the_whmcs_message(app, redis_client, caplog, fields, message):
     request = {"grantType": "single_sign_on", "serviceId": "101", "scope": "clientarea:invoices",
                **fields}
     request = {k: v for k, v in request.items() if v is not None}
-    body = api(app, "CreateOAuthCredential", status=400, **request)
+    body = api(app, "CreateOAuthCredential", status=200, **request)
     assert body == {"result": "error", "message": message}
     assert listed(app) == []
     assert events(caplog, "credential_created") == []
@@ -207,7 +207,7 @@ def test_update_without_changes_keeps_everything(app):
 def test_update_with_a_bad_scope_changes_nothing(app):
     body = create(app, scope="clientarea:invoices", name="keep")
     before = listed(app)
-    refused = api(app, "UpdateOAuthCredential", status=400,
+    refused = api(app, "UpdateOAuthCredential", status=200,
                   credentialId=str(body["credentialId"]), name="changed", scope="clientarea:bogus")
     assert refused == {"result": "error",
                        "message": 'The requested scope "clientarea:bogus" is invalid.'}
@@ -232,9 +232,9 @@ def test_reset_secret_invalidates_the_old_secret_at_once(app, caplog):
     assert record.sso_credential_id == body["credentialId"]
 
 
-def test_reset_secret_maybe_is_400_and_keeps_the_secret(app, caplog):
+def test_reset_secret_maybe_is_200_with_an_error_and_keeps_the_secret(app, caplog):
     body = create(app, scope="clientarea:invoices")
-    refused = api(app, "UpdateOAuthCredential", status=400,
+    refused = api(app, "UpdateOAuthCredential", status=200,
                   credentialId=str(body["credentialId"]), resetSecret="maybe")
     assert refused == {"result": "error", "message": "resetSecret must be true or false"}
     token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
@@ -246,7 +246,7 @@ def test_reset_secret_maybe_is_400_and_keeps_the_secret(app, caplog):
 def test_unknown_credential_id(app, action, credential_id):
     create(app)
     fields = {} if credential_id is None else {"credentialId": credential_id}
-    body = api(app, action, status=400, **fields)
+    body = api(app, action, status=200, **fields)
     assert body == {"result": "error", "message": "Invalid credentialId"}
     assert len(listed(app)) == 1
 
@@ -263,7 +263,7 @@ def test_delete_makes_the_secret_useless(app, caplog):
     assert refused["error"] == "invalid_client"
     assert [c["credentialId"] for c in listed(app)] == [other["credentialId"]]
     token_request(app, other["clientIdentifier"], other["clientSecret"], 200)
-    again = api(app, "DeleteOAuthCredential", status=400, credentialId=str(body["credentialId"]))
+    again = api(app, "DeleteOAuthCredential", status=200, credentialId=str(body["credentialId"]))
     assert again == {"result": "error", "message": "Invalid credentialId"}
     [record] = events(caplog, "credential_deleted")
     assert record.sso_credential_id == body["credentialId"]

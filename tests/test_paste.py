@@ -58,7 +58,7 @@ def test_the_pipeline_loads_and_serves(tmp_path, redis_server):
     client = webtest.TestApp(app, extra_environ={"wsgi.url_scheme": "https"})
     result = client.post("/includes/api.php", {
         "action": "CreateSsoToken", "identifier": "billing", "secret": "billing-secret",
-        "client_id": "1", "destination": "clientarea:invoices"}).json
+        "client_id": "1", "destination": "clientarea:invoices", "responsetype": "json"}).json
     assert result["result"] == "success"
     response = client.get(result["redirect_url"].removeprefix("https://portal.example.com"), status=303)
     assert response.headers["Location"] == "https://portal.example.com/billing"

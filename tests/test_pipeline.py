@@ -22,7 +22,8 @@ SIGN_INS = 24
 
 def call_api(pipeline, **inputs):
     data = urllib.parse.urlencode({"action": "CreateSsoToken", "identifier": "demo",
-                                   "secret": pipeline.api_secret, **inputs}).encode()
+                                   "secret": pipeline.api_secret, "responsetype": "json",
+                                   **inputs}).encode()
     try:
         with urllib.request.urlopen(pipeline.url + "/includes/api.php", data, timeout=5) as r:
             return json.load(r)

@@ -132,7 +132,8 @@ def test_failures_in_a_clients_name_cannot_lock_it_out(make_middleware):
     owner = from_address(browser(middleware), "10.0.9.99")
     auth(owner, credential.identifier, secret, 200)
     api = from_address(browser(middleware), "10.0.9.98")
-    form = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "client_id": "1"}
+    form = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "client_id": "1",
+            "responsetype": "json"}
     for _ in range(3):
         api.post("/includes/api.php", {**form, "secret": "wrong"}, status="*")
     assert api.post("/includes/api.php", {**form, "secret": API_SECRET}).json["result"] == "success"
@@ -156,9 +157,11 @@ def test_client_authentication_limit_per_address(make_middleware, credential):
 
 def test_admin_api_authentication_is_limited(make_middleware):
     app = from_address(browser(make_middleware(client_auth_limit=Limit(2, 60))), "10.0.1.4")
-    form = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": "wrong", "client_id": "1"}
-    app.post("/includes/api.php", form, status=403)
-    app.post("/includes/api.php", form, status=403)
+    form = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": "wrong", "client_id": "1",
+            "responsetype": "json"}
+    for _ in range(2):
+        assert app.post("/includes/api.php", form, status=403).json == {
+            "result": "error", "message": "Authentication Failed"}
     response = app.post("/includes/api.php", form, status=429)
     assert response.json["result"] == "error" and response.headers["Retry-After"]
 

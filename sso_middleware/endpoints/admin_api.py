@@ -12,69 +12,116 @@ session of an account or a user.
 .. code-block:: console
 
     $ curl -s https://portal.example.com/includes/api.php \\
-        -d action=CreateSsoToken -d identifier=ID -d secret=SECRET \\
+        -d action=CreateSsoToken -d username=ID -d password=SECRET \\
         -d responsetype=json -d client_id=1 -d destination=clientarea:invoices
     {"result":"success","access_token":"...","redirect_url":"https://portal.example.com/oauth/singlesignon.php?access_token=..."}
 
-Every answer is JSON in the API's shape, ``{"result": "error", "message":
-...}`` for errors, with an HTTP status that says what kind: 400 bad input,
-403 bad credentials, 405 not a POST, 413 too large, 415 not form-encoded,
-429 too many failed authentications (with ``Retry-After``), 503 a store is
-down.
+Requests are read as the reference system reads them, so integrations
+written for it work unchanged:
+
+- the credentials are ``identifier`` and ``secret``, or the same pair in
+  ``username`` and ``password``; they must be in the body, never the query
+  string, which ends up in access logs;
+- other parameters may also come in the query string (``POST
+  /includes/api.php?action=CreateSsoToken``); the body wins a clash;
+- action names match in any case, and answers echo them in lower case;
+- ``responsetype`` is ``json``, ``xml`` or ``nvp``; see
+  :mod:`~sso_middleware.endpoints.api_formats`.
+
+Statuses follow the reference system too. An action that fails (bad input,
+a Closed account, an unknown client, ...) answers 200 with ``{"result":
+"error", "message": ...}``. A caller that may not call answers 403: a wrong
+credential (``Authentication Failed``), an address outside
+``api_allowed_ips`` (``Invalid IP <address>``), an action outside the
+credential's role (``Invalid Permissions: API action "<action>" is not
+allowed``) or an action that does not exist here. A request the API cannot
+read answers 400 (no ``action``, a parameter twice, credentials in the query
+string, text that is not UTF-8), 405 (not a POST), 413 (too large) or 415
+(not form-encoded); 429 (with ``Retry-After``) after too many failed
+authentications; 503 when a store is down.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import typing as t
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from ..allowlist import AddressAllowList, parse_address
 from ..audit import audit, unavailable
 from ..credentials import APICredentials
-from ..exceptions import APIError, BadRequest
+from ..exceptions import APIError, BadRequest, ConfigurationError
 from ..issuer import TokenIssuer, parse_id
 from ..oauth import CredentialManager
 from ..ratelimit import RateLimiter, remote_address
 from ..sessions import SessionManager
-from ..responses import json_response
+from .api_formats import RESPONSE_TYPES, default_type, render
 from .bodies import BoundedRequest
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-    from werkzeug.datastructures import MultiDict
+    from werkzeug.wrappers import Request
 
 #: Inputs of ``CreateSsoToken``, passed on to :meth:`TokenIssuer.create_sso_token`.
 CREATE_SSO_TOKEN_INPUTS = (
     "client_id", "user_id", "destination", "service_id", "domain_id", "sso_redirect_path",
 )
 
+#: Parameters that hold a secret, and so are refused in the query string.
+SECRET_PARAMETERS = frozenset({"identifier", "secret", "username", "password", "accesskey"})
+
+#: Actions whose answers hold lists: XML by default, never NVP.
+STRUCTURED_ACTIONS = frozenset({"listoauthcredentials"})
+
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
+#: What an action name is echoed as: the reference system's lower case, and
+#: only letters and digits, so that an echo carries nothing else.
+_NOT_ACTION = re.compile(r"[^0-9a-z]")
 
-def _error(message: str, status: int, **headers: str) -> Response:
-    return json_response({"result": "error", "message": message}, status, headers=headers)
+#: An action: the parameters and the caller's identifier in, the result out.
+Action = t.Callable[[t.Mapping[str, str], str], dict[str, t.Any]]
+
+
+def _error(message: str) -> dict[str, str]:
+    return {"result": "error", "message": message}
 
 
 class AdminAPI:
     """The WSGI application behind the API path.
 
     :param issuer: mints the tokens.
-    :param credentials: who may call the API.
+    :param credentials: who may call the API, and which actions.
     :param oauth: manages OAuth credential sets.
     :param sessions: for ``RevokeSsoSessions``.
     :param client_limiter: failed authentications per API identifier.
     :param address_limiter: failed authentications per remote address.
     :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
+    :param allowed_addresses: the only networks the API answers; ``None``
+        for any.
     """
 
     #: Largest request body accepted, in bytes.
     max_content_length = 64 * 1024
 
+    #: Action name → the method that answers it; extend in a subclass to
+    #: add actions.
+    ACTIONS: t.ClassVar[dict[str, str]] = {
+        "CreateSsoToken": "create_sso_token",
+        "CreateOAuthCredential": "create_oauth_credential",
+        "ListOAuthCredentials": "list_oauth_credentials",
+        "UpdateOAuthCredential": "update_oauth_credential",
+        "DeleteOAuthCredential": "delete_oauth_credential",
+        "RevokeSsoSessions": "revoke_sso_sessions",
+    }
+
     def __init__(self, issuer: TokenIssuer, credentials: APICredentials, oauth: CredentialManager,
                  sessions: SessionManager, *, client_limiter: RateLimiter,
-                 address_limiter: RateLimiter, trusted_proxies: int = 0):
+                 address_limiter: RateLimiter, trusted_proxies: int = 0,
+                 allowed_addresses: AddressAllowList | None = None):
         self.issuer = issuer
         self.credentials = credentials
         self.oauth = oauth
@@ -82,15 +129,17 @@ class AdminAPI:
         self.client_limiter = client_limiter
         self.address_limiter = address_limiter
         self.trusted_proxies = trusted_proxies
-        #: action name → handler; extend in a subclass to add actions.
-        self.actions: dict[str, t.Callable[[MultiDict[str, str], str], Response]] = {
-            "CreateSsoToken": self.create_sso_token,
-            "CreateOAuthCredential": self.create_oauth_credential,
-            "ListOAuthCredentials": self.list_oauth_credentials,
-            "UpdateOAuthCredential": self.update_oauth_credential,
-            "DeleteOAuthCredential": self.delete_oauth_credential,
-            "RevokeSsoSessions": self.revoke_sso_sessions,
-        }
+        self.allowed_addresses = allowed_addresses
+        #: action name → handler.
+        self.actions: dict[str, Action] = {
+            name: getattr(self, method) for name, method in self.ACTIONS.items()}
+        known = {name.lower() for name in self.actions}
+        for identifier, allowed in credentials.roles.items():
+            unknown = sorted(allowed - known)
+            if unknown:
+                raise ConfigurationError(
+                    f"api_roles[{identifier!r}]: no action {unknown[0]!r}; the actions are "
+                    + ", ".join(self.actions))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         return self.respond(environ)(environ, start_response)
@@ -98,107 +147,167 @@ class AdminAPI:
     def respond(self, environ: WSGIEnvironment) -> Response:
         """Answer one request; never raises."""
         if environ.get("REQUEST_METHOD") != "POST":
-            return _error("The API accepts POST requests only", 405, Allow="POST")
+            return render(_error("The API accepts POST requests only"), "json", "", 405,
+                          headers={"Allow": "POST"})
         request = BoundedRequest(environ, self.max_content_length)
         if request.mimetype not in _FORM_TYPES:
-            return _error("Send the parameters form-encoded (application/x-www-form-urlencoded)", 415)
+            return render(_error("Send the parameters form-encoded (application/x-www-form-urlencoded)"),
+                          "json", "", 415)
         try:
-            form = request.form
-            self._reject_duplicates(form)
-            identifier = form.get("identifier", "")
-            if not self.credentials.verify(identifier, form.get("secret", "")):
-                # A right secret always passes (no one can lock a client out
-                # by failing in its name); failures are counted and limited.
-                address = remote_address(environ, self.trusted_proxies)
-                # An unknown identifier may be a secret pasted in the wrong field.
-                shown = identifier if self.credentials.knows(identifier) else "(unknown)"
-                audit(logging.WARNING, "api_auth_failed",
-                      "Admin API authentication failed for identifier %s", shown,
-                      identifier=shown, address=address)
-                wait = (self.client_limiter.retry_after(identifier)
-                        or self.address_limiter.retry_after(address)
-                        or max(self.client_limiter.failed(identifier) or 0,
-                               self.address_limiter.failed(address) or 0))
-                if wait:
-                    return _error("Too many failed attempts; retry later", 429,
-                                  **{"Retry-After": str(wait)})
-                return _error("Authentication Failed", 403)
-            if form.get("responsetype", "json") != "json":
-                raise BadRequest("Only responsetype=json is supported")
-            handler = self.actions.get(form.get("action", ""))
-            if handler is None:
-                raise BadRequest("Unknown action; supported: " + ", ".join(self.actions))
-            return handler(form, identifier)
-        except (BadRequest, APIError) as e:
-            return _error(e.message, 400)
+            params = read_parameters(request)
+            identifier, secret = _credentials(params)
+        except BadRequest as e:
+            return render(_error(e.message), "json", "", 400)
         except HTTPException as e:
-            return _error(e.description or e.name, e.code or 400)
+            return render(_error(e.description or e.name), "json", "", e.code or 400)
         except UnicodeError:
-            return _error("Parameters must be UTF-8", 400)
+            return render(_error("Parameters must be UTF-8"), "json", "", 400)
+        action = params.get("action", "").strip()
+        echoed = _NOT_ACTION.sub("", action.lower())[:64]
+        requested = params.get("responsetype", "").strip().lower()
+        response_type = requested or default_type(echoed in STRUCTURED_ACTIONS)
+        try:
+            status, result, headers = self.call(environ, action, identifier, secret, params, response_type)
         except Exception as e:
             unavailable("Admin API", e)
-            return _error("Service temporarily unavailable", 503)
+            status, result, headers = 503, _error("Service temporarily unavailable"), {}
+        if not _renders(response_type, echoed):
+            response_type = "json"
+        return render(result, response_type, echoed, status, headers=headers)
 
-    @staticmethod
-    def _reject_duplicates(form: MultiDict[str, str]) -> None:
-        for name, values in form.lists():
-            if len(values) > 1:
-                raise BadRequest(f"Parameter {name[:64]} given more than once")
+    def call(self, environ: WSGIEnvironment, action: str, identifier: str, secret: str,
+             params: t.Mapping[str, str], response_type: str
+             ) -> tuple[int, dict[str, t.Any], dict[str, str]]:
+        """Check the caller (address, credentials, role) and the response
+        type, then run the action: the status, the result and any extra
+        headers."""
+        address = remote_address(environ, self.trusted_proxies)
+        if self.allowed_addresses is not None and address not in self.allowed_addresses:
+            shown = str(parse_address(address) or "(malformed)")
+            audit(logging.WARNING, "api_address_refused",
+                  "Admin API call from %s refused: not in api_allowed_ips", shown, address=shown)
+            return 403, _error(f"Invalid IP {shown}"), {}
+        if not self.credentials.verify(identifier, secret):
+            # A right secret always passes (no one can lock a client out
+            # by failing in its name); failures are counted and limited.
+            # An unknown identifier may be a secret pasted in the wrong field.
+            shown = identifier if self.credentials.knows(identifier) else "(unknown)"
+            audit(logging.WARNING, "api_auth_failed",
+                  "Admin API authentication failed for identifier %s", shown,
+                  identifier=shown, address=address)
+            wait = (self.client_limiter.retry_after(identifier)
+                    or self.address_limiter.retry_after(address)
+                    or max(self.client_limiter.failed(identifier) or 0,
+                           self.address_limiter.failed(address) or 0))
+            if wait:
+                return 429, _error("Too many failed attempts; retry later"), {"Retry-After": str(wait)}
+            return 403, _error("Authentication Failed"), {}
+        if not action:
+            return 400, _error("Empty action request"), {}
+        echoed = _NOT_ACTION.sub("", action.lower())[:64]
+        handler = next((h for name, h in self.actions.items() if name.lower() == action.lower()), None)
+        if handler is None:
+            return 403, _error(f'Invalid API Action: "{echoed}" is not a valid API action'), {}
+        if not self.credentials.may_call(identifier, action):
+            audit(logging.WARNING, "api_action_refused",
+                  "Admin API identifier %s may not call %s", identifier, echoed,
+                  identifier=identifier, action=echoed)
+            return 403, _error(f'Invalid Permissions: API action "{echoed}" is not allowed'), {}
+        if response_type not in RESPONSE_TYPES:
+            return 200, _error(f'Unsupported API response type format "{response_type[:16]}".'
+                               " Supported formats include: json, xml, nvp"), {}
+        if not _renders(response_type, echoed):
+            return 200, _error("This API action only supports the XML or JSON response type formats"), {}
+        try:
+            return 200, handler(params, identifier), {}
+        except (APIError, BadRequest) as e:
+            return 200, _error(e.message), {}
 
-    def create_sso_token(self, form: MultiDict[str, str], identifier: str) -> Response:
-        """``CreateSsoToken``: 200 with the token, or 400 with the reason."""
-        inputs = {name: form[name] for name in CREATE_SSO_TOKEN_INPUTS if name in form}
-        result = self.issuer.create_sso_token(**inputs, actor=f"api:{identifier}")
-        return json_response(result, 200 if result["result"] == "success" else 400)
+    def create_sso_token(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
+        """``CreateSsoToken``: the token, or the reason there is none."""
+        inputs = {name: params[name] for name in CREATE_SSO_TOKEN_INPUTS if name in params}
+        return dict(self.issuer.create_sso_token(**inputs, actor=f"api:{identifier}"))
 
-    def create_oauth_credential(self, form: MultiDict[str, str], identifier: str) -> Response:
+    def create_oauth_credential(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``CreateOAuthCredential``: the only time the secret is shown."""
         credential, secret = self.oauth.create(
-            grant_type=form.get("grantType"), scope=form.get("scope", ""),
-            service_id=form.get("serviceId"), name=form.get("name", ""),
-            description=form.get("description", ""), actor=f"api:{identifier}",
+            grant_type=params.get("grantType"), scope=params.get("scope", ""),
+            service_id=params.get("serviceId"), name=params.get("name", ""),
+            description=params.get("description", ""), actor=f"api:{identifier}",
         )
-        return json_response({"result": "success", "credentialId": credential.credential_id,
-                              "clientIdentifier": credential.identifier, "clientSecret": secret})
+        return {"result": "success", "credentialId": credential.credential_id,
+                "clientIdentifier": credential.identifier, "clientSecret": secret}
 
-    def list_oauth_credentials(self, form: MultiDict[str, str], identifier: str) -> Response:
+    def list_oauth_credentials(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``ListOAuthCredentials``: every set, never a secret or its hash."""
         clients = [c.describe() for c in self.oauth.list()]
-        return json_response({"result": "success", "totalresults": len(clients), "clients": clients})
+        return {"result": "success", "totalresults": len(clients), "clients": clients}
 
-    def update_oauth_credential(self, form: MultiDict[str, str], identifier: str) -> Response:
+    def update_oauth_credential(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``UpdateOAuthCredential``; with ``resetSecret`` the new secret is
         returned and the old one stops working at once."""
         credential, secret = self.oauth.update(
-            form.get("credentialId"), name=form.get("name"), description=form.get("description"),
-            scope=form.get("scope"), reset_secret=_flag(form.get("resetSecret", ""), "resetSecret"),
+            params.get("credentialId"), name=params.get("name"), description=params.get("description"),
+            scope=params.get("scope"), reset_secret=_flag(params.get("resetSecret", ""), "resetSecret"),
             actor=f"api:{identifier}",
         )
         result: dict[str, t.Any] = {"result": "success", "credentialId": credential.credential_id,
                                     "clientIdentifier": credential.identifier}
         if secret is not None:
             result["clientSecret"] = secret
-        return json_response(result)
+        return result
 
-    def delete_oauth_credential(self, form: MultiDict[str, str], identifier: str) -> Response:
+    def delete_oauth_credential(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``DeleteOAuthCredential``."""
-        credential = self.oauth.delete(form.get("credentialId"), actor=f"api:{identifier}")
-        return json_response({"result": "success", "credentialId": credential.credential_id})
+        credential = self.oauth.delete(params.get("credentialId"), actor=f"api:{identifier}")
+        return {"result": "success", "credentialId": credential.credential_id}
 
-
-    def revoke_sso_sessions(self, form: MultiDict[str, str], identifier: str) -> Response:
+    def revoke_sso_sessions(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``RevokeSsoSessions`` (this product's own action): end every
         session of ``client_id`` (e.g. after closing the account), of
         ``user_id`` (e.g. after removing the user or a password change), or
         of both, at once, and the links minted for them so far."""
-        client_id = parse_id(form.get("client_id"), "client_id")
-        user_id = parse_id(form.get("user_id"), "user_id")
+        client_id = parse_id(params.get("client_id"), "client_id")
+        user_id = parse_id(params.get("user_id"), "user_id")
         if client_id is None and user_id is None:
             raise APIError("A valid client_id or user_id is required")
         self.sessions.end_sessions(client_id=client_id, user_id=user_id, actor=f"api:{identifier}")
         ended = {name: value for name, value in (("client_id", client_id), ("user_id", user_id))
                  if value is not None}
-        return json_response({"result": "success", **ended})
+        return {"result": "success", **ended}
+
+
+def read_parameters(request: Request) -> dict[str, str]:
+    """The request's parameters, as PHP's request variables: the query
+    string's and the body's, the body winning a clash. A secret in the query
+    string, or a parameter twice in one place, is a :class:`BadRequest`."""
+    query, body = request.args, request.form
+    secrets_in_query = sorted(SECRET_PARAMETERS & set(query))
+    if secrets_in_query:
+        raise BadRequest(f"Send {secrets_in_query[0]} in the request body, not the query string:"
+                         " query strings end up in access logs")
+    for source in (query, body):
+        for name, values in source.lists():
+            if len(values) > 1:
+                raise BadRequest(f"Parameter {name[:64]} given more than once")
+    return {**query.to_dict(), **body.to_dict()}
+
+
+def _renders(response_type: str, action: str) -> bool:
+    """Whether ``action``'s answers can be given in ``response_type``:
+    a known type, and never NVP for an answer that holds lists."""
+    return response_type in RESPONSE_TYPES and not (response_type == "nvp" and action in STRUCTURED_ACTIONS)
+
+
+def _credentials(params: t.Mapping[str, str]) -> tuple[str, str]:
+    """``identifier`` and ``secret``, or the same pair in ``username`` and
+    ``password``; both pairs at once would leave one unchecked."""
+    legacy = "username" in params or "password" in params
+    if legacy and ("identifier" in params or "secret" in params):
+        raise BadRequest("Send identifier and secret, or username and password, not both")
+    if legacy:
+        return params.get("username", ""), params.get("password", "")
+    return params.get("identifier", ""), params.get("secret", "")
 
 
 def _flag(value: str, name: str) -> bool:

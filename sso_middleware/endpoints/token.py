@@ -16,7 +16,9 @@ scopes.
 
 Client authentication is HTTP Basic (identifier and secret form-urlencoded
 inside Base64, RFC 6749 section 2.3.1) or ``client_id``/``client_secret`` in
-the body; never the query string. Control panels of the Application Links
+the body; never the query string. A client using Basic may also send its own ``client_id``
+in the body (RFC 6749 section 2.3.1, as requests-oauthlib does); a different
+one, or a ``client_secret`` there too, is refused. Control panels of the Application Links
 kind post ``subscriber_unique_id`` and ``token`` instead, with ``scope``,
 ``module_type`` and ``module`` in the link's query string; those are mapped
 to the same grant, and ``module_type``/``module`` are carried over to
@@ -189,20 +191,28 @@ class TokenEndpoint:
     def authenticate(self, request: Request, form: MultiDict[str, str], link: bool) -> OAuthCredential:
         """Return the authenticated credential set, counting failures."""
         basic = request.headers.get("Authorization", "")
+        challenge = {"WWW-Authenticate": 'Basic realm="sso"'} if basic else {}
+        in_body = "client_id" in form or "client_secret" in form
+        if basic:
+            identifier, secret = _parse_basic(basic, challenge)
+            if in_body and "client_secret" not in form:
+                # RFC 6749 section 2.3.1: a client using Basic may also send
+                # its own client_id (requests-oauthlib does); it must be the same.
+                if form["client_id"] != identifier:
+                    raise OAuthError("invalid_request",
+                                     "client_id in the body names another client than HTTP Basic")
+                in_body = False
         methods = [name for name, used in (
             ("HTTP Basic", bool(basic)),
-            ("client_id/client_secret", "client_id" in form or "client_secret" in form),
+            ("client_id/client_secret", in_body),
             ("subscriber_unique_id/token", link),
         ) if used]
         if len(methods) > 1:
             raise OAuthError("invalid_request",
                              "Use one client authentication method, not " + " and ".join(methods))
-        challenge = {"WWW-Authenticate": 'Basic realm="sso"'} if basic else {}
-        if basic:
-            identifier, secret = _parse_basic(basic, challenge)
-        elif link:
+        if link:
             identifier, secret = form.get("subscriber_unique_id", ""), form.get("token", "")
-        else:
+        elif not basic:
             identifier, secret = form.get("client_id", ""), form.get("client_secret", "")
         if not identifier:
             raise OAuthError("invalid_client", "Client authentication required", 401, headers=challenge)
