@@ -1,5 +1,6 @@
 """The WSGI applications under test, for the in-process benchmarks and for
-gunicorn (``gunicorn "apps:make('sso')"`` with ``BENCH_REDIS_URL`` set).
+gunicorn (``gunicorn "benchmarks.apps:make('sso')"`` from the checkout, with
+``BENCH_REDIS_URL`` set).
 
 Subjects (our middleware) and their baselines:
 
@@ -29,10 +30,10 @@ os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain HTTP on loopba
 import redis  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
-from common import SECRET_KEY, SYSTEM_URL, bare_app, build_middleware  # noqa: E402
-
 from sso_middleware import AccountStatus, get_identity  # noqa: E402
 from sso_middleware.demo import demo_user_store  # noqa: E402
+
+from .common import SECRET_KEY, SYSTEM_URL, bare_app, build_middleware  # noqa: E402
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

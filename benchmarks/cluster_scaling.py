@@ -1,9 +1,9 @@
 """Redemption throughput on a Redis Cluster of 1 and of 3 masters.
 
 Standalone: starts each cluster itself (on free loopback ports, in a
-temporary directory, with ``tests/redis_topologies.py``), measures, stops it.
+temporary directory, with ``tests/support/redis_topologies.py``), measures, stops it.
 
-    .venv/bin/python benchmarks/cluster_scaling.py [--tokens 3000] [--processes N] [--masters 1 3]
+    .venv/bin/python -m benchmarks.cluster_scaling [--tokens 3000] [--processes N] [--masters 1 3]
 
 Two measurements per cluster size, each with ``--processes`` worker processes
 released together after an untimed preparation:
@@ -42,18 +42,12 @@ import multiprocessing
 import os
 import queue
 import statistics
-import sys
 import time
 import typing as t
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # redis_topologies, redis_server
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from redis_topologies import ClusterTopology, free_cpu_count  # noqa: E402
+from tests.support.redis_topologies import ClusterTopology, free_cpu_count
 
 SYSTEM_URL = "https://portal.example.com"
 SECRET_KEY = "cluster-scaling-benchmark-key-0123456789"
@@ -68,7 +62,7 @@ def _quiet() -> None:
 
 
 def _middleware(startup_nodes: list[tuple[str, int]]) -> t.Any:
-    from sso_middleware import Limit, SSOMiddleware, Stores
+    from sso_middleware import Limit, Limits, SSOMiddleware, Stores
     from sso_middleware.stores.redis import connect_cluster
     from sso_middleware.users import Account, AccountStatus, MemoryUserStore, User
 
@@ -83,7 +77,7 @@ def _middleware(startup_nodes: list[tuple[str, int]]) -> t.Any:
 
     return SSOMiddleware(app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY],
                          user_store=users, stores=Stores.redis(connect_cluster(startup_nodes)),
-                         redeem_limit=Limit(10**9, 600))
+                         limits=Limits(redeem=Limit(10**9, 600)))
 
 
 def _redeem_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.Any,

@@ -22,23 +22,22 @@ from pathlib import Path
 
 import redis
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))  # for RedisServer
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from redis_server import RedisServer  # noqa: E402  (tests/redis_server.py)
-
-from sso_middleware import Destinations, Limit, SSOMiddleware, Stores  # noqa: E402
-from sso_middleware.credentials import hash_secret  # noqa: E402
-from sso_middleware.demo import demo_user_store  # noqa: E402
-from sso_middleware.issuer import TokenIssuer  # noqa: E402
-from sso_middleware.sealing import RecordSealer  # noqa: E402
-from sso_middleware.stores.redis import RedisTokenStore, connect  # noqa: E402
+from sso_middleware import (
+    AdminAPIOptions, Destinations, Limit, Limits, SessionOptions, SSOMiddleware, Stores,
+)
+from sso_middleware.credentials import hash_secret
+from sso_middleware.demo import demo_user_store
+from sso_middleware.issuer import TokenIssuer
+from sso_middleware.sealing import RecordSealer
+from sso_middleware.stores.redis import RedisTokenStore, connect
+from tests.support.redis_server import RedisServer
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+
+HERE = Path(__file__).resolve().parent
+#: The checkout: benchmark processes run from it (``python -m benchmarks.…``).
+ROOT = HERE.parent
 
 SYSTEM_URL = "http://127.0.0.1:8000"
 SSO_PATH = "/oauth/singlesignon.php"
@@ -69,11 +68,9 @@ def build_middleware(app: WSGIApplication, url_or_client: str | redis.Redis) -> 
         secret_keys=[SECRET_KEY],
         user_store=demo_user_store(),
         stores=Stores.redis(url_or_client),
-        api_credentials={API_IDENTIFIER: hash_secret(API_SECRET)},
-        secure_cookies=False,
-        redeem_limit=HUGE,
-        client_auth_limit=HUGE,
-        address_auth_limit=HUGE,
+        api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
+        sessions=SessionOptions(secure=False),
+        limits=Limits(redeem=HUGE, client_auth=HUGE, address_auth=HUGE),
     )
 
 
@@ -322,7 +319,7 @@ def log(*args: object) -> None:
 
 def quiet_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(HERE), env.get("PYTHONPATH", "")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     return env
 
 

@@ -3,7 +3,7 @@ raw Redis baselines. Every subject of a group alternates with the others,
 with this process and redis-server pinned to one CPU; medians reported.
 Context for RESULTS.md: nothing here is one of run.py's goals.
 
-    python benchmarks/costs.py [--quick]
+    python -m benchmarks.costs [--quick]
 
 A redemption is the link's parse (the ``PLAIN_LINK`` regex, Werkzeug's
 parser for any other query), ``token_key``, the SHA-256 of a fresh session
@@ -34,9 +34,6 @@ import typing as t
 import redis
 from werkzeug.wrappers import Request
 
-from apps import hello_app
-from common import (PREFIX, SEALER, SSO_PATH, RedisServer, TokenPool, alternate, build_middleware, call, connect,
-                    environ, pin)
 from sso_middleware.endpoints.sso import PLAIN_LINK
 from sso_middleware.sessions import _PAYLOAD as PAYLOAD  # the shape resume() checks a cookie's payload against
 from sso_middleware.sessions import secret_digest
@@ -44,6 +41,10 @@ from sso_middleware.stores import SESSION_MARK
 from sso_middleware.stores.redis import _REDEEM  # the script RedisTokenStore.redeem sends
 from sso_middleware.stores.redis import RedisTokenStore
 from sso_middleware.tokens import TokenRecord, new_token, token_key
+
+from .apps import hello_app
+from .common import (PREFIX, SEALER, SSO_PATH, RedisServer, TokenPool, alternate, build_middleware, call, connect,
+                     environ, pin)
 
 #: A token record as the package encodes it (sealed under each key it is stored at).
 RECORD = TokenRecord(1, 1, "clientarea:invoices", "/clientarea.php?action=invoices", 1767225600123).encode()

@@ -2,7 +2,7 @@
 ``--preload``), load from ``wrk`` when installed, else from the Python
 generator in loadgen.py; the same generator and settings for both sides.
 
-    python benchmarks/e2e.py [--quick] [--loadgen wrk|python]
+    python -m benchmarks.e2e [--quick] [--loadgen wrk|python]
 
 Every pair alternates runs (A B, B A, ...) and reports the median of the
 per-round throughput ratios. Redemption runs each get a fresh pool of
@@ -21,11 +21,12 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-import loadgen
-from apps import AUTHLIB_CLIENT_ID, AUTHLIB_CLIENT_SECRET, hello_app, mint_handrolled
-from common import (DESTINATION, HERE, SSO_PATH, TOKEN_PATH, RedisServer, Row, Section, TokenPool,
-                    build_middleware, connect, log, quiet_env, table)
-from redis_server import free_port
+from tests.support.redis_server import free_port
+
+from . import loadgen
+from .apps import AUTHLIB_CLIENT_ID, AUTHLIB_CLIENT_SECRET, hello_app, mint_handrolled
+from .common import (DESTINATION, ROOT, SSO_PATH, TOKEN_PATH, RedisServer, Row, Section, TokenPool,
+                     build_middleware, connect, log, quiet_env, table)
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -50,7 +51,7 @@ PAIRS: tuple[tuple[str, str, str, float], ...] = (
 )
 
 class Server:
-    """One gunicorn serving ``apps.make(name)``."""
+    """One gunicorn serving ``benchmarks.apps.make(name)``."""
 
     def __init__(self, name: str, redis_url: str):
         self.name = name
@@ -59,8 +60,8 @@ class Server:
         env["BENCH_REDIS_URL"] = redis_url
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", "2", "--preload",
-             "--bind", f"127.0.0.1:{self.port}", "--chdir", str(HERE), "--log-level", "warning",
-             f"apps:make({name!r})"],
+             "--bind", f"127.0.0.1:{self.port}", "--chdir", str(ROOT), "--log-level", "warning",
+             f"benchmarks.apps:make({name!r})"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
 

@@ -1,7 +1,7 @@
 """In-process benchmarks: the middleware called directly as a WSGI app (no
 HTTP server), each subject alternating with its baseline, medians reported.
 
-    python benchmarks/inprocess.py [--quick]
+    python -m benchmarks.inprocess [--quick]
 
 - ``passthrough_overhead``: a request without a session cookie through the
   middleware ÷ the same app bare (the app is ``apps.hello_app``, a Werkzeug
@@ -34,12 +34,13 @@ from dataclasses import dataclass
 
 import redis
 
-from apps import hello_app
-from common import (API_IDENTIFIER, API_PATH, API_SECRET, DESTINATION, PREFIX, SEALER, SSO_PATH,
-                    CountingConnection, Reply, Row, Section, TokenPool, alternate, bare_app, build_middleware, call,
-                    clock_ns, connect, counting_client, environ, log, run_alone, us)
 from sso_middleware.stores import SESSION_MARK
 from sso_middleware.tokens import TokenRecord, token_key
+
+from .apps import hello_app
+from .common import (API_IDENTIFIER, API_PATH, API_SECRET, DESTINATION, PREFIX, SEALER, SSO_PATH,
+                     CountingConnection, Reply, Row, Section, TokenPool, alternate, bare_app, build_middleware, call,
+                     clock_ns, connect, counting_client, environ, log, run_alone, us)
 
 #: A token record as the package writes it, sealed (the GETDEL and SET
 #: baselines store it; its size is what matters to them, not its key).

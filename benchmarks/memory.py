@@ -8,7 +8,7 @@ sealed record), so a session's bytes are those of a redeemed token's key.
 Token records are sealed by the middleware under test (16 bytes of MAC);
 a session keeps its token's sealed record as it is.
 
-    python benchmarks/memory.py [--quick]
+    python -m benchmarks.memory [--quick]
 
 The resident-memory check runs in a fresh child process (this script with
 ``--rss N``) so nothing else lives in it; ``--quick`` redeems 10,000.
@@ -26,11 +26,12 @@ import typing as t
 
 import redis
 
-from apps import hello_app
-from common import (DESTINATION, PREFIX, SSO_PATH, Row, Section, TokenPool, build_middleware, call, connect,
-                    environ, log, quiet_env, run_alone)
 from sso_middleware.stores import SESSION_MARK
 from sso_middleware.tokens import token_key
+
+from .apps import hello_app
+from .common import (DESTINATION, PREFIX, ROOT, SSO_PATH, Row, Section, TokenPool, build_middleware, call, connect,
+                     environ, log, quiet_env, run_alone)
 
 #: Growth of the resident set we call noise (allocator arenas, caches).
 RSS_NOISE_KIB = 2048
@@ -115,8 +116,8 @@ def run(redis_url: str, quick: bool) -> Section:
 
     total = 10_000 if quick else 100_000
     log(f"memory: resident memory over {total:,} redemptions (child process)")
-    child = subprocess.run([sys.executable, __file__, "--rss", str(total), "--redis-url", redis_url],
-                           capture_output=True, text=True, env=quiet_env(), check=True)
+    child = subprocess.run([sys.executable, "-m", "benchmarks.memory", "--rss", str(total), "--redis-url", redis_url],
+                           capture_output=True, text=True, env=quiet_env(), cwd=ROOT, check=True)
     readings = {int(k): v for k, v in json.loads(child.stdout.strip().splitlines()[-1]).items()}
     growth = readings[total] - readings[1000]
 

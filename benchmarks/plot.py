@@ -1,7 +1,7 @@
 """The latency-percentile plot of RESULTS.md: redemption against its
 baselines, in process (per call) and end to end (per HTTP request).
 
-    python benchmarks/plot.py results.json latency.png
+    python -m benchmarks.plot results.json latency.png
 
 (run.py calls :func:`plot` itself with ``--plot``.)
 """
@@ -12,7 +12,7 @@ import json
 import sys
 import typing as t
 
-from loadgen import PERCENTILES
+from .loadgen import PERCENTILES
 
 INPROCESS_PERCENTILES = (50, 90, 99, 99.9)
 

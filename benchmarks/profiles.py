@@ -1,7 +1,7 @@
 """Where the time of a request goes: pyinstrument over thousands of
 in-process requests, summarised by layer and by function.
 
-    python benchmarks/profiles.py [redeem|session|mint|token|passthrough ...] [--tree]
+    python -m benchmarks.profiles [redeem|session|mint|token|passthrough ...] [--tree]
 
 Layers (by the file that spends the time itself):
 ``redis socket wait`` (redis-py blocked in ``recv``/``sendall``: the round
@@ -20,9 +20,9 @@ import typing as t
 from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 
-from apps import hello_app
-from common import (DESTINATION, SSO_PATH, TOKEN_PATH, RedisServer, TokenPool, build_middleware, call,
-                    environ, pin)
+from .apps import hello_app
+from .common import (DESTINATION, SSO_PATH, TOKEN_PATH, RedisServer, TokenPool, build_middleware, call,
+                     environ, pin)
 
 SCENARIOS = ("redeem", "session", "mint", "token", "passthrough")
 

@@ -1,9 +1,11 @@
 """Run every benchmark and print one table; the last line is one JSON
 object with the ratios.
 
-    python benchmarks/run.py            # full run (several minutes)
-    python benchmarks/run.py --quick    # under a minute on 2 cores
-    python benchmarks/run.py --plot benchmarks/latency.png --json results.json
+    python -m benchmarks.run            # full run (several minutes)
+    python -m benchmarks.run --quick    # under a minute on 2 cores
+    python -m benchmarks.run --plot benchmarks/latency.png --json results.json
+
+From the checkout (the benchmarks are a package, and use ``tests.support``).
 
 A real ``redis-server`` is started on a free loopback port for the run.
 Ratios compare each subject with its baseline in the same run, alternating
@@ -22,12 +24,10 @@ import sys
 import time
 from importlib import metadata
 
-import e2e
-import inprocess
-import loadgen
-import memory
 import redis
-from common import RedisServer, Section, pin, table
+
+from . import e2e, inprocess, loadgen, memory
+from .common import RedisServer, Section, pin, table
 
 #: The JSON line's keys, in order.
 KEYS = ("passthrough_overhead", "session_overhead", "redeem_vs_getdel", "mint_vs_set",
@@ -102,7 +102,7 @@ def main() -> None:
         latencies.update(section.latencies)
     elapsed = time.monotonic() - started
     if args.plot:
-        import plot
+        from . import plot
 
         plot.plot(latencies, args.plot, title=f"sso_middleware {'quick' if args.quick else 'full'} run")
     if args.json:

@@ -18,8 +18,9 @@ import sqlite3
 import typing as t
 
 from flask import Flask
-from flask_app.app import create_portal
-from sqlite_user_store import SQLiteUserStore, seed_demo
+
+from examples.flask_app.app import create_portal
+from examples.sqlite_user_store import SQLiteUserStore, seed_demo
 
 
 @functools.cache

@@ -19,10 +19,15 @@ verdict):
 - :mod:`proof.redirects` Django's open-redirect corpus and Hypothesis strings
   as ``destination``, ``scope`` and ``sso_redirect_path``;
 - :mod:`proof.parsers` Hypothesis properties over every parser, plus the
-  atheris harnesses of ``fuzz/``;
+  atheris harnesses of :mod:`proof.fuzz` (``python -m proof.fuzz`` runs
+  them alone);
 - :mod:`proof.faults` Redis killed mid-load, a Redis that never answers, an
   exhausted connection pool, a Redis that fails right after the burn;
 - :mod:`proof.canary` no raw token, secret or cookie in Redis or any log.
+
+The lab (:mod:`proof.harness`) runs every part against one app server;
+what a part adds to it, it registers with :mod:`proof.registry`. Run it
+from the checkout: it uses ``tests.support`` for its redis-servers.
 
 Nothing here is imported by the package; it is test tooling.
 """

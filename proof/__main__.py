@@ -23,7 +23,10 @@ def run(parts: t.Sequence[str], *, quick: bool, server: str = "gunicorn",
         fuzz_seconds: float | None = None) -> tuple[list[Figure], t.Any]:
     """Run ``parts`` (then the canary scan) and return the figures and the
     lab (closed)."""
+    # every part, first: each registers what the lab's server must serve
+    # (proof.registry), and the server starts with the first part that needs it
     from . import canary as canary_part
+    from . import contention, faults, lifecycle, parsers, redirects  # noqa: F401
     from .canary import CapturingHandler
     from .harness import Lab, log
 

@@ -30,7 +30,9 @@ import typing as t
 import redis
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from sso_middleware import Limit, SSOMiddleware, Stores, get_identity
+from sso_middleware import (
+    AdminAPIOptions, Limit, Limits, RedemptionOptions, SessionOptions, SSOMiddleware, Stores, get_identity,
+)
 from sso_middleware.demo import demo_user_store
 from sso_middleware.exceptions import StoreUnavailable
 from sso_middleware.stores import SESSION_MARK
@@ -119,12 +121,12 @@ def build(name: str, options: dict[str, t.Any]) -> SSOMiddleware:
         secret_keys=[options["secret_key"]],
         user_store=SlowUserStore(delay) if delay else demo_user_store(),
         stores=stores,
-        api_credentials={options["api_identifier"]: options["api_secret_hash"]},
-        token_ttl=options.get("ttl", 60),
-        idle_timeout=options.get("idle_timeout", 30 * 60),
-        absolute_timeout=options.get("absolute_timeout", 12 * 60 * 60),
-        redeem_limit=limit, client_auth_limit=limit, address_auth_limit=limit,
-        revoke_on_replay=options.get("revoke_on_replay", True),
+        api=AdminAPIOptions(credentials={options["api_identifier"]: options["api_secret_hash"]}),
+        sessions=SessionOptions(idle_timeout=options.get("idle_timeout", 30 * 60),
+                                absolute_timeout=options.get("absolute_timeout", 12 * 60 * 60)),
+        redemption=RedemptionOptions(token_ttl=options.get("ttl", 60),
+                                     revoke_on_replay=options.get("revoke_on_replay", True)),
+        limits=Limits(redeem=limit, client_auth=limit, address_auth=limit),
     )
 
 

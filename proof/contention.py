@@ -1,6 +1,6 @@
 """
-Single use under contention (issue item 1, figure F1)
-=====================================================
+Single use under contention (figures 1 and 2)
+=============================================
 
 4 client processes x 50 threads each hold an open connection to the WSGI
 server, wait on one multiprocessing barrier, and then all send the same SSO
@@ -11,7 +11,7 @@ see more than one success in some trials: that is what shows the harness can
 detect a race at all.
 
 Each loser's request is a replay of a spent token, so the winner's session
-must also be ended by the time the trial is over (issue item 2): that is
+must also be ended by the time the trial is over (replay policy): that is
 checked too, with the token store itself, where the session lives.
 """
 

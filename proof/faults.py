@@ -1,6 +1,6 @@
 """
-Faults (issue item 10, figure F2)
-=================================
+Faults (figure 10)
+==================
 
 - **Redis killed mid-load**: minting (admin API) and redemption alternate at
   a fixed rate from a thread pool; the fault Redis is SIGKILLed at 5 s and
@@ -43,6 +43,7 @@ from sso_middleware.stores import SESSION_MARK
 from sso_middleware.stores.memory import MemoryTokenStore
 from sso_middleware.tokens import new_token, token_key
 
+from . import registry
 from .figures import Figure, ms
 from .harness import (API_IDENTIFIER, API_PATH, COOKIE_NAME, SSO_PATH, Lab, Response, form,
                       http_request, log)
@@ -61,6 +62,7 @@ RECOVERY_BAR = 2.0
 ACL_USER = "proof-noaccounts"
 
 
+@registry.variants
 def fault_variants(lab: Lab) -> dict[str, dict[str, t.Any]]:
     return {
         "fault": lab.variant(redis_url=lab.fault_redis.url),
@@ -77,6 +79,7 @@ class _Secret:
         self.password = password
 
 
+@registry.fixture
 def prepare_fault_fixtures(lab: Lab) -> None:
     silent = Proxy("silent")
     silent.start()

@@ -9,7 +9,10 @@ import typing as t
 
 @dataclasses.dataclass
 class Figure:
-    #: Which requirement of the issue (1-12) the figure is evidence for.
+    #: The number of the property the figure is evidence for (1 single use,
+    #: 2 replay, 3 expiry, 4 revocation and timeouts, 8 redirect safety,
+    #: 9 parsers, 10 Redis faults, 11 no secrets at rest or in logs): the
+    #: table's ``#`` column, and the N of "proof figure N" in the threat model.
     item: str
     name: str
     value: str

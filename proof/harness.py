@@ -20,17 +20,13 @@ from pathlib import Path
 
 import redis
 
+from sso_middleware.credentials import hash_secret
+from tests.support.redis_server import RedisServer, free_port
+
+from . import registry
+from .canary import Canary
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests"))  # tests/redis_server.py
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from redis_server import RedisServer, free_port  # noqa: E402
-
-from sso_middleware.credentials import hash_secret  # noqa: E402
-
-from .canary import Canary  # noqa: E402
 
 SSO_PATH = "/oauth/singlesignon.php"
 API_PATH = "/includes/api.php"
@@ -265,7 +261,7 @@ class Lab:
         self.redis = self.redises.start()
         #: The Redis that the fault proof kills and restarts.
         self.fault_redis = self.redises.start()
-        self.extra: dict[str, t.Any] = {}  # proxies and the like, set by the fault proof
+        self.extra: dict[str, t.Any] = {}  # proxies and the like, set by the parts' fixtures
         self._server: AppServer | None = None
 
     @property
@@ -278,8 +274,6 @@ class Lab:
                 "limit": HIGH_LIMIT, **options}
 
     def variants(self) -> dict[str, dict[str, t.Any]]:
-        from .faults import fault_variants
-
         return {
             # the product's defaults (but the raised limits)
             "main": self.variant(),
@@ -292,15 +286,14 @@ class Lab:
             "slow": self.variant(user_store_delay=0.3, prefix="slow:"),
             "short": self.variant(idle_timeout=1, absolute_timeout=2, prefix="short:"),
             "revoke": self.variant(prefix="revoke:"),
-            **fault_variants(self),
+            # the parts' own (the fault proof's), see proof.registry
+            **registry.registered_variants(self),
         }
 
     @property
     def server(self) -> AppServer:
         if self._server is None:
-            from .faults import prepare_fault_fixtures
-
-            prepare_fault_fixtures(self)
+            registry.run_fixtures(self)
             self._server = AppServer(self.variants(), self.workdir, self.canary,
                                      kind=self.server_kind)
             log(f"starting {self.server_kind} on port {self._server.port}")

@@ -1,6 +1,6 @@
 """
-Replay, expiry, revocation (issue items 2, 3 and 4; figure F4)
-==============================================================
+Replay, expiry, revocation (figures 2, 3 and 4)
+===============================================
 
 All over HTTP against the WSGI server:
 

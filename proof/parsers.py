@@ -1,10 +1,10 @@
 """
-Parsers never 500 (issue item 9, figure F10)
-============================================
+Parsers never 500 (figure 9)
+============================
 
 Hypothesis properties over the four targets of :mod:`proof.targets` (the
 SSO query, the admin API form, the token endpoint form and Basic header, the
-cookie), and the bounded atheris run of ``fuzz/run.py``.
+cookie), and the bounded atheris run of ``python -m proof.fuzz``.
 """
 
 from __future__ import annotations
@@ -205,20 +205,20 @@ def prove(lab: Lab) -> list[Figure]:
 
 def prove_fuzz(lab: Lab, seconds: float | None = None) -> list[Figure]:
     seconds = seconds if seconds is not None else (1.0 if lab.quick else 30.0)
-    log(f"fuzz: atheris harnesses, {seconds:g} s each (fuzz/run.py)")
+    log(f"fuzz: atheris harnesses, {seconds:g} s each (python -m proof.fuzz)")
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "fuzz.json"
         completed = subprocess.run(
-            [sys.executable, str(ROOT / "fuzz" / "run.py"), "--seconds", str(seconds),
+            [sys.executable, "-m", "proof.fuzz", "--seconds", str(seconds),
              "--json", str(out), "--redis-url", lab.redis.url],
-            capture_output=True, text=True, timeout=120 + 10 * seconds)
+            capture_output=True, text=True, timeout=120 + 10 * seconds, cwd=ROOT)
         lab.canary.scan_text(completed.stdout + completed.stderr, "fuzz output")
         if not out.exists():
             return [Figure("9", "atheris harnesses", f"did not run: {completed.stderr[-300:]}",
                            "0 crashes", False)]
         report = json.loads(out.read_text())
     if report.get("skipped"):
-        return [Figure("9", "atheris harnesses (fuzz/run.py)", f"skipped: {report['skipped']}",
+        return [Figure("9", "atheris harnesses (proof/fuzz)", f"skipped: {report['skipped']}",
                        "0 crashes", True, report)]
     harnesses = report["harnesses"]
     executions = sum(h["executions"] for h in harnesses)
@@ -226,7 +226,7 @@ def prove_fuzz(lab: Lab, seconds: float | None = None) -> list[Figure]:
     each = ", ".join("{} {}".format(h["name"], h["executions"]) for h in harnesses)
     details = "".join("; {}: {}".format(h["name"], h["detail"]) for h in harnesses if h["crashed"])
     return [Figure(
-        "9", f"atheris harnesses (fuzz/run.py, {seconds:g} s each)",
+        "9", f"atheris harnesses (proof/fuzz, {seconds:g} s each)",
         f"{executions} executions ({each}); {crashes} crashes{details}",
         "0 crashes, every harness ran", crashes == 0 and all(h["executions"] > 0 for h in harnesses),
         report)]

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 
-from .harness import free_port
+from tests.support.redis_server import free_port
 
 
 class Proxy:

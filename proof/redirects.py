@@ -1,6 +1,6 @@
 """
-Redirect safety (issue item 8, figure F5)
-=========================================
+Redirect safety (figure 8)
+==========================
 
 Every input is tried in four roles against a deployment served under a path
 prefix (``https://portal.example.com/app``), so that climbing out of the
@@ -14,8 +14,9 @@ prefix counts as leaving the deployment:
 Whenever a token results, it is redeemed, and every ``Location`` the
 middleware answers is checked by :func:`escape` the way a browser would read
 it. The inputs are Django's open-redirect corpus (``bad_urls`` of
-``url_has_allowed_host_and_scheme``), the issue's examples, more of the same
-kind, and Hypothesis strings (``--quick``: 300, full: 10,000).
+``url_has_allowed_host_and_scheme``), well-known open-redirect payloads and
+more of their kind (:data:`MORE_BAD_URLS`), and Hypothesis strings
+(``--quick``: 300, full: 10,000).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
-from sso_middleware import Limit, SSOMiddleware, Stores
+from sso_middleware import AdminAPIOptions, Limit, Limits, SSOMiddleware, Stores
 from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import demo_user_store
 
@@ -73,9 +74,10 @@ DJANGO_BAD_URLS = (
     "http://2001:cdba:0000:0000:0000:0000:3257:9652]/",
 )
 
-#: The issue's examples and more of the kind: leading slashes and
-#: backslashes, control characters raw and percent-encoded, dot segments
-#: raw, encoded and half-encoded, Unicode look-alikes of "/" and ".".
+#: Well-known open-redirect payloads and more of their kind: leading
+#: slashes and backslashes, control characters raw and percent-encoded,
+#: dot segments raw, encoded and half-encoded, Unicode look-alikes of "/"
+#: and ".".
 MORE_BAD_URLS = (
     "////evil.com", "///evil.com", "//evil.com", "/\\evil.com", "http:/\\evil.com",
     "\\x08//evil.com", "\x08//evil.com", "\x00//evil.com", " //evil.com", "\t//evil.com",
@@ -148,8 +150,8 @@ class Target:
             lambda environ, start_response: (start_response("200 OK", []), [b""])[1],
             system_url=BASE, secret_keys=[lab.secret_key], user_store=demo_user_store(),
             stores=Stores.redis(self.redis, prefix="redirect:"),
-            api_credentials={API_IDENTIFIER: hash_secret(lab.api_secret)},
-            redeem_limit=limit, client_auth_limit=limit, address_auth_limit=limit,
+            api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(lab.api_secret)}),
+            limits=Limits(redeem=limit, client_auth=limit, address_auth=limit),
         )
         self.client = Client(self.app)
         self.requests = 0

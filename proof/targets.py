@@ -1,11 +1,11 @@
 """
-Parser targets (issue item 9)
-=============================
+Parser targets (figure 9)
+=========================
 
 One in-process deployment over the real Redis and four entry points that
 take arbitrary input, each with the only answers it may give. Shared by the
 Hypothesis properties (:mod:`proof.parsers`) and the atheris harnesses
-(``fuzz/``), so both hold the product to the same definition of "a defined
+(:mod:`proof.fuzz`), so both hold the product to the same definition of "a defined
 4xx or anonymous":
 
 - the SSO query (any method, any ``QUERY_STRING``, prefetch headers);
@@ -33,9 +33,10 @@ import xml.etree.ElementTree as ET
 
 from werkzeug.test import create_environ
 
-from sso_middleware import Limit, SSOMiddleware, Stores, get_identity
+from sso_middleware import AdminAPIOptions, Limit, Limits, SSOMiddleware, Stores, get_identity
 from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import demo_user_store
+from sso_middleware.responses import HARDENING_HEADERS
 from sso_middleware.tokens import token_key
 
 BASE = "https://portal.example.com"
@@ -61,8 +62,8 @@ API_JSON_ONLY = {405, 413, 415}
 _ECHOED_ACTION = re.compile(r"[0-9a-z]{0,64}")
 TOKEN_ALLOWED = {200, 400, 401, 405, 413, 429}
 
-HARDENING = {"cache-control": "no-store", "pragma": "no-cache",
-             "referrer-policy": "no-referrer", "x-content-type-options": "nosniff"}
+#: The headers every answer carries, by lower-case name.
+HARDENING = {name.lower(): value for name, value in HARDENING_HEADERS}
 
 
 class Crash(AssertionError):
@@ -109,8 +110,8 @@ class Targets:
         self.app = SSOMiddleware(
             echo, system_url=BASE, secret_keys=[secret_key], user_store=demo_user_store(),
             stores=Stores.redis(redis_client, prefix="parsers:"),
-            api_credentials={API_IDENTIFIER: hash_secret(api_secret)},
-            redeem_limit=limit, client_auth_limit=limit, address_auth_limit=limit)
+            api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(api_secret)}),
+            limits=Limits(redeem=limit, client_auth=limit, address_auth=limit))
         self.signer = self.app.sessions.signer
         self.watch = _Unexpected()
         logger = logging.getLogger("sso_middleware")

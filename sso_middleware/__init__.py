@@ -20,6 +20,11 @@ from .exceptions import StoreUnavailable as StoreUnavailable
 from .identity import ENVIRON_KEY as ENVIRON_KEY
 from .identity import get_identity as get_identity
 from .middleware import SSOMiddleware as SSOMiddleware
+from .options import AdminAPIOptions as AdminAPIOptions
+from .options import Limits as Limits
+from .options import Paths as Paths
+from .options import RedemptionOptions as RedemptionOptions
+from .options import SessionOptions as SessionOptions
 from .ratelimit import Limit as Limit
 from .sessions import Identity as Identity
 from .stores import Stores as Stores

@@ -39,6 +39,20 @@ def parse_address(text: str) -> Address | None:
     return address
 
 
+#: Where IPv6 keeps IPv4 addresses (``::ffff:203.0.113.7``).
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _unmapped(network: Network) -> Network:
+    """An IPv4-mapped network as the IPv4 network it maps, since callers'
+    addresses are compared in that form."""
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None
+        return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+    return network
+
+
 class AddressAllowList:
     """Networks in CIDR notation (a bare address is a network of one), as
     an iterable or one string separated by spaces or commas.
@@ -55,7 +69,7 @@ class AddressAllowList:
         parsed: list[Network] = []
         for network in networks:
             try:
-                parsed.append(ipaddress.ip_network(str(network).strip()))
+                parsed.append(_unmapped(ipaddress.ip_network(str(network).strip())))
             except ValueError as e:
                 raise ConfigurationError(f"api_allowed_ips: {e}") from None
         if not parsed:

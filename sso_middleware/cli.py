@@ -38,8 +38,8 @@ from .credentials import hash_secret
 from .endpoints.admin_api import AdminAPI
 from .destinations import Destinations
 from .exceptions import APIError, ConfigurationError, SSOError
-from .issuer import MAX_TTL, TokenIssuer
-from .sessions import MAX_TIMEOUT
+from .issuer import TokenIssuer
+from .options import MAX_TIMEOUT, MAX_TTL, SessionOptions
 from .stores import Stores
 from .stores.redis import DEFAULT_PREFIX
 from .urls import check_path, check_system_url
@@ -162,9 +162,8 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
     if not found:
         raise SystemExit(f"error: nothing of a deployment is stored under the prefix {args.prefix!r} in this"
                          " database, so there are no sessions to end there; check --prefix and the URL's database")
-    sessions = SessionManager(RedisTokenStore(client, prefix=args.prefix), _secret_keys(),
-                              absolute_timeout=args.absolute_timeout,
-                              idle_timeout=min(30 * 60, args.absolute_timeout))
+    sessions = SessionManager(RedisTokenStore(client, prefix=args.prefix), _secret_keys(), SessionOptions(
+        absolute_timeout=args.absolute_timeout, idle_timeout=min(30 * 60, args.absolute_timeout)))
     sessions.end_sessions(client_id=args.client_id, user_id=args.user_id, actor="cli")
     ended = {name: value for name, value in (("client_id", args.client_id), ("user_id", args.user_id))
              if value is not None}

@@ -3,10 +3,10 @@ Demo portal
 ===========
 
 A small client portal wrapped by the middleware, with seeded accounts, for
-trying every destination and every denial by hand (``sso-middleware demo``),
-and the seed data, destination table and development server that the
-example portals in ``examples/`` share. It is demo wiring, not an API: real
-deployments build their own :class:`~sso_middleware.SSOMiddleware`.
+trying every destination and every denial by hand (``sso-middleware demo``);
+the example portals in ``examples/`` seed the same accounts. It is demo
+wiring, not an API: real deployments build their own
+:class:`~sso_middleware.SSOMiddleware`.
 
 Seeded accounts (client → owner): 1 Active (user 1; user 5 may also act
 for it), 2 Inactive (user 2), 3 Closed (user 3), 4 Active with single sign-on
@@ -26,9 +26,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from .credentials import hash_secret
-from .destinations import WHMCS_DESTINATIONS, WHMCS_HOME, Destinations
+from .destinations import WHMCS_DESTINATIONS, WHMCS_HOME
 from .identity import get_identity
 from .middleware import SSOMiddleware
+from .options import AdminAPIOptions, SessionOptions
 from .stores import Stores
 from .users import Account, AccountStatus, MemoryUserStore, User
 
@@ -113,11 +114,10 @@ def build_demo(
         secret_keys=[secret_key],
         user_store=demo_user_store(),
         stores=stores,
-        api_credentials={api_identifier: hash_secret(api_secret)},
-        api_roles={api_identifier: api_actions} if api_actions else None,
-        api_allowed_ips=api_allowed_ips,
-        secure_cookies=False,
-        logout_on_get=True,
+        api=AdminAPIOptions(credentials={api_identifier: hash_secret(api_secret)},
+                            roles={api_identifier: api_actions} if api_actions else None,
+                            allowed_ips=api_allowed_ips),
+        sessions=SessionOptions(secure=False, logout_on_get=True),
     )
 
 
@@ -150,38 +150,3 @@ def credentials_line(identifier: str, secret: str, *, generated: bool) -> str:
     shown = secret if generated else "(from $SSO_DEMO_API_SECRET)"
     return f"Admin API credentials: identifier={identifier} secret={shown}"
 
-
-#: The example portals' own routes for the destinations they serve.
-EXAMPLE_DESTINATIONS = Destinations({
-    "clientarea:profile": "/account/profile",
-    "clientarea:services": "/account/services",
-    "clientarea:product_details": "/account/services/{service_id}",
-    "clientarea:invoices": "/account/invoices",
-}, home="/")
-
-
-def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, port: int) -> None:
-    """Run an example portal on 127.0.0.1 for development: ``--port``,
-    ``--redis-url`` (else in-memory stores), a random signing key, and admin
-    API credentials ``demo`` / ``$SSO_DEMO_API_SECRET`` (else random, and
-    printed: see :func:`credentials_line`)."""
-    import argparse
-    import os
-
-    from werkzeug.serving import run_simple
-
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--port", type=int, default=port)
-    parser.add_argument("--redis-url", help="keep tokens and sessions in Redis (default: in memory)")
-    args = parser.parse_args()
-    chosen = os.environ.get("SSO_DEMO_API_SECRET")
-    api_secret = chosen or secrets.token_urlsafe(32)
-    app = create_app(
-        system_url=f"http://127.0.0.1:{args.port}",
-        stores=Stores.redis(args.redis_url) if args.redis_url else Stores.memory(),
-        secret_keys=[secrets.token_urlsafe(32)],
-        secure_cookies=False,
-        api_credentials={"demo": hash_secret(api_secret)},
-    )
-    print(credentials_line("demo", api_secret, generated=not chosen), flush=True)
-    run_simple("127.0.0.1", args.port, app, threaded=True, request_handler=RedactingRequestHandler)

@@ -27,7 +27,6 @@ from .tokens import TokenRecord, fingerprint, new_token, token_key
 from .users import ObjectKind, UserStore
 
 #: Longest accepted token lifetime, in seconds.
-MAX_TTL = 600
 
 #: Largest accepted id (a signed 64-bit integer, what databases store).
 MAX_ID = 2**63 - 1
@@ -69,7 +68,7 @@ class TokenIssuer:
     :param destinations: the deployment's scope table.
     :param sso_url: the absolute URL of the SSO endpoint; tokens are appended
         as ``?access_token=``.
-    :param ttl: token lifetime in seconds (1 to :data:`MAX_TTL`).
+    :param ttl: token lifetime in seconds (1 to :data:`~sso_middleware.options.MAX_TTL`).
     :param clock: returns UNIX time; tests may inject one.
     """
 

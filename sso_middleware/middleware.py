@@ -16,7 +16,7 @@ passes every other request through, with the signed-in identity in the environ.
         secret_keys=[os.environ["SSO_SECRET_KEY"]],
         user_store=MyUserStore(),
         stores=Stores.redis("redis://localhost:6379/0"),
-        api_credentials={"billing": "sha256:5e88..."},
+        api=AdminAPIOptions(credentials={"billing": "sha256:5e88..."}),
     )
 
     # from trusted code in the same process:
@@ -25,25 +25,25 @@ passes every other request through, with the signed-in identity in the environ.
 
 from __future__ import annotations
 
+import time
 import typing as t
 from urllib.parse import unquote
 
-from .allowlist import AddressAllowList
 from .audit import unavailable
-from .credentials import APICredentials
 from .destinations import Destinations
 from .endpoints.admin_api import AdminAPI
 from .endpoints.logout import LogoutEndpoint
-from .endpoints.sso import Confirm, SingleSignOnEndpoint
+from .endpoints.sso import SingleSignOnEndpoint
 from .endpoints.token import TokenEndpoint
 from .exceptions import ConfigurationError
 from .identity import ENVIRON_KEY
-from .issuer import MAX_TTL, Id, TokenIssuer
+from .issuer import Id, TokenIssuer
 from .oauth import CredentialManager
-from .ratelimit import Limit, RateLimiter
+from .options import AdminAPIOptions, Limits, Paths, RedemptionOptions, SessionOptions
+from .ratelimit import RateLimiter
 from .sessions import SessionManager
 from .stores import CounterStore, CredentialStore, Stores, TokenStore
-from .urls import check_path, check_system_url
+from .urls import check_system_url
 from .users import UserStore
 
 if t.TYPE_CHECKING:
@@ -64,48 +64,40 @@ class SSOMiddleware:
     :param system_url: the public base URL of the deployment. Every redirect
         and ``redirect_url`` is built from it, never from the request's
         ``Host`` header.
-    :param secret_keys: session-cookie signing keys, oldest first, each at
-        least 32 bytes. Keep them out of source code.
+    :param secret_keys: signing keys of cookies and of the records in the
+        store, oldest first, each at least 32 bytes. Keep them out of source
+        code.
     :param user_store: the app's accounts and users (:class:`UserStore`).
     :param stores: where tokens, sessions, rate-limit counters and OAuth
         credential sets live: ``Stores.redis(url)``, or ``Stores.memory()``
         for one development process.
-    :param api_credentials: admin API identifier → ``sha256:`` hash of its
-        secret. Without any, the API path is not served.
-    :param api_roles: admin API identifier → the actions it may call (a
-        list, or names separated by spaces), e.g. ``{"billing":
-        ["CreateSsoToken"]}``; identifiers left out may call every action.
-    :param api_allowed_ips: networks (CIDR, or single addresses) the admin
-        API answers; calls from elsewhere get 403 ``Invalid IP <address>``.
-        ``None`` (default) allows any address.
     :param destinations: the scope table, as :class:`Destinations` or a
         mapping of overrides of the reference defaults.
-    :param token_ttl: token lifetime in seconds, 1 to 600 (default 60).
-    :param secure_cookies: mark the cookie ``Secure`` (default). Switch off
-        for plain-HTTP development only.
-    :param cookie_name: see :class:`SessionManager`.
-    :param idle_timeout: seconds of inactivity that end a session.
-    :param absolute_timeout: seconds after which a session ends regardless.
-    :param redeem_limit: failed redemptions allowed per remote address.
-    :param client_auth_limit: failed client authentications allowed per
-        client identifier (token endpoint and admin API).
-    :param address_auth_limit: failed client authentications allowed per
-        remote address.
-    :param trusted_proxies: how many proxies in front of the app append to
-        ``X-Forwarded-For``; 0 (default) uses ``REMOTE_ADDR``.
-    :param revoke_on_replay: when a spent token is presented again, also
-        end the session its first redemption started (default on).
-    :param confirm: ``"never"``, ``"always"`` or ``"signed_in"``: when a
-        followed link shows a confirmation button instead of signing in at
-        once; see :class:`SingleSignOnEndpoint`.
-    :param sso_path: path of the SSO endpoint.
-    :param token_path: path of the OAuth token endpoint.
-    :param api_path: path of the admin API.
-    :param logout_path: path that ends the session (POST).
-    :param logout_redirect: where logout sends the browser.
-    :param logout_on_get: also log out on GET, for plain links. A third party
-        can then log users out (not in), so it is off by default.
+    :param api: the admin API's credentials, roles and allowed networks
+        (:class:`~sso_middleware.options.AdminAPIOptions`); without it the
+        API path is not served.
+    :param sessions: timeouts and cookie (:class:`~sso_middleware.options.SessionOptions`).
+    :param redemption: token lifetime, replay and confirmation policy
+        (:class:`~sso_middleware.options.RedemptionOptions`).
+    :param limits: rate limits and trusted proxies (:class:`~sso_middleware.options.Limits`).
+    :param paths: where the endpoints answer (:class:`~sso_middleware.options.Paths`).
+    :param clock: returns UNIX time, for every part that reads the time;
+        tests drive time through it. By default sessions and tokens read
+        :func:`time.time` and rate limits :func:`time.monotonic`.
+
+    The endpoints are built from the class attributes below; a subclass may
+    replace any of them, e.g. with an :class:`AdminAPI` subclass that adds
+    actions.
     """
+
+    #: Answers the SSO path.
+    sso_endpoint_class: t.ClassVar[type[SingleSignOnEndpoint]] = SingleSignOnEndpoint
+    #: Answers the token path.
+    token_endpoint_class: t.ClassVar[type[TokenEndpoint]] = TokenEndpoint
+    #: Answers the admin API path.
+    admin_api_class: t.ClassVar[type[AdminAPI]] = AdminAPI
+    #: Answers the logout path.
+    logout_endpoint_class: t.ClassVar[type[LogoutEndpoint]] = LogoutEndpoint
 
     def __init__(
         self,
@@ -115,80 +107,60 @@ class SSOMiddleware:
         secret_keys: t.Sequence[str | bytes],
         user_store: UserStore,
         stores: Stores,
-        api_credentials: t.Mapping[str, str] | None = None,
-        api_roles: t.Mapping[str, t.Iterable[str] | str] | None = None,
-        api_allowed_ips: t.Iterable[str] | str | None = None,
         destinations: Destinations | t.Mapping[str, str | None] | None = None,
-        token_ttl: int = 60,
-        secure_cookies: bool = True,
-        cookie_name: str | None = None,
-        idle_timeout: int = 30 * 60,
-        absolute_timeout: int = 12 * 60 * 60,
-        redeem_limit: Limit = Limit(100, 600),
-        client_auth_limit: Limit = Limit(20, 60),
-        address_auth_limit: Limit = Limit(100, 600),
-        trusted_proxies: int = 0,
-        revoke_on_replay: bool = True,
-        confirm: Confirm = "never",
-        sso_path: str = "/oauth/singlesignon.php",
-        token_path: str = "/oauth/token.php",
-        api_path: str = "/includes/api.php",
-        logout_path: str = "/logout",
-        logout_redirect: str = "/",
-        logout_on_get: bool = False,
+        api: AdminAPIOptions | None = None,
+        sessions: SessionOptions = SessionOptions(),
+        redemption: RedemptionOptions = RedemptionOptions(),
+        limits: Limits = Limits(),
+        paths: Paths = Paths(),
+        clock: t.Callable[[], float] | None = None,
     ):
-        for name, value, protocol in (
+        for name, value, expected in (
             ("user_store", user_store, UserStore),
             ("stores.tokens", stores.tokens, TokenStore),
             ("stores.counters", stores.counters, CounterStore),
             ("stores.credentials", stores.credentials, CredentialStore),
         ):
-            if not isinstance(value, protocol):
-                raise ConfigurationError(f"{name} must implement {protocol.__name__}; got {value!r}")
-        if type(token_ttl) is not int or not 0 < token_ttl <= MAX_TTL:
-            raise ConfigurationError(f"token_ttl must be whole seconds from 1 to {MAX_TTL}; got {token_ttl!r}")
-        if type(trusted_proxies) is not int or trusted_proxies < 0:
-            raise ConfigurationError(f"trusted_proxies must be a whole number >= 0; got {trusted_proxies!r}")
+            if not isinstance(value, expected):
+                raise ConfigurationError(f"{name} must implement {expected.__name__}; got {value!r}")
+        for group, given, cls in (
+            ("api", api or AdminAPIOptions(), AdminAPIOptions),
+            ("sessions", sessions, SessionOptions),
+            ("redemption", redemption, RedemptionOptions),
+            ("limits", limits, Limits),
+            ("paths", paths, Paths),
+        ):
+            if not isinstance(given, cls):
+                raise ConfigurationError(f"{group} must be a {cls.__name__}; got {given!r}")
         if not isinstance(destinations, Destinations):
             destinations = Destinations(destinations)
         self.app = app
-        self.system_url = check_system_url(system_url, secure_cookies)
-        self.sessions = SessionManager(
-            stores.tokens, secret_keys, idle_timeout=idle_timeout,
-            absolute_timeout=absolute_timeout, secure=secure_cookies, cookie_name=cookie_name,
-        )
-        sso_path = check_path("sso_path", sso_path)
+        self.system_url = check_system_url(system_url, sessions.secure)
+        timing = {} if clock is None else {"clock": clock}
+        self.sessions = SessionManager(stores.tokens, secret_keys, sessions, **timing)
         self.issuer = TokenIssuer(stores.tokens, self.sessions.sealer, user_store, destinations,
-                                  sso_url=self.system_url + sso_path, ttl=token_ttl)
+                                  sso_url=self.system_url + paths.sso, ttl=redemption.token_ttl, **timing)
         self.credentials = CredentialManager(stores.credentials, user_store, destinations,
                                              self.sessions.sealer)
-        client_limiter = RateLimiter(stores.counters, client_auth_limit, "auth-client")
-        address_limiter = RateLimiter(stores.counters, address_auth_limit, "auth-address")
-        paths: dict[str, WSGIApplication] = {
-            sso_path: SingleSignOnEndpoint(
-                user_store, self.sessions, system_url=self.system_url,
-                ttl=token_ttl, limiter=RateLimiter(stores.counters, redeem_limit, "redeem"),
-                trusted_proxies=trusted_proxies, revoke_on_replay=revoke_on_replay,
-                confirm=confirm),
-            check_path("token_path", token_path): TokenEndpoint(
+        client_limiter = RateLimiter(stores.counters, limits.client_auth, "auth-client", **timing)
+        address_limiter = RateLimiter(stores.counters, limits.address_auth, "auth-address", **timing)
+        self.endpoints: dict[str, WSGIApplication] = {
+            paths.sso: self.sso_endpoint_class(
+                user_store, self.sessions, system_url=self.system_url, options=redemption,
+                limiter=RateLimiter(stores.counters, limits.redeem, "redeem", **timing),
+                trusted_proxies=limits.trusted_proxies, **timing),
+            paths.token: self.token_endpoint_class(
                 self.issuer, self.credentials, client_limiter=client_limiter,
-                address_limiter=address_limiter, trusted_proxies=trusted_proxies),
-            check_path("logout_path", logout_path): LogoutEndpoint(
-                self.sessions, allow_get=logout_on_get,
-                redirect_url=self.system_url + check_path("logout_redirect", logout_redirect, endpoint=False)),
+                address_limiter=address_limiter, trusted_proxies=limits.trusted_proxies),
+            paths.logout: self.logout_endpoint_class(
+                self.sessions, allow_get=sessions.logout_on_get,
+                redirect_url=self.system_url + paths.logout_redirect),
         }
-        if api_credentials:
-            paths[check_path("api_path", api_path)] = AdminAPI(
-                self.issuer, APICredentials(api_credentials, api_roles), self.credentials,
-                self.sessions, client_limiter=client_limiter, address_limiter=address_limiter,
-                trusted_proxies=trusted_proxies,
-                allowed_addresses=None if api_allowed_ips is None else AddressAllowList(api_allowed_ips))
-        elif api_roles or api_allowed_ips is not None:
-            raise ConfigurationError("api_roles and api_allowed_ips need api_credentials: without"
-                                     " credentials the admin API is not served")
-        if len(paths) < 3 + bool(api_credentials):
-            raise ConfigurationError("sso_path, token_path, api_path and logout_path must differ")
-        self.endpoints = paths
+        if api is not None and api.credentials:
+            self.endpoints[paths.api] = self.admin_api_class(
+                self.issuer, api.api_keys(), self.credentials, self.sessions,
+                client_limiter=client_limiter, address_limiter=address_limiter,
+                trusted_proxies=limits.trusted_proxies, allowed_addresses=api.allow_list())
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         endpoint = self.endpoints.get(environ.get("PATH_INFO", ""))

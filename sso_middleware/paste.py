@@ -29,36 +29,38 @@ boolean, integer or limit, a Redis address or URL that does not parse, a
 user store factory that fails, or a missing required setting raises
 :class:`~sso_middleware.ConfigurationError` naming the setting and the fix.
 
-========================  ==========================================================
-``system_url``            required
-``redis_url``             a single Redis (``redis://``, ``rediss://``, ``unix://``); ``memory:``
-                          for one development process; or
-``redis_sentinels``       ``host:port`` of each sentinel, with ``redis_service``; or
-``redis_cluster_nodes``   ``host:port`` of some Redis Cluster nodes
-``redis_username``, ``redis_password_env``, ``redis_ssl``, ``redis_ssl_ca_certs``   ACL user,
-                          the environment variable holding its password, TLS and its CA file
-``redis_sentinel_username``, ``redis_sentinel_password_env``   the sentinels' own ACL user
-``redis_prefix``          key prefix (default ``sso:v2:``)
-``redis_wait``            ``replicas/milliseconds``: every mint and burn waits for replicas
-``secret_keys``           whitespace-separated signing keys, oldest first; or
-``secret_key_file``       a file with one key per line, readable by its owner only (``chmod 600``); or
-``secret_keys_env``       the name of an environment variable holding them
-``user_store``            ``package.module:factory``, called with no arguments
-``api_credentials``       lines of ``identifier = sha256:…`` (admin API)
-``api_roles``             lines of ``identifier = Action Action…``: the only actions that identifier may call
-``api_allowed_ips``       networks (CIDR) and addresses, separated by spaces or commas: the only callers of the admin API
-``destinations``          lines of ``scope = path template`` (an empty path disables the scope)
-``home``                  the path for tokens without a destination
-``token_ttl``, ``idle_timeout``, ``absolute_timeout``, ``trusted_proxies``   whole numbers
-``secure_cookies``, ``logout_on_get``, ``revoke_on_replay``   ``true`` or ``false``
-``confirm``               ``never``, ``always`` or ``signed_in``
-``cookie_name``, ``sso_path``, ``token_path``, ``api_path``, ``logout_path``, ``logout_redirect``
-``redeem_limit``, ``client_auth_limit``, ``address_auth_limit``   ``attempts/seconds``, e.g. ``100/600``
-========================  ==========================================================
+- ``system_url``: required.
+- ``redis_url``: a single Redis (``redis://``, ``rediss://``, ``unix://``), or
+  ``memory:`` for one development process; or ``redis_sentinels`` (``host:port``
+  of each sentinel) with ``redis_service``; or ``redis_cluster_nodes``
+  (``host:port`` of some Redis Cluster nodes).
+- ``redis_username``, ``redis_password_env``, ``redis_ssl``,
+  ``redis_ssl_ca_certs``: the ACL user, the environment variable holding its
+  password, TLS and its CA file; ``redis_sentinel_username`` and
+  ``redis_sentinel_password_env``: the sentinels' own ACL user.
+- ``redis_prefix``: the key prefix (default ``sso:v2:``).
+- ``redis_wait``: ``replicas/milliseconds``; every mint and burn waits for
+  replicas.
+- ``secret_keys`` (whitespace-separated signing keys, oldest first), or
+  ``secret_key_file`` (one key per line, readable by its owner only, ``chmod
+  600``), or ``secret_keys_env`` (the name of an environment variable holding
+  them).
+- ``user_store``: ``package.module:factory``, called with no arguments.
+- ``destinations``: lines of ``scope = path template`` (an empty path
+  disables the scope); ``home``: the path for tokens without a destination.
+
+Every option of :mod:`sso_middleware.options` is read too, under its ini
+name (:func:`~sso_middleware.options.ini_fields`): the field's name, or the
+name in its metadata (``secure_cookies``, ``redeem_limit``, ``sso_path``,
+``api_credentials``, ...). Its type says how it is written: ``true`` or
+``false``; a whole number; ``attempts/seconds`` for a limit, e.g.
+``100/600``; ``name = value`` lines for a mapping (``api_credentials``,
+``api_roles``); text otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import stat
@@ -67,23 +69,20 @@ import typing as t
 from .destinations import Destinations
 from .exceptions import ConfigurationError
 from .middleware import SSOMiddleware
+from .options import by_ini_names, ini_fields
 from .ratelimit import Limit
 from .stores import Stores
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-_STRINGS = ("cookie_name", "sso_path", "token_path", "api_path", "logout_path", "logout_redirect",
-            "confirm")
-_INTEGERS = ("token_ttl", "idle_timeout", "absolute_timeout", "trusted_proxies")
-_BOOLEANS = ("secure_cookies", "logout_on_get", "revoke_on_replay")
-_LIMITS = ("redeem_limit", "client_auth_limit", "address_auth_limit")
 _REDIS = ("redis_url", "redis_sentinels", "redis_service", "redis_cluster_nodes", "redis_username",
           "redis_password_env", "redis_ssl", "redis_ssl_ca_certs", "redis_sentinel_username",
           "redis_sentinel_password_env", "redis_prefix", "redis_wait")
+#: Settings that are not options of the middleware's groups.
 _OTHERS = ("system_url", "secret_keys", "secret_key_file", "secret_keys_env", "user_store", "home",
-           "api_credentials", "api_roles", "api_allowed_ips", "destinations") + _REDIS
-KNOWN = frozenset(_STRINGS + _INTEGERS + _BOOLEANS + _LIMITS + _OTHERS)
+           "destinations") + _REDIS
+KNOWN = frozenset(_OTHERS) | frozenset(ini_fields())
 
 
 def as_bool(name: str, value: str) -> bool:
@@ -153,6 +152,8 @@ def as_mapping(name: str, value: str) -> dict[str, str]:
         key, sep, item = line.partition("=")
         if not sep or not key.strip():
             raise ConfigurationError(f"{name}: write one 'name = value' per line, not {line.strip()!r}")
+        if key.strip() in mapping:
+            raise ConfigurationError(f"{name}: {key.strip()!r} is given twice")
         mapping[key.strip()] = item.strip()
     return mapping
 
@@ -319,19 +320,25 @@ def options(settings: t.Mapping[str, str]) -> dict[str, t.Any]:
         "stores": stores(settings),
         "secret_keys": secret_keys(settings),
         "user_store": user_store(settings["user_store"]),
-        "api_credentials": as_mapping("api_credentials", settings.get("api_credentials", "")),
-        "api_roles": as_mapping("api_roles", settings.get("api_roles", "")) or None,
-        "api_allowed_ips": settings.get("api_allowed_ips"),
         "destinations": Destinations(
             {scope: path or None
              for scope, path in as_mapping("destinations", settings.get("destinations", "")).items()},
             **({"home": settings["home"].strip()} if "home" in settings else {})),
     }
-    result.update({k: settings[k].strip() for k in _STRINGS if k in settings})
-    result.update({k: as_int(k, settings[k]) for k in _INTEGERS if k in settings})
-    result.update({k: as_bool(k, settings[k]) for k in _BOOLEANS if k in settings})
-    result.update({k: as_limit(k, settings[k]) for k in _LIMITS if k in settings})
+    result.update(by_ini_names({name: _read(name, field, settings[name])
+                                for name, (_, field) in ini_fields().items() if name in settings}))
     return result
+
+
+#: How a value of an option's type is written in an ini file; text otherwise.
+_READERS: dict[str, t.Callable[[str, str], t.Any]] = {"bool": as_bool, "int": as_int, "Limit": as_limit}
+
+
+def _read(name: str, field: dataclasses.Field[t.Any], value: str) -> t.Any:
+    if field.metadata.get("lines"):
+        return as_mapping(name, value)
+    reader = _READERS.get(str(field.type))
+    return reader(name, value) if reader else value.strip()
 
 
 def filter_factory(global_conf: t.Mapping[str, str], **settings: str

@@ -46,7 +46,8 @@ from werkzeug.http import dump_cookie
 from werkzeug.wrappers import Response
 
 from .audit import audit
-from .exceptions import ConfigurationError, TamperedRecord
+from .exceptions import TamperedRecord
+from .options import SessionOptions
 from .sealing import RecordSealer, check_secret_keys
 from .stores import SESSION_MARK, TokenStore
 from .tokens import TokenRecord, fingerprint, new_token
@@ -63,13 +64,6 @@ SECRET_DIGEST_BYTES = 16
 #: Where a session record's token record starts: after the mark and the
 #: secret's digest.
 _RECORD_START = len(SESSION_MARK) + SECRET_DIGEST_BYTES
-
-#: Longest session timeout, in seconds: a year. Redis refuses expiry times
-#: past its own limits, which would make every sign-on or revocation a 503.
-MAX_TIMEOUT = 366 * 24 * 60 * 60
-
-#: A cookie name (an RFC 9110 token).
-_COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 #: What browsers trim around a cookie's name and value (RFC 6265bis): a
 #: wider trim (``str.strip()`` also drops NBSP, NEL and more) would accept
@@ -159,14 +153,9 @@ class SessionManager:
         are signed with the last, those signed with any listed key are
         accepted. To rotate, append a new key, and drop the oldest once
         ``absolute_timeout`` has passed.
-    :param idle_timeout: seconds without a request after which a session ends.
-    :param absolute_timeout: seconds after sign-on after which a session ends
-        however active it is.
-    :param secure: send the cookie over HTTPS only. Switch off for plain-HTTP
-        development only.
-    :param cookie_name: defaults to ``__Host-sso_session`` (the prefix makes
-        browsers refuse it unless ``Secure``, ``Path=/`` and host-only), or
-        ``sso_session`` when ``secure`` is off.
+    :param options: timeouts and the cookie; see :class:`SessionOptions`.
+        The default name ``__Host-sso_session`` makes browsers refuse the
+        cookie unless ``Secure``, ``Path=/`` and host-only.
     :param clock: returns UNIX time; tests may inject one.
     """
 
@@ -178,45 +167,24 @@ class SessionManager:
         self,
         store: TokenStore,
         secret_keys: t.Sequence[str | bytes],
+        options: SessionOptions = SessionOptions(),
         *,
-        idle_timeout: int = 30 * 60,
-        absolute_timeout: int = 12 * 60 * 60,
-        secure: bool = True,
-        cookie_name: str | None = None,
         clock: t.Callable[[], float] = time.time,
     ):
-        if not (type(idle_timeout) is int and type(absolute_timeout) is int
-                and 0 < idle_timeout <= absolute_timeout <= MAX_TIMEOUT):
-            raise ConfigurationError(
-                "idle_timeout and absolute_timeout must be whole seconds, idle_timeout"
-                f" positive and at most absolute_timeout, which is at most {MAX_TIMEOUT} (a year)"
-                f" (got {idle_timeout!r} and {absolute_timeout!r})"
-            )
-        if cookie_name is None:
-            cookie_name = "__Host-sso_session" if secure else "sso_session"
-        elif not _COOKIE_NAME.fullmatch(cookie_name):
-            raise ConfigurationError(
-                f"cookie_name {cookie_name!r} must be a non-empty token of letters, digits"
-                " and !#$%&'*+-.^_`|~ (RFC 6265), or browsers would read another cookie")
-        elif cookie_name.startswith(("__Host-", "__Secure-")) and not secure:
-            raise ConfigurationError(
-                f"cookie_name {cookie_name!r}: browsers drop __Host-/__Secure- cookies"
-                " without Secure; choose another name or keep secure on"
-            )
         self.store = store
         self.signer = Signer(check_secret_keys(secret_keys), salt=self.salt, digest_method=hashlib.sha256,
                              algorithm=_KeyedHMAC())
         #: Seals token records at minting and opens them at redemption.
         self.sealer = RecordSealer(secret_keys)
-        self.idle_timeout = idle_timeout
-        self.absolute_timeout = absolute_timeout
-        self.secure = secure
-        self.cookie_name = cookie_name
+        self.idle_timeout = options.idle_timeout
+        self.absolute_timeout = options.absolute_timeout
+        self.secure = options.secure
+        self.cookie_name = options.cookie
         self.clock = clock
         # The attributes, from werkzeug once rather than per sign-on: a
         # cookie value (base64url, digits, dots) never needs quoting.
         self._cookie_attributes = dump_cookie(
-            cookie_name, "", path="/", secure=secure, httponly=True, samesite="Lax").partition(";")[2]
+            self.cookie_name, "", path="/", secure=self.secure, httponly=True, samesite="Lax").partition(";")[2]
 
     def redeem(self, key: str, *, end_found: bool) -> Redemption:
         """Spend the token stored under ``key``: one atomic step that puts a

@@ -41,7 +41,8 @@ def check_system_url(url: str, secure: bool = True) -> str:
     if secure and parts.scheme == "http" and parts.netloc.rsplit(":", 1)[0] not in _LOCAL_HOSTS:
         raise ConfigurationError(
             "system_url is plain HTTP but cookies are Secure, so browsers would"
-            " never send the session back; use https, or secure_cookies=False for development"
+            " never send the session back; use https, or for development"
+            " SessionOptions(secure=False) (secure_cookies = false in an ini)"
         )
     return url.rstrip("/")
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import secrets
@@ -14,20 +13,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import webtest
 
-from redis_server import RedisServer, free_port
-from redis_topologies import ClusterTopology, SentinelTopology
-from sso_middleware import SSOMiddleware, get_identity
+from sso_middleware import SSOMiddleware
 from sso_middleware.credentials import hash_secret
-from sso_middleware.demo import demo_user_store
+from sso_middleware.options import by_ini_names, ini_fields
 from sso_middleware.stores import Stores
 from sso_middleware.stores.redis import connect
+from tests.support.helpers import (API_IDENTIFIER, API_SECRET, ROOT, SECRET_KEY, SYSTEM_URL, browser, echo_app,
+                                   seed_user_store, sso_path)
+from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_topologies import ClusterTopology, SentinelTopology
 
-SYSTEM_URL = "https://portal.example.com"
-SECRET_KEY = "k" * 32
-API_IDENTIFIER = "billing"
-API_SECRET = "api-secret-" + "x" * 32
 STORE_FIELDS = [f.name for f in dataclasses.fields(Stores)]
 
 
@@ -37,9 +33,6 @@ def redis_server():
     server.start()
     yield server
     server.remove()
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass
@@ -63,7 +56,7 @@ def pipeline(redis_server, tmp_path_factory):
     with open(log, "w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--paste", str(ROOT / "examples" / "pipeline.ini"),
-             "--pythonpath", str(ROOT / "examples"), "--workers", "2", "--preload",
+             "--pythonpath", str(ROOT), "--workers", "2", "--preload",
              "--bind", f"127.0.0.1:{port}",
              "--paste-global", f"public_url=http://127.0.0.1:{port}",
              "--paste-global", f"redis={redis_server.url}",
@@ -112,37 +105,31 @@ def redis_client(redis_server):
 
 @pytest.fixture
 def user_store():
-    return demo_user_store()
-
-
-def echo_app(environ, start_response):
-    """The wrapped app: tells what it saw."""
-    identity = get_identity(environ)
-    body = json.dumps({
-        "path": environ.get("PATH_INFO"),
-        "query": environ.get("QUERY_STRING"),
-        "remote_user": environ.get("REMOTE_USER"),
-        "identity": [identity.user_id, identity.client_id] if identity else None,
-    }).encode()
-    start_response("200 OK", [("Content-Type", "application/json")])
-    return [body]
+    """The tests' seed accounts (:func:`tests.support.helpers.seed_user_store`)."""
+    return seed_user_store()
 
 
 @pytest.fixture
 def make_middleware(redis_client, user_store):
     """Build the middleware around ``echo_app`` on real Redis. Keyword
-    arguments override the defaults; ``tokens``, ``counters`` and
-    ``credentials`` replace one of the Redis stores."""
+    arguments override the defaults, options by their ini names;
+    ``tokens``, ``counters`` and ``credentials`` replace one of the Redis
+    stores."""
 
     def make(**overrides: t.Any) -> SSOMiddleware:
         app = overrides.pop("app", echo_app)
         replaced = {name: overrides.pop(name) for name in STORE_FIELDS if name in overrides}
+        # options may be given by their ini names (idle_timeout=…, redeem_limit=…)
+        flat = {"api_credentials": {API_IDENTIFIER: hash_secret(API_SECRET)}}
+        flat.update({name: overrides.pop(name) for name in ini_fields() if name in overrides})
+        if flat["api_credentials"] is None:
+            del flat["api_credentials"]
         options: dict[str, t.Any] = dict(
             system_url=SYSTEM_URL,
             secret_keys=[SECRET_KEY],
             user_store=user_store,
             stores=dataclasses.replace(Stores.redis(redis_client), **replaced),
-            api_credentials={API_IDENTIFIER: hash_secret(API_SECRET)},
+            **by_ini_names(flat),
         )
         options.update(overrides)
         return SSOMiddleware(app, **options)
@@ -155,29 +142,9 @@ def middleware(make_middleware):
     return make_middleware()
 
 
-def browser(middleware: SSOMiddleware) -> webtest.TestApp:
-    """A webtest client that speaks HTTPS to the portal, so Secure cookies
-    are kept and sent back."""
-    return webtest.TestApp(middleware, extra_environ={
-        "wsgi.url_scheme": "https", "HTTP_HOST": "portal.example.com"})
-
-
 @pytest.fixture
 def app(middleware):
     return browser(middleware)
-
-
-def live_sessions(client) -> set[bytes]:
-    """The keys of live session records in Redis: redeemed tokens whose
-    record is a session, not the ended mark alone."""
-    return {key for key in client.scan_iter("sso:v2:t:*")
-            if (client.get(key) or b"").startswith(b"!") and len(client.get(key)) > 1}
-
-
-def sso_path(redirect_url: str) -> str:
-    """The path and query of a ``redirect_url``, for webtest."""
-    assert redirect_url.startswith(SYSTEM_URL)
-    return redirect_url[len(SYSTEM_URL):]
 
 
 @pytest.fixture

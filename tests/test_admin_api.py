@@ -10,20 +10,14 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import sso_middleware.credentials as credentials
-from conftest import API_IDENTIFIER, API_SECRET, SYSTEM_URL, browser, sso_path
-from redis_server import free_port
 from sso_middleware.credentials import APICredentials, hash_secret
 from sso_middleware.exceptions import ConfigurationError
+from sso_middleware.responses import HARDENING_HEADERS
 from sso_middleware.stores.redis import RedisTokenStore, connect
+from tests.support.helpers import API_IDENTIFIER, API_PATH, API_SECRET, SSO_PATH, SYSTEM_URL, browser, sso_path
+from tests.support.redis_server import free_port
 
-API = "/includes/api.php"
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
-HARDENING = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
 AUTH_FAILED = {"result": "error", "message": "Authentication Failed"}
 
 
@@ -36,7 +30,7 @@ def params(**extra: str) -> dict[str, str]:
 def api_json(response, status: int) -> dict:
     """Check what every API answer has in common; return its JSON body."""
     assert response.status_int == status
-    for name, value in HARDENING.items():
+    for name, value in HARDENING_HEADERS:
         assert response.headers.get(name) == value, name
     assert response.content_type == "application/json"
     return json.loads(response.body)
@@ -54,7 +48,7 @@ def api_xml(response, status: int) -> dict[str, str]:
     """Check a ``<whmcsapi>`` answer's status and headers; return its fields
     (scalars only; ``action`` included)."""
     assert response.status_int == status
-    for name, value in HARDENING.items():
+    for name, value in HARDENING_HEADERS:
         assert response.headers.get(name) == value, name
     assert response.headers["Content-Type"] == CONTENT_TYPES["xml"]
     root = ET.fromstring(response.body)
@@ -67,7 +61,7 @@ def api_xml(response, status: int) -> dict[str, str]:
 def api_nvp(response, status: int) -> dict[str, str]:
     """Check an NVP answer's status and headers; return its fields."""
     assert response.status_int == status
-    for name, value in HARDENING.items():
+    for name, value in HARDENING_HEADERS:
         assert response.headers.get(name) == value, name
     assert response.headers["Content-Type"] == CONTENT_TYPES["nvp"]
     pairs = [pair.split("=", 1) for pair in response.text.split(";")]
@@ -91,13 +85,13 @@ def token_keys(redis_client) -> list[bytes]:
 # -- success -------------------------------------------------------------------
 
 def test_create_sso_token(app, redis_client):
-    response = app.post(API, params(client_id="1", destination="clientarea:invoices"), status=200)
+    response = app.post(API_PATH, params(client_id="1", destination="clientarea:invoices"), status=200)
     body = api_json(response, 200)
     assert set(body) == {"result", "access_token", "redirect_url"}
     assert body["result"] == "success"
     assert TOKEN.match(body["access_token"])
     assert body["redirect_url"] == (
-        SYSTEM_URL + "/oauth/singlesignon.php?access_token=" + body["access_token"])
+        SYSTEM_URL + SSO_PATH + "?access_token=" + body["access_token"])
     assert len(token_keys(redis_client)) == 1
 
     redeemed = app.get(sso_path(body["redirect_url"]), status=303)
@@ -106,7 +100,7 @@ def test_create_sso_token(app, redis_client):
 
 
 def test_multipart_form_is_accepted(app):
-    response = app.post(API, params(client_id="1"), content_type="multipart/form-data",
+    response = app.post(API_PATH, params(client_id="1"), content_type="multipart/form-data",
                         status=200)
     assert api_json(response, 200)["result"] == "success"
 
@@ -124,29 +118,29 @@ BAD_CREDENTIALS = [
 
 @pytest.mark.parametrize("overrides", BAD_CREDENTIALS)
 def test_bad_credentials(app, redis_client, overrides):
-    response = app.post(API, {**params(client_id="1"), **overrides}, status=403)
+    response = app.post(API_PATH, {**params(client_id="1"), **overrides}, status=403)
     assert api_json(response, 403) == AUTH_FAILED
     assert token_keys(redis_client) == []
 
 
 def test_missing_credentials(app, redis_client):
-    response = app.post(API, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"},
+    response = app.post(API_PATH, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"},
                         status=403)
     assert api_json(response, 403) == AUTH_FAILED
     assert token_keys(redis_client) == []
 
 
 def test_missing_credentials_without_responsetype_is_nvp(app, redis_client):
-    response = app.post(API, {"action": "CreateSsoToken", "client_id": "1"}, status=403)
+    response = app.post(API_PATH, {"action": "CreateSsoToken", "client_id": "1"}, status=403)
     assert api_nvp(response, 403) == AUTH_FAILED
     assert response.text == "result=error;message=Authentication Failed"
     assert token_keys(redis_client) == []
 
 
 def test_auth_failures_are_indistinguishable(app):
-    wrong_secret = app.post(API, params(client_id="1", secret="wrong"), status=403)
-    unknown_identifier = app.post(API, params(client_id="1", identifier="nobody"), status=403)
-    missing = app.post(API, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"},
+    wrong_secret = app.post(API_PATH, params(client_id="1", secret="wrong"), status=403)
+    unknown_identifier = app.post(API_PATH, params(client_id="1", identifier="nobody"), status=403)
+    missing = app.post(API_PATH, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"},
                        status=403)
     assert wrong_secret.body == unknown_identifier.body == missing.body
     assert json.loads(wrong_secret.body) == AUTH_FAILED
@@ -165,7 +159,7 @@ def test_auth_failures_are_indistinguishable(app):
 )
 def test_credentials_are_checked_before_the_request(app, redis_client, extra, response_type):
     # an unauthenticated caller learns nothing about accounts or actions
-    response = app.post(API, {**params(client_id="1"), **extra, "secret": "wrong"}, status=403)
+    response = app.post(API_PATH, {**params(client_id="1"), **extra, "secret": "wrong"}, status=403)
     fields = api_answer(response, 403, response_type)
     fields.pop("action", None)  # XML echoes the action
     assert fields == AUTH_FAILED
@@ -175,14 +169,14 @@ def test_credentials_are_checked_before_the_request(app, redis_client, extra, re
 # -- malformed requests ----------------------------------------------------------
 
 def test_get_is_405(app):
-    response = app.get(API, params(client_id="1"), status=405)
+    response = app.get(API_PATH, params(client_id="1"), status=405)
     body = api_json(response, 405)
     assert body["result"] == "error"
     assert response.headers["Allow"] == "POST"
 
 
 def test_json_body_is_415(app, redis_client):
-    response = app.post(API, json.dumps(params(client_id="1")),
+    response = app.post(API_PATH, json.dumps(params(client_id="1")),
                         content_type="application/json", status=415)
     assert api_json(response, 415)["result"] == "error"
     assert token_keys(redis_client) == []
@@ -190,7 +184,7 @@ def test_json_body_is_415(app, redis_client):
 
 def test_duplicated_parameter_is_400(app, redis_client):
     request = [*params().items(), ("client_id", "1"), ("client_id", "2")]
-    response = app.post(API, request, status=400)
+    response = app.post(API_PATH, request, status=400)
     body = api_json(response, 400)
     assert body["result"] == "error"
     assert "client_id" in body["message"]
@@ -199,7 +193,7 @@ def test_duplicated_parameter_is_400(app, redis_client):
 
 def test_duplicated_secret_is_400_without_echoing_it(app):
     request = [*params(client_id="1").items(), ("secret", "other")]
-    response = app.post(API, request, status=400)
+    response = app.post(API_PATH, request, status=400)
     body = api_json(response, 400)
     assert "secret" in body["message"]
     assert API_SECRET not in response.text and "other" not in body["message"]
@@ -209,10 +203,10 @@ def test_duplicated_secret_is_400_without_echoing_it(app):
     ("action", "echoed"),
     [pytest.param("Nope", "nope", id="unknown"),
      pytest.param("CreateSsoTokens", "createssotokens", id="near-miss"),
-     pytest.param("Create<b>SsoToken", "createbssotoken", id="markup")],
+     pytest.param("Create<b>SsoToken", "create_b_ssotoken", id="markup")],
 )
 def test_unknown_action_is_403_with_the_whmcs_message(app, redis_client, action, echoed):
-    response = app.post(API, params(action=action, client_id="1"), status=403)
+    response = app.post(API_PATH, params(action=action, client_id="1"), status=403)
     assert api_json(response, 403) == {
         "result": "error", "message": f'Invalid API Action: "{echoed}" is not a valid API action'}
     assert token_keys(redis_client) == []
@@ -220,7 +214,7 @@ def test_unknown_action_is_403_with_the_whmcs_message(app, redis_client, action,
 
 @pytest.mark.parametrize("action", ["createssotoken", "CREATESSOTOKEN", "cReAtEsSoToKeN"])
 def test_action_names_match_in_any_case(app, redis_client, action):
-    response = app.post(API, params(action=action, client_id="1"), status=200)
+    response = app.post(API_PATH, params(action=action, client_id="1"), status=200)
     body = api_json(response, 200)
     assert body["result"] == "success"
     assert TOKEN.match(body["access_token"])
@@ -229,7 +223,7 @@ def test_action_names_match_in_any_case(app, redis_client, action):
 
 @pytest.mark.parametrize("action", [pytest.param("", id="empty"), pytest.param("  ", id="blank")])
 def test_empty_action_is_400(app, redis_client, action):
-    response = app.post(API, params(action=action, client_id="1"), status=400)
+    response = app.post(API_PATH, params(action=action, client_id="1"), status=400)
     assert api_json(response, 400) == {"result": "error", "message": "Empty action request"}
     assert token_keys(redis_client) == []
 
@@ -237,13 +231,13 @@ def test_empty_action_is_400(app, redis_client, action):
 def test_missing_action_is_400(app, redis_client):
     request = params(client_id="1")
     del request["action"]
-    response = app.post(API, request, status=400)
+    response = app.post(API_PATH, request, status=400)
     assert api_json(response, 400) == {"result": "error", "message": "Empty action request"}
     assert token_keys(redis_client) == []
 
 
 def test_responsetype_xml_is_a_whmcsapi_document(app, redis_client):
-    response = app.post(API, params(client_id="1", responsetype="xml"), status=200)
+    response = app.post(API_PATH, params(client_id="1", responsetype="xml"), status=200)
     fields = api_xml(response, 200)
     assert set(fields) == {"action", "result", "access_token", "redirect_url"}
     assert fields["action"] == "createssotoken"
@@ -256,7 +250,7 @@ def test_responsetype_xml_is_a_whmcsapi_document(app, redis_client):
 def test_without_responsetype_the_answer_is_nvp(app, redis_client):
     request = params(client_id="1")
     del request["responsetype"]
-    fields = api_nvp(app.post(API, request, status=200), 200)
+    fields = api_nvp(app.post(API_PATH, request, status=200), 200)
     assert set(fields) == {"result", "access_token", "redirect_url"}
     assert fields["result"] == "success"
     assert TOKEN.match(fields["access_token"])
@@ -265,7 +259,7 @@ def test_without_responsetype_the_answer_is_nvp(app, redis_client):
 
 @pytest.mark.parametrize("response_type", ["yaml", "JSONP", "php"])
 def test_unsupported_responsetype_is_200_with_the_whmcs_message(app, redis_client, response_type):
-    response = app.post(API, params(client_id="1", responsetype=response_type), status=200)
+    response = app.post(API_PATH, params(client_id="1", responsetype=response_type), status=200)
     body = api_json(response, 200)
     assert body["result"] == "error"
     assert body["message"].startswith(
@@ -275,7 +269,7 @@ def test_unsupported_responsetype_is_200_with_the_whmcs_message(app, redis_clien
 
 
 def test_oversized_body_is_413(app, redis_client):
-    response = app.post(API, params(client_id="1", padding="x" * (64 * 1024 + 1)), status=413)
+    response = app.post(API_PATH, params(client_id="1", padding="x" * (64 * 1024 + 1)), status=413)
     assert api_json(response, 413)["result"] == "error"
     assert token_keys(redis_client) == []
 
@@ -284,7 +278,7 @@ def test_body_just_under_the_limit_is_served(app):
     request = params(client_id="1")
     overhead = len("&".join(f"{k}={v}" for k, v in request.items())) + len("&padding=")
     request["padding"] = "x" * (64 * 1024 - overhead)
-    assert api_json(app.post(API, request, status=200), 200)["result"] == "success"
+    assert api_json(app.post(API_PATH, request, status=200), 200)["result"] == "success"
 
 
 @pytest.mark.parametrize(
@@ -299,7 +293,7 @@ def test_body_just_under_the_limit_is_served(app):
     ],
 )
 def test_issue_error_is_200_with_the_whmcs_message(app, redis_client, inputs, message):
-    response = app.post(API, params(**inputs), status=200)
+    response = app.post(API_PATH, params(**inputs), status=200)
     assert api_json(response, 200) == {"result": "error", "message": message}
     assert token_keys(redis_client) == []
 
@@ -311,40 +305,40 @@ def without(name: str, request: dict[str, str]) -> dict[str, str]:
 
 
 SCENARIOS = [
-    pytest.param(lambda app: app.post(API, params(client_id="1"), status=200), 200, "json",
+    pytest.param(lambda app: app.post(API_PATH, params(client_id="1"), status=200), 200, "json",
                  id="success"),
-    pytest.param(lambda app: app.post(API, params(client_id="1", secret="no"), status=403), 403,
+    pytest.param(lambda app: app.post(API_PATH, params(client_id="1", secret="no"), status=403), 403,
                  "json", id="auth-failed"),
-    pytest.param(lambda app: app.get(API, status=405), 405, "json", id="get"),
-    pytest.param(lambda app: app.post(API, "{}", content_type="application/json", status=415),
+    pytest.param(lambda app: app.get(API_PATH, status=405), 405, "json", id="get"),
+    pytest.param(lambda app: app.post(API_PATH, "{}", content_type="application/json", status=415),
                  415, "json", id="json-body"),
-    pytest.param(lambda app: app.post(API, [*params().items(), ("user_id", "1"), ("user_id", "2")],
+    pytest.param(lambda app: app.post(API_PATH, [*params().items(), ("user_id", "1"), ("user_id", "2")],
                                       status=400), 400, "json", id="duplicate"),
-    pytest.param(lambda app: app.post(API, params(action="Nope"), status=403), 403, "json",
+    pytest.param(lambda app: app.post(API_PATH, params(action="Nope"), status=403), 403, "json",
                  id="unknown-action"),
-    pytest.param(lambda app: app.post(API, params(action=""), status=400), 400, "json",
+    pytest.param(lambda app: app.post(API_PATH, params(action=""), status=400), 400, "json",
                  id="empty-action"),
-    pytest.param(lambda app: app.post(API, params(responsetype="yaml"), status=200), 200, "json",
+    pytest.param(lambda app: app.post(API_PATH, params(responsetype="yaml"), status=200), 200, "json",
                  id="unsupported-responsetype"),
-    pytest.param(lambda app: app.post(API, params(pad="x" * 70000), status=413), 413, "json",
+    pytest.param(lambda app: app.post(API_PATH, params(pad="x" * 70000), status=413), 413, "json",
                  id="too-large"),
-    pytest.param(lambda app: app.post(API, params(client_id="99"), status=200), 200, "json",
+    pytest.param(lambda app: app.post(API_PATH, params(client_id="99"), status=200), 200, "json",
                  id="issue-error"),
-    pytest.param(lambda app: app.post(API, params(client_id="1", responsetype="xml"), status=200),
+    pytest.param(lambda app: app.post(API_PATH, params(client_id="1", responsetype="xml"), status=200),
                  200, "xml", id="xml-success"),
-    pytest.param(lambda app: app.post(API, params(client_id="99", responsetype="xml"), status=200),
+    pytest.param(lambda app: app.post(API_PATH, params(client_id="99", responsetype="xml"), status=200),
                  200, "xml", id="xml-issue-error"),
-    pytest.param(lambda app: app.post(API, params(action="Nope", responsetype="xml"), status=403),
+    pytest.param(lambda app: app.post(API_PATH, params(action="Nope", responsetype="xml"), status=403),
                  403, "xml", id="xml-unknown-action"),
-    pytest.param(lambda app: app.post(API, params(secret="no", responsetype="xml"), status=403),
+    pytest.param(lambda app: app.post(API_PATH, params(secret="no", responsetype="xml"), status=403),
                  403, "xml", id="xml-auth-failed"),
-    pytest.param(lambda app: app.post(API, without("responsetype", params(client_id="1")),
+    pytest.param(lambda app: app.post(API_PATH, without("responsetype", params(client_id="1")),
                                       status=200), 200, "nvp", id="nvp-success"),
-    pytest.param(lambda app: app.post(API, without("responsetype", params(client_id="99")),
+    pytest.param(lambda app: app.post(API_PATH, without("responsetype", params(client_id="99")),
                                       status=200), 200, "nvp", id="nvp-issue-error"),
-    pytest.param(lambda app: app.post(API, without("responsetype", params(secret="no")),
+    pytest.param(lambda app: app.post(API_PATH, without("responsetype", params(secret="no")),
                                       status=403), 403, "nvp", id="nvp-auth-failed"),
-    pytest.param(lambda app: app.post(API, without("responsetype", params(action="")),
+    pytest.param(lambda app: app.post(API_PATH, without("responsetype", params(action="")),
                                       status=400), 400, "nvp", id="nvp-empty-action"),
 ]
 
@@ -364,8 +358,8 @@ def test_every_answer_is_hardened(app, send, status, response_type):
                                              pytest.param({}, id="empty")])
 def test_without_credentials_the_path_is_the_apps(make_middleware, redis_client, api_credentials):
     app = browser(make_middleware(api_credentials=api_credentials))
-    response = app.post(API, params(client_id="1"), status=200)
-    assert response.json["path"] == API
+    response = app.post(API_PATH, params(client_id="1"), status=200)
+    assert response.json["path"] == API_PATH
     assert token_keys(redis_client) == []
 
 
@@ -373,7 +367,7 @@ def test_redis_down_is_a_fast_503(make_middleware):
     dead = RedisTokenStore(connect(f"redis://127.0.0.1:{free_port()}/0"))
     app = browser(make_middleware(tokens=dead))
     started = time.monotonic()
-    response = app.post(API, params(client_id="1"), status=503)
+    response = app.post(API_PATH, params(client_id="1"), status=503)
     elapsed = time.monotonic() - started
     assert api_json(response, 503) == {
         "result": "error", "message": "Service temporarily unavailable"}

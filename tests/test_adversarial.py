@@ -1,7 +1,7 @@
-"""Adversarial end-to-end tests: session swap and login CSRF (issue item 5),
-link scanners and the confirmation page (6), cookies, headers, error pages
-and Location (7), account revocation (4), and the replay race (2) and parser
-defects (9) that the proof found, each as a precisely named test.
+"""Adversarial end-to-end tests: session swap and login CSRF, link scanners
+and the confirmation page, cookies, headers, error pages and Location,
+account revocation, and the replay race and parser defects that the proof
+found, each as a precisely named test.
 
 Unit-level behaviour already covered elsewhere is not repeated here (see
 the threat table of SECURITY.md)."""
@@ -17,26 +17,18 @@ import time
 import pytest
 from werkzeug.test import create_environ
 
-from conftest import API_IDENTIFIER, API_SECRET, SECRET_KEY, SYSTEM_URL, browser, echo_app, live_sessions, sso_path
-from redis_server import free_port
-from sso_middleware import Limit, SSOMiddleware, Stores
+from sso_middleware import AdminAPIOptions, Limit, SSOMiddleware, Stores
 from sso_middleware.credentials import hash_secret
+from sso_middleware.options import by_ini_names
+from sso_middleware.responses import HARDENING_HEADERS
 from sso_middleware.tokens import token_key
 from sso_middleware.users import AccountStatus
+from tests.support.helpers import (FakeClock, API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SECRET_KEY, SSO_PATH, SYSTEM_URL,
+                                   TOKEN_PATH, browser, echo_app, live_sessions, sso_path)
+from tests.support.redis_server import free_port
 
-SSO = "/oauth/singlesignon.php"
-API = "/includes/api.php"
-TOKEN = "/oauth/token.php"
-COOKIE = "__Host-sso_session"
 #: What a browser sends with the confirmation page's own POST.
 FROM_THE_PAGE = {"Sec-Fetch-Site": "same-origin", "Origin": SYSTEM_URL}
-
-HARDENING = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
 
 
 def whoami(app):
@@ -57,8 +49,8 @@ def events(caplog, name):
 
 
 def api(app, status="*", headers=None, **fields):
-    return app.post(API, {"identifier": API_IDENTIFIER, "secret": API_SECRET,
-                          "responsetype": "json", **fields}, headers=headers, status=status)
+    return app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": API_SECRET,
+                               "responsetype": "json", **fields}, headers=headers, status=status)
 
 
 def assert_session_cookie(header):
@@ -69,27 +61,27 @@ def assert_session_cookie(header):
     for attribute in attributes:
         key, _, value = attribute.partition("=")
         flags[key.lower()] = value
-    assert name_value.startswith(COOKIE + "="), header
+    assert name_value.startswith(COOKIE_NAME + "="), header
     assert "secure" in flags and "httponly" in flags, header
     assert flags.get("samesite") == "Lax" and flags.get("path") == "/", header
     assert "domain" not in flags, header
 
 
-# --------------------------------------------------------------------------- 5. session swap
+# --------------------------------------------------------------------------- session swap
 
 
 def test_a_link_for_another_user_ends_the_old_session_and_audits_the_swap(app, mint, redis_client, caplog):
     """Login CSRF: a victim signed in as user 1 follows a link an attacker
     minted for user 2."""
     app.get(mint(client_id=1), status=303)
-    victim_cookie = app.cookies[COOKIE]
+    victim_cookie = app.cookies[COOKIE_NAME]
     attacker_link = mint(client_id=2)
     response = app.get(attacker_link, status=303)
     assert_session_cookie(response.headers["Set-Cookie"])
-    assert app.cookies[COOKIE] != victim_cookie  # a fresh session id
+    assert app.cookies[COOKIE_NAME] != victim_cookie  # a fresh session id
     assert whoami(app) == [2, 2]
     old = browser(app.app)
-    old.set_cookie(COOKIE, victim_cookie)
+    old.set_cookie(COOKIE_NAME, victim_cookie)
     assert whoami(old) is None  # user 1's session is over, not merged
     assert len(live_sessions(redis_client)) == 1
     (swap,) = events(caplog, "session_replaced")
@@ -101,17 +93,17 @@ def test_confirm_signed_in_asks_before_replacing_a_session(make_middleware, redi
     app = browser(middleware)
     first = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
     app.get(first, status=303)  # no session yet: no page, signed in at once
-    victim_cookie = app.cookies[COOKIE]
+    victim_cookie = app.cookies[COOKIE_NAME]
     link = sso_path(middleware.create_sso_token(client_id=2)["redirect_url"])
 
     page = app.get(link, status=200)
     assert "Set-Cookie" not in page.headers
-    for name, value in HARDENING.items():
+    for name, value in HARDENING_HEADERS:
         assert page.headers[name] == value
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert "form-action 'self'" in page.headers["Content-Security-Policy"]
     action = re.search(r'<form method="post" action="([^"]*)"', page.text).group(1)
-    assert action.startswith(SSO + "?access_token=")
+    assert action.startswith(SSO_PATH + "?access_token=")
     assert "ends any session" in page.text
     assert whoami(app) == [1, 1]  # nothing happened yet
     assert not stored(redis_client, link).startswith(b"!")  # the token is not spent
@@ -121,7 +113,7 @@ def test_confirm_signed_in_asks_before_replacing_a_session(make_middleware, redi
     assert_session_cookie(response.headers["Set-Cookie"])
     assert whoami(app) == [2, 2]
     old = browser(middleware)
-    old.set_cookie(COOKIE, victim_cookie)
+    old.set_cookie(COOKIE_NAME, victim_cookie)
     assert whoami(old) is None
     (swap,) = events(caplog, "session_replaced")
     assert (swap.sso_previous_user_id, swap.sso_user_id) == (1, 2)
@@ -158,7 +150,7 @@ def test_the_confirmation_page_cannot_be_skipped_by_a_cross_site_post(make_middl
     assert response.status_int in (200, 403)
 
 
-# --------------------------------------------------------------------------- 6. link scanners
+# --------------------------------------------------------------------------- link scanners
 
 
 SCANNERS = [
@@ -181,7 +173,7 @@ def test_scanners_and_prefetchers_never_burn_a_token(make_middleware, redis_clie
     response = scanner.request(link, method=method, headers=headers, expect_errors=True)
     assert response.status_int in (405, 503)
     assert "Set-Cookie" not in response.headers
-    for name, value in HARDENING.items():
+    for name, value in HARDENING_HEADERS:
         assert response.headers[name] == value
     assert not stored(redis_client, link).startswith(b"!")
     if confirm == "never":
@@ -204,7 +196,7 @@ def test_confirm_always_shows_a_page_on_get_and_burns_on_post(make_middleware, r
     for client in (scanner, scanner, person):  # any number of GETs
         page = client.get(link, status=200)
         assert "Set-Cookie" not in page.headers
-        for name, value in HARDENING.items():
+        for name, value in HARDENING_HEADERS:
             assert page.headers[name] == value
         assert not re.search(r"https?://", page.text)
     assert not stored(redis_client, link).startswith(b"!")
@@ -216,7 +208,7 @@ def test_confirm_always_shows_a_page_on_get_and_burns_on_post(make_middleware, r
     scanner.post(link, headers=FROM_THE_PAGE, status=403)
 
 
-# --------------------------------------------------------------------------- 7. cookies
+# --------------------------------------------------------------------------- cookies
 
 
 def test_every_session_cookie_has_the_secure_attributes(make_middleware, user_store, redis_client):
@@ -232,9 +224,9 @@ def test_every_session_cookie_has_the_secure_attributes(make_middleware, user_st
 
     created = api(app, action="CreateOAuthCredential", grantType="single_sign_on", serviceId="101",
                   scope="clientarea:invoices").json
-    oauth = app.post(TOKEN, {"grant_type": "single_sign_on", "scope": "clientarea:sso clientarea:invoices",
-                             "client_id": created["clientIdentifier"],
-                             "client_secret": created["clientSecret"]}).json
+    oauth = app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "scope": "clientarea:sso clientarea:invoices",
+                                  "client_id": created["clientIdentifier"],
+                                  "client_secret": created["clientSecret"]}).json
     headers += app.get(sso_path(oauth["redirect_url"]), status=303).headers.getall("Set-Cookie")
 
     confirming = make_middleware(confirm="always")
@@ -251,14 +243,15 @@ def test_every_session_cookie_has_the_secure_attributes(make_middleware, user_st
         assert_session_cookie(header)
 
 
-# --------------------------------------------------------------------------- 7. headers and pages
+# --------------------------------------------------------------------------- headers and pages
 
 
 def _down_middleware(user_store, **options):
     """Every store on a port where nothing listens."""
     return SSOMiddleware(echo_app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY],
                          user_store=user_store, stores=Stores.redis(f"redis://127.0.0.1:{free_port()}/0"),
-                         api_credentials={API_IDENTIFIER: hash_secret(API_SECRET)}, **options)
+                         api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
+                         **by_ini_names(options))
 
 
 def _responses(make_middleware, user_store, redis_client):
@@ -274,8 +267,8 @@ def _responses(make_middleware, user_store, redis_client):
     link = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
     add("SSO 303", app.get(link, status=303))
     add("SSO 403 spent", app.get(link, status=403))
-    add("SSO 429", app.get(SSO + "?access_token=" + "A" * 43, status=429))
-    add("SSO 400", app.get(SSO + "?access_token=short", status=400))
+    add("SSO 429", app.get(SSO_PATH + "?access_token=" + "A" * 43, status=429))
+    add("SSO 400", app.get(SSO_PATH + "?access_token=short", status=400))
     add("SSO 405 HEAD", app.head(link, status=405))
     add("SSO 405 OPTIONS", app.options(link, status=405))
     add("SSO 405 POST", app.post(link, status=405))
@@ -286,45 +279,45 @@ def _responses(make_middleware, user_store, redis_client):
 
     add("API 200", api(app, status=200, action="CreateSsoToken", client_id="1"))
     add("API 200 XML", api(app, status=200, action="CreateSsoToken", client_id="1", responsetype="xml"))
-    add("API 200 NVP", app.post(API, {"identifier": API_IDENTIFIER, "secret": API_SECRET,
-                                      "action": "CreateSsoToken", "client_id": "1"}, status=200))
+    add("API 200 NVP", app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": API_SECRET,
+                                           "action": "CreateSsoToken", "client_id": "1"}, status=200))
     add("API 200 action error", api(app, status=200, action="CreateSsoToken", client_id="nope"))
     add("API 200 unsupported responsetype", api(app, status=200, action="CreateSsoToken",
                                                 client_id="1", responsetype="yaml"))
     add("API 400 empty action", api(app, status=400, client_id="1"))
     add("API 403 unknown action", api(app, status=403, action="Nope", responsetype="xml"))
-    add("API 403 NVP", app.post(API, {"identifier": API_IDENTIFIER, "secret": "wrong"}, status=403))
-    add("API 429 NVP", app.post(API, {"identifier": API_IDENTIFIER, "secret": "wrong"}, status=429))
-    add("API 405", app.get(API, status=405))
-    add("API 413", browser(make_middleware()).post(API, {"x": "y" * 70000}, status=413))
-    add("API 415", app.post(API, "{}", content_type="application/json", status=415))
+    add("API 403 NVP", app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": "wrong"}, status=403))
+    add("API 429 NVP", app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": "wrong"}, status=429))
+    add("API 405", app.get(API_PATH, status=405))
+    add("API 413", browser(make_middleware()).post(API_PATH, {"x": "y" * 70000}, status=413))
+    add("API 415", app.post(API_PATH, "{}", content_type="application/json", status=415))
 
     fresh = browser(make_middleware())
     created = api(fresh, status=200, action="CreateOAuthCredential", grantType="single_sign_on",
                   serviceId="101", scope="clientarea:invoices").json
     good = {"grant_type": "single_sign_on", "scope": "clientarea:sso clientarea:invoices",
             "client_id": created["clientIdentifier"], "client_secret": created["clientSecret"]}
-    add("token 200", fresh.post(TOKEN, good, status=200))
-    add("token 400", fresh.post(TOKEN, {**good, "grant_type": "password"}, status=400))
-    add("token 401", fresh.post(TOKEN, {**good, "client_secret": "wrong"}, status=401))
-    add("token 405", fresh.get(TOKEN, status=405))
+    add("token 200", fresh.post(TOKEN_PATH, good, status=200))
+    add("token 400", fresh.post(TOKEN_PATH, {**good, "grant_type": "password"}, status=400))
+    add("token 401", fresh.post(TOKEN_PATH, {**good, "client_secret": "wrong"}, status=401))
+    add("token 405", fresh.get(TOKEN_PATH, status=405))
     second = api(fresh, status=200, action="CreateOAuthCredential", grantType="single_sign_on",
                  serviceId="101", scope="clientarea:invoices").json
     wrong = {**good, "client_id": second["clientIdentifier"], "client_secret": "wrong"}
     tight_app = browser(make_middleware(client_auth_limit=tight))
-    tight_app.post(TOKEN, wrong, status=401)
-    add("token 429", tight_app.post(TOKEN, wrong, status=429))
+    tight_app.post(TOKEN_PATH, wrong, status=401)
+    add("token 429", tight_app.post(TOKEN_PATH, wrong, status=429))
 
     add("logout 303", app.post("/logout", status=303))
     add("logout 405", app.get("/logout", status=405))
 
     down = browser(_down_middleware(user_store))
-    add("SSO 503 Redis down", down.get(SSO + "?access_token=" + "A" * 43, status=503))
+    add("SSO 503 Redis down", down.get(SSO_PATH + "?access_token=" + "A" * 43, status=503))
     add("API 503 Redis down", api(down, status=503, action="CreateSsoToken", client_id="1"))
-    add("token 503 Redis down", down.post(TOKEN, good, status=503))
+    add("token 503 Redis down", down.post(TOKEN_PATH, good, status=503))
     well_formed = middleware.sessions.signer.sign(f"{'A' * 43}.{'A' * 43}.1.1")
     add("logout 503 Redis down", down.post("/logout", headers={
-        "Cookie": f"{COOKIE}={well_formed.decode()}"}, status=503))
+        "Cookie": f"{COOKIE_NAME}={well_formed.decode()}"}, status=503))
     return out
 
 
@@ -332,7 +325,7 @@ def test_every_response_of_the_middleware_is_hardened(make_middleware, user_stor
     responses = _responses(make_middleware, user_store, redis_client)
     assert len(responses) == 32
     for label, response in responses:
-        for name, value in HARDENING.items():
+        for name, value in HARDENING_HEADERS:
             assert response.headers.get(name) == value, f"{label}: {name}"
         if response.status_int in (429, 503):
             assert response.headers.get("Retry-After", "").isdigit(), label
@@ -363,7 +356,7 @@ def test_pages_load_nothing_and_link_nowhere(make_middleware, user_store, redis_
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], label
 
 
-# --------------------------------------------------------------------------- 7. Location
+# --------------------------------------------------------------------------- Location
 
 
 SPOOFS = [
@@ -389,16 +382,16 @@ def test_location_and_links_never_depend_on_request_headers(make_middleware, spo
     assert (spoofed.post("/logout", headers=headers, status=303).headers["Location"]
             == honest.post("/logout", status=303).headers["Location"] == SYSTEM_URL + "/")
     minted = api(spoofed, status=200, headers=headers, action="CreateSsoToken", client_id="1").json
-    assert minted["redirect_url"].startswith(SYSTEM_URL + SSO + "?access_token=")
+    assert minted["redirect_url"].startswith(SYSTEM_URL + SSO_PATH + "?access_token=")
     created = api(spoofed, status=200, headers=headers, action="CreateOAuthCredential",
                   grantType="single_sign_on", serviceId="101", scope="clientarea:invoices").json
-    issued = spoofed.post(TOKEN, {"grant_type": "single_sign_on", "scope": "clientarea:sso",
-                                  "client_id": created["clientIdentifier"],
-                                  "client_secret": created["clientSecret"]}, headers=headers).json
-    assert issued["redirect_url"].startswith(SYSTEM_URL + SSO + "?access_token=")
+    issued = spoofed.post(TOKEN_PATH, {"grant_type": "single_sign_on", "scope": "clientarea:sso",
+                                       "client_id": created["clientIdentifier"],
+                                       "client_secret": created["clientSecret"]}, headers=headers).json
+    assert issued["redirect_url"].startswith(SYSTEM_URL + SSO_PATH + "?access_token=")
 
 
-# --------------------------------------------------------------------------- 4. revocation
+# --------------------------------------------------------------------------- revocation
 
 
 @pytest.mark.parametrize("change", ["closed", "sso switched off"])
@@ -437,11 +430,13 @@ def test_links_minted_before_a_revocation_sign_nobody_in(make_middleware, caplog
     """"Log out everywhere" covers the links already handed out too: such a
     link is refused at the SSO endpoint (no cookie, a denial in the log),
     not turned into a session that is dead on arrival."""
-    middleware = make_middleware()
+    clock = FakeClock(time.time())
+    middleware = make_middleware(clock=clock)
     before = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
-    time.sleep(0.002)  # not minted in the millisecond of the revocation
+    clock.advance(0.002)  # not minted in the millisecond of the revocation
     middleware.end_sessions(1)
-    after = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])  # at once: later
+    clock.advance(0.002)
+    after = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
     early, late = browser(middleware), browser(middleware)
     response = early.get(before, status=403)
     assert "Set-Cookie" not in response.headers
@@ -459,10 +454,11 @@ def test_a_revocation_during_a_redemption_ends_its_session(make_middleware, user
     from its token's issue time (or from before its write, if a clock says
     earlier), so the revocation ends it."""
     gated = _GatedUserStore(user_store)
-    middleware = make_middleware(user_store=gated)
+    clock = FakeClock(time.time())
+    middleware = make_middleware(user_store=gated, clock=clock)
     client = browser(middleware)
     link = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
-    time.sleep(0.002)  # the revocation must not fall in the token's issue millisecond
+    clock.advance(0.002)  # the revocation must not fall in the token's issue millisecond
     response = gated.paused(client, link, lambda: middleware.end_sessions(1))
     assert response.status_int == 303
     assert whoami(client) is None
@@ -562,9 +558,9 @@ def _raw_call(middleware, method, path, *, query="", cookie=None, body=b"", cont
 
 
 @pytest.mark.parametrize("method, path, query, cookie, expected", [
-    pytest.param("GET", "/page", "", f"{COOKIE}=\x80", 200, id="own-cookie-page"),
-    pytest.param("POST", "/logout", "", f"other=caf\xe9; {COOKIE}=x", 303, id="other-apps-cookie-logout"),
-    pytest.param("GET", SSO, "access_token=" + "A" * 43, f"other=caf\xe9; {COOKIE}=x", 403,
+    pytest.param("GET", "/page", "", f"{COOKIE_NAME}=\x80", 200, id="own-cookie-page"),
+    pytest.param("POST", "/logout", "", f"other=caf\xe9; {COOKIE_NAME}=x", 303, id="other-apps-cookie-logout"),
+    pytest.param("GET", SSO_PATH, "access_token=" + "A" * 43, f"other=caf\xe9; {COOKIE_NAME}=x", 403,
                  id="other-apps-cookie-sso"),
 ])
 def test_a_cookie_header_that_is_not_utf8_is_ignored_not_a_500(middleware, caplog, method, path, query,
@@ -582,13 +578,13 @@ def test_a_cookie_header_that_is_not_utf8_is_ignored_not_a_500(middleware, caplo
     assert not [r for r in caplog.records if r.exc_info]
 
 
-@pytest.mark.parametrize("path", [SSO, TOKEN])
+@pytest.mark.parametrize("path", [SSO_PATH, TOKEN_PATH])
 def test_a_raw_non_utf8_query_is_a_400_not_a_503(middleware, caplog, path):
     """PRODUCT BUG (open, minor): a QUERY_STRING holding a raw byte that is
     not UTF-8 (which gunicorn and waitress refuse themselves, but WSGI allows)
     makes werkzeug's Request.args raise; the endpoint's catch-all answers 503
     and logs a "failed unexpectedly" traceback instead of a 400."""
-    method = "GET" if path == SSO else "POST"
+    method = "GET" if path == SSO_PATH else "POST"
     status, _ = _raw_call(middleware, method, path, query="access_token=\xe9",
                           content_type="application/x-www-form-urlencoded")
     assert status == 400

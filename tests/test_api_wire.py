@@ -13,14 +13,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import API_IDENTIFIER, API_SECRET, browser
-from redis_server import free_port
 from sso_middleware import cli
 from sso_middleware.credentials import hash_secret
 from sso_middleware.exceptions import ConfigurationError
 from sso_middleware.paste import options
 from sso_middleware.ratelimit import Limit
 from sso_middleware.stores.redis import RedisTokenStore, connect
+from tests.support.helpers import API_IDENTIFIER, API_SECRET, browser
+from tests.support.redis_server import free_port
 
 API = "/includes/api.php"
 TOKEN = "/oauth/token.php"
@@ -100,10 +100,10 @@ def test_actions_match_in_any_case(app, action):
     assert body["result"] == "success"
 
 
-def test_unknown_actions_are_echoed_in_lower_case_letters_and_digits(app):
+def test_unknown_actions_are_echoed_in_lower_case_letters_digits_and_underscores(app):
     body = answer(post(app, {"action": "Get<b>Clients", **CREDENTIALS, "responsetype": "json"},
                        status=403))
-    assert body["message"] == 'Invalid API Action: "getbclients" is not a valid API action'
+    assert body["message"] == 'Invalid API Action: "get_b_clients" is not a valid API action'
 
 
 def test_no_action_is_an_empty_action_request(app):
@@ -305,8 +305,9 @@ def test_access_settings_from_an_ini_pipeline(redis_server, monkeypatch):
         "api_roles": "\nbilling = CreateSsoToken RevokeSsoSessions",
         "api_allowed_ips": "10.0.0.0/8, 192.0.2.1",
     })
-    assert settings["api_roles"] == {"billing": "CreateSsoToken RevokeSsoSessions"}
-    assert settings["api_allowed_ips"] == "10.0.0.0/8, 192.0.2.1"
+    assert settings["api"].roles == {"billing": "CreateSsoToken RevokeSsoSessions"}
+    assert settings["api"].allowed_ips == "10.0.0.0/8, 192.0.2.1"
+    assert settings["api"].api_keys().roles == {"billing": frozenset({"createssotoken", "revokessosessions"})}
 
 
 def test_access_settings_from_the_command_line():
@@ -350,3 +351,49 @@ def test_basic_with_the_clients_own_client_id(app, credential_set, extra, expect
         assert "access_token" in response.json
     else:
         assert response.json == {"error": "invalid_request", "error_description": expected}
+
+
+# -- text that is not UTF-8 ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "body"), [
+    (API, b"action=CreateSsoToken&client_id=1&responsetype=json&note=\xff"),
+    (API, b"action=CreateSsoToken&client_id=1&responsetype=%ff"),
+    (API + "?note=%ff", b"action=CreateSsoToken&client_id=1&responsetype=json"),
+])
+def test_the_admin_api_refuses_text_that_is_not_utf8(app, url, body):
+    """werkzeug drops a form with a raw 0xff, and keeps ``%ff`` as text."""
+    credentials = f"&identifier={API_IDENTIFIER}&secret={API_SECRET}".encode()
+    response = app.post(url, body + credentials, status=400,
+                        content_type="application/x-www-form-urlencoded")
+    assert answer(response) == {"result": "error", "message": "Parameters must be UTF-8"}
+
+
+@pytest.mark.parametrize("body", [b"grant_type=single_sign_on&scope=clientarea:sso&x=\xff",
+                                  b"grant_type=single_sign_on&scope=clientarea:sso&x=%ff"])
+def test_the_token_endpoint_refuses_text_that_is_not_utf8(app, body):
+    response = app.post(TOKEN, body, status=400, content_type="application/x-www-form-urlencoded")
+    assert response.json == {"error": "invalid_request", "error_description": "Parameters must be UTF-8"}
+
+
+def test_an_echoed_action_never_reads_as_a_valid_one(app):
+    body = answer(post(app, {"action": "Create-SsoToken", **CREDENTIALS, "responsetype": "json"},
+                       status=403))
+    assert body["message"] == 'Invalid API Action: "create_ssotoken" is not a valid API action'
+
+
+def test_ipv4_mapped_allow_list_entries_match_ipv4_callers(make_middleware):
+    app = browser(make_middleware(api_allowed_ips=["::ffff:198.51.100.0/120"]))
+    params = {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "json", "client_id": "1"}
+    for remote in ("198.51.100.9", "::ffff:198.51.100.9"):
+        assert answer(post(app, params, REMOTE_ADDR=remote))["result"] == "success"
+    assert answer(post(app, params, status=403, REMOTE_ADDR="198.51.101.9"))["message"] == (
+        "Invalid IP 198.51.101.9")
+
+
+def test_an_identifier_twice_in_an_ini_mapping_is_refused(redis_server, monkeypatch):
+    monkeypatch.setenv("SSO_TEST_KEYS", "k" * 32)
+    with pytest.raises(ConfigurationError, match="api_roles: 'billing' is given twice"):
+        options({"system_url": "https://portal.example.com", "redis_url": redis_server.url,
+                 "secret_keys_env": "SSO_TEST_KEYS", "user_store": "sso_middleware.demo:demo_user_store",
+                 "api_credentials": f"\nbilling = {hash_secret(API_SECRET)}",
+                 "api_roles": "\nbilling = CreateSsoToken\nbilling = ListOAuthCredentials"})

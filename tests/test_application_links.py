@@ -14,29 +14,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
-from conftest import API_IDENTIFIER, API_SECRET, SYSTEM_URL, browser, echo_app, sso_path
-from redis_server import free_port
+from examples.application_links import LINK_SCOPES, Provisioner, ProvisioningError, ServiceLinks, click, link_url
 from sso_middleware.demo import RedactingRequestHandler
 from sso_middleware.ratelimit import Limit
+from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, ROOT, SSO_PATH, SYSTEM_URL, TOKEN_PATH,
+                                   browser, echo_app, sso_path)
+from tests.support.redis_server import free_port
 
-EXAMPLES = Path(__file__).parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-from application_links import (  # noqa: E402
-    LINK_SCOPES,
-    Provisioner,
-    ProvisioningError,
-    ServiceLinks,
-    click,
-    link_url,
-)
-
-LINK = "/oauth/token.php?scope=clientarea:sso%20clientarea:invoices&module_type=server&module=cpanel"
+EXAMPLES = ROOT / "examples"
+LINK = TOKEN_PATH + "?scope=clientarea:sso%20clientarea:invoices&module_type=server&module=cpanel"
 DEMO_ID, DEMO_SECRET = "demo-links", "demo-links-secret-" + "q" * 32
 
 
@@ -44,7 +34,7 @@ DEMO_ID, DEMO_SECRET = "demo-links", "demo-links-secret-" + "q" * 32
 
 def provision(app, service_id: str = "101",
               scope: str = "clientarea:services clientarea:invoices") -> dict:
-    response = app.post("/includes/api.php", {
+    response = app.post(API_PATH, {
         "action": "CreateOAuthCredential", "identifier": API_IDENTIFIER, "secret": API_SECRET,
         "responsetype": "json", "grantType": "single_sign_on", "serviceId": service_id,
         "scope": scope}, status=200)
@@ -72,7 +62,7 @@ def test_link_click_signs_the_owner_in(app, middleware):
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 60
     assert body["scope"] == "clientarea:sso clientarea:invoices"
-    assert body["redirect_url"] == (SYSTEM_URL + "/oauth/singlesignon.php?access_token=" + token
+    assert body["redirect_url"] == (SYSTEM_URL + SSO_PATH + "?access_token=" + token
                                     + "&module_type=server&module=cpanel")
 
     redirect = app.get(sso_path(body["redirect_url"]), status=303)
@@ -97,7 +87,7 @@ def test_each_attempt_mints_a_fresh_token(app, redis_client):
 
 def test_link_to_the_home_page(app):
     credential = provision(app)
-    link = "/oauth/token.php?scope=clientarea:sso&module_type=server&module=cpanel"
+    link = TOKEN_PATH + "?scope=clientarea:sso&module_type=server&module=cpanel"
     body = app.post(link, link_fields(credential), status=200).json
     assert body["scope"] == "clientarea:sso"
     redirect = app.get(sso_path(body["redirect_url"]), status=303)
@@ -204,7 +194,7 @@ def test_example_provisions_and_clicks_against_the_demo(demo):
 
     fallback = demo + "/clientarea.php"
     url = click(links, "clientarea:invoices", fallback)
-    assert url.startswith(demo + "/oauth/singlesignon.php?access_token=")
+    assert url.startswith(demo + SSO_PATH + "?access_token=")
     assert url.endswith("&module_type=server&module=cpanel")
 
     jar_browser = urllib.request.build_opener(
@@ -231,7 +221,7 @@ def test_example_rotates_and_deletes(demo):
     sleeps: list[float] = []
     # the old secret stops working at once: no retry, the plain URL
     assert click(old, "clientarea:invoices", fallback, sleep=sleeps.append) == fallback
-    assert click(new, "clientarea:invoices", fallback).startswith(demo + "/oauth/singlesignon.php")
+    assert click(new, "clientarea:invoices", fallback).startswith(demo + SSO_PATH)
     provisioner.service_deleted(new)
     assert click(new, "clientarea:invoices", fallback, sleep=sleeps.append) == fallback
     assert sleeps == []
@@ -297,7 +287,7 @@ def test_example_signs_in_although_others_failed_in_its_name(make_middleware):
 
         url = click(links, "clientarea:invoices", fallback, sleep=sleep)
         assert sleeps == []
-        assert url.startswith(base + "/oauth/singlesignon.php?access_token=")
+        assert url.startswith(base + SSO_PATH + "?access_token=")
         status, landed, page = open_page(url)
         assert (status, landed) == (200, base + "/clientarea.php?action=invoices")
         assert json.loads(page)["identity"] == [1, 1]
@@ -314,7 +304,7 @@ def test_example_main_prints_a_working_url(demo):
         capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     url = result.stdout.strip()
-    assert url.startswith(demo + "/oauth/singlesignon.php?access_token=")
+    assert url.startswith(demo + SSO_PATH + "?access_token=")
     status, landed, page = open_page(url)
     assert status == 200 and landed == demo + "/clientarea.php?action=invoices"
     assert "Signed in as user 1 for client 1" in page
@@ -335,6 +325,6 @@ def test_link_module_names_are_bounded(app, module):
     """module and module_type are carried into redirect_url: they must stay
     short names, so the link stays redeemable and clean."""
     credential = provision(app)
-    response = app.post(f"/oauth/token.php?scope=clientarea:sso&module_type=server&module={module}",
+    response = app.post(f"{TOKEN_PATH}?scope=clientarea:sso&module_type=server&module={module}",
                         link_fields(credential), status=400)
     assert response.json["error"] == "invalid_request"

@@ -33,9 +33,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ROOT
-from redis_server import free_port
 from sso_middleware.credentials import hash_secret
+from tests.support.helpers import API_PATH, COOKIE_NAME, ROOT, SSO_PATH
+from tests.support.redis_server import free_port
 
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
@@ -61,7 +61,7 @@ class PanelPage(http.server.BaseHTTPRequestHandler):
         data = urllib.parse.urlencode({
             "action": "CreateSsoToken", "identifier": "demo", "secret": pipeline.api_secret,
             "client_id": "1", "destination": "clientarea:invoices", "responsetype": "json"}).encode()
-        with urllib.request.urlopen(pipeline.url + "/includes/api.php", data, timeout=5) as r:
+        with urllib.request.urlopen(pipeline.url + API_PATH, data, timeout=5) as r:
             link = json.load(r)["redirect_url"]
         self.server.last_link = link
         body = (f'<!doctype html><title>Control panel</title><h1>Control panel</h1>'
@@ -131,7 +131,7 @@ def test_cross_site_sign_in_in_a_real_browser(pipeline, panel, chromium):
     screenshot(chromium, "landing.png")
 
     cookies = {c["name"]: c for c in chromium.get_cookies()}
-    session = cookies["__Host-sso_session"]
+    session = cookies[COOKIE_NAME]
     assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Lax"
     assert session["path"] == "/" and "expiry" not in session
 
@@ -140,11 +140,11 @@ def test_cross_site_sign_in_in_a_real_browser(pipeline, panel, chromium):
 
     chromium.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
     settled(chromium).until(lambda d: who(d) == "Not signed in.")
-    assert "__Host-sso_session" not in {c["name"] for c in chromium.get_cookies()}
+    assert COOKIE_NAME not in {c["name"] for c in chromium.get_cookies()}
 
     chromium.get(panel.last_link)  # the same link, replayed
     assert chromium.find_element(By.TAG_NAME, "h1").text == "Sign-in failed"
-    assert chromium.current_url.startswith(pipeline.url + "/oauth/singlesignon.php")
+    assert chromium.current_url.startswith(pipeline.url + SSO_PATH)
     screenshot(chromium, "error.png")
     chromium.get(pipeline.url + "/account/invoices")
     assert who(chromium) == "Not signed in."
@@ -159,10 +159,9 @@ def test_cross_site_sign_in_in_a_real_browser(pipeline, panel, chromium):
 PORTAL_HOST = "portal.portal.test"
 SIBLING_HOST = "evil.portal.test"
 PARENT_DOMAIN = "portal.test"
-COOKIE = "__Host-sso_session"
 #: The portal's cookie name behind a no-break space (byte 0xA0): no __Host-
 #: name to a browser, so Domain= is allowed; str.strip() removes the 0xA0.
-LOOK_ALIKE = "\xa0" + COOKIE
+LOOK_ALIKE = "\xa0" + COOKIE_NAME
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +210,7 @@ class TLSPortal:
         body = urllib.parse.urlencode({"action": "CreateSsoToken", "identifier": "demo",
                                        "secret": self.api_secret, "responsetype": "json",
                                        **fields}).encode()
-        response, data = self.request("POST", "/includes/api.php", body,
+        response, data = self.request("POST", API_PATH, body,
                                       {"Content-Type": "application/x-www-form-urlencoded"})
         answer = json.loads(data)
         assert response.status == 200 and answer["result"] == "success", answer
@@ -224,7 +223,7 @@ class TLSPortal:
         response, _ = self.request("GET", link[len(self.url):])
         assert response.status == 303, response.status
         name, _, rest = response.getheader("Set-Cookie", "").partition("=")
-        assert name == COOKIE
+        assert name == COOKIE_NAME
         return rest.partition(";")[0]
 
     def whoami(self, cookie_header: str) -> tuple[int, dict]:
@@ -233,7 +232,7 @@ class TLSPortal:
 
     def cookie_names_sent(self, path: str) -> list[list[str]]:
         """The names of the cookies each request for ``path`` carried, from
-        the server's log (tests/gunicorn_cookie_names.py)."""
+        the server's log (tests/support/gunicorn_cookie_names.py)."""
         prefix = f"cookie names on {path}: "
         return [ast.literal_eval(line.partition(prefix)[2])
                 for line in self.log.read_text("utf-8").splitlines() if prefix in line]
@@ -254,9 +253,9 @@ def tls_portal(redis_server, certificate, tmp_path_factory):
     log = folder / "gunicorn.log"
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "tests" / "gunicorn_cookie_names.py"),
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "tests" / "support" / "gunicorn_cookie_names.py"),
              "--paste", str(ROOT / "examples" / "pipeline.ini"),
-             "--pythonpath", str(ROOT / "examples"), "--workers", "2", "--preload",
+             "--pythonpath", str(ROOT), "--workers", "2", "--preload",
              "--bind", f"127.0.0.1:{port}", "--certfile", str(cert), "--keyfile", str(key),
              "--paste-global", f"public_url=https://{PORTAL_HOST}:{port}",
              "--paste-global", f"redis={redis_server.url}",
@@ -372,7 +371,7 @@ def test_sibling_host_cannot_plant_a_look_alike_session_cookie(
 
     # The attacker signs in as user 5 of client 1 with a plain HTTP client.
     attacker = portal.sign_in(portal.link(client_id="1", user_id="5"))
-    assert portal.whoami(f"{COOKIE}={attacker}") == (200, {"user_id": 5, "client_id": 1})
+    assert portal.whoami(f"{COOKIE_NAME}={attacker}") == (200, {"user_id": 5, "client_id": 1})
     sibling.planted = attacker.encode("ascii")
     raw = raw_response(sibling.server_port, SIBLING_HOST, certificate[2])
     assert b"\r\nSet-Cookie: \xa0__Host-sso_session=" + sibling.planted + b";" in raw
@@ -390,7 +389,7 @@ def test_sibling_host_cannot_plant_a_look_alike_session_cookie(
     # The attack reached the middleware: the browser sent the planted
     # cookie, first, along with the victim's.
     sent = portal.cookie_names_sent("/whoami")
-    assert sent and sent[-1] == [LOOK_ALIKE, COOKIE], sent
+    assert sent and sent[-1] == [LOOK_ALIKE, COOKIE_NAME], sent
     answer = json.loads(driver.find_element(By.TAG_NAME, "pre").text)  # Chromium's JSON view
     assert answer != {"user_id": 5, "client_id": 1}, "the victim is signed in as the attacker"
     assert answer in ({"user_id": 1, "client_id": 1}, {"error": "not signed in"}), answer

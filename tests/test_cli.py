@@ -13,10 +13,10 @@ import urllib.request
 
 import pytest
 
-from conftest import SECRET_KEY, browser, sso_path
-from redis_server import free_port
-from redis_topologies import documented_acl_rules
 from sso_middleware.credentials import hash_secret
+from tests.support.helpers import API_PATH, SECRET_KEY, browser, sso_path
+from tests.support.redis_server import free_port
+from tests.support.redis_topologies import documented_acl_rules
 
 API_ID, API_SECRET = "demo-admin", "demo-secret-" + "z" * 32
 
@@ -52,7 +52,7 @@ def create_token(base, **inputs):
     data = urllib.parse.urlencode({"action": "CreateSsoToken", "identifier": API_ID,
                                    "secret": API_SECRET, "responsetype": "json", **inputs})
     try:
-        with urllib.request.urlopen(base + "/includes/api.php", data.encode(), timeout=5) as r:
+        with urllib.request.urlopen(base + API_PATH, data.encode(), timeout=5) as r:
             return json.load(r)
     except urllib.error.HTTPError as e:
         with e:

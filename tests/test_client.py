@@ -10,13 +10,13 @@ import threading
 
 import pytest
 
-from conftest import API_IDENTIFIER, API_SECRET
-from live import Served, Servers, follow, new_browser, status_of
-from redis_server import free_port
 from sso_middleware.client import AdminClient, OAuthClient, SSOClientError
 from sso_middleware.credentials import hash_secret
 from sso_middleware.oauth import OAuthCredential
 from sso_middleware.ratelimit import Limit
+from tests.support.helpers import API_IDENTIFIER, API_SECRET, SSO_PATH
+from tests.support.live import Served, Servers, follow, new_browser, status_of
+from tests.support.redis_server import free_port
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def credential_with_secret(middleware, secret: str) -> OAuthCredential:
 def test_admin_sso_url_signs_the_user_in_once(served):
     admin = AdminClient(served.base, API_IDENTIFIER, API_SECRET)
     url = admin.sso_url(client_id=1, destination="clientarea:invoices")
-    assert url.startswith(served.base + "/oauth/singlesignon.php?access_token=")
+    assert url.startswith(served.base + SSO_PATH + "?access_token=")
 
     browser = new_browser()
     landed, seen = follow(browser, url)
@@ -78,7 +78,7 @@ def test_admin_create_sso_token_returns_the_api_response(served):
     assert set(result) == {"result", "access_token", "redirect_url"}
     assert result["result"] == "success"
     assert result["redirect_url"] == (
-        served.base + "/oauth/singlesignon.php?access_token=" + result["access_token"])
+        served.base + SSO_PATH + "?access_token=" + result["access_token"])
     landed, seen = follow(new_browser(), result["redirect_url"])
     assert landed == served.base + "/clientarea.php?action=productdetails&id=101"
     assert seen["identity"] == [1, 1]
@@ -123,7 +123,7 @@ def test_oauth_token_and_sso_url(served):
     assert result["expires_in"] == 60
     assert result["scope"] == "clientarea:sso clientarea:invoices"
     assert result["redirect_url"] == (
-        served.base + "/oauth/singlesignon.php?access_token=" + result["access_token"])
+        served.base + SSO_PATH + "?access_token=" + result["access_token"])
 
     # the service input falls back to the credential's service
     url = oauth.sso_url("clientarea:product_details")

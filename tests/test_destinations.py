@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SYSTEM_URL
 from sso_middleware.destinations import (
     WHMCS_DESTINATIONS,
     Destinations,
     is_safe_path,
 )
 from sso_middleware.exceptions import APIError, ConfigurationError
+from tests.support.helpers import SYSTEM_URL
 
 SERVICE_ID = 101
 DOMAIN_ID = 111

@@ -8,12 +8,11 @@ import time
 
 import pytest
 
-from conftest import API_IDENTIFIER, API_SECRET, browser, live_sessions, sso_path
-from redis_server import RedisServer
 from sso_middleware.exceptions import StoreUnavailable
 from sso_middleware.stores.redis import RedisTokenStore, connect
-
-SSO = "/oauth/singlesignon.php"
+from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SSO_PATH, browser, live_sessions,
+                                   sso_path)
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -54,7 +53,7 @@ def test_redis_down_then_back(own_redis, fragile):
 
     api = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
            "client_id": "1", "responsetype": "json"}
-    response, elapsed = timed(lambda: app.post("/includes/api.php", api, status=503))
+    response, elapsed = timed(lambda: app.post(API_PATH, api, status=503))
     assert elapsed < 1.0
     assert response.json == {"result": "error", "message": "Service temporarily unavailable"}
 
@@ -81,7 +80,7 @@ def test_redis_that_never_answers_is_a_bounded_503(make_middleware):
         url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
         middleware = make_middleware(tokens=RedisTokenStore(connect(url)))
         app = browser(middleware)
-        _, elapsed = timed(lambda: app.get(f"{SSO}?access_token={'A' * 43}", status=503))
+        _, elapsed = timed(lambda: app.get(f"{SSO_PATH}?access_token={'A' * 43}", status=503))
         assert elapsed < 1.0
 
 
@@ -95,7 +94,7 @@ def test_store_failing_after_the_burn_gives_503_without_cookie(make_middleware, 
 
     middleware = make_middleware(tokens=FailingResume(redis_client))
     app = browser(middleware)
-    app.set_cookie("__Host-sso_session", middleware.sessions.signer.sign(f"{'A' * 43}.{'A' * 43}.1.1").decode())
+    app.set_cookie(COOKIE_NAME, middleware.sessions.signer.sign(f"{'A' * 43}.{'A' * 43}.1.1").decode())
     path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
     response = app.get(path, status=503)
     assert "Set-Cookie" not in response.headers
@@ -132,7 +131,7 @@ def test_pool_exhausted_is_a_bounded_503(redis_server, make_middleware):
     try:
         middleware = make_middleware(tokens=RedisTokenStore(client))
         app = browser(middleware)
-        _, elapsed = timed(lambda: app.get(f"{SSO}?access_token={'A' * 43}", status=503))
+        _, elapsed = timed(lambda: app.get(f"{SSO_PATH}?access_token={'A' * 43}", status=503))
         assert elapsed < 1.0
     finally:
         client.connection_pool.release(held)

@@ -27,20 +27,17 @@ import time
 import typing as t
 
 import pytest
-import webtest
 
-from conftest import API_IDENTIFIER, API_SECRET, SECRET_KEY, SYSTEM_URL, echo_app, sso_path
-from redis_topologies import ClusterTopology, SentinelTopology
-from sso_middleware import Limit, SSOMiddleware
+from sso_middleware import AdminAPIOptions, Limit, Limits, SSOMiddleware
 from sso_middleware.credentials import hash_secret
-from sso_middleware.demo import demo_user_store
 from sso_middleware.exceptions import StoreUnavailable
 from sso_middleware.stores import Stores
 from sso_middleware.stores.redis import connect_cluster, connect_sentinel
 from sso_middleware.tokens import token_key
+from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SECRET_KEY, SYSTEM_URL, browser,
+                                   echo_app, seed_user_store, sso_path)
+from tests.support.redis_topologies import ClusterTopology, SentinelTopology
 
-API = "/includes/api.php"
-COOKIE = "__Host-sso_session"
 TOKENS = "sso:v2:t:"
 #: Iterations (mint, redeem, page) per second of the traffic thread.
 RATE = 40
@@ -52,14 +49,10 @@ PAUSE_MS = 700
 
 def build(client: t.Any, wait: tuple[int, int] | None = None) -> SSOMiddleware:
     return SSOMiddleware(
-        echo_app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY], user_store=demo_user_store(),
-        stores=Stores.redis(client, wait=wait), api_credentials={API_IDENTIFIER: hash_secret(API_SECRET)},
-        redeem_limit=Limit(10**6, 600))
-
-
-def browser(middleware: SSOMiddleware) -> webtest.TestApp:
-    return webtest.TestApp(middleware, extra_environ={
-        "wsgi.url_scheme": "https", "HTTP_HOST": "portal.example.com"})
+        echo_app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY], user_store=seed_user_store(),
+        stores=Stores.redis(client, wait=wait),
+        api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
+        limits=Limits(redeem=Limit(10**6, 600)))
 
 
 MINT = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
@@ -103,7 +96,7 @@ class Traffic:
     def iteration(self) -> Attempt:
         app = browser(self.middleware)
         started = time.monotonic()
-        minted = app.post(API, MINT, status="*")
+        minted = app.post(API_PATH, MINT, status="*")
         attempt = Attempt(started, minted.status_int)
         if minted.status_int != 200:
             return attempt
@@ -112,7 +105,7 @@ class Traffic:
         attempt.redeem = redeemed.status_int
         if redeemed.status_int == 303:
             assert "Set-Cookie" in redeemed.headers
-            attempt.session_key = app.cookies[COOKIE].split(".")[0]
+            attempt.session_key = app.cookies[COOKIE_NAME].split(".")[0]
             page = app.get("/page", status="*")
             attempt.page = page.status_int
             attempt.signed_in = page.status_int == 200 and page.json["identity"] == [1, 1]

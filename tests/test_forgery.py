@@ -18,11 +18,10 @@ import logging
 import time
 
 import pytest
-from conftest import API_IDENTIFIER, API_SECRET, SECRET_KEY, browser, sso_path
 
 from sso_middleware.tokens import TokenRecord, token_key
-
-COOKIE = "__Host-sso_session"
+from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SECRET_KEY, SSO_PATH, TOKEN_PATH,
+                                   browser, sso_path)
 
 
 def identity(app):
@@ -46,7 +45,7 @@ def hand_written(redis_client, token, user_id=1, client_id=1, path="/clientarea.
 def test_a_hand_written_token_record_signs_nobody_in(app, redis_client, caplog):
     token = "H" * 43
     hand_written(redis_client, token)
-    response = app.get(f"/oauth/singlesignon.php?access_token={token}", status=403)
+    response = app.get(f"{SSO_PATH}?access_token={token}", status=403)
     assert "Set-Cookie" not in response.headers
     assert identity(app) is None
     assert len(events(caplog, "tampered_record")) == 1 and not events(caplog, "redeemed")
@@ -62,7 +61,7 @@ def test_a_real_record_copied_under_another_key_signs_nobody_in(middleware, redi
     chosen = "C" * 43
     redis_client.set("sso:v2:t:" + token_key(chosen), redis_client.get(real), ex=60)
     app = browser(middleware)
-    app.get(f"/oauth/singlesignon.php?access_token={chosen}", status=403)
+    app.get(f"{SSO_PATH}?access_token={chosen}", status=403)
     assert identity(app) is None
 
 
@@ -80,8 +79,8 @@ def test_an_edited_session_record_is_refused(middleware, redis_client, caplog):
     attacker, victim = browser(middleware), browser(middleware)
     attacker.get(sso_path(middleware.create_sso_token(client_id=2)["redirect_url"]), status=303)
     victim.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), status=303)
-    own_key = attacker.cookies[COOKIE].split(".")[0]
-    victim_key = victim.cookies[COOKIE].split(".")[0]
+    own_key = attacker.cookies[COOKIE_NAME].split(".")[0]
+    victim_key = victim.cookies[COOKIE_NAME].split(".")[0]
     own, victims = (redis_client.get(f"sso:v2:t:{k}") for k in (own_key, victim_key))
     start = 1 + 16  # the mark and the secret's digest
     redis_client.set(f"sso:v2:t:{own_key}", own[:start] + victims[start:], keepttl=True)
@@ -104,7 +103,7 @@ def test_rotation_keeps_records_sealed_with_an_older_key(make_middleware):
 
 def with_cookie(middleware, value):
     """Who a browser holding only this session cookie is."""
-    return identity_of(browser(middleware).get("/page", headers={"Cookie": f"{COOKIE}={value}"}))
+    return identity_of(browser(middleware).get("/page", headers={"Cookie": f"{COOKIE_NAME}={value}"}))
 
 
 def identity_of(response):
@@ -131,8 +130,8 @@ def resigned(middleware, cookie, user_id, client_id):
 def test_a_leaked_signing_key_turns_no_session_into_another_users(middleware, caplog, user_id, client_id):
     attacker = browser(middleware)
     attacker.get(sso_path(middleware.create_sso_token(client_id=2)["redirect_url"]), status=303)
-    assert with_cookie(middleware, attacker.cookies[COOKIE]) == [2, 2]
-    forged = resigned(middleware, attacker.cookies[COOKIE], user_id, client_id)
+    assert with_cookie(middleware, attacker.cookies[COOKIE_NAME]) == [2, 2]
+    forged = resigned(middleware, attacker.cookies[COOKIE_NAME], user_id, client_id)
     caplog.set_level(logging.WARNING, "sso_middleware")
     assert with_cookie(middleware, forged) is None
     assert len(events(caplog, "forged_session")) == 1
@@ -143,9 +142,9 @@ def test_revocation_reaches_sessions_whose_cookie_names_other_ids(middleware):
     account ends their session whatever their cookie says."""
     attacker = browser(middleware)
     attacker.get(sso_path(middleware.create_sso_token(client_id=2)["redirect_url"]), status=303)
-    own = attacker.cookies[COOKIE]
+    own = attacker.cookies[COOKIE_NAME]
     assert with_cookie(middleware, resigned(middleware, own, 1, 1)) is None  # refused before, too
-    api = browser(middleware).post("/includes/api.php", {
+    api = browser(middleware).post(API_PATH, {
         "identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json",
         "action": "RevokeSsoSessions", "client_id": "2"}, status=200)
     assert api.json["result"] == "success"
@@ -159,7 +158,7 @@ def test_a_cookie_from_an_older_release_with_a_sign_on_time_is_refused(middlewar
     ten years ahead, past every absolute timeout; none is accepted now."""
     attacker = browser(middleware)
     attacker.get(sso_path(middleware.create_sso_token(client_id=2)["redirect_url"]), status=303)
-    key, secret = middleware.sessions.signer.unsign(attacker.cookies[COOKIE]).decode().split(".")[:2]
+    key, secret = middleware.sessions.signer.unsign(attacker.cookies[COOKIE_NAME]).decode().split(".")[:2]
     future = int((time.time() + 10 * 365 * 86400) * 1000)
     forged = middleware.sessions.signer.sign(f"{key}.{secret}.2.2.{future}").decode()
     assert with_cookie(middleware, forged) is None
@@ -178,8 +177,8 @@ def forged_credential(identifier, secret, credential_id=99):
 
 
 def token_request(app, identifier, secret, status):
-    return app.post("/oauth/token.php", {"grant_type": "single_sign_on", "scope": "clientarea:sso",
-                                         "client_id": identifier, "client_secret": secret}, status=status)
+    return app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "scope": "clientarea:sso",
+                                 "client_id": identifier, "client_secret": secret}, status=status)
 
 
 def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_client, caplog):
@@ -191,8 +190,8 @@ def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_cl
     app = browser(middleware)
     assert token_request(app, forged.identifier, "chosen-secret", 401).json["error"] == "invalid_client"
     assert events(caplog, "tampered_record") and not events(caplog, "issued")
-    answer = app.post("/includes/api.php", {"identifier": API_IDENTIFIER, "secret": API_SECRET,
-                                            "responsetype": "json", "action": "ListOAuthCredentials"}).json
+    answer = app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": API_SECRET,
+                                 "responsetype": "json", "action": "ListOAuthCredentials"}).json
     assert answer["totalresults"] == 0
 
 
@@ -212,7 +211,7 @@ def test_deployments_sharing_a_redis_do_not_share_credential_sets(make_middlewar
     app = browser(ours)
     token_request(app, created.identifier, secret, 401)
     assert ours.credentials.list() == []
-    answer = app.post("/includes/api.php", {
+    answer = app.post(API_PATH, {
         "identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json",
         "action": "UpdateOAuthCredential", "credentialId": str(created.credential_id), "resetSecret": "1"},
         status=200)

@@ -8,17 +8,13 @@ import importlib
 import json
 import logging
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import webtest
 
-from conftest import SECRET_KEY, SYSTEM_URL, browser, sso_path
 from sso_middleware import Identity, SSOMiddleware
 from sso_middleware.stores import Stores
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+from tests.support.helpers import COOKIE_NAME, ROOT, SECRET_KEY, SYSTEM_URL, browser, sso_path
 
 FRAMEWORKS = ["flask", "pyramid", "bottle"]
 PROTECTED = ["/account/profile", "/account/services", "/account/services/101",
@@ -29,9 +25,9 @@ DENIED = "Single Sign-On authentication denied per configuration for User ID: 1"
 
 @pytest.fixture(params=FRAMEWORKS)
 def portal(request, redis_client, user_store) -> SSOMiddleware:
-    module = importlib.import_module(f"{request.param}_app.app")
+    module = importlib.import_module(f"examples.{request.param}_app.app")
     return module.create_app(system_url=SYSTEM_URL, stores=Stores.redis(redis_client),
-                             secret_keys=[SECRET_KEY], user_store=user_store, api_credentials=None)
+                             secret_keys=[SECRET_KEY], user_store=user_store)
 
 
 @pytest.fixture
@@ -117,12 +113,12 @@ def test_whoami_answers_the_identity(portal, web):
 def test_logout(portal, web):
     page = sign_in(portal, web)
     assert 'action="/logout"' in page.text
-    cookie = web.cookies["__Host-sso_session"]
+    cookie = web.cookies[COOKIE_NAME]
     response = web.post("/logout", status=303)
     assert response.location == SYSTEM_URL + "/"
     assert whoami(web)[0] == 401
     assert "Not signed in." in web.get("/").text
-    web.set_cookie("__Host-sso_session", cookie)  # the old cookie is dead server-side
+    web.set_cookie(COOKIE_NAME, cookie)  # the old cookie is dead server-side
     assert whoami(web)[0] == 401
     web.get("/account/profile", status=401)
 
@@ -206,7 +202,7 @@ README_SECTIONS = {"Examples": FRAMEWORKS, "Use with Flask": ["flask"], "Use wit
 
 @pytest.mark.parametrize("readme", ["examples/README.md", "README.md"])
 def test_readme_snippets_are_the_example_code(readme):
-    examples = Path(__file__).parents[1] / "examples"
+    examples = ROOT / "examples"
     text = (examples.parent / readme).read_text()
     if readme == "README.md":  # only its framework sections
         text = "# " + "".join(f"## {s}" for s in re.split(r"^## ", text, flags=re.M)

@@ -23,16 +23,14 @@ import urllib.request
 from urllib.parse import quote_plus, urlencode
 
 import pytest
-from conftest import API_IDENTIFIER, API_SECRET, ROOT, SYSTEM_URL
-from redis_server import free_port
 from werkzeug.test import EnvironBuilder, encode_multipart, run_wsgi_app
 
 from sso_middleware import ConfigurationError
 from sso_middleware.credentials import hash_secret
 from sso_middleware.paste import filter_factory
+from tests.support.helpers import API_IDENTIFIER, API_PATH, API_SECRET, ROOT, SYSTEM_URL, TOKEN_PATH, echo_app
+from tests.support.redis_server import free_port
 
-API = "/includes/api.php"
-TOKEN = "/oauth/token.php"
 API_LIMIT, TOKEN_LIMIT = 64 * 1024, 16 * 1024
 FORM = "application/x-www-form-urlencoded"
 KEY = "k" * 32
@@ -95,7 +93,7 @@ def test_a_chunked_body_over_the_limit_is_413_at_the_admin_api(middleware, redis
         body = urlencode(api_fields(client_id="1", padding=padding)).encode()
     else:
         body = urlencode(api_fields(padding=padding, client_id="1")).encode()
-    status, answer = post(middleware, API, body, chunked=True)
+    status, answer = post(middleware, API_PATH, body, chunked=True)
     assert (status, answer) == (413, {"result": "error",
                                       "message": f"The request body must not exceed {API_LIMIT} bytes"})
     assert token_keys(redis_client) == []
@@ -105,7 +103,7 @@ def test_a_chunked_multipart_body_over_the_limit_is_413_at_the_admin_api(middlew
     """multipart/form-data, which the admin API also takes, cut at the limit
     used to parse as an empty form (an authentication failure)."""
     boundary, body = encode_multipart({**api_fields(client_id="1"), "padding": "x" * 1024 * 1024})
-    status, answer = post(middleware, API, body, chunked=True,
+    status, answer = post(middleware, API_PATH, body, chunked=True,
                           content_type=f"multipart/form-data; boundary={boundary}")
     assert status == 413 and answer["result"] == "error"
     assert token_keys(redis_client) == []
@@ -115,7 +113,7 @@ def test_a_chunked_body_over_the_limit_is_413_at_the_token_endpoint(middleware, 
     """RFC 6749 shape; the credentials before the cut no longer mint a token."""
     body = urlencode({"grant_type": "single_sign_on", "scope": "clientarea:sso",
                       "padding": "x" * 1024 * 1024}).encode()
-    status, answer = post(middleware, TOKEN, body, chunked=True, headers=basic(*credential))
+    status, answer = post(middleware, TOKEN_PATH, body, chunked=True, headers=basic(*credential))
     assert (status, answer) == (413, {"error": "invalid_request",
                                       "error_description": f"The request body must not exceed {TOKEN_LIMIT} bytes"})
     assert token_keys(redis_client) == []
@@ -127,11 +125,11 @@ def test_the_limit_is_exact_however_the_body_is_framed(middleware, credential, c
     """A body of exactly the limit is served, one byte more is refused, with
     Content-Length or without (a chunked body used to be read up to the
     limit, the rest dropped)."""
-    api = post(middleware, API, padded(api_fields(client_id="1"), API_LIMIT + extra), chunked=chunked)
+    api = post(middleware, API_PATH, padded(api_fields(client_id="1"), API_LIMIT + extra), chunked=chunked)
     assert api[0] == status, api
     assert api[1]["result"] == ("success" if status == 200 else "error")
-    token = post(middleware, TOKEN, padded({"grant_type": "single_sign_on", "scope": "clientarea:sso"},
-                                           TOKEN_LIMIT + extra),
+    token = post(middleware, TOKEN_PATH, padded({"grant_type": "single_sign_on", "scope": "clientarea:sso"},
+                                                TOKEN_LIMIT + extra),
                  chunked=chunked, headers=basic(*credential))
     assert token[0] == status, token
     assert ("access_token" in token[1]) == (status == 200)
@@ -140,7 +138,6 @@ def test_the_limit_is_exact_however_the_body_is_framed(middleware, credential, c
 
 
 def echo_factory(global_conf, **settings):
-    from conftest import echo_app
     return echo_app
 
 
@@ -163,12 +160,12 @@ def gunicorn(redis_server, tmp_path):
             {API_IDENTIFIER} = {hash_secret(API_SECRET)}
 
         [app:portal]
-        paste.app_factory = test_hardening_inputs:echo_factory
+        paste.app_factory = tests.test_hardening_inputs:echo_factory
         """))
     port, log = free_port(), tmp_path / "gunicorn.log"
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--paste", str(ini), "--pythonpath", f"{ROOT},{ROOT / 'tests'}",
+            [sys.executable, "-m", "gunicorn", "--paste", str(ini), "--pythonpath", str(ROOT),
              "--worker-class", "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}"],
             stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path)
     deadline = time.monotonic() + 30
@@ -212,15 +209,15 @@ def test_a_real_chunked_request_over_the_limit_is_413_through_gunicorn(gunicorn,
                 response.close()
 
     padding = "x" * 1024 * 1024
-    assert chunked(API, urlencode(api_fields(client_id="1", padding=padding)).encode()) == (
+    assert chunked(API_PATH, urlencode(api_fields(client_id="1", padding=padding)).encode()) == (
         413, {"result": "error", "message": f"The request body must not exceed {API_LIMIT} bytes"})
     body = urlencode({"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": "x",
                       "client_secret": "y", "padding": padding}).encode()
-    assert chunked(TOKEN, body) == (413, {
+    assert chunked(TOKEN_PATH, body) == (413, {
         "error": "invalid_request",
         "error_description": f"The request body must not exceed {TOKEN_LIMIT} bytes"})
     assert token_keys(redis_client) == []
-    status, answer = chunked(API, urlencode(api_fields(client_id="1")).encode())
+    status, answer = chunked(API_PATH, urlencode(api_fields(client_id="1")).encode())
     assert (status, answer["result"]) == (200, "success")
 
 
@@ -240,9 +237,9 @@ def test_a_chunked_body_the_server_cannot_read_is_400_not_503(gunicorn):
             finally:
                 response.close()
 
-    assert bad_chunks(API) == (400, {"result": "error", "message": "The request body could not be read"})
-    assert bad_chunks(TOKEN) == (400, {"error": "invalid_request",
-                                       "error_description": "The request body could not be read"})
+    assert bad_chunks(API_PATH) == (400, {"result": "error", "message": "The request body could not be read"})
+    assert bad_chunks(TOKEN_PATH) == (400, {"error": "invalid_request",
+                                            "error_description": "The request body could not be read"})
 
 
 # -- 2. one client authentication method at a time --------------------------------
@@ -271,7 +268,7 @@ def test_two_client_authentication_methods_are_invalid_request(app, redis_client
         fields.update(client_id=identifier, client_secret=secret, token="anything")
     if "basic" in methods:
         headers = basic(identifier, secret)
-    response = app.post(TOKEN, fields, headers=headers, status=400)
+    response = app.post(TOKEN_PATH, fields, headers=headers, status=400)
     assert response.json["error"] == "invalid_request"
     assert response.json["error_description"].startswith("Use one client authentication method")
     assert token_keys(redis_client) == []
@@ -291,7 +288,7 @@ def test_a_refused_link_request_mints_stores_and_audits_nothing(app, redis_clien
     else:
         headers = basic(identifier, secret)
     caplog.set_level(logging.INFO, logger="sso_middleware")
-    response = app.post(f"{TOKEN}?scope=clientarea:sso&module_type=server&module=%3Cscript%3E",
+    response = app.post(f"{TOKEN_PATH}?scope=clientarea:sso&module_type=server&module=%3Cscript%3E",
                         fields, headers=headers, status=400)
     assert response.json == {"error": "invalid_request",
                              "error_description": "module_type and module must be short names"}
@@ -306,13 +303,13 @@ def run_example(monkeypatch, capsys) -> tuple[str, dict[str, str]]:
     the admin API credentials it configured."""
     import werkzeug.serving
 
-    from sso_middleware.demo import serve_example
+    from examples.portal import serve_example
 
     configured: dict[str, t.Any] = {}
     monkeypatch.setattr(sys, "argv", ["example", "--port", "0"])
     monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: None)
     serve_example(lambda **options: configured.update(options), "An example portal.", 8001)
-    return capsys.readouterr().out, configured["api_credentials"]
+    return capsys.readouterr().out, dict(configured["api"].credentials)
 
 
 def test_an_example_portal_never_prints_a_secret_it_was_given(monkeypatch, capsys):
@@ -381,7 +378,7 @@ def settings(url: str, **extra: str) -> dict[str, str]:
     pytest.param({"redis_url": "redis://127.0.0.1:6379/0?foo=bar"}, "redis_url", id="url-unknown-option"),
     pytest.param({"redis_url": "redis://127.0.0.1:6379/0?protocol=9"}, "redis_url", id="url-bad-protocol"),
     pytest.param({"redis_url": "unix://"}, "redis_url", id="url-unix-without-path"),
-    pytest.param({"absolute_timeout": "9" * 18}, "idle_timeout and absolute_timeout", id="timeout-past-redis"),
+    pytest.param({"absolute_timeout": "9" * 18}, "absolute_timeout must be whole seconds", id="timeout-past-redis"),
     pytest.param({"sso_path": "/oauth/sso.php?x=1"}, "sso_path", id="endpoint-path-query"),
     pytest.param({"token_path": "/oauth/t%2Ephp"}, "token_path", id="endpoint-path-escape"),
     pytest.param({"logout_path": "/logout#x"}, "logout_path", id="endpoint-path-fragment"),

@@ -12,13 +12,11 @@ import sys
 
 import pytest
 
-from conftest import API_IDENTIFIER, API_SECRET, SECRET_KEY, browser
 from sso_middleware.oauth import OAuthCredential
 from sso_middleware.sealing import MAC_BYTES, RecordSealer
 from sso_middleware.stores import Stores
+from tests.support.helpers import API_IDENTIFIER, API_PATH, API_SECRET, SECRET_KEY, TOKEN_PATH, browser
 
-API = "/includes/api.php"
-TOKEN_PATH = "/oauth/token.php"
 IDENTIFIER = re.compile(r"^[0-9a-f]{32}$")
 SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
 CREDENTIAL_KEYS = b"sso:v2:{credentials}:"
@@ -28,8 +26,8 @@ CREDENTIAL_KEYS = b"sso:v2:{credentials}:"
 
 def api(app, action: str, status: int = 200, **fields: str) -> dict:
     """Call one admin API action with valid credentials; return its JSON."""
-    response = app.post(API, {"action": action, "identifier": API_IDENTIFIER,
-                              "secret": API_SECRET, "responsetype": "json", **fields},
+    response = app.post(API_PATH, {"action": action, "identifier": API_IDENTIFIER,
+                                   "secret": API_SECRET, "responsetype": "json", **fields},
                         status=status)
     assert response.content_type == "application/json"
     return json.loads(response.body)
@@ -159,8 +157,8 @@ def test_list_shows_every_set_without_secret_or_hash(app):
                                                 "clients": []}
     first = create(app, scope="clientarea:invoices", name="cPanel", description="service 101")
     second = create(app, serviceId="201", scope="clientarea:services")
-    response = app.post(API, {"action": "ListOAuthCredentials", "identifier": API_IDENTIFIER,
-                              "secret": API_SECRET, "responsetype": "json"}, status=200)
+    response = app.post(API_PATH, {"action": "ListOAuthCredentials", "identifier": API_IDENTIFIER,
+                                   "secret": API_SECRET, "responsetype": "json"}, status=200)
     body = json.loads(response.body)
     assert body["totalresults"] == 2
     assert body["clients"] == [
@@ -277,8 +275,8 @@ def test_credential_actions_need_api_credentials(app):
                            ("UpdateOAuthCredential", {"credentialId": str(body["credentialId"]),
                                                       "resetSecret": "true"}),
                            ("DeleteOAuthCredential", {"credentialId": str(body["credentialId"])})):
-        response = app.post(API, {"action": action, "identifier": API_IDENTIFIER,
-                                  "secret": "wrong", "responsetype": "json", **fields}, status=403)
+        response = app.post(API_PATH, {"action": action, "identifier": API_IDENTIFIER,
+                                       "secret": "wrong", "responsetype": "json", **fields}, status=403)
         assert json.loads(response.body) == {"result": "error", "message": "Authentication Failed"}
     assert len(listed(app)) == 1
     token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
@@ -486,7 +484,7 @@ def test_an_update_never_undoes_a_concurrent_secret_reset(make_middleware, redis
     api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]), name="renamed")
     assert store.new_secret is not None, "the concurrent reset did not happen"
     # the reset holds: the old secret stays dead, the new one works, and the rename applied
-    grant_status = {secret: app.post("/oauth/token.php", {
+    grant_status = {secret: app.post(TOKEN_PATH, {
         "grant_type": "single_sign_on", "scope": "clientarea:sso",
         "client_id": body["clientIdentifier"], "client_secret": secret}, status="*").status_int
         for secret in (body["clientSecret"], store.new_secret)}
@@ -532,12 +530,12 @@ def test_sets_of_a_release_that_kept_them_unsealed_are_imported_sealed(redis_ser
     listed, advice = import_sets(redis_server)  # a dry run: review first
     assert listed["applied"] is False and "--apply" in advice
     assert [c["clientIdentifier"] for c in listed["credentials"]] == [kept.identifier]
-    app.post("/oauth/token.php", token, status=401)  # nothing written
+    app.post(TOKEN_PATH, token, status=401)  # nothing written
 
     applied, _ = import_sets(redis_server, "--apply")
     [imported] = applied["credentials"]
     assert imported["previousCredentialId"] == 1 and imported["credentialId"] != existing["credentialId"]
-    app.post("/oauth/token.php", token, status=200)
+    app.post(TOKEN_PATH, token, status=200)
     assert import_sets(redis_server, "--apply")[0]["credentials"] == []  # nothing twice
     # both sets can still be managed by their own ids
     for credential_id in (existing["credentialId"], imported["credentialId"]):
@@ -573,7 +571,7 @@ def test_a_planted_copy_of_an_old_set_imports_neither(redis_server, redis_client
     token = {"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": real.identifier}
     app = browser(make_middleware())
     for secret in ("real-secret", "attacker-secret"):
-        app.post("/oauth/token.php", {**token, "client_secret": secret}, status=401)
+        app.post(TOKEN_PATH, {**token, "client_secret": secret}, status=401)
 
 
 def test_an_import_can_trust_none_of_the_old_secrets(redis_server, redis_client, make_middleware):
@@ -583,8 +581,8 @@ def test_an_import_can_trust_none_of_the_old_secrets(redis_server, redis_client,
     [imported] = applied["credentials"]
     token = {"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": kept.identifier}
     app = browser(make_middleware())
-    app.post("/oauth/token.php", {**token, "client_secret": "old-secret"}, status=401)
-    app.post("/oauth/token.php", {**token, "client_secret": imported["clientSecret"]}, status=200)
+    app.post(TOKEN_PATH, {**token, "client_secret": "old-secret"}, status=401)
+    app.post(TOKEN_PATH, {**token, "client_secret": imported["clientSecret"]}, status=200)
 
 
 def test_a_reset_id_counter_never_makes_two_sets_share_an_id(make_middleware, redis_client):
@@ -597,6 +595,6 @@ def test_a_reset_id_counter_never_makes_two_sets_share_an_id(make_middleware, re
     assert second["credentialId"] != first["credentialId"]
     api(app, "DeleteOAuthCredential", credentialId=str(first["credentialId"]))
     assert [c["name"] for c in api(app, "ListOAuthCredentials")["clients"]] == ["panel B"]
-    app.post("/oauth/token.php", {"grant_type": "single_sign_on", "scope": "clientarea:sso",
-                                  "client_id": first["clientIdentifier"],
-                                  "client_secret": first["clientSecret"]}, status=401)
+    app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "scope": "clientarea:sso",
+                          "client_id": first["clientIdentifier"],
+                          "client_secret": first["clientSecret"]}, status=401)

@@ -11,12 +11,12 @@ from paste.deploy import loadapp
 from sso_middleware import ConfigurationError, Limit, SSOMiddleware
 from sso_middleware.credentials import hash_secret
 from sso_middleware.paste import filter_factory
+from tests.support.helpers import API_PATH, echo_app
 
 KEY = "k" * 32
 
 
 def echo_factory(global_conf, **settings):
-    from conftest import echo_app
     return echo_app
 
 
@@ -41,7 +41,7 @@ def write_ini(tmp_path, redis_url, **extra):
         """) + lines + textwrap.dedent("""
 
         [app:portal]
-        paste.app_factory = test_paste:echo_factory
+        paste.app_factory = tests.test_paste:echo_factory
         """))
     return f"config:{ini}"
 
@@ -56,7 +56,7 @@ def test_the_pipeline_loads_and_serves(tmp_path, redis_server):
     app = loadapp(write_ini(tmp_path, redis_server.url, token_ttl="30", redeem_limit="5/60"))
     assert isinstance(app, SSOMiddleware)
     client = webtest.TestApp(app, extra_environ={"wsgi.url_scheme": "https"})
-    result = client.post("/includes/api.php", {
+    result = client.post(API_PATH, {
         "action": "CreateSsoToken", "identifier": "billing", "secret": "billing-secret",
         "client_id": "1", "destination": "clientarea:invoices", "responsetype": "json"}).json
     assert result["result"] == "success"

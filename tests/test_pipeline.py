@@ -13,9 +13,9 @@ import urllib.request
 
 from paste.deploy import loadapp
 
-from conftest import ROOT
 from sso_middleware import SSOMiddleware
 from sso_middleware.credentials import hash_secret
+from tests.support.helpers import API_PATH, ROOT
 
 SIGN_INS = 24
 
@@ -25,7 +25,7 @@ def call_api(pipeline, **inputs):
                                    "secret": pipeline.api_secret, "responsetype": "json",
                                    **inputs}).encode()
     try:
-        with urllib.request.urlopen(pipeline.url + "/includes/api.php", data, timeout=5) as r:
+        with urllib.request.urlopen(pipeline.url + API_PATH, data, timeout=5) as r:
             return json.load(r)
     except urllib.error.HTTPError as e:
         with e:
@@ -64,7 +64,6 @@ def whoami(opener, pipeline):
 def test_the_ini_loads_with_paste_deploy(redis_server, monkeypatch, tmp_path):
     monkeypatch.setenv("SSO_SECRET_KEYS", "p" * 32)
     monkeypatch.setenv("PORTAL_DB", str(tmp_path / "portal.db"))
-    monkeypatch.syspath_prepend(str(ROOT / "examples"))
     app = loadapp(f"config:{ROOT / 'examples' / 'pipeline.ini'}", global_conf={
         "public_url": "http://127.0.0.1:8000", "redis": redis_server.url,
         "api_secret_hash": hash_secret("x")})

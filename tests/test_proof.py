@@ -9,22 +9,19 @@ harness) are ``python -m proof``; their latest figures are in SECURITY.md.
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from proof import canary as canary_part  # noqa: E402
-from proof import contention, faults, lifecycle, parsers, redirects  # noqa: E402
-from proof.canary import CapturingHandler  # noqa: E402
-from proof.figures import Figure  # noqa: E402
-from proof.harness import Lab  # noqa: E402
+from proof import canary as canary_part
+from proof import contention, faults, lifecycle, parsers, redirects
+from proof.canary import CapturingHandler
+from proof.figures import Figure
+from proof.harness import Lab
+from tests.support.helpers import ROOT
 
 
 def meets(figure: Figure) -> None:
@@ -161,11 +158,9 @@ def test_atheris_harness_runs_clean_for_a_second(lab, harness, tmp_path):
     pytest.importorskip("atheris", reason="atheris not installed (pip install -e '.[fuzz]')")
     out = tmp_path / "fuzz.json"
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "fuzz" / "run.py"), "--seconds", "1", "--only", harness,
+        [sys.executable, "-m", "proof.fuzz", "--seconds", "1", "--only", harness,
          "--redis-url", lab.redis.url, "--json", str(out)],
-        capture_output=True, text=True, timeout=120)
-    import json
-
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
     (result,) = json.loads(out.read_text())["harnesses"]
     assert result["executions"] > 0, completed.stdout + completed.stderr
     assert not result["crashed"], result["detail"]

@@ -7,9 +7,9 @@ import threading
 import pytest
 from werkzeug.test import Client
 
-from conftest import sso_path
 from sso_middleware import Limit
 from sso_middleware.stores.memory import MemoryTokenStore
+from tests.support.helpers import sso_path
 
 THREADS = 50
 ROUNDS = 20

@@ -8,9 +8,8 @@ import json
 import time
 
 import pytest
-from conftest import API_IDENTIFIER, API_SECRET, browser, live_sessions, sso_path
 
-API = "/includes/api.php"
+from tests.support.helpers import FakeClock, API_IDENTIFIER, API_PATH, API_SECRET, browser, live_sessions, sso_path
 
 
 def signed_in(middleware, client_id, user_id=None):
@@ -25,8 +24,8 @@ def identity(app):
 
 
 def revoke(app, status=200, **fields):
-    return app.post(API, {"identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json",
-                          "action": "RevokeSsoSessions", **fields}, status=status).json
+    return app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json",
+                               "action": "RevokeSsoSessions", **fields}, status=status).json
 
 
 def test_ending_a_users_sessions_leaves_the_rest_of_the_account(make_middleware, redis_client):
@@ -41,11 +40,13 @@ def test_ending_a_users_sessions_leaves_the_rest_of_the_account(make_middleware,
 
 
 def test_a_link_minted_for_the_user_before_is_refused_and_one_after_works(make_middleware):
-    middleware = make_middleware()
+    clock = FakeClock(time.time())
+    middleware = make_middleware(clock=clock)
     before = sso_path(middleware.create_sso_token(client_id=1, user_id=5)["redirect_url"])
     owners = sso_path(middleware.create_sso_token(client_id=1, user_id=1)["redirect_url"])
-    time.sleep(0.002)  # not minted in the millisecond of the revocation
+    clock.advance(0.002)  # not minted in the millisecond of the revocation
     middleware.end_sessions(user_id=5)
+    clock.advance(0.002)
     after = sso_path(middleware.create_sso_token(client_id=1, user_id=5)["redirect_url"])
     app = browser(middleware)
     assert "Set-Cookie" not in app.get(before, status=403).headers

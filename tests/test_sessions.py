@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import time
 
 import pytest
+from itsdangerous import Signer
 
-from conftest import SECRET_KEY, browser, live_sessions, sso_path
 from sso_middleware import ConfigurationError
 from sso_middleware.sessions import Identity, SessionManager
+from sso_middleware.options import SessionOptions
 from sso_middleware.stores.memory import MemoryTokenStore
 from sso_middleware.tokens import TokenRecord, new_token, token_key
-
-COOKIE = "__Host-sso_session"
+from tests.support.helpers import COOKIE_NAME, SECRET_KEY, SSO_PATH, FakeClock, browser, live_sessions, sso_path
 
 
 def seen(app, path="/page", **kwargs):
@@ -74,14 +76,14 @@ def test_request_uri_is_stripped_too(middleware):
 @pytest.mark.parametrize("method", ["POST", "GET"])
 def test_logout_ends_the_session_server_side(make_middleware, redis_client, method):
     middleware, app = signed_in(make_middleware, logout_on_get=True)
-    cookie = app.cookies[COOKIE]
+    cookie = app.cookies[COOKIE_NAME]
     response = getattr(app, method.lower())("/logout", status=303)
     assert response.headers["Location"] == "https://portal.example.com/"
     assert "Max-Age=0" in response.headers["Set-Cookie"]
     assert seen(app)["identity"] is None
     assert not live_sessions(redis_client)
     replay = browser(middleware)
-    replay.set_cookie(COOKIE, cookie)
+    replay.set_cookie(COOKIE_NAME, cookie)
     assert seen(replay)["identity"] is None
 
 
@@ -97,7 +99,7 @@ def test_logout_by_get_is_off_by_default(make_middleware):
     "A" * 43 + ".AAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 ])
 def test_forged_cookies_are_anonymous(app, value):
-    app.set_cookie(COOKIE, value)
+    app.set_cookie(COOKIE_NAME, value)
     assert seen(app)["identity"] is None
 
 
@@ -116,13 +118,13 @@ def test_signed_but_malformed_payloads_are_anonymous(make_middleware, payload):
     release or a bug must never be half-read."""
     middleware, app = signed_in(make_middleware)
     payload = payload.format(key="A" * 43, now=int(time.time() * 1000))
-    app.set_cookie(COOKIE, middleware.sessions.signer.sign(payload).decode())
+    app.set_cookie(COOKIE_NAME, middleware.sessions.signer.sign(payload).decode())
     assert seen(app)["identity"] is None
 
 
 def test_tampered_cookie_is_anonymous(make_middleware):
     _, app = signed_in(make_middleware)
-    value = app.cookies[COOKIE]
+    value = app.cookies[COOKIE_NAME]
     payload, signature = value.rsplit(".", 1)
     key, secret, user_id, client_id = payload.split(".")
     # the last base64 character of a signature carries unused bits, so change
@@ -136,46 +138,41 @@ def test_tampered_cookie_is_anonymous(make_middleware):
         f"{key}.{secret}.{user_id}.2.{signature}",
         f"{payload}.{flip.get(signature[0], 'A')}{signature[1:]}",
     ):
-        app.set_cookie(COOKIE, forged)
+        app.set_cookie(COOKIE_NAME, forged)
         assert seen(app)["identity"] is None
-    app.set_cookie(COOKIE, value)
+    app.set_cookie(COOKIE_NAME, value)
     assert seen(app)["identity"] == [1, 1]
 
 
 def test_cookie_signed_with_another_salt_is_refused(make_middleware, redis_client):
+    """A well-formed payload, the real one, signed with the right key under
+    another salt (a signature made for another purpose)."""
     middleware, app = signed_in(make_middleware)
-    session_id = app.cookies[COOKIE].split(".")[0]
-    from itsdangerous import TimestampSigner
-    import hashlib
-    forged = TimestampSigner(SECRET_KEY, salt="other", digest_method=hashlib.sha256).sign(session_id)
-    app.set_cookie(COOKIE, forged.decode())
+    payload = app.cookies[COOKIE_NAME].rsplit(".", 1)[0]
+    other = Signer(SECRET_KEY, salt="other", digest_method=hashlib.sha256)
+    app.set_cookie(COOKIE_NAME, other.sign(payload).decode())
     assert seen(app)["identity"] is None
+    # the same payload under the middleware's own salt is a live session
+    app.set_cookie(COOKIE_NAME, middleware.sessions.signer.sign(payload).decode())
+    assert seen(app)["identity"] == [1, 1]
 
 
 def test_key_rotation(make_middleware):
     old, new = "o" * 32, "n" * 32
     middleware, app = signed_in(make_middleware, secret_keys=[old])
-    cookie = app.cookies[COOKIE]
+    cookie = app.cookies[COOKIE_NAME]
 
     rotated = browser(make_middleware(secret_keys=[old, new]))
-    rotated.set_cookie(COOKIE, cookie)
+    rotated.set_cookie(COOKIE_NAME, cookie)
     assert seen(rotated)["identity"] == [1, 1]
 
     retired = browser(make_middleware(secret_keys=[new]))
-    retired.set_cookie(COOKIE, cookie)
+    retired.set_cookie(COOKIE_NAME, cookie)
     assert seen(retired)["identity"] is None
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
-
-
 def manager(clock, **options):
-    return SessionManager(MemoryTokenStore(clock=clock), [SECRET_KEY], clock=clock, **options)
+    return SessionManager(MemoryTokenStore(clock=clock), [SECRET_KEY], SessionOptions(**options), clock=clock)
 
 
 def sign_on(sessions, identity=Identity(1, 1)):
@@ -188,7 +185,7 @@ def sign_on(sessions, identity=Identity(1, 1)):
 
 
 def test_idle_timeout():
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     sessions = manager(clock, idle_timeout=60, absolute_timeout=3600)
     cookie = sign_on(sessions)
     clock.now += 59
@@ -200,7 +197,7 @@ def test_idle_timeout():
 
 
 def test_absolute_timeout_holds_despite_activity():
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     sessions = manager(clock, idle_timeout=60, absolute_timeout=300)
     cookie = sign_on(sessions)
     for _ in range(5):
@@ -247,7 +244,7 @@ def test_stores_must_fit_their_protocols(make_middleware):
 
 def test_endpoint_paths_must_differ(make_middleware):
     with pytest.raises(ConfigurationError, match="must differ"):
-        make_middleware(logout_path="/oauth/singlesignon.php")
+        make_middleware(logout_path=SSO_PATH)
 
 
 def test_a_cross_site_logout_changes_nothing(make_middleware):
@@ -296,9 +293,9 @@ def test_look_alike_cookie_names_are_not_ours(make_middleware, name):
     with another leading byte is a different cookie to them: a sibling host
     may set it with ``Domain=``, which a ``__Host-`` cookie refuses."""
     middleware, app = signed_in(make_middleware)
-    value = app.cookies[COOKIE]
+    value = app.cookies[COOKIE_NAME]
     stranger = browser(middleware)
-    response = stranger.get("/whoami", headers={"Cookie": f"{name.format(name=COOKIE)}={value}"})
+    response = stranger.get("/whoami", headers={"Cookie": f"{name.format(name=COOKIE_NAME)}={value}"})
     assert json.loads(response.body)["identity"] is None
 
 
@@ -306,7 +303,7 @@ def test_look_alike_cookie_names_are_not_ours(make_middleware, name):
 def test_spaces_and_tabs_around_the_name_are_trimmed(make_middleware, header):
     middleware, app = signed_in(make_middleware)
     response = browser(middleware).get("/whoami", headers={
-        "Cookie": "other=1;" + header.format(name=COOKIE, value=app.cookies[COOKIE])})
+        "Cookie": "other=1;" + header.format(name=COOKIE_NAME, value=app.cookies[COOKIE_NAME])})
     assert json.loads(response.body)["identity"] == [1, 1]
 
 
@@ -316,7 +313,7 @@ def test_a_request_with_our_cookie_twice_is_anonymous(make_middleware, caplog, o
     HTTP, by script); neither may win, whichever the browser sends first."""
     middleware, victim = signed_in(make_middleware)
     _, attacker = signed_in(make_middleware, client_id=2)
-    cookies = [f"{COOKIE}={attacker.cookies[COOKIE]}", f"{COOKIE}={victim.cookies[COOKIE]}"]
+    cookies = [f"{COOKIE_NAME}={attacker.cookies[COOKIE_NAME]}", f"{COOKIE_NAME}={victim.cookies[COOKIE_NAME]}"]
     if order == "planted last":
         cookies.reverse()
     response = browser(middleware).get("/whoami", headers={"Cookie": "; ".join(cookies)})
@@ -327,7 +324,7 @@ def test_a_request_with_our_cookie_twice_is_anonymous(make_middleware, caplog, o
 def test_the_largest_ids_sign_in():
     """Ids are accepted up to 2**63 - 1 (19 digits, what databases store):
     the cookie must carry them too, or such a user is signed out at once."""
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     sessions = manager(clock)
     biggest = Identity(2**63 - 1, 2**63 - 2)
     session = sessions.resume(sign_on(sessions, biggest))

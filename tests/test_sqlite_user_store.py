@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-from conftest import SYSTEM_URL, browser, sso_path
+from examples.sqlite_user_store import SCHEMA, SQLiteUserStore, seed_demo
 from sso_middleware.demo import demo_user_store
 from sso_middleware.users import Account, AccountStatus, User, UserStore
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
-
-from sqlite_user_store import SCHEMA, SQLiteUserStore, seed_demo  # noqa: E402
+from tests.support.helpers import SYSTEM_URL, browser, sso_path
 
 IDS = range(1, 8)
 OBJECT_IDS = (101, 111, 201, 301, 999)

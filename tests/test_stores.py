@@ -16,11 +16,12 @@ import uuid
 import pytest
 import redis
 
-from redis_server import free_port
 from sso_middleware.exceptions import ConfigurationError, StoreUnavailable
 from sso_middleware.stores import SESSION_MARK, TokenStore
 from sso_middleware.stores.memory import MemoryTokenStore
 from sso_middleware.stores.redis import RedisTokenStore, connect
+from tests.support.helpers import FakeClock
+from tests.support.redis_server import free_port
 
 # Records are opaque bytes: include a NUL and a byte that is not UTF-8.
 # Session records start with the mark, token records never do.
@@ -35,19 +36,6 @@ def new_key() -> str:
     # Not secrets.token_urlsafe: the canary in conftest treats its values as
     # secrets that must never reach Redis, and store keys do reach Redis.
     return uuid.uuid4().hex
-
-
-class FakeClock:
-    """A clock for the memory stores that moves only when told to."""
-
-    def __init__(self, now: float = 1_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def race(action: t.Callable[[], t.Any], threads: int = 50) -> list[t.Any]:

@@ -9,13 +9,12 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from conftest import SYSTEM_URL, browser, sso_path
-from redis_server import free_port
 from sso_middleware.credentials import hash_secret
 from sso_middleware.stores.redis import RedisTokenStore, connect
 from sso_middleware.users import AccountStatus
+from tests.support.helpers import SSO_PATH, SYSTEM_URL, TOKEN_PATH, browser, sso_path
+from tests.support.redis_server import free_port
 
-TOKEN = "/oauth/token.php"
 SCOPE = "clientarea:sso clientarea:invoices"
 
 
@@ -35,7 +34,7 @@ def credential(middleware):
 
 def grant(app, params=None, headers=None, status=200, **kwargs):
     params = {"grant_type": "single_sign_on", "scope": SCOPE, **(params or {})}
-    return app.post(TOKEN, {k: v for k, v in params.items() if v is not None},
+    return app.post(TOKEN_PATH, {k: v for k, v in params.items() if v is not None},
                     headers=headers or {}, status=status, **kwargs)
 
 
@@ -49,7 +48,7 @@ def test_basic_authentication_issues_a_token(app, credential):
     assert set(body) == {"access_token", "token_type", "expires_in", "scope", "redirect_url"}
     assert body["token_type"] == "Bearer" and body["expires_in"] == 60
     assert body["scope"] == SCOPE
-    assert body["redirect_url"] == f"{SYSTEM_URL}/oauth/singlesignon.php?access_token={body['access_token']}"
+    assert body["redirect_url"] == f"{SYSTEM_URL}{SSO_PATH}?access_token={body['access_token']}"
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Pragma"] == "no-cache"
     assert response.content_type == "application/json"
@@ -174,35 +173,35 @@ def test_grant_type(app, credential, grant_type, status, error):
 
 
 def test_missing_grant_type(app, credential):
-    response = app.post(TOKEN, {"scope": SCOPE}, headers=basic(*credential), status=400)
+    response = app.post(TOKEN_PATH, {"scope": SCOPE}, headers=basic(*credential), status=400)
     assert error_of(response) == "invalid_request"
 
 
 def test_duplicated_parameters(app, credential):
-    response = app.post(TOKEN, [("grant_type", "single_sign_on"), ("scope", SCOPE), ("scope", SCOPE)],
+    response = app.post(TOKEN_PATH, [("grant_type", "single_sign_on"), ("scope", SCOPE), ("scope", SCOPE)],
                         headers=basic(*credential), status=400)
     assert response.json["error"] == "invalid_request"
     assert "more than once" in response.json["error_description"]
-    response = app.post(TOKEN + "?scope=clientarea:sso", {"grant_type": "single_sign_on", "scope": SCOPE},
+    response = app.post(TOKEN_PATH + "?scope=clientarea:sso", {"grant_type": "single_sign_on", "scope": SCOPE},
                         headers=basic(*credential), status=400)
     assert response.json["error"] == "invalid_request"
 
 
 def test_credentials_in_the_query_string_are_refused(app, credential):
     identifier, secret = credential
-    response = app.post(f"{TOKEN}?client_id={identifier}&client_secret={secret}",
+    response = app.post(f"{TOKEN_PATH}?client_id={identifier}&client_secret={secret}",
                         {"grant_type": "single_sign_on", "scope": SCOPE}, status=400)
     assert response.json["error"] == "invalid_request"
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "HEAD"])
 def test_only_post(app, method):
-    response = app.request(TOKEN, method=method, status=405)
+    response = app.request(TOKEN_PATH, method=method, status=405)
     assert response.headers["Allow"] == "POST"
 
 
 def test_form_encoding_required(app, credential):
-    response = app.post(TOKEN, json.dumps({"grant_type": "single_sign_on"}),
+    response = app.post(TOKEN_PATH, json.dumps({"grant_type": "single_sign_on"}),
                         headers={**basic(*credential), "Content-Type": "application/json"}, status=400)
     assert error_of(response) == "invalid_request"
 

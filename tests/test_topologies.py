@@ -1,6 +1,6 @@
 """The core behaviour on every Redis topology a deployment may choose: a
 single server, a Sentinel-monitored master with a replica, and a Redis
-Cluster of three masters, all real servers (``tests/redis_topologies.py``).
+Cluster of three masters, all real servers (``tests/support/redis_topologies.py``).
 
 Each behaviour test takes the ``backend`` fixture, parametrised over the
 three; the Sentinel and Cluster runs carry the ``sentinel`` and ``cluster``
@@ -26,19 +26,17 @@ import redis
 from redis.cluster import RedisCluster
 from werkzeug.test import Client
 
-from redis_topologies import DATA_CONFIG, Node, documented_acl_rules, wait_until
-from conftest import API_IDENTIFIER, API_SECRET, SECRET_KEY, SYSTEM_URL, browser, echo_app, sso_path
-from sso_middleware import ConfigurationError, Limit, SSOMiddleware
+from sso_middleware import AdminAPIOptions, ConfigurationError, Limit, SSOMiddleware
 from sso_middleware.credentials import hash_secret
-from sso_middleware.demo import demo_user_store
 from sso_middleware.exceptions import StoreUnavailable
+from sso_middleware.options import by_ini_names
 from sso_middleware.paste import options as ini_options
 from sso_middleware.stores import Stores
 from sso_middleware.stores.redis import connect, connect_cluster, connect_sentinel
+from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SECRET_KEY, SSO_PATH, SYSTEM_URL,
+                                   TOKEN_PATH, browser, echo_app, seed_user_store, sso_path)
+from tests.support.redis_topologies import DATA_CONFIG, Node, documented_acl_rules, wait_until
 
-SSO = "/oauth/singlesignon.php"
-API = "/includes/api.php"
-TOKEN = "/oauth/token.php"
 PREFIX = "sso:v2:"
 CREDENTIAL_KEYS = PREFIX + "{credentials}:"
 
@@ -114,10 +112,10 @@ def backend(request) -> t.Iterator[Backend]:
 
 def build(client: t.Any, *, wait: tuple[int, int] | None = None, **overrides: t.Any) -> SSOMiddleware:
     options: dict[str, t.Any] = dict(
-        system_url=SYSTEM_URL, secret_keys=[SECRET_KEY], user_store=demo_user_store(),
+        system_url=SYSTEM_URL, secret_keys=[SECRET_KEY], user_store=seed_user_store(),
         stores=Stores.redis(client, wait=wait),
-        api_credentials={API_IDENTIFIER: hash_secret(API_SECRET)})
-    options.update(overrides)
+        api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
+        **by_ini_names(overrides))
     return SSOMiddleware(echo_app, **options)
 
 
@@ -132,8 +130,8 @@ def seen(app) -> list[int] | None:
 
 
 def api(app, action: str, status: int = 200, **fields: str):
-    return app.post(API, {"action": action, "identifier": API_IDENTIFIER, "secret": API_SECRET,
-                          "responsetype": "json", **fields}, status=status)
+    return app.post(API_PATH, {"action": action, "identifier": API_IDENTIFIER, "secret": API_SECRET,
+                               "responsetype": "json", **fields}, status=status)
 
 
 def minted(app, status: int = 200, **fields: str) -> str:
@@ -144,7 +142,7 @@ def minted(app, status: int = 200, **fields: str) -> str:
 
 def session_key_of(app) -> str:
     """The store key of this browser's session (its spent token's key)."""
-    return app.cookies["__Host-sso_session"].split(".")[0]
+    return app.cookies[COOKIE_NAME].split(".")[0]
 
 
 def live(backend) -> list[bytes]:
@@ -266,9 +264,9 @@ def test_oauth_credential_create_reset_delete_and_token_endpoint(middleware):
     identifier, secret = created["clientIdentifier"], created["clientSecret"]
 
     def grant(secret: str, status: int):
-        return app.post(TOKEN, {"grant_type": "single_sign_on", "client_id": identifier,
-                                "client_secret": secret,
-                                "scope": "clientarea:sso clientarea:invoices"}, status=status)
+        return app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "client_id": identifier,
+                                     "client_secret": secret,
+                                     "scope": "clientarea:sso clientarea:invoices"}, status=status)
 
     signed_in = browser(middleware)
     response = signed_in.get(sso_path(grant(secret, 200).json["redirect_url"]), status=303)
@@ -292,13 +290,13 @@ def test_rate_limit_trips_at_exactly_the_limit(backend):
     app = browser(middleware)
     app.extra_environ = {**app.extra_environ, "REMOTE_ADDR": "10.9.0.1"}
     for n in range(3):
-        app.get(f"{SSO}?access_token={str(n) * 43}", status=403)
-    response = app.get(f"{SSO}?access_token={'9' * 43}", status=429)
+        app.get(f"{SSO_PATH}?access_token={str(n) * 43}", status=403)
+    response = app.get(f"{SSO_PATH}?access_token={'9' * 43}", status=429)
     assert 590 <= int(response.headers["Retry-After"]) <= 600
     # a second process (fresh memory) learns it from the shared counter
     again = browser(build(backend.client(), redeem_limit=Limit(3, 600)))
     again.extra_environ = {**again.extra_environ, "REMOTE_ADDR": "10.9.0.1"}
-    again.get(f"{SSO}?access_token={'8' * 43}", status=429)
+    again.get(f"{SSO_PATH}?access_token={'8' * 43}", status=429)
     [(master, key)] = backend.keys(PREFIX + "rl:*")
     assert 590 <= master.ttl(key) <= 600
 
@@ -314,9 +312,9 @@ def workload(backend, middleware: SSOMiddleware) -> None:
         assert seen(app) is not None
     browser(middleware).get(path, status=403)  # a replay
     minted(browser(middleware), client_id="1")  # outstanding
-    app.get(f"{SSO}?access_token={'x' * 43}", status=403)  # counted
-    app.post(TOKEN, {"grant_type": "single_sign_on", "client_id": "f" * 32,
-                     "client_secret": "wrong", "scope": "clientarea:sso"}, status=401)
+    app.get(f"{SSO_PATH}?access_token={'x' * 43}", status=403)  # counted
+    app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "client_id": "f" * 32,
+                          "client_secret": "wrong", "scope": "clientarea:sso"}, status=401)
     created = api(app, "CreateOAuthCredential", grantType="single_sign_on", serviceId="101").json
     api(app, "CreateOAuthCredential", grantType="single_sign_on", serviceId="101")
     api(app, "UpdateOAuthCredential", credentialId=str(created["credentialId"]), name="renamed")

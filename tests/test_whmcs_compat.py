@@ -29,8 +29,8 @@ from oauthlib.oauth2.rfc6749 import errors as oauthlib_errors
 from requests_oauthlib import OAuth2Session
 from whmcs_client.exceptions import ForbiddenException
 
-from conftest import API_IDENTIFIER, API_SECRET
-from live import Servers, follow, new_browser
+from tests.support.helpers import API_IDENTIFIER, API_SECRET
+from tests.support.live import Servers, follow, new_browser
 
 SAMPLE = Path(__file__).with_name("whmcs_sample.php")
 INVOICES = "/clientarea.php?action=invoices"

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 
 from bottle import Bottle, HTTPError, abort, redirect, request, response, template
 
-from sso_middleware import Identity, SSOMiddleware, Stores, UserStore, get_identity
-from sso_middleware.demo import EXAMPLE_DESTINATIONS, demo_user_store, serve_example
+from sso_middleware import AdminAPIOptions, Identity, SessionOptions, SSOMiddleware, Stores, UserStore, get_identity
+from examples.portal import EXAMPLE_DESTINATIONS, serve_example
+from sso_middleware.demo import demo_user_store
 
 #: The portal's own product catalogue; the user store says who owns what.
 SERVICES = {101: "Shared hosting", 201: "Virtual server", 301: "Dedicated server"}
@@ -76,8 +77,8 @@ def create_app(
     stores: Stores,
     secret_keys: t.Sequence[str | bytes],
     user_store: PortalUserStore | None = None,
-    secure_cookies: bool = True,
-    api_credentials: t.Mapping[str, str] | None = None,
+    sessions: SessionOptions = SessionOptions(),
+    api: AdminAPIOptions | None = None,
 ) -> SSOMiddleware:
     """The portal, wrapped by the middleware (which is the WSGI app)."""
     store = demo_user_store() if user_store is None else user_store
@@ -145,8 +146,8 @@ def create_app(
         secret_keys=secret_keys,
         user_store=store,
         stores=stores,
-        api_credentials=api_credentials,
-        secure_cookies=secure_cookies,
+        api=api,
+        sessions=sessions,
         destinations=EXAMPLE_DESTINATIONS,
     )
 

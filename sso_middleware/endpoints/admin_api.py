@@ -73,13 +73,11 @@ CREATE_SSO_TOKEN_INPUTS = (
 #: Parameters that hold a secret, and so are refused in the query string.
 SECRET_PARAMETERS = frozenset({"identifier", "secret", "username", "password", "accesskey"})
 
-#: Actions whose answers hold lists: XML by default, never NVP.
-STRUCTURED_ACTIONS = frozenset({"listoauthcredentials"})
-
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
-#: What an action name is echoed as: the reference system's lower case, and
-#: only letters and digits, so that an echo carries nothing else.
+#: What an action name is echoed as: the reference system's lower case, with
+#: anything but letters and digits shown as ``_``, so that an echo carries
+#: nothing else (and ``Create-SsoToken`` is not echoed as a valid name).
 _NOT_ACTION = re.compile(r"[^0-9a-z]")
 
 #: An action: the parameters and the caller's identifier in, the result out.
@@ -107,8 +105,9 @@ class AdminAPI:
     #: Largest request body accepted, in bytes.
     max_content_length = 64 * 1024
 
-    #: Action name → the method that answers it; extend in a subclass to
-    #: add actions.
+    #: Action name → the method that answers it. To add an action, extend
+    #: it in a subclass (``ACTIONS = {**AdminAPI.ACTIONS, "Name": "method"}``)
+    #: and set the subclass as :attr:`SSOMiddleware.admin_api_class`.
     ACTIONS: t.ClassVar[dict[str, str]] = {
         "CreateSsoToken": "create_sso_token",
         "CreateOAuthCredential": "create_oauth_credential",
@@ -117,6 +116,10 @@ class AdminAPI:
         "DeleteOAuthCredential": "delete_oauth_credential",
         "RevokeSsoSessions": "revoke_sso_sessions",
     }
+
+    #: Actions (in lower case) whose answers hold lists: XML by default,
+    #: never NVP.
+    LIST_ACTIONS: t.ClassVar[frozenset[str]] = frozenset({"listoauthcredentials"})
 
     def __init__(self, issuer: TokenIssuer, credentials: APICredentials, oauth: CredentialManager,
                  sessions: SessionManager, *, client_limiter: RateLimiter,
@@ -163,15 +166,15 @@ class AdminAPI:
         except UnicodeError:
             return render(_error("Parameters must be UTF-8"), "json", "", 400)
         action = params.get("action", "").strip()
-        echoed = _NOT_ACTION.sub("", action.lower())[:64]
+        echoed = _NOT_ACTION.sub("_", action.lower())[:64]
         requested = params.get("responsetype", "").strip().lower()
-        response_type = requested or default_type(echoed in STRUCTURED_ACTIONS)
+        response_type = requested or default_type(echoed in self.LIST_ACTIONS)
         try:
             status, result, headers = self.call(environ, action, identifier, secret, params, response_type)
         except Exception as e:
             unavailable("Admin API", e)
             status, result, headers = 503, _error("Service temporarily unavailable"), {}
-        if not _renders(response_type, echoed):
+        if not self._renders(response_type, echoed):
             response_type = "json"
         return render(result, response_type, echoed, status, headers=headers)
 
@@ -204,7 +207,7 @@ class AdminAPI:
             return 403, _error("Authentication Failed"), {}
         if not action:
             return 400, _error("Empty action request"), {}
-        echoed = _NOT_ACTION.sub("", action.lower())[:64]
+        echoed = _NOT_ACTION.sub("_", action.lower())[:64]
         handler = next((h for name, h in self.actions.items() if name.lower() == action.lower()), None)
         if handler is None:
             return 403, _error(f'Invalid API Action: "{echoed}" is not a valid API action'), {}
@@ -216,12 +219,17 @@ class AdminAPI:
         if response_type not in RESPONSE_TYPES:
             return 200, _error(f'Unsupported API response type format "{response_type[:16]}".'
                                " Supported formats include: json, xml, nvp"), {}
-        if not _renders(response_type, echoed):
+        if not self._renders(response_type, echoed):
             return 200, _error("This API action only supports the XML or JSON response type formats"), {}
         try:
             return 200, handler(params, identifier), {}
         except (APIError, BadRequest) as e:
             return 200, _error(e.message), {}
+
+    def _renders(self, response_type: str, action: str) -> bool:
+        """Whether ``action``'s answers can be given in ``response_type``:
+        a known type, and never NVP for an answer that holds lists."""
+        return response_type in RESPONSE_TYPES and not (response_type == "nvp" and action in self.LIST_ACTIONS)
 
     def create_sso_token(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``CreateSsoToken``: the token, or the reason there is none."""
@@ -291,12 +299,6 @@ def read_parameters(request: Request) -> dict[str, str]:
             if len(values) > 1:
                 raise BadRequest(f"Parameter {name[:64]} given more than once")
     return {**query.to_dict(), **body.to_dict()}
-
-
-def _renders(response_type: str, action: str) -> bool:
-    """Whether ``action``'s answers can be given in ``response_type``:
-    a known type, and never NVP for an answer that holds lists."""
-    return response_type in RESPONSE_TYPES and not (response_type == "nvp" and action in STRUCTURED_ACTIONS)
 
 
 def _credentials(params: t.Mapping[str, str]) -> tuple[str, str]:

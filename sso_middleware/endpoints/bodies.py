@@ -10,11 +10,17 @@ before reading, but a body without one (chunked, from a server that sets
 ``wsgi.input_terminated``, as gunicorn does) is read up to the limit and then
 simply ends: the form would be parsed from a truncated body, and a parameter
 after the cut would vanish without a word.
+
+werkzeug also reads text that is not UTF-8 leniently: a raw ``\xff`` in a
+form-encoded body drops the whole form, and ``%ff`` stays the text ``%FF``.
+Both the body and the query string must be UTF-8 here, or reading the form
+raises :exc:`UnicodeDecodeError` (a 400).
 """
 
 from __future__ import annotations
 
 import typing as t
+from urllib.parse import parse_qsl
 
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.wrappers import Request
@@ -47,4 +53,13 @@ class BoundedRequest(Request):
             raise BadRequest("The request body could not be read") from None
         if too_large:
             raise RequestEntityTooLarge(f"The request body must not exceed {self.limit} bytes")
+        _check_utf8(self.environ.get("QUERY_STRING", "").encode("latin-1"))
+        if self.mimetype == "application/x-www-form-urlencoded":
+            _check_utf8(self.get_data(cache=True, parse_form_data=False))
         super()._load_form_data()
+
+
+def _check_utf8(encoded: bytes) -> None:
+    """Raise :exc:`UnicodeDecodeError` unless every byte and every
+    percent-escape of a form-encoded string is UTF-8."""
+    parse_qsl(encoded.decode("utf-8"), keep_blank_values=True, errors="strict")

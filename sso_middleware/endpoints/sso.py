@@ -43,11 +43,11 @@ from ..audit import audit, unavailable
 from ..destinations import SSO_SCOPE, is_safe_path
 from ..exceptions import (
     BadRequest,
-    ConfigurationError,
     Denied,
     StoreUnavailable,
     TamperedRecord,
 )
+from ..options import RedemptionOptions
 from ..ratelimit import RateLimiter, remote_address
 from ..responses import SeeOther, confirm_page, error_page
 from ..sessions import Identity, Redemption, Session, SessionManager
@@ -64,33 +64,29 @@ UNKNOWN_TOKEN = "Unable to authenticate with Single Sign-On token"
 #: The query string of a link exactly as :class:`TokenIssuer` makes it.
 PLAIN_LINK = re.compile(r"access_token=([A-Za-z0-9_-]{43})")
 
-Confirm = t.Literal["never", "always", "signed_in"]
-CONFIRM_MODES: tuple[Confirm, ...] = ("never", "always", "signed_in")
-
-
 class SingleSignOnEndpoint:
     """The WSGI application behind the SSO path.
+
+    A replay ends the session the token's first redemption started
+    (``revoke_on_replay``): a replay means the link leaked, so whoever used
+    it first may not be its owner. ``confirm="always"`` makes a GET show a
+    page whose button POSTs to redeem, for links that travel by e-mail or
+    chat, where scanners open them; ``"signed_in"`` shows it only when the
+    browser already has a live session, which the sign-on would replace.
 
     :param user_store: the app's accounts and users.
     :param sessions: turns tokens into sessions, and ends sessions.
     :param system_url: the deployment's public base URL, without trailing
         slash; every redirect goes under it.
-    :param ttl: token lifetime in seconds; an older record is refused even
-        if the store still had it.
+    :param options: the token lifetime (an older record is refused even if
+        the store still had it), ``revoke_on_replay`` and ``confirm``; see
+        :class:`~sso_middleware.options.RedemptionOptions`.
     :param limiter: counts failed redemptions per remote address; past its
         limit, a 429 answers instead of the 403. A valid token still signs
         in from such an address: many users can share one (a proxy, NAT),
         so refusing before the burn would let anyone lock them all out,
         and guessing a 256-bit token is hopeless either way.
     :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
-    :param revoke_on_replay: when a spent token comes back, also end the
-        session its first redemption started: a replay means the link
-        leaked, so whoever used it first may not be its owner.
-    :param confirm: ``"never"`` (a GET redeems), ``"always"`` (a GET shows a
-        page whose button POSTs to redeem, for links that travel by e-mail or
-        chat, where scanners open them) or ``"signed_in"`` (that page only
-        when the browser already has a live session, which the sign-on would
-        replace).
     :param clock: returns UNIX time; tests may inject one.
     """
 
@@ -103,24 +99,20 @@ class SingleSignOnEndpoint:
         sessions: SessionManager,
         *,
         system_url: str,
-        ttl: int,
+        options: RedemptionOptions,
         limiter: RateLimiter,
         trusted_proxies: int = 0,
-        revoke_on_replay: bool = True,
-        confirm: Confirm = "never",
         clock: t.Callable[[], float] = time.time,
     ):
-        if confirm not in CONFIRM_MODES:
-            raise ConfigurationError(f"confirm must be one of {', '.join(CONFIRM_MODES)}; got {confirm!r}")
         self.user_store = user_store
         self.sessions = sessions
         self.system_url = system_url
-        self.ttl = ttl
+        self.ttl = options.token_ttl
         self.limiter = limiter
         self.trusted_proxies = trusted_proxies
-        self.revoke_on_replay = revoke_on_replay
-        self.confirm = confirm
-        self.methods = ("GET",) if confirm == "never" else ("GET", "POST")
+        self.revoke_on_replay = options.revoke_on_replay
+        self.confirm = options.confirm
+        self.methods = ("GET",) if options.confirm == "never" else ("GET", "POST")
         self.origin = origin_of(system_url)
         self.clock = clock
 

@@ -2,7 +2,7 @@
 
 import atheris
 
-from _common import run, targets, text
+from ._common import run, targets, text
 
 TARGETS = targets()
 METHODS = ["GET", "HEAD", "POST", "OPTIONS", "PUT", "get"]

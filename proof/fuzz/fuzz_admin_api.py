@@ -5,7 +5,7 @@ import urllib.parse
 
 import atheris
 
-from _common import API_SECRET, run, targets, text
+from ._common import API_SECRET, run, targets, text
 
 TARGETS = targets()
 TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=b",

@@ -1,10 +1,11 @@
 """Run every atheris harness for a bounded time, against a real redis-server.
 
-    .venv/bin/python fuzz/run.py --seconds 30            # each harness 30 s
-    .venv/bin/python fuzz/run.py --only cookie,sso_query --seconds 300
+    .venv/bin/python -m proof.fuzz --seconds 30            # each harness 30 s
+    .venv/bin/python -m proof.fuzz --only cookie,sso_query --seconds 300
 
-Prints executions and crashes per harness; a crashing input is kept in
-``fuzz/artifacts/`` (replay it with ``python fuzz/fuzz_<name>.py <file>``).
+From the checkout. Prints executions and crashes per harness; a crashing
+input is kept in ``proof/fuzz/artifacts/`` (replay it with ``python -m
+proof.fuzz.fuzz_<name> <file>``).
 Exits 1 if any harness crashed. Without atheris (``pip install -e
 '.[fuzz]'``; wheels exist for CPython 3.8-3.11 on Linux x86-64) it says so
 and exits 0.
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+ROOT = HERE.parents[1]
 HARNESSES = ("sso_query", "admin_api", "token_endpoint", "cookie", "safe_path")
 
 _EXECUTED = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
@@ -42,11 +43,11 @@ def atheris_missing() -> str | None:
 def run_one(name: str, seconds: float, env: dict[str, str]) -> dict[str, object]:
     artifacts = HERE / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    command = [sys.executable, str(HERE / f"fuzz_{name}.py"),
+    command = [sys.executable, "-m", f"proof.fuzz.fuzz_{name}",
                f"-max_total_time={max(1, math.ceil(seconds))}", "-print_final_stats=1",
                "-timeout=10", "-rss_limit_mb=2048", f"-artifact_prefix={artifacts}/{name}-"]
     started = time.monotonic()
-    completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE,
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
                                timeout=seconds + 120)
     output = completed.stdout + completed.stderr
     found = _EXECUTED.findall(output) or _PROGRESS.findall(output)
@@ -65,7 +66,8 @@ def run_one(name: str, seconds: float, env: dict[str, str]) -> dict[str, object]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m proof.fuzz", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0, help="per harness (default 30)")
     parser.add_argument("--only", default=",".join(HARNESSES), help=f"any of {', '.join(HARNESSES)}")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -85,13 +87,12 @@ def main() -> int:
     server = None
     url = args.redis_url
     if url is None:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from redis_server import RedisServer
+        from tests.support.redis_server import RedisServer
 
         server = RedisServer()
         server.start()
         url = server.url
-    env = {**os.environ, "SSO_FUZZ_REDIS_URL": url, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "SSO_FUZZ_REDIS_URL": url}
     results = []
     try:
         for name in names:

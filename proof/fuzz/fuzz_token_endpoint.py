@@ -4,7 +4,7 @@ import base64
 
 import atheris
 
-from _common import run, targets, text
+from ._common import run, targets, text
 
 TARGETS = targets()
 

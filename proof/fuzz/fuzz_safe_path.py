@@ -4,7 +4,7 @@ path accepted must stay in the deployment when a browser resolves it
 
 import atheris
 
-from _common import Crash, Destinations, escape, is_safe_path, run
+from ._common import Crash, Destinations, escape, is_safe_path, run
 from sso_middleware.exceptions import APIError
 
 DESTINATIONS = Destinations()

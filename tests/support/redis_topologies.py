@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis
 
-from redis_server import free_port
+from .redis_server import free_port
 
 HOST = "127.0.0.1"
 
@@ -326,7 +326,7 @@ def free_cpu_count() -> int:
 def documented_acl_rules() -> list[str]:
     """The rules of the ``ACL SETUSER sso-app …`` line of docs/deployment.md,
     so the documented line is the tested one."""
-    docs = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
+    docs = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
     match = re.search(r"^ACL SETUSER sso-app (.+)$", docs.read_text(), re.MULTILINE)
     assert match, "docs/deployment.md lost its ACL SETUSER line"
     return match.group(1).split()

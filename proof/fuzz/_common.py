@@ -1,11 +1,11 @@
 """Shared set-up of the atheris harnesses: the package instrumented for
-coverage, one deployment over the Redis that ``run.py`` started
+coverage, one deployment over the Redis that ``python -m proof.fuzz`` started
 (``SSO_FUZZ_REDIS_URL``), and the checks of :mod:`proof.targets`.
 
 A harness raises :class:`proof.targets.Crash` for any answer outside the
 defined set (a 5xx, an exception out of the middleware, an unexpected error
 logged, a missing hardening header, a forged cookie that signs someone in);
-atheris then stops and writes the input to ``fuzz/artifacts/``.
+atheris then stops and writes the input to ``proof/fuzz/artifacts/``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,8 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from pathlib import Path
 
 import atheris
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 with atheris.instrument_imports(include=["sso_middleware"]):
     import sso_middleware  # noqa: F401
@@ -36,7 +32,7 @@ API_SECRET = secrets.token_urlsafe(32)
 def targets() -> Targets:
     url = os.environ.get("SSO_FUZZ_REDIS_URL")
     if not url:
-        raise SystemExit("run the harnesses with fuzz/run.py (it starts redis-server)")
+        raise SystemExit("run the harnesses with python -m proof.fuzz (it starts redis-server)")
     client = redis.Redis.from_url(url, socket_timeout=2)
     return Targets(client, SECRET_KEY, API_SECRET, quiet=True)
 

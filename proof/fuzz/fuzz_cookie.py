@@ -15,7 +15,7 @@ import time
 
 import atheris
 
-from _common import run, targets, text
+from ._common import run, targets, text
 
 TARGETS = targets()
 NAME = "__Host-sso_session"

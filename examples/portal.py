@@ -1,0 +1,52 @@
+"""
+What the example portals share
+==============================
+
+The destination table mapped to the portals' own routes, and the development
+server each portal runs when started as a module
+(``python -m examples.flask_app.app``, or ``scripts/example flask``). The
+seed accounts are the demo's (:func:`sso_middleware.demo.demo_user_store`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import typing as t
+
+from sso_middleware import AdminAPIOptions, Destinations, SessionOptions, SSOMiddleware, Stores
+from sso_middleware.credentials import hash_secret
+from sso_middleware.demo import RedactingRequestHandler, credentials_line
+
+#: The example portals' own routes for the destinations they serve.
+EXAMPLE_DESTINATIONS = Destinations({
+    "clientarea:profile": "/account/profile",
+    "clientarea:services": "/account/services",
+    "clientarea:product_details": "/account/services/{service_id}",
+    "clientarea:invoices": "/account/invoices",
+}, home="/")
+
+
+def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, port: int) -> None:
+    """Run an example portal on 127.0.0.1 for development: ``--port``,
+    ``--redis-url`` (else in-memory stores), a random signing key, and admin
+    API credentials ``demo`` / ``$SSO_DEMO_API_SECRET`` (else random, and
+    printed: see :func:`sso_middleware.demo.credentials_line`)."""
+    from werkzeug.serving import run_simple  # looked up per call: tests stub it out
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--redis-url", help="keep tokens and sessions in Redis (default: in memory)")
+    args = parser.parse_args()
+    chosen = os.environ.get("SSO_DEMO_API_SECRET")
+    api_secret = chosen or secrets.token_urlsafe(32)
+    app = create_app(
+        system_url=f"http://127.0.0.1:{args.port}",
+        stores=Stores.redis(args.redis_url) if args.redis_url else Stores.memory(),
+        secret_keys=[secrets.token_urlsafe(32)],
+        sessions=SessionOptions(secure=False),
+        api=AdminAPIOptions(credentials={"demo": hash_secret(api_secret)}),
+    )
+    print(credentials_line("demo", api_secret, generated=not chosen), flush=True)
+    run_simple("127.0.0.1", args.port, app, threaded=True, request_handler=RedactingRequestHandler)

@@ -1,0 +1,102 @@
+"""The tests' own constants, seed data and plain helpers (fixtures are in
+``tests/conftest.py``, which builds on these).
+
+Seed data (client → owner), the same accounts the demo seeds: 1 Active
+(user 1; user 5 may also act for it), 2 Inactive (user 2), 3 Closed (user 3),
+4 Active with single sign-on switched off (user 4). User 6 acts for no
+account. Services 101 (client 1), 201 (client 2), 301 (client 3); domain 111
+(client 1).
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from pathlib import Path
+
+import webtest
+
+from sso_middleware import SSOMiddleware, get_identity
+from sso_middleware.users import Account, AccountStatus, MemoryUserStore, User
+
+if t.TYPE_CHECKING:
+    import redis
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+#: The checkout: ``examples/``, ``docs/``, ``sso_middleware/`` are under it.
+ROOT = Path(__file__).resolve().parents[2]
+
+SYSTEM_URL = "https://portal.example.com"
+SECRET_KEY = "k" * 32
+API_IDENTIFIER = "billing"
+API_SECRET = "api-secret-" + "x" * 32
+
+#: The endpoints' default paths and the session cookie's default name.
+SSO_PATH = "/oauth/singlesignon.php"
+API_PATH = "/includes/api.php"
+TOKEN_PATH = "/oauth/token.php"
+COOKIE_NAME = "__Host-sso_session"
+
+
+def seed_user_store() -> MemoryUserStore:
+    """The accounts, users, services and domain in this module's docstring."""
+    users = MemoryUserStore()
+    for client_id, status, sso_allowed in (
+        (1, AccountStatus.ACTIVE, True), (2, AccountStatus.INACTIVE, True),
+        (3, AccountStatus.CLOSED, True), (4, AccountStatus.ACTIVE, False),
+    ):
+        users.add_account(Account(client_id, status, sso_allowed, owner_user_id=client_id))
+        users.add_user(User(client_id, client_ids=(client_id,)))
+    users.add_user(User(5, client_ids=(1,)))
+    users.add_user(User(6))
+    for client_id, service_id in ((1, 101), (2, 201), (3, 301)):
+        users.add_service(client_id, service_id)
+    users.add_domain(1, 111)
+    return users
+
+
+def echo_app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+    """The wrapped app: tells what it saw."""
+    identity = get_identity(environ)
+    body = json.dumps({
+        "path": environ.get("PATH_INFO"),
+        "query": environ.get("QUERY_STRING"),
+        "remote_user": environ.get("REMOTE_USER"),
+        "identity": [identity.user_id, identity.client_id] if identity else None,
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+def browser(middleware: SSOMiddleware) -> webtest.TestApp:
+    """A webtest client that speaks HTTPS to the portal, so Secure cookies
+    are kept and sent back."""
+    return webtest.TestApp(middleware, extra_environ={
+        "wsgi.url_scheme": "https", "HTTP_HOST": "portal.example.com"})
+
+
+def live_sessions(client: redis.Redis) -> set[bytes]:
+    """The keys of live session records in Redis: redeemed tokens whose
+    record is a session, not the ended mark alone."""
+    return {key for key in client.scan_iter("sso:v2:t:*")
+            if (client.get(key) or b"").startswith(b"!") and len(client.get(key)) > 1}
+
+
+def sso_path(redirect_url: str) -> str:
+    """The path and query of a ``redirect_url``, for webtest."""
+    assert redirect_url.startswith(SYSTEM_URL)
+    return redirect_url[len(SYSTEM_URL):]
+
+
+class FakeClock:
+    """A clock for the memory stores and the session manager that moves only
+    when told to (:meth:`advance`, or set :attr:`now`)."""
+
+    def __init__(self, now: float = 1_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
