@@ -62,16 +62,23 @@ def redirect_app(environ: WSGIEnvironment, start_response: StartResponse) -> t.I
     length), with no work behind it."""
     # key.secret.user_id.client_id, then the signature (as cookie_value() signs it)
     cookie = f"sso_session={secrets.token_urlsafe(32)}.{secrets.token_urlsafe(32)}.1.1.{'b' * 43}"
-    start_response("303 See Other", [
-        ("Location", SYSTEM_URL + "/clientarea.php?action=invoices"), ("Content-Length", "0"),
-        ("Cache-Control", "no-store"), ("Pragma", "no-cache"),
-        ("Referrer-Policy", "no-referrer"), ("X-Content-Type-Options", "nosniff"),
-        ("Set-Cookie", cookie + "; HttpOnly; Path=/; SameSite=Lax"),
-    ])
+    start_response(
+        "303 See Other",
+        [
+            ("Location", SYSTEM_URL + "/clientarea.php?action=invoices"),
+            ("Content-Length", "0"),
+            ("Cache-Control", "no-store"),
+            ("Pragma", "no-cache"),
+            ("Referrer-Policy", "no-referrer"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Set-Cookie", cookie + "; HttpOnly; Path=/; SameSite=Lax"),
+        ],
+    )
     return []
 
 
 # -- Flask -------------------------------------------------------------------
+
 
 def flask_portal() -> t.Any:
     """A Flask app with Flask-Login reading the middleware's identity, as
@@ -130,8 +137,13 @@ def flask_handrolled(redis_url: str) -> t.Any:
         record = json.loads(raw)
         account = users.get_account(record["client_id"])
         user = users.get_user(record["user_id"])
-        if (account is None or user is None or account.status is AccountStatus.CLOSED
-                or not account.sso_allowed or record["client_id"] not in user.client_ids):
+        if (
+            account is None
+            or user is None
+            or account.status is AccountStatus.CLOSED
+            or not account.sso_allowed
+            or record["client_id"] not in user.client_ids
+        ):
             abort(403)
         login_user(PortalUser(record["user_id"], record["client_id"]))
         return redirect(SYSTEM_URL + record["path"], 303)
@@ -151,6 +163,7 @@ def mint_handrolled(client: redis.Redis, n: int) -> list[str]:
 
 
 # -- Authlib -----------------------------------------------------------------
+
 
 def authlib_token_endpoint(redis_url: str) -> t.Any:
     """An Authlib client-credentials token endpoint: one in-memory client
@@ -214,8 +227,17 @@ def authlib_token_endpoint(redis_url: str) -> t.Any:
 
 # -- factories ---------------------------------------------------------------
 
-NAMES = ("sso", "redirect", "flask_sso", "flask_handrolled", "token", "authlib",
-         "passthrough_mw", "passthrough_bare", "raw_bare")
+NAMES = (
+    "sso",
+    "redirect",
+    "flask_sso",
+    "flask_handrolled",
+    "token",
+    "authlib",
+    "passthrough_mw",
+    "passthrough_bare",
+    "raw_bare",
+)
 
 
 def make(name: str, redis_url: str | None = None) -> WSGIApplication:

@@ -75,19 +75,26 @@ def _middleware(startup_nodes: list[tuple[str, int]]) -> t.Any:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
-    return SSOMiddleware(app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY],
-                         user_store=users, stores=Stores.redis(connect_cluster(startup_nodes)),
-                         limits=Limits(redeem=Limit(10**9, 600)))
+    return SSOMiddleware(
+        app,
+        system_url=SYSTEM_URL,
+        secret_keys=[SECRET_KEY],
+        user_store=users,
+        stores=Stores.redis(connect_cluster(startup_nodes)),
+        limits=Limits(redeem=Limit(10**9, 600)),
+    )
 
 
-def _redeem_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.Any,
-                   results: t.Any) -> None:
+def _redeem_worker(
+    startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.Any, results: t.Any
+) -> None:
     _quiet()
     middleware = _middleware(startup_nodes)
     queries = []
     for i in range(tokens):
-        url = middleware.create_sso_token(client_id=1 + (i * 7919 + os.getpid()) % ACCOUNTS,
-                                          destination=DESTINATION)["redirect_url"]
+        url = middleware.create_sso_token(
+            client_id=1 + (i * 7919 + os.getpid()) % ACCOUNTS, destination=DESTINATION
+        )["redirect_url"]
         queries.append(url.split("?", 1)[1])
     statuses: list[str] = []
 
@@ -95,9 +102,16 @@ def _redeem_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: 
         statuses.append(status)
         return lambda data: None
 
-    environ_base = {"REQUEST_METHOD": "GET", "PATH_INFO": "/oauth/singlesignon.php",
-                    "SERVER_NAME": "portal.example.com", "SERVER_PORT": "443", "REMOTE_ADDR": "10.0.0.1",
-                    "wsgi.url_scheme": "https", "wsgi.input": None, "SERVER_PROTOCOL": "HTTP/1.1"}
+    environ_base = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/oauth/singlesignon.php",
+        "SERVER_NAME": "portal.example.com",
+        "SERVER_PORT": "443",
+        "REMOTE_ADDR": "10.0.0.1",
+        "wsgi.url_scheme": "https",
+        "wsgi.input": None,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
     for barrier in barriers:  # ready, then go (the parent samples Redis CPU in between)
         barrier.wait()
     started = time.perf_counter()
@@ -121,15 +135,19 @@ def _burn_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.
     from sso_middleware.tokens import TokenRecord, new_token, token_key
 
     client = connect_cluster(startup_nodes)
-    record = TokenRecord(1, 1, DESTINATION, "/clientarea.php?action=invoices", int(time.time() * 1000)).encode()
+    record = TokenRecord(
+        1, 1, DESTINATION, "/clientarea.php?action=invoices", int(time.time() * 1000)
+    ).encode()
     sealer = RecordSealer([SECRET_KEY])  # records are sealed under their key, as TokenIssuer does
-    sealed = {DEFAULT_PREFIX + "t:" + key: sealer.seal(key, record)
-              for key in (token_key(new_token()) for _ in range(tokens))}
+    sealed = {
+        DEFAULT_PREFIX + "t:" + key: sealer.seal(key, record)
+        for key in (token_key(new_token()) for _ in range(tokens))
+    }
     names = list(sealed)
     session = SESSION_MARK + secret_digest(new_token())
     latest = DEFAULT_PREFIX + "ended"
     sha = client.script_load(_REDEEM)  # on every master
-    batches = [names[i:i + 200] for i in range(0, len(names), 200)]
+    batches = [names[i : i + 200] for i in range(0, len(names), 200)]
     for batch in batches:  # minting, untimed: what TokenIssuer sends
         with client.pipeline() as pipe:
             for name in batch:
@@ -161,8 +179,10 @@ def _burn_worker(startup_nodes: list[tuple[str, int]], tokens: int, barriers: t.
 
 def server_cpu(clients: list[t.Any]) -> list[float]:
     """CPU seconds (user + system) each Redis master has used so far."""
-    return [float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-            for info in (client.info("cpu") for client in clients)]
+    return [
+        float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        for info in (client.info("cpu") for client in clients)
+    ]
 
 
 def _result(results: t.Any, workers: list[t.Any]) -> t.Any:
@@ -179,8 +199,10 @@ def measure(kind: str, cluster: ClusterTopology, processes: int, tokens: int) ->
     context = multiprocessing.get_context("spawn")
     ready, go, results = context.Barrier(processes + 1), context.Barrier(processes + 1), context.Queue()
     target = _redeem_worker if kind == "redeem" else _burn_worker
-    workers = [context.Process(target=target, args=(cluster.startup_nodes, tokens, (ready, go), results))
-               for _ in range(processes)]
+    workers = [
+        context.Process(target=target, args=(cluster.startup_nodes, tokens, (ready, go), results))
+        for _ in range(processes)
+    ]
     for worker in workers:
         worker.start()
     clients = cluster.clients()
@@ -202,17 +224,25 @@ def measure(kind: str, cluster: ClusterTopology, processes: int, tokens: int) ->
     if succeeded != total:
         raise RuntimeError(f"{kind}: only {succeeded} of {total} operations succeeded")
     busiest = max(a - b for a, b in zip(after, before))
-    return {"operations": total, "seconds": finished - started, "per_second": total / (finished - started),
-            "server_cpu_seconds": [round(a - b, 3) for a, b in zip(after, before)],
-            # what the busiest master could serve with a core of its own
-            "per_busiest_master_cpu_second": total / busiest if busiest > 0 else float("inf")}
+    return {
+        "operations": total,
+        "seconds": finished - started,
+        "per_second": total / (finished - started),
+        "server_cpu_seconds": [round(a - b, 3) for a, b in zip(after, before)],
+        # what the busiest master could serve with a core of its own
+        "per_busiest_master_cpu_second": total / busiest if busiest > 0 else float("inf"),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--masters", type=int, nargs="+", default=[1, 3])
-    parser.add_argument("--processes", type=int, default=max(2, free_cpu_count()),
-                        help="worker processes (default: the CPU count, at least 2)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=max(2, free_cpu_count()),
+        help="worker processes (default: the CPU count, at least 2)",
+    )
     parser.add_argument("--tokens", type=int, default=3000, help="tokens per worker for 'redeem'")
     parser.add_argument("--burns", type=int, default=50000, help="tokens per worker for 'burn'")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
@@ -221,7 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     _quiet()
 
     figures: dict[str, dict[int, list[dict[str, t.Any]]]] = {
-        "redeem": {m: [] for m in args.masters}, "burn": {m: [] for m in args.masters}}
+        "redeem": {m: [] for m in args.masters},
+        "burn": {m: [] for m in args.masters},
+    }
     clusters = [ClusterTopology(masters) for masters in args.masters]
     try:
         for cluster in clusters:
@@ -234,9 +266,12 @@ def main(argv: list[str] | None = None) -> None:
                         client.close()
                     run = measure(kind, cluster, args.processes, count)
                     figures[kind][masters].append(run)
-                    print(f"round {round_ + 1}, {masters} master(s), {kind:6}: {run['per_second']:8.0f}/s"
-                          f" wall clock; {run['per_busiest_master_cpu_second']:8.0f}/s per CPU-second of"
-                          f" the busiest master (server CPU s: {run['server_cpu_seconds']})", flush=True)
+                    print(
+                        f"round {round_ + 1}, {masters} master(s), {kind:6}: {run['per_second']:8.0f}/s"
+                        f" wall clock; {run['per_busiest_master_cpu_second']:8.0f}/s per CPU-second of"
+                        f" the busiest master (server CPU s: {run['server_cpu_seconds']})",
+                        flush=True,
+                    )
     finally:
         for cluster in clusters:
             cluster.stop()
@@ -245,26 +280,35 @@ def main(argv: list[str] | None = None) -> None:
         return statistics.median(run[field] for run in figures[kind][masters])
 
     cpus = free_cpu_count()
-    print(f"\nmedians of {args.rounds} rounds; {cpus} CPU(s), {args.processes} worker processes,"
-          " every redis-server and worker on this machine")
+    print(
+        f"\nmedians of {args.rounds} rounds; {cpus} CPU(s), {args.processes} worker processes,"
+        " every redis-server and worker on this machine"
+    )
     for kind in ("redeem", "burn"):
         for masters in args.masters:
-            print(f"{kind:6} {masters} master(s): {median(kind, masters, 'per_second'):8.0f}/s wall clock,"
-                  f" {median(kind, masters, 'per_busiest_master_cpu_second'):8.0f}/s per busiest-master"
-                  " CPU-second")
+            print(
+                f"{kind:6} {masters} master(s): {median(kind, masters, 'per_second'):8.0f}/s wall clock,"
+                f" {median(kind, masters, 'per_busiest_master_cpu_second'):8.0f}/s per busiest-master"
+                " CPU-second"
+            )
     low, high = min(args.masters), max(args.masters)
     if low != high:
         for kind in ("redeem", "burn"):
             wall = median(kind, high, "per_second") / median(kind, low, "per_second")
-            capacity = (median(kind, high, "per_busiest_master_cpu_second")
-                        / median(kind, low, "per_busiest_master_cpu_second"))
-            print(f"{kind}: {high} masters / {low} master = {wall:.2f}x wall clock here,"
-                  f" {capacity:.2f}x server capacity (busiest master's CPU)")
+            capacity = median(kind, high, "per_busiest_master_cpu_second") / median(
+                kind, low, "per_busiest_master_cpu_second"
+            )
+            print(
+                f"{kind}: {high} masters / {low} master = {wall:.2f}x wall clock here,"
+                f" {capacity:.2f}x server capacity (busiest master's CPU)"
+            )
     if cpus < high + args.processes:
-        print(f"note: {high} redis-servers and {args.processes} workers share {cpus} CPU(s): the wall"
-              " clock ratio is bounded by CPU contention on this machine, not by Redis Cluster; the"
-              " capacity ratio is what separate cores or machines per master would allow, as long as"
-              " the clients keep up")
+        print(
+            f"note: {high} redis-servers and {args.processes} workers share {cpus} CPU(s): the wall"
+            " clock ratio is bounded by CPU contention on this machine, not by Redis Cluster; the"
+            " capacity ratio is what separate cores or machines per master would allow, as long as"
+            " the clients keep up"
+        )
     if args.json:
         args.json.write_text(json.dumps({"cpus": cpus, "processes": args.processes, **figures}, indent=2))
 

@@ -23,7 +23,13 @@ from pathlib import Path
 import redis
 
 from sso_middleware import (
-    AdminAPIOptions, Destinations, Limit, Limits, SessionOptions, SSOMiddleware, Stores,
+    AdminAPIOptions,
+    Destinations,
+    Limit,
+    Limits,
+    SessionOptions,
+    SSOMiddleware,
+    Stores,
 )
 from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import demo_user_store
@@ -127,12 +133,18 @@ class TokenPool:
         # RedisTokenStore over a pipeline: add() queues the SET ... EX NX
         # and mint() sends a whole batch in one go.
         self.pipe = self.client.pipeline(transaction=False)
-        self.issuer = TokenIssuer(RedisTokenStore(t.cast(redis.Redis, self.pipe), prefix=PREFIX), SEALER,
-                                  demo_user_store(), Destinations(), sso_url=SYSTEM_URL + SSO_PATH,
-                                  ttl=ttl)
+        self.issuer = TokenIssuer(
+            RedisTokenStore(t.cast(redis.Redis, self.pipe), prefix=PREFIX),
+            SEALER,
+            demo_user_store(),
+            Destinations(),
+            sso_url=SYSTEM_URL + SSO_PATH,
+            ttl=ttl,
+        )
 
-    def mint(self, n: int, *, client_id: int = 1, destination: str = DESTINATION,
-             batch: int = 2000) -> list[str]:
+    def mint(
+        self, n: int, *, client_id: int = 1, destination: str = DESTINATION, batch: int = 2000
+    ) -> list[str]:
         tokens: list[str] = []
         while len(tokens) < n:
             for _ in range(min(batch, n - len(tokens))):
@@ -148,20 +160,41 @@ class TokenPool:
 
 # -- WSGI --------------------------------------------------------------------
 
-def environ(path: str, query: str = "", *, method: str = "GET", cookie: str | None = None,
-            body: bytes = b"", content_type: str = "", headers: t.Mapping[str, str] | None = None,
-            ) -> dict[str, t.Any]:
+
+def environ(
+    path: str,
+    query: str = "",
+    *,
+    method: str = "GET",
+    cookie: str | None = None,
+    body: bytes = b"",
+    content_type: str = "",
+    headers: t.Mapping[str, str] | None = None,
+) -> dict[str, t.Any]:
     """A WSGI environ like gunicorn's for a small request."""
     import io
 
     env: dict[str, t.Any] = {
-        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": query,
-        "RAW_URI": path + ("?" + query if query else ""), "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "50000", "HTTP_HOST": "127.0.0.1:8000", "HTTP_USER_AGENT": "bench/1.0",
-        "HTTP_ACCEPT": "*/*", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.multithread": False,
-        "wsgi.multiprocess": True, "wsgi.run_once": False,
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "RAW_URI": path + ("?" + query if query else ""),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "50000",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "bench/1.0",
+        "HTTP_ACCEPT": "*/*",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
     }
     if cookie:
         env["HTTP_COOKIE"] = cookie
@@ -214,6 +247,7 @@ def bare_app(environ: WSGIEnvironment, start_response: t.Any) -> list[bytes]:
 
 # -- timing ------------------------------------------------------------------
 
+
 class Samples(dict[str, list[float]]):
     """Per-op seconds of several subjects, one sample per alternating round."""
 
@@ -254,7 +288,11 @@ def pin(server: RedisServer, cpus: set[int] | None) -> str:
     target = every if cpus is None else cpus & every or every
     for pid in (0, server.process.pid if server.process else 0):
         os.sched_setaffinity(pid, target)
-    return "unpinned" if target == every else f"pinned with redis-server to CPU {','.join(map(str, sorted(target)))}"
+    return (
+        "unpinned"
+        if target == every
+        else f"pinned with redis-server to CPU {','.join(map(str, sorted(target)))}"
+    )
 
 
 def clock_ns() -> int:
@@ -262,6 +300,7 @@ def clock_ns() -> int:
 
 
 # -- output ------------------------------------------------------------------
+
 
 @dataclass
 class Section:
@@ -272,7 +311,6 @@ class Section:
     #: per-op latencies in µs, by subject, for the percentile plot
     latencies: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
 
 
 @dataclass

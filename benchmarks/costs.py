@@ -35,16 +35,31 @@ import redis
 from werkzeug.wrappers import Request
 
 from sso_middleware.endpoints.sso import PLAIN_LINK
-from sso_middleware.sessions import _PAYLOAD as PAYLOAD  # the shape resume() checks a cookie's payload against
+from sso_middleware.sessions import (
+    _PAYLOAD as PAYLOAD,
+)  # the shape resume() checks a cookie's payload against
 from sso_middleware.sessions import secret_digest
 from sso_middleware.stores import SESSION_MARK
-from sso_middleware.stores.redis import _REDEEM  # the script RedisTokenStore.redeem sends
-from sso_middleware.stores.redis import RedisTokenStore
+from sso_middleware.stores.redis import (
+    _REDEEM,  # the script RedisTokenStore.redeem sends
+    RedisTokenStore,
+)
 from sso_middleware.tokens import TokenRecord, new_token, token_key
 
 from .apps import hello_app
-from .common import (PREFIX, SEALER, SSO_PATH, RedisServer, TokenPool, alternate, build_middleware, call, connect,
-                     environ, pin)
+from .common import (
+    PREFIX,
+    SEALER,
+    SSO_PATH,
+    RedisServer,
+    TokenPool,
+    alternate,
+    build_middleware,
+    call,
+    connect,
+    environ,
+    pin,
+)
 
 #: A token record as the package encodes it (sealed under each key it is stored at).
 RECORD = TokenRecord(1, 1, "clientarea:invoices", "/clientarea.php?action=invoices", 1767225600123).encode()
@@ -59,22 +74,26 @@ Timings = list[tuple[str, float]]
 
 def per_op(fn: t.Callable[[], t.Any], n: int) -> t.Callable[[], float]:
     """Time ``n`` calls of ``fn``; seconds per call."""
+
     def run() -> float:
         t0 = time.perf_counter_ns()
         for _ in range(n):
             fn()
         return (time.perf_counter_ns() - t0) / n / 1e9
+
     return run
 
 
 def keyed(fn: t.Callable[[str], t.Any], make: t.Callable[[int], list[str]], n: int) -> t.Callable[[], float]:
     """Time ``fn`` over ``n`` fresh keys made (untimed) by ``make``."""
+
     def run() -> float:
         keys = make(n)
         t0 = time.perf_counter_ns()
         for key in keys:
             fn(key)
         return (time.perf_counter_ns() - t0) / n / 1e9
+
     return run
 
 
@@ -104,7 +123,7 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
     digest = secret_digest(secret)
     if not record.startswith(SESSION_MARK + digest):
         raise RuntimeError("resume() does not find the session the sign-on started")
-    embedded = record[len(SESSION_MARK + digest):]  # the token's sealed record
+    embedded = record[len(SESSION_MARK + digest) :]  # the token's sealed record
     sealed = SEALER.seal(key, RECORD)
 
     def fresh(count: int) -> list[str]:
@@ -145,21 +164,30 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
 
     redeem = "RedisTokenStore.redeem: EVALSHA (GET, SET of session + record, GET of the latest end time)"
     resume = "RedisTokenStore.resume: EVALSHA (GETEX + MGET of 2 end times)"
-    redemption, session, bare = ("redemption (SSOMiddleware, 303)", "session request (SSOMiddleware + hello app)",
-                                 "hello app alone, same request")
+    redemption, session, bare = (
+        "redemption (SSOMiddleware, 303)",
+        "session request (SSOMiddleware + hello app)",
+        "hello app alone, same request",
+    )
     get, get_bare = "GET (session key)", "GET, then the hello app"
     calls = {
         get: per_op(lambda: raw.get(session_key), n),
         "GETDEL (token key)": keyed(lambda k: raw.getdel(PREFIX + "t:" + k), tokens, n),
-        "SET … EX NX (a mint's command)": keyed(lambda k: raw.set(PREFIX + "t:" + k, RECORD, ex=60, nx=True),
-                                                fresh, n),
+        "SET … EX NX (a mint's command)": keyed(
+            lambda k: raw.set(PREFIX + "t:" + k, RECORD, ex=60, nx=True), fresh, n
+        ),
         redeem: keyed(lambda k: store.redeem(k, SESSION, idle, True), tokens, n),
-        "the previous redemption: SET … XX GET EX (plain, the same session record written)":
-            keyed(lambda k: raw.set(PREFIX + "t:" + k, SESSION + sealed, xx=True, get=True, ex=idle), tokens, n),
+        "the previous redemption: SET … XX GET EX (plain, the same session record written)": keyed(
+            lambda k: raw.set(PREFIX + "t:" + k, SESSION + sealed, xx=True, get=True, ex=idle), tokens, n
+        ),
         "bare evalsha of a script running one GET (token key)": keyed(
-            lambda k: raw.evalsha(get_sha, 1, PREFIX + "t:" + k), tokens, n),
+            lambda k: raw.evalsha(get_sha, 1, PREFIX + "t:" + k), tokens, n
+        ),
         "bare evalsha of the redemption's script (as redeem() sends it)": keyed(
-            lambda k: raw.evalsha(redeem_sha, 2, PREFIX + "t:" + k, PREFIX + "ended", SESSION, idle, 1), tokens, n),
+            lambda k: raw.evalsha(redeem_sha, 2, PREFIX + "t:" + k, PREFIX + "ended", SESSION, idle, 1),
+            tokens,
+            n,
+        ),
         resume: per_op(lambda: store.resume(key, idle, subjects), n),
         "resume as on Cluster: pipeline GETEX + GET + GET": per_op(resume_pipelined, n),
     }
@@ -177,21 +205,29 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
         args.getlist("access_token"), args.getlist("scope")
 
     pieces = {
-        "redemption: PLAIN_LINK.fullmatch (the link as minted)": per_op(lambda: PLAIN_LINK.fullmatch(query), n * 10),
+        "redemption: PLAIN_LINK.fullmatch (the link as minted)": per_op(
+            lambda: PLAIN_LINK.fullmatch(query), n * 10
+        ),
         "redemption: Request(environ).args + getlist (fallback parser)": per_op(fallback_parse, n * 10),
         "redemption: token_key (SHA-256 + base64)": per_op(lambda: token_key(secret), n * 10),
         "redemption and session: secret_digest (SHA-256 of the session secret)": per_op(
-            lambda: secret_digest(secret), n * 10),
-        "redemption and session: RecordSealer.open (HMAC-SHA256)": per_op(lambda: SEALER.open(key, sealed), n * 10),
+            lambda: secret_digest(secret), n * 10
+        ),
+        "redemption and session: RecordSealer.open (HMAC-SHA256)": per_op(
+            lambda: SEALER.open(key, sealed), n * 10
+        ),
         "redemption and session: TokenRecord.decode": per_op(lambda: TokenRecord.decode(RECORD), n * 10),
         "mint: RecordSealer.seal (HMAC-SHA256)": per_op(lambda: SEALER.seal(key, RECORD), n * 10),
         "redemption: Signer.sign (cookie payload)": per_op(lambda: sessions.signer.sign(text), n * 10),
-        "redemption: cookie_header (attributes made once)": per_op(lambda: sessions.cookie_header(value), n * 10),
+        "redemption: cookie_header (attributes made once)": per_op(
+            lambda: sessions.cookie_header(value), n * 10
+        ),
         "session: read_cookie": per_op(lambda: sessions.read_cookie(page), n * 10),
         "session: Signer.unsign (cookie)": per_op(lambda: sessions.signer.unsign(value), n * 10),
         "session: payload regex fullmatch": per_op(lambda: PAYLOAD.fullmatch(payload), n * 10),
         "session: open + decode of the embedded record": per_op(
-            lambda: TokenRecord.decode(SEALER.open(key, embedded)), n * 10),
+            lambda: TokenRecord.decode(SEALER.open(key, embedded)), n * 10
+        ),
     }
     for fn in (*calls.values(), *requests.values(), *pieces.values()):
         fn()  # warm-up
@@ -200,17 +236,25 @@ def costs(url: str, rounds: int, n: int) -> tuple[Timings, Timings, Timings]:
     pool.close()
     client.close()
     raw.close()
-    return ([(name, rs.median(name)) for name in calls], [(name, ps.median(name)) for name in pieces], [
-        *((name, rs.median(name)) for name in requests),
-        ("redemption − its redeem() call", rs.difference(redemption, redeem)),
-        ("session request − hello app (the middleware's overhead)", rs.difference(session, bare)),
-        ("that overhead − its resume() call", statistics.median(
-            s - b - r for s, b, r in zip(rs[session], rs[bare], rs[resume]))),
-        # Python right after a round trip runs slower than in a loop of its own
-        # (redis-server ran on the same CPU in between): part of every difference above
-        ("GET, then the hello app − GET − hello app", statistics.median(
-            gb - g - b for gb, g, b in zip(rs[get_bare], rs[get], rs[bare]))),
-    ])
+    return (
+        [(name, rs.median(name)) for name in calls],
+        [(name, ps.median(name)) for name in pieces],
+        [
+            *((name, rs.median(name)) for name in requests),
+            ("redemption − its redeem() call", rs.difference(redemption, redeem)),
+            ("session request − hello app (the middleware's overhead)", rs.difference(session, bare)),
+            (
+                "that overhead − its resume() call",
+                statistics.median(s - b - r for s, b, r in zip(rs[session], rs[bare], rs[resume])),
+            ),
+            # Python right after a round trip runs slower than in a loop of its own
+            # (redis-server ran on the same CPU in between): part of every difference above
+            (
+                "GET, then the hello app − GET − hello app",
+                statistics.median(gb - g - b for gb, g, b in zip(rs[get_bare], rs[get], rs[bare])),
+            ),
+        ],
+    )
 
 
 def main() -> None:

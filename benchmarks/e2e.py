@@ -25,8 +25,21 @@ from tests.support.redis_server import free_port
 
 from . import loadgen
 from .apps import AUTHLIB_CLIENT_ID, AUTHLIB_CLIENT_SECRET, hello_app, mint_handrolled
-from .common import (DESTINATION, ROOT, SSO_PATH, TOKEN_PATH, RedisServer, Row, Section, TokenPool,
-                     build_middleware, connect, log, quiet_env, table)
+from .common import (
+    DESTINATION,
+    ROOT,
+    SSO_PATH,
+    TOKEN_PATH,
+    RedisServer,
+    Row,
+    Section,
+    TokenPool,
+    build_middleware,
+    connect,
+    log,
+    quiet_env,
+    table,
+)
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -34,8 +47,8 @@ FORM = "application/x-www-form-urlencoded"
 @dataclass(frozen=True)
 class Settings:
     rounds: int
-    seconds: int     # per run (wrk takes whole seconds)
-    warmup: float    # per app, with the Python generator, before the first run
+    seconds: int  # per run (wrk takes whole seconds)
+    warmup: float  # per app, with the Python generator, before the first run
     connections: int = 4
 
 
@@ -50,6 +63,7 @@ PAIRS: tuple[tuple[str, str, str, float], ...] = (
     ("e2e_passthrough", "passthrough_mw", "passthrough_bare", 0.97),
 )
 
+
 class Server:
     """One gunicorn serving ``benchmarks.apps.make(name)``."""
 
@@ -59,10 +73,24 @@ class Server:
         env = quiet_env()
         env["BENCH_REDIS_URL"] = redis_url
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", "2", "--preload",
-             "--bind", f"127.0.0.1:{self.port}", "--chdir", str(ROOT), "--log-level", "warning",
-             f"benchmarks.apps:make({name!r})"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "2",
+                "--preload",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--chdir",
+                str(ROOT),
+                "--log-level",
+                "warning",
+                f"benchmarks.apps:make({name!r})",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
 
     def wait(self) -> None:
@@ -70,8 +98,10 @@ class Server:
             loadgen.wait_until_serving(self.port)
         except RuntimeError:
             self.stop()
-            raise RuntimeError(f"gunicorn for {self.name} did not start: "
-                               f"{self.process.stderr.read().decode() if self.process.stderr else ''}")
+            raise RuntimeError(
+                f"gunicorn for {self.name} did not start: "
+                f"{self.process.stderr.read().decode() if self.process.stderr else ''}"
+            ) from None
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -94,8 +124,9 @@ class Loads:
         self.pool = TokenPool(self.redis_url)
         self.raw = connect(self.redis_url)
         mw = build_middleware(hello_app, self.redis_url)
-        credential, secret = mw.credentials.create(grant_type="single_sign_on", scope=DESTINATION,
-                                                   service_id=101, name="benchmark")
+        credential, secret = mw.credentials.create(
+            grant_type="single_sign_on", scope=DESTINATION, service_id=101, name="benchmark"
+        )
         self.token_basic = _basic(credential.identifier, secret)
 
     def build(self, app: str, tokens: int) -> tuple[loadgen.Load, int]:
@@ -109,12 +140,19 @@ class Loads:
         if app == "redirect":
             return loadgen.Load(sso + secrets.token_urlsafe(32)), 303
         if app == "token":
-            return loadgen.Load(TOKEN_PATH, "POST", {"Authorization": self.token_basic, "Content-Type": FORM},
-                                b"grant_type=single_sign_on&scope=clientarea%3Asso+clientarea%3Ainvoices"), 200
+            return loadgen.Load(
+                TOKEN_PATH,
+                "POST",
+                {"Authorization": self.token_basic, "Content-Type": FORM},
+                b"grant_type=single_sign_on&scope=clientarea%3Asso+clientarea%3Ainvoices",
+            ), 200
         if app == "authlib":
-            return loadgen.Load("/oauth/token", "POST", {
-                "Authorization": _basic(AUTHLIB_CLIENT_ID, AUTHLIB_CLIENT_SECRET), "Content-Type": FORM},
-                b"grant_type=client_credentials&scope=clientarea%3Asso+clientarea%3Ainvoices"), 200
+            return loadgen.Load(
+                "/oauth/token",
+                "POST",
+                {"Authorization": _basic(AUTHLIB_CLIENT_ID, AUTHLIB_CLIENT_SECRET), "Content-Type": FORM},
+                b"grant_type=client_credentials&scope=clientarea%3Asso+clientarea%3Ainvoices",
+            ), 200
         if app in ("passthrough_mw", "passthrough_bare"):
             return loadgen.Load("/clientarea.php?action=invoices"), 200
         raise ValueError(app)
@@ -156,29 +194,37 @@ def run(redis_url: str, quick: bool, generator: str | None = None) -> Section:
                 measure(app, s.warmup, "python")
             results: dict[str, list[loadgen.Result]] = {subject: [], baseline: []}
             for i in range(s.rounds):
-                for app in ((subject, baseline) if i % 2 == 0 else (baseline, subject)):
+                for app in (subject, baseline) if i % 2 == 0 else (baseline, subject):
                     results[app].append(measure(app, s.seconds))
             ratio = statistics.median(a.rps / b.rps for a, b in zip(results[subject], results[baseline]))
             out.metrics[metric] = ratio
             for app in (subject, baseline):
                 rps = statistics.median(r.rps for r in results[app])
                 out.metrics[f"e2e_rps_{app}"] = rps
-                out.latencies[f"e2e {app}"] = [statistics.median(r.latency_us[p] for r in results[app])
-                                               for p in loadgen.PERCENTILES]
+                out.latencies[f"e2e {app}"] = [
+                    statistics.median(r.latency_us[p] for r in results[app]) for p in loadgen.PERCENTILES
+                ]
             cpu = [r.loadgen_cpu for rs in results.values() for r in rs if r.loadgen_cpu is not None]
-            context = (f"{out.metrics[f'e2e_rps_{subject}']:,.0f} vs {out.metrics[f'e2e_rps_{baseline}']:,.0f} req/s "
-                       f"({subject} vs {baseline}); p50 {out.latencies[f'e2e {subject}'][0] / 1e3:.2f} vs "
-                       f"{out.latencies[f'e2e {baseline}'][0] / 1e3:.2f} ms")
+            context = (
+                f"{out.metrics[f'e2e_rps_{subject}']:,.0f} vs "
+                f"{out.metrics[f'e2e_rps_{baseline}']:,.0f} req/s "
+                f"({subject} vs {baseline}); p50 {out.latencies[f'e2e {subject}'][0] / 1e3:.2f} vs "
+                f"{out.latencies[f'e2e {baseline}'][0] / 1e3:.2f} ms"
+            )
             if cpu:
                 context += f"; Python load generator used {max(cpu):.0%} of a core at most"
             out.rows.append(Row(metric, ratio, "x", f"≥ {goal}", ratio >= goal, context))
         floor = out.metrics.get("e2e_rps_redirect", 0.0)
-        for row, (metric, _, baseline, _) in zip(out.rows, PAIRS):
+        for row, (_, _, baseline, _) in zip(out.rows, PAIRS):
             if baseline in ("flask_handrolled", "authlib"):
-                row.context += (f"; ceiling {floor / out.metrics[f'e2e_rps_{baseline}']:.2f} (a zero-cost "
-                                f"endpoint runs at most at the server floor, {floor:,.0f} req/s)")
-        out.notes.append(f"e2e load generator: {generator}, {s.connections} connections, "
-                         f"{s.rounds} alternating rounds of {s.seconds:g} s per side")
+                row.context += (
+                    f"; ceiling {floor / out.metrics[f'e2e_rps_{baseline}']:.2f} (a zero-cost "
+                    f"endpoint runs at most at the server floor, {floor:,.0f} req/s)"
+                )
+        out.notes.append(
+            f"e2e load generator: {generator}, {s.connections} connections, "
+            f"{s.rounds} alternating rounds of {s.seconds:g} s per side"
+        )
         out.metrics["e2e_loadgen"] = generator  # type: ignore[assignment]
     finally:
         for server in servers.values():

@@ -38,21 +38,44 @@ from sso_middleware.stores import SESSION_MARK
 from sso_middleware.tokens import TokenRecord, token_key
 
 from .apps import hello_app
-from .common import (API_IDENTIFIER, API_PATH, API_SECRET, DESTINATION, PREFIX, SEALER, SSO_PATH,
-                     CountingConnection, Reply, Row, Section, TokenPool, alternate, bare_app, build_middleware, call,
-                     clock_ns, connect, counting_client, environ, log, run_alone, us)
+from .common import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    DESTINATION,
+    PREFIX,
+    SEALER,
+    SSO_PATH,
+    CountingConnection,
+    Reply,
+    Row,
+    Section,
+    TokenPool,
+    alternate,
+    bare_app,
+    build_middleware,
+    call,
+    clock_ns,
+    connect,
+    counting_client,
+    environ,
+    log,
+    run_alone,
+    us,
+)
 
 #: A token record as the package writes it, sealed (the GETDEL and SET
 #: baselines store it; its size is what matters to them, not its key).
-RECORD = SEALER.seal("x" * 43, TokenRecord(1, 1, DESTINATION, "/clientarea.php?action=invoices",
-                                           1767225600123).encode())
+RECORD = SEALER.seal(
+    "x" * 43, TokenRecord(1, 1, DESTINATION, "/clientarea.php?action=invoices", 1767225600123).encode()
+)
 
 
 @dataclass(frozen=True)
 class Settings:
-    rounds: int        # alternating rounds per comparison
-    redis_batch: int   # ops per run for Redis-bound subjects
-    fast_batch: int    # ops per run for pass-through (µs-scale) subjects
+    rounds: int  # alternating rounds per comparison
+    redis_batch: int  # ops per run for Redis-bound subjects
+    fast_batch: int  # ops per run for pass-through (µs-scale) subjects
 
 
 QUICK = Settings(rounds=11, redis_batch=300, fast_batch=10000)
@@ -112,6 +135,7 @@ class Bench:
         def run() -> float:
             envs = [dict(base) for _ in range(self.s.redis_batch)]
             return self.timed_each("session request", [lambda e=e: call(self.mw, e) for e in envs])
+
         return run
 
     def redeem(self) -> float:
@@ -143,16 +167,27 @@ class Bench:
         return self.timed_each("mint (create_sso_token)", ops)
 
     def admin_api_mint(self) -> float:
-        body = urllib.parse.urlencode({
-            "action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
-            "responsetype": "json", "client_id": "1", "destination": DESTINATION}).encode()
-        envs = [environ(API_PATH, method="POST", body=body, content_type="application/x-www-form-urlencoded")
-                for _ in range(self.s.redis_batch)]
+        body = urllib.parse.urlencode(
+            {
+                "action": "CreateSsoToken",
+                "identifier": API_IDENTIFIER,
+                "secret": API_SECRET,
+                "responsetype": "json",
+                "client_id": "1",
+                "destination": DESTINATION,
+            }
+        ).encode()
+        envs = [
+            environ(API_PATH, method="POST", body=body, content_type="application/x-www-form-urlencoded")
+            for _ in range(self.s.redis_batch)
+        ]
         return self.timed_each("mint (admin API)", [lambda e=e: call(self.mw, e) for e in envs])
 
     def set_nx(self) -> float:
         keys = [PREFIX + "t:" + secrets.token_urlsafe(32) for _ in range(self.s.redis_batch)]
-        return self.timed_each("raw SET EX NX", [lambda k=k: self.raw.set(k, RECORD, ex=60, nx=True) for k in keys])
+        return self.timed_each(
+            "raw SET EX NX", [lambda k=k: self.raw.set(k, RECORD, ex=60, nx=True) for k in keys]
+        )
 
     def session_cookie(self) -> str:
         reply = call(self.mw, environ(SSO_PATH, "access_token=" + self.pool.mint(1)[0]))
@@ -187,8 +222,11 @@ def count(client: redis.Redis, action: t.Callable[[], t.Any], n: int) -> Counts:
         ran[name.removeprefix("cmdstat_").split("|")[0]] += int(v["calls"])
     sent = CountingConnection.sent
     inside = {k: v - sent[k] for k, v in ran.items() if k not in ("config", "info") and v > sent[k]}
-    return Counts(CountingConnection.round_trips / n, {k: v / n for k, v in sent.items()},
-                  {k: v / n for k, v in inside.items()})
+    return Counts(
+        CountingConnection.round_trips / n,
+        {k: v / n for k, v in sent.items()},
+        {k: v / n for k, v in inside.items()},
+    )
 
 
 def run(redis_url: str, quick: bool) -> Section:
@@ -202,11 +240,20 @@ def run(redis_url: str, quick: bool) -> Section:
 
     log("in-process: pass-through")
     cookie = b.session_cookie()
-    pt = alternate({"wrapped": b.passthrough(b.mw), "bare": b.passthrough(hello_app),
-                    "raw wrapped": b.passthrough(b.raw_mw), "raw bare": b.passthrough(bare_app)}, s.rounds)
+    pt = alternate(
+        {
+            "wrapped": b.passthrough(b.mw),
+            "bare": b.passthrough(hello_app),
+            "raw wrapped": b.passthrough(b.raw_mw),
+            "raw bare": b.passthrough(bare_app),
+        },
+        s.rounds,
+    )
     log("in-process: session")
-    ss = alternate({"session": b.session_request(cookie), "bare": b.passthrough(hello_app, cookie),
-                    "GET": b.get}, s.rounds)
+    ss = alternate(
+        {"session": b.session_request(cookie), "bare": b.passthrough(hello_app, cookie), "GET": b.get},
+        s.rounds,
+    )
     log("in-process: redemption")
     rd = alternate({"redeem": b.redeem, "GETDEL": b.getdel}, s.rounds)
     log("in-process: minting")
@@ -221,8 +268,11 @@ def run(redis_url: str, quick: bool) -> Section:
     redeem_counts = count(b.raw, lambda: replies.extend(call(counted, e) for e in envs), 1000)
     if not all(r.status.startswith("303") for r in replies):
         raise RuntimeError("a counted redemption failed")
-    mint_counts = count(b.raw, lambda: [counted.create_sso_token(client_id=1, destination=DESTINATION)
-                                        for _ in range(1000)], 1000)
+    mint_counts = count(
+        b.raw,
+        lambda: [counted.create_sso_token(client_id=1, destination=DESTINATION) for _ in range(1000)],
+        1000,
+    )
 
     passthrough = pt.ratio("wrapped", "bare")
     session = ss.ratio("session", "bare")
@@ -232,11 +282,16 @@ def run(redis_url: str, quick: bool) -> Section:
     mint = mt.ratio("mint", "SET")
     per_redeem, per_mint = redeem_counts.round_trips, mint_counts.round_trips
     in_script = sum(redeem_counts.in_scripts.values())
-    out.metrics.update({
-        "passthrough_overhead": passthrough, "session_overhead": session,
-        "redeem_vs_getdel": redeem, "mint_vs_set": mint,
-        "redis_round_trips_per_redeem": per_redeem, "redis_round_trips_per_mint": per_mint,
-    })
+    out.metrics.update(
+        {
+            "passthrough_overhead": passthrough,
+            "session_overhead": session,
+            "redeem_vs_getdel": redeem,
+            "mint_vs_set": mint,
+            "redis_round_trips_per_redeem": per_redeem,
+            "redis_round_trips_per_mint": per_mint,
+        }
+    )
     out.metrics["redis_script_commands_per_redeem"] = in_script
     out.metrics["session_overhead_us"] = session_us * 1e6
     out.metrics["raw_get_us"] = get_s * 1e6
@@ -244,22 +299,46 @@ def run(redis_url: str, quick: bool) -> Section:
     def breakdown(counts: Counts) -> str:
         def names(by: dict[str, float]) -> str:
             return ", ".join(f"{k.upper()} {v:g}" for k, v in sorted(by.items())) or "none"
+
         return f"sent: {names(counts.sent)}; run inside scripts: {names(counts.in_scripts)}"
 
     out.rows += [
-        Row("passthrough_overhead", passthrough, "x", "≤ 1.05", passthrough <= 1.05,
+        Row(
+            "passthrough_overhead",
+            passthrough,
+            "x",
+            "≤ 1.05",
+            passthrough <= 1.05,
             f"{us(pt.median('wrapped'))} vs {us(pt.median('bare'))} (Werkzeug hello app); "
             f"+{pt.difference('wrapped', 'bare') * 1e9:.0f} ns; vs a 3-line raw WSGI app: "
             f"{pt.ratio('raw wrapped', 'raw bare'):.2f}x ({us(pt.median('raw wrapped'))} vs "
-            f"{us(pt.median('raw bare'))})"),
-        Row("session_overhead", session, "x", f"overhead ≤ GET + 20 µs = {us(get_s + 20e-6)}",
+            f"{us(pt.median('raw bare'))})",
+        ),
+        Row(
+            "session_overhead",
+            session,
+            "x",
+            f"overhead ≤ GET + 20 µs = {us(get_s + 20e-6)}",
             session_us <= get_s + 20e-6,
-            f"{us(ss.median('session'))} vs {us(ss.median('bare'))}: +{us(session_us)}; raw GET {us(get_s)}"),
-        Row("redeem_vs_getdel", redeem, "x", "≤ 2.5", redeem <= 2.5,
-            f"{us(rd.median('redeem'))} vs GETDEL {us(rd.median('GETDEL'))}"),
-        Row("mint_vs_set", mint, "x", "≤ 1.5", mint <= 1.5,
+            f"{us(ss.median('session'))} vs {us(ss.median('bare'))}: +{us(session_us)}; raw GET {us(get_s)}",
+        ),
+        Row(
+            "redeem_vs_getdel",
+            redeem,
+            "x",
+            "≤ 2.5",
+            redeem <= 2.5,
+            f"{us(rd.median('redeem'))} vs GETDEL {us(rd.median('GETDEL'))}",
+        ),
+        Row(
+            "mint_vs_set",
+            mint,
+            "x",
+            "≤ 1.5",
+            mint <= 1.5,
             f"{us(mt.median('mint'))} vs SET EX NX {us(mt.median('SET'))}; "
-            f"via the admin API (WSGI): {us(mt.median('admin API'))}"),
+            f"via the admin API (WSGI): {us(mt.median('admin API'))}",
+        ),
         Row("redis_round_trips_per_redeem", per_redeem, "", "≤ 1", per_redeem <= 1, breakdown(redeem_counts)),
         Row("redis_round_trips_per_mint", per_mint, "", "≤ 1", per_mint <= 1, breakdown(mint_counts)),
     ]

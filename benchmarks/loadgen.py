@@ -86,14 +86,27 @@ def _lua(value: str) -> str:
 
 def run_wrk(port: int, load: Load, seconds: float, connections: int) -> Result:
     headers = "\n".join(f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in load.headers.items())
-    script = _WRK_SCRIPT.format(method=_lua(load.method), body=_lua(load.body.decode()), headers=headers,
-                                percentiles=", ".join(str(p) for p in PERCENTILES))
+    script = _WRK_SCRIPT.format(
+        method=_lua(load.method),
+        body=_lua(load.body.decode()),
+        headers=headers,
+        percentiles=", ".join(str(p) for p in PERCENTILES),
+    )
     with tempfile.TemporaryDirectory(prefix="sso-bench-") as tmp:
         lua = os.path.join(tmp, "load.lua")
         with open(lua, "w") as f:
             f.write(script)
-        args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", lua,
-                f"http://127.0.0.1:{port}{load.path}"]
+        args = [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            lua,
+            f"http://127.0.0.1:{port}{load.path}",
+        ]
         if load.paths:
             paths = os.path.join(tmp, "paths.txt")
             with open(paths, "w") as f:
@@ -109,6 +122,7 @@ def run_wrk(port: int, load: Load, seconds: float, connections: int) -> Result:
 
 
 # -- Python ------------------------------------------------------------------
+
 
 def run_python(port: int, load: Load, seconds: float, connections: int, expect: int) -> Result:
     """One thread per connection, one TCP connection per request (gunicorn's
@@ -161,8 +175,11 @@ def run_python(port: int, load: Load, seconds: float, connections: int, expect: 
     elapsed = time.perf_counter() - started
     cpu = (time.process_time() - cpu0) / elapsed
     latencies.sort()
-    pct = {p: latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] for p in PERCENTILES} \
-        if latencies else {p: 0.0 for p in PERCENTILES}
+    pct = (
+        {p: latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] for p in PERCENTILES}
+        if latencies
+        else {p: 0.0 for p in PERCENTILES}
+    )
     return Result(len(latencies), elapsed, errors[0], pct, cpu)
 
 
@@ -186,4 +203,3 @@ def wait_until_serving(port: int, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"no server answered on port {port}")
         time.sleep(0.1)
-

@@ -30,8 +30,22 @@ from sso_middleware.stores import SESSION_MARK
 from sso_middleware.tokens import token_key
 
 from .apps import hello_app
-from .common import (DESTINATION, PREFIX, ROOT, SSO_PATH, Row, Section, TokenPool, build_middleware, call, connect,
-                     environ, log, quiet_env, run_alone)
+from .common import (
+    DESTINATION,
+    PREFIX,
+    ROOT,
+    SSO_PATH,
+    Row,
+    Section,
+    TokenPool,
+    build_middleware,
+    call,
+    connect,
+    environ,
+    log,
+    quiet_env,
+    run_alone,
+)
 
 #: Growth of the resident set we call noise (allocator arenas, caches).
 RSS_NOISE_KIB = 2048
@@ -92,15 +106,21 @@ def run(redis_url: str, quick: bool) -> Section:
     redeem_all(mw, pool.mint(100))  # warm-up
 
     log("memory: Redis bytes per token and session")
-    token_keys = new_keys(client, PREFIX + "t:*", lambda: [
-        mw.create_sso_token(client_id=1, destination=DESTINATION) for _ in range(SAMPLE)])
+    token_keys = new_keys(
+        client,
+        PREFIX + "t:*",
+        lambda: [mw.create_sso_token(client_id=1, destination=DESTINATION) for _ in range(SAMPLE)],
+    )
     per_token = usage(client, token_keys)
     tokens = pool.mint(SAMPLE)
     redeem_all(mw, tokens)
     redeemed = [PREFIX + "t:" + token_key(token) for token in tokens]
     values = t.cast("list[bytes | None]", client.mget(redeemed))
-    session_keys = [key.encode() for key, value in zip(redeemed, values)
-                    if value is not None and value.startswith(SESSION_MARK) and len(value) > len(SESSION_MARK)]
+    session_keys = [
+        key.encode()
+        for key, value in zip(redeemed, values)
+        if value is not None and value.startswith(SESSION_MARK) and len(value) > len(SESSION_MARK)
+    ]
     if len(session_keys) != SAMPLE:
         raise RuntimeError(f"only {len(session_keys)} of {SAMPLE} redeemed token keys hold a session record")
     per_session = usage(client, session_keys)
@@ -116,26 +136,55 @@ def run(redis_url: str, quick: bool) -> Section:
 
     total = 10_000 if quick else 100_000
     log(f"memory: resident memory over {total:,} redemptions (child process)")
-    child = subprocess.run([sys.executable, "-m", "benchmarks.memory", "--rss", str(total), "--redis-url", redis_url],
-                           capture_output=True, text=True, env=quiet_env(), cwd=ROOT, check=True)
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", "--rss", str(total), "--redis-url", redis_url],
+        capture_output=True,
+        text=True,
+        env=quiet_env(),
+        cwd=ROOT,
+        check=True,
+    )
     readings = {int(k): v for k, v in json.loads(child.stdout.strip().splitlines()[-1]).items()}
     growth = readings[total] - readings[1000]
 
-    out.metrics.update({"redis_bytes_per_token": per_token, "redis_bytes_per_session": per_session,
-                        "rss_growth_kib": float(growth), "rss_redemptions": float(total)})
+    out.metrics.update(
+        {
+            "redis_bytes_per_token": per_token,
+            "redis_bytes_per_session": per_session,
+            "rss_growth_kib": float(growth),
+            "rss_redemptions": float(total),
+        }
+    )
     out.rows += [
-        Row("redis_bytes_per_token", per_token, "B", "≤ 200", per_token <= 200,
+        Row(
+            "redis_bytes_per_token",
+            per_token,
+            "B",
+            "≤ 200",
+            per_token <= 200,
             f"MEMORY USAGE, median of {len(token_keys)} keys (values of {length(client, token_keys):.0f} B, "
-            f"sealed); used_memory grows {per_mint:.0f} B per mint"),
-        Row("redis_bytes_per_session", per_session, "B", "≤ 250", per_session <= 250,
+            f"sealed); used_memory grows {per_mint:.0f} B per mint",
+        ),
+        Row(
+            "redis_bytes_per_session",
+            per_session,
+            "B",
+            "≤ 250",
+            per_session <= 250,
             f"MEMORY USAGE of redeemed token keys (the session record in the token's place, values of "
             f"{length(client, session_keys):.0f} B), median of {len(session_keys)}; used_memory changes "
             f"{per_redemption:+.0f} B per redemption (no new key: the token's record moves into the "
-            "session's)"),
-        Row(f"RSS growth, 1,000 → {total:,} redemptions", growth, "KiB", f"≤ {RSS_NOISE_KIB} KiB (noise)",
+            "session's)",
+        ),
+        Row(
+            f"RSS growth, 1,000 → {total:,} redemptions",
+            growth,
+            "KiB",
+            f"≤ {RSS_NOISE_KIB} KiB (noise)",
             growth <= RSS_NOISE_KIB,
             f"{readings[1000] / 1024:.1f} MiB → {readings[total] / 1024:.1f} MiB; "
-            f"{growth * 1024 / (total - 1000):.1f} B per redemption"),
+            f"{growth * 1024 / (total - 1000):.1f} B per redemption",
+        ),
     ]
     pool.close()
     client.close()

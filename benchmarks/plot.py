@@ -17,8 +17,15 @@ from .loadgen import PERCENTILES
 INPROCESS_PERCENTILES = (50, 90, 99, 99.9)
 
 #: in-process subjects, in legend order; redemption first
-INPROCESS = ("redemption", "raw GETDEL", "mint (create_sso_token)", "raw SET EX NX", "session request",
-             "raw GET", "mint (admin API)")
+INPROCESS = (
+    "redemption",
+    "raw GETDEL",
+    "mint (create_sso_token)",
+    "raw SET EX NX",
+    "session request",
+    "raw GET",
+    "mint (admin API)",
+)
 E2E = ("e2e sso", "e2e redirect", "e2e flask_sso", "e2e flask_handrolled", "e2e token", "e2e authlib")
 
 
@@ -39,8 +46,14 @@ def plot(latencies: t.Mapping[str, t.Sequence[float]], path: str, title: str = "
         if latencies.get(name):
             ys = [percentile(latencies[name], p) for p in INPROCESS_PERCENTILES]
             bold = name == "redemption"
-            left.plot(xs, ys, marker="o", linewidth=3 if bold else 1.5,
-                      linestyle="-" if not name.startswith("raw") else "--", label=name)
+            left.plot(
+                xs,
+                ys,
+                marker="o",
+                linewidth=3 if bold else 1.5,
+                linestyle="-" if not name.startswith("raw") else "--",
+                label=name,
+            )
     left.set_xticks(xs, [f"p{p:g}" for p in INPROCESS_PERCENTILES])
     left.set_yscale("log")
     left.set_ylabel("latency per call (µs, log scale)")
@@ -53,8 +66,14 @@ def plot(latencies: t.Mapping[str, t.Sequence[float]], path: str, title: str = "
         if latencies.get(name):
             ys = [v / 1000 for v in latencies[name]]
             base = name in ("e2e redirect", "e2e flask_handrolled", "e2e authlib")
-            right.plot(xs, ys, marker="o", linestyle="--" if base else "-",
-                       linewidth=3 if name == "e2e sso" else 1.5, label=name.removeprefix("e2e "))
+            right.plot(
+                xs,
+                ys,
+                marker="o",
+                linestyle="--" if base else "-",
+                linewidth=3 if name == "e2e sso" else 1.5,
+                label=name.removeprefix("e2e "),
+            )
     right.set_xticks(xs, [f"p{p:g}" for p in PERCENTILES])
     right.set_yscale("log")
     right.set_ylabel("latency per HTTP request (ms, log scale)")
@@ -69,5 +88,6 @@ def plot(latencies: t.Mapping[str, t.Sequence[float]], path: str, title: str = "
 
 
 if __name__ == "__main__":
-    data = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as results:
+        data = json.load(results)
     plot(data["latencies"], sys.argv[2])

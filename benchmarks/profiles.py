@@ -21,11 +21,19 @@ from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 
 from .apps import hello_app
-from .common import (DESTINATION, SSO_PATH, TOKEN_PATH, RedisServer, TokenPool, build_middleware, call,
-                     environ, pin)
+from .common import (
+    DESTINATION,
+    SSO_PATH,
+    TOKEN_PATH,
+    RedisServer,
+    TokenPool,
+    build_middleware,
+    call,
+    environ,
+    pin,
+)
 
 SCENARIOS = ("redeem", "session", "mint", "token", "passthrough")
-
 
 
 def layer(frame: Frame, parent: str) -> str:
@@ -73,12 +81,21 @@ def setup(scenario: str, url: str, n: int) -> t.Callable[[], None]:
     if scenario == "mint":
         return lambda: [mw.create_sso_token(client_id=1, destination=DESTINATION) for _ in range(n)] and None
     if scenario == "token":
-        credential, secret = mw.credentials.create(grant_type="single_sign_on", scope=DESTINATION,
-                                                   service_id=101)
+        credential, secret = mw.credentials.create(
+            grant_type="single_sign_on", scope=DESTINATION, service_id=101
+        )
         basic = "Basic " + base64.b64encode(f"{credential.identifier}:{secret}".encode()).decode()
         body = b"grant_type=single_sign_on&scope=clientarea%3Asso+clientarea%3Ainvoices"
-        envs = [environ(TOKEN_PATH, method="POST", body=body, content_type="application/x-www-form-urlencoded",
-                        headers={"Authorization": basic}) for _ in range(n)]
+        envs = [
+            environ(
+                TOKEN_PATH,
+                method="POST",
+                body=body,
+                content_type="application/x-www-form-urlencoded",
+                headers={"Authorization": basic},
+            )
+            for _ in range(n)
+        ]
         return lambda: [call(mw, e) for e in envs] and None
     if scenario == "passthrough":
         envs = [environ("/clientarea.php", "action=invoices") for _ in range(n * 20)]
@@ -102,9 +119,15 @@ def profile(scenario: str, url: str, n: int = 3000, tree: bool = False, interval
     functions: t.Counter[str] = collections.Counter()
     walk(root, "other", layers, functions)
     total = sum(layers.values())
-    lines = [f"## {scenario}: {session.duration / ops * 1e6:.1f} µs per request under the profiler "
-             f"({ops} requests, {session.sample_count} samples)", "", "| layer | µs/request | share |",
-             "|---|---|---|"]
+    lines = [
+        (
+            f"## {scenario}: {session.duration / ops * 1e6:.1f} µs per request under the profiler "
+            f"({ops} requests, {session.sample_count} samples)"
+        ),
+        "",
+        "| layer | µs/request | share |",
+        "|---|---|---|",
+    ]
     for name, secs in layers.most_common():
         lines.append(f"| {name} | {secs / ops * 1e6:.1f} | {secs / total:.0%} |")
     lines += ["", "Top functions by self time:", "", "| function | µs/request |", "|---|---|"]

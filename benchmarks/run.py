@@ -30,27 +30,64 @@ from . import e2e, inprocess, loadgen, memory
 from .common import RedisServer, Section, pin, table
 
 #: The JSON line's keys, in order.
-KEYS = ("passthrough_overhead", "session_overhead", "redeem_vs_getdel", "mint_vs_set",
-        "redis_round_trips_per_redeem", "redis_round_trips_per_mint",
-        "e2e_sso_vs_redirect", "e2e_sso_vs_flask_handrolled", "e2e_token_endpoint_vs_authlib", "e2e_passthrough",
-        "redis_bytes_per_token", "redis_bytes_per_session")
+KEYS = (
+    "passthrough_overhead",
+    "session_overhead",
+    "redeem_vs_getdel",
+    "mint_vs_set",
+    "redis_round_trips_per_redeem",
+    "redis_round_trips_per_mint",
+    "e2e_sso_vs_redirect",
+    "e2e_sso_vs_flask_handrolled",
+    "e2e_token_endpoint_vs_authlib",
+    "e2e_passthrough",
+    "redis_bytes_per_token",
+    "redis_bytes_per_session",
+)
 #: Extra context keys after them.
-EXTRA = ("session_overhead_us", "raw_get_us", "redis_script_commands_per_redeem", "rss_growth_kib",
-         "rss_redemptions", "e2e_loadgen")
+EXTRA = (
+    "session_overhead_us",
+    "raw_get_us",
+    "redis_script_commands_per_redeem",
+    "rss_growth_kib",
+    "rss_redemptions",
+    "e2e_loadgen",
+)
 
 
 def machine(generator: str) -> list[str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    packages = ", ".join(f"{name} {_version(name)}" for name in (
-        "redis", "hiredis", "werkzeug", "itsdangerous", "flask", "flask-login", "authlib", "gunicorn"))
+    with open("/proc/cpuinfo") as cpuinfo:
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+            platform.processor(),
+        )
+    packages = ", ".join(
+        f"{name} {_version(name)}"
+        for name in (
+            "redis",
+            "hiredis",
+            "werkzeug",
+            "itsdangerous",
+            "flask",
+            "flask-login",
+            "authlib",
+            "gunicorn",
+        )
+    )
     server = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
-    wrk = (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
-           if shutil.which("wrk") else "not installed")
-    return [f"machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}",
-            f"python {platform.python_version()}; {packages}",
+    wrk = (
+        subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+        if shutil.which("wrk")
+        else "not installed"
+    )
+    return [
+        f"machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}",
+        f"python {platform.python_version()}; {packages}",
+        (
             f"redis-server {next((w[2:] for w in server if w.startswith('v=')), '?')}; wrk: {wrk.strip()}; "
-            f"e2e load generator: {generator}"]
+            f"e2e load generator: {generator}"
+        ),
+    ]
 
 
 def _version(name: str) -> str:
@@ -63,11 +100,20 @@ def _version(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs (< 1 min)")
-    parser.add_argument("--loadgen", choices=["wrk", "python"], help="e2e load generator (default: wrk if installed)")
-    parser.add_argument("--only", choices=["inprocess", "memory", "e2e"], action="append",
-                        help="run only these parts (repeatable)")
-    parser.add_argument("--no-pin", action="store_true",
-                        help="do not pin the in-process benchmarks and redis-server to one CPU")
+    parser.add_argument(
+        "--loadgen", choices=["wrk", "python"], help="e2e load generator (default: wrk if installed)"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["inprocess", "memory", "e2e"],
+        action="append",
+        help="run only these parts (repeatable)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the in-process benchmarks and redis-server to one CPU",
+    )
     parser.add_argument("--plot", metavar="PNG", help="write the latency-percentile plot here")
     parser.add_argument("--json", metavar="FILE", help="write all results (with latency samples) here")
     args = parser.parse_args()

@@ -89,8 +89,7 @@ def resolve_reexports(app: t.Any, env: t.Any, node: t.Any, contnode: t.Any) -> t
     if resolved == node.get("reftarget"):
         return None
     domain = env.get_domain("py")
-    return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"],
-                               resolved, node, contnode)
+    return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], resolved, node, contnode)
 
 
 def ini_value(value: t.Any) -> str:
@@ -106,12 +105,16 @@ def ini_value(value: t.Any) -> str:
     return f"``{value}``"
 
 
-def drop_module_title(app: t.Any, what: str, name: str, obj: t.Any, options: t.Any,
-                      lines: list[str]) -> None:
+def drop_module_title(app: t.Any, what: str, name: str, obj: t.Any, options: t.Any, lines: list[str]) -> None:
     """Module docstrings open with a title of their own; the reference page
     that documents the module has one already."""
-    if what == "module" and len(lines) >= 2 and lines[0].strip() \
-            and set(lines[1].strip()) == {"="} and len(lines[1].strip()) >= len(lines[0].strip()):
+    if (
+        what == "module"
+        and len(lines) >= 2
+        and lines[0].strip()
+        and set(lines[1].strip()) == {"="}
+        and len(lines[1].strip()) >= len(lines[0].strip())
+    ):
         del lines[:2]
         while lines and not lines[0].strip():
             del lines[0]
@@ -139,12 +142,27 @@ class IniOptions(SphinxDirective):
             if field.metadata.get("lines"):
                 default += "; ``name = value`` lines"
             summary = " ".join(docs.get((cls.__name__, field.name), [])).strip()
-            rows += [f"   * - ``{ini}``",
-                     f"     - :attr:`{group}={cls.__name__}({field.name}) <{options.__name__}.{cls.__name__}.{field.name}>`",
-                     f"     - {default}",
-                     f"     - {summary}"]
-        text = ["", ".. list-table::", "   :header-rows: 1", "   :widths: 20 30 20 30", "",
-                "   * - ini key", "     - Python option", "     - default", "     - meaning", *rows]
+            rows += [
+                f"   * - ``{ini}``",
+                (
+                    f"     - :attr:`{group}={cls.__name__}({field.name})"
+                    f" <{options.__name__}.{cls.__name__}.{field.name}>`"
+                ),
+                f"     - {default}",
+                f"     - {summary}",
+            ]
+        text = [
+            "",
+            ".. list-table::",
+            "   :header-rows: 1",
+            "   :widths: 20 30 20 30",
+            "",
+            "   * - ini key",
+            "     - Python option",
+            "     - default",
+            "     - meaning",
+            *rows,
+        ]
         container = nodes.container()
         self.state.nested_parse(StringList(text, source="ini_fields()"), self.content_offset, container)
         return container.children

@@ -58,8 +58,12 @@ from dataclasses import dataclass, replace
 from urllib.parse import quote, urlencode, urlsplit
 
 #: Link scopes a service gets; each becomes one link on the panel.
-LINK_SCOPES = ("clientarea:services", "clientarea:product_details", "clientarea:invoices",
-               "clientarea:tickets")
+LINK_SCOPES = (
+    "clientarea:services",
+    "clientarea:product_details",
+    "clientarea:invoices",
+    "clientarea:tickets",
+)
 MAX_ATTEMPTS = 3
 MAX_WAIT = 60.0
 
@@ -86,8 +90,9 @@ Reply = tuple[dict[str, t.Any], str | None]
 def _post(url: str, fields: t.Mapping[str, str], timeout: float) -> Reply:
     """POST ``fields`` form-encoded and read the reply, of an HTTP error too.
     Network failures raise :class:`OSError`."""
-    request = urllib.request.Request(url, urlencode(fields).encode(),
-                                     {"Content-Type": "application/x-www-form-urlencoded"})
+    request = urllib.request.Request(
+        url, urlencode(fields).encode(), {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body, retry_after = response.read(), response.headers.get("Retry-After")
@@ -103,8 +108,11 @@ def _post(url: str, fields: t.Mapping[str, str], timeout: float) -> Reply:
 
 def link_url(system_url: str, scope: str, module: str = "cpanel") -> str:
     """The autologin token URL of one link."""
-    query = urlencode({"scope": f"clientarea:sso {scope}", "module_type": "server",
-                       "module": module}, safe=":", quote_via=quote)
+    query = urlencode(
+        {"scope": f"clientarea:sso {scope}", "module_type": "server", "module": module},
+        safe=":",
+        quote_via=quote,
+    )
     return f"{system_url.rstrip('/')}/oauth/token.php?{query}"
 
 
@@ -127,26 +135,40 @@ class Provisioner:
 
     def call(self, action: str, **fields: str) -> dict[str, t.Any]:
         """One admin API action; raise :class:`ProvisioningError` on refusal."""
-        body, _ = _post(self.system_url + "/includes/api.php",
-                        {"action": action, "identifier": self.identifier, "secret": self._secret,
-                         "responsetype": "json", **fields}, self.timeout)
+        body, _ = _post(
+            self.system_url + "/includes/api.php",
+            {
+                "action": action,
+                "identifier": self.identifier,
+                "secret": self._secret,
+                "responsetype": "json",
+                **fields,
+            },
+            self.timeout,
+        )
         if body.get("result") != "success":
             raise ProvisioningError(str(body.get("message") or "no answer from the admin API"))
         return body
 
-    def service_created(self, service_id: int,
-                        scopes: t.Sequence[str] = LINK_SCOPES) -> ServiceLinks:
+    def service_created(self, service_id: int, scopes: t.Sequence[str] = LINK_SCOPES) -> ServiceLinks:
         """Create the service's credential set and its links."""
-        body = self.call("CreateOAuthCredential", grantType="single_sign_on",
-                         serviceId=str(service_id), scope=" ".join(scopes),
-                         name=f"Application Links for service {service_id}")
-        return ServiceLinks(body["credentialId"], body["clientIdentifier"], body["clientSecret"],
-                            {scope: link_url(self.system_url, scope) for scope in scopes})
+        body = self.call(
+            "CreateOAuthCredential",
+            grantType="single_sign_on",
+            serviceId=str(service_id),
+            scope=" ".join(scopes),
+            name=f"Application Links for service {service_id}",
+        )
+        return ServiceLinks(
+            body["credentialId"],
+            body["clientIdentifier"],
+            body["clientSecret"],
+            {scope: link_url(self.system_url, scope) for scope in scopes},
+        )
 
     def service_updated(self, links: ServiceLinks) -> ServiceLinks:
         """Rotate the secret; the old one stops working at once."""
-        body = self.call("UpdateOAuthCredential", credentialId=str(links.credential_id),
-                         resetSecret="true")
+        body = self.call("UpdateOAuthCredential", credentialId=str(links.credential_id), resetSecret="true")
         return replace(links, token=body["clientSecret"])
 
     def service_deleted(self, links: ServiceLinks) -> None:
@@ -154,15 +176,24 @@ class Provisioner:
         self.call("DeleteOAuthCredential", credentialId=str(links.credential_id))
 
 
-def click(links: ServiceLinks, scope: str, fallback_url: str, *, timeout: float = 10.0,
-          sleep: t.Callable[[float], None] = time.sleep) -> str:
+def click(
+    links: ServiceLinks,
+    scope: str,
+    fallback_url: str,
+    *,
+    timeout: float = 10.0,
+    sleep: t.Callable[[float], None] = time.sleep,
+) -> str:
     """The panel's side of one click: the URL to redirect the browser to,
     ``fallback_url`` when single sign-on does not work out."""
     url = links.urls[scope]
     origin = urlsplit(url)[:2]
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        fields = {"subscriber_unique_id": links.subscriber_unique_id, "token": links.token,
-                  "attempt": str(attempt)}
+        fields = {
+            "subscriber_unique_id": links.subscriber_unique_id,
+            "token": links.token,
+            "attempt": str(attempt),
+        }
         try:
             reply, retry_after = _post(url, fields, timeout)
         except OSError:

@@ -20,12 +20,15 @@ from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import RedactingRequestHandler, credentials_line
 
 #: The example portals' own routes for the destinations they serve.
-EXAMPLE_DESTINATIONS = Destinations({
-    "clientarea:profile": "/account/profile",
-    "clientarea:services": "/account/services",
-    "clientarea:product_details": "/account/services/{service_id}",
-    "clientarea:invoices": "/account/invoices",
-}, home="/")
+EXAMPLE_DESTINATIONS = Destinations(
+    {
+        "clientarea:profile": "/account/profile",
+        "clientarea:services": "/account/services",
+        "clientarea:product_details": "/account/services/{service_id}",
+        "clientarea:invoices": "/account/invoices",
+    },
+    home="/",
+)
 
 
 def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, port: int) -> None:

@@ -133,7 +133,7 @@ class SQLiteUserStore:
                ORDER BY a.owner_user_id IS au.user_id DESC, au.position, au.client_id""",
             user_id,
         )
-        return User(user_id, tuple(client_id for client_id, in rows))
+        return User(user_id, tuple(client_id for (client_id,) in rows))
 
     def owner_of(self, kind: ObjectKind, object_id: int) -> int | None:
         sql = _OWNER.get(kind)
@@ -149,7 +149,8 @@ class SQLiteUserStore:
         """
         with self._lock, self.connection:  # commits, or rolls back on error
             cursor = self.connection.execute(
-                "UPDATE accounts SET sso_allowed = ? WHERE client_id = ?", (int(allowed), client_id))
+                "UPDATE accounts SET sso_allowed = ? WHERE client_id = ?", (int(allowed), client_id)
+            )
         if cursor.rowcount == 0:
             raise KeyError(client_id)
 
@@ -159,14 +160,16 @@ def seed_demo(connection: sqlite3.Connection) -> None:
     :func:`sso_middleware.demo.demo_user_store`."""
     connection.executescript(SCHEMA)
     with connection:
-        connection.executemany("INSERT INTO users (user_id) VALUES (?)",
-                               [(1,), (2,), (3,), (4,), (5,), (6,)])
+        connection.executemany("INSERT INTO users (user_id) VALUES (?)", [(1,), (2,), (3,), (4,), (5,), (6,)])
         connection.executemany(
             "INSERT INTO accounts (client_id, status, sso_allowed, owner_user_id) VALUES (?, ?, ?, ?)",
             [(1, "Active", 1, 1), (2, "Inactive", 1, 2), (3, "Closed", 1, 3), (4, "Active", 0, 4)],
         )
-        connection.executemany("INSERT INTO account_users (user_id, client_id) VALUES (?, ?)",
-                               [(1, 1), (2, 2), (3, 3), (4, 4), (5, 1)])
-        connection.executemany("INSERT INTO services (service_id, client_id) VALUES (?, ?)",
-                               [(101, 1), (201, 2), (301, 3)])
+        connection.executemany(
+            "INSERT INTO account_users (user_id, client_id) VALUES (?, ?)",
+            [(1, 1), (2, 2), (3, 3), (4, 4), (5, 1)],
+        )
+        connection.executemany(
+            "INSERT INTO services (service_id, client_id) VALUES (?, ?)", [(101, 1), (201, 2), (301, 3)]
+        )
         connection.execute("INSERT INTO domains (domain_id, client_id) VALUES (111, 1)")

@@ -19,8 +19,9 @@ from .figures import Figure, table
 PARTS = ("contention", "lifecycle", "redirects", "parsers", "fuzz", "faults")
 
 
-def run(parts: t.Sequence[str], *, quick: bool, server: str = "gunicorn",
-        fuzz_seconds: float | None = None) -> tuple[list[Figure], t.Any]:
+def run(
+    parts: t.Sequence[str], *, quick: bool, server: str = "gunicorn", fuzz_seconds: float | None = None
+) -> tuple[list[Figure], t.Any]:
     """Run ``parts`` (then the canary scan) and return the figures and the
     lab (closed)."""
     # every part, first: each registers what the lab's server must serve
@@ -71,14 +72,20 @@ def run(parts: t.Sequence[str], *, quick: bool, server: str = "gunicorn",
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m proof", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m proof", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="CI-sized runs (under a minute)")
-    parser.add_argument("--only", default=",".join(PARTS),
-                        help=f"comma-separated parts (default: all of {', '.join(PARTS)})")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma-separated parts (default: all of {', '.join(PARTS)})"
+    )
     parser.add_argument("--server", choices=("gunicorn", "waitress"), default="gunicorn")
-    parser.add_argument("--fuzz-seconds", type=float, default=None,
-                        help="atheris seconds per harness (default 30, 1 with --quick)")
+    parser.add_argument(
+        "--fuzz-seconds",
+        type=float,
+        default=None,
+        help="atheris seconds per harness (default 30, 1 with --quick)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every figure and its data as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
     args = parser.parse_args(argv)
@@ -86,15 +93,23 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     started = time.monotonic()
     figures, lab = run(parts, quick=args.quick, server=args.server, fuzz_seconds=args.fuzz_seconds)
     elapsed = time.monotonic() - started
-    print(f"\nProof figures ({'quick' if args.quick else 'full'} run, {args.server}, "
-          f"{elapsed:.0f} s)\n")
+    print(f"\nProof figures ({'quick' if args.quick else 'full'} run, {args.server}, {elapsed:.0f} s)\n")
     print(table(figures))
     failed = [f for f in figures if not f.ok]
     print(f"\n{len(figures) - len(failed)}/{len(figures)} figures meet their bar.")
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"quick": args.quick, "server": args.server, "seconds": elapsed,
-                       "figures": [f.__dict__ for f in figures]}, out, indent=2, default=str)
+            json.dump(
+                {
+                    "quick": args.quick,
+                    "server": args.server,
+                    "seconds": elapsed,
+                    "figures": [f.__dict__ for f in figures],
+                },
+                out,
+                indent=2,
+                default=str,
+            )
     if args.keep or failed:
         print(f"logs: {lab.workdir}", file=sys.stderr)
     else:

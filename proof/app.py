@@ -10,7 +10,8 @@ who is signed in; each variant has its own Redis, key prefix and settings.
 
 Variant options: ``redis_url``, ``prefix``, ``secret_key``,
 ``api_identifier``, ``api_secret_hash``, ``ttl``, ``limit``,
-``idle_timeout``, ``absolute_timeout``, ``socket_timeout``, ``max_connections``, ``pool_timeout``, ``username`` /
+``idle_timeout``, ``absolute_timeout``, ``socket_timeout``, ``max_connections``,
+``pool_timeout``, ``username`` /
 ``password`` (an ACL user), ``user_store_delay`` (seconds ``get_account``
 takes), ``token_store`` (``"get_then_set"``: the deliberately broken control).
 
@@ -31,7 +32,14 @@ import redis
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from sso_middleware import (
-    AdminAPIOptions, Limit, Limits, RedemptionOptions, SessionOptions, SSOMiddleware, Stores, get_identity,
+    AdminAPIOptions,
+    Limit,
+    Limits,
+    RedemptionOptions,
+    SessionOptions,
+    SSOMiddleware,
+    Stores,
+    get_identity,
 )
 from sso_middleware.demo import demo_user_store
 from sso_middleware.exceptions import StoreUnavailable
@@ -84,16 +92,26 @@ class SlowUserStore:
 
 def echo(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
     identity = get_identity(environ)
-    body = json.dumps({"identity": [identity.user_id, identity.client_id] if identity else None,
-                       "pid": os.getpid(), "query": environ.get("QUERY_STRING", "")}).encode()
+    body = json.dumps(
+        {
+            "identity": [identity.user_id, identity.client_id] if identity else None,
+            "pid": os.getpid(),
+            "query": environ.get("QUERY_STRING", ""),
+        }
+    ).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
 
 
 class JSONLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data = {"time": record.created, "level": record.levelname, "logger": record.name,
-                "pid": record.process, "message": record.getMessage()}
+        data = {
+            "time": record.created,
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
         data.update({k: v for k, v in vars(record).items() if k.startswith("sso_")})
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
@@ -112,7 +130,8 @@ def build(name: str, options: dict[str, t.Any]) -> SSOMiddleware:
     stores = Stores.redis(client, prefix=prefix)
     if options.get("token_store") == "get_then_set":
         stores = dataclasses.replace(
-            stores, tokens=GetThenSetTokenStore(client, **({"prefix": prefix} if prefix else {})))
+            stores, tokens=GetThenSetTokenStore(client, **({"prefix": prefix} if prefix else {}))
+        )
     delay = options.get("user_store_delay")
     limit = Limit(*options["limit"])
     return SSOMiddleware(
@@ -122,10 +141,13 @@ def build(name: str, options: dict[str, t.Any]) -> SSOMiddleware:
         user_store=SlowUserStore(delay) if delay else demo_user_store(),
         stores=stores,
         api=AdminAPIOptions(credentials={options["api_identifier"]: options["api_secret_hash"]}),
-        sessions=SessionOptions(idle_timeout=options.get("idle_timeout", 30 * 60),
-                                absolute_timeout=options.get("absolute_timeout", 12 * 60 * 60)),
-        redemption=RedemptionOptions(token_ttl=options.get("ttl", 60),
-                                     revoke_on_replay=options.get("revoke_on_replay", True)),
+        sessions=SessionOptions(
+            idle_timeout=options.get("idle_timeout", 30 * 60),
+            absolute_timeout=options.get("absolute_timeout", 12 * 60 * 60),
+        ),
+        redemption=RedemptionOptions(
+            token_ttl=options.get("ttl", 60), revoke_on_replay=options.get("revoke_on_replay", True)
+        ),
         limits=Limits(redeem=limit, client_auth=limit, address_auth=limit),
     )
 

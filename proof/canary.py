@@ -79,8 +79,8 @@ class Canary:
                     if length > len(run):
                         break
                     for i in range(len(run) - length + 1):
-                        if run[i:i + length] in known:
-                            found.append(run[i:i + length])
+                        if run[i : i + length] in known:
+                            found.append(run[i : i + length])
         return found
 
     def scan_text(self, text: str, where: str) -> int:
@@ -143,13 +143,17 @@ def figure(canary: Canary) -> t.Any:
     from .figures import Figure
 
     kinds: dict[str, int] = {}
-    for value, kind in canary.kinds.items():
+    for _value, kind in canary.kinds.items():
         kinds[kind] = kinds.get(kind, 0) + 1
     where = sorted({w for w, _ in canary.hits})
     scanned = ", ".join(f"{n} {what}" for what, n in canary.scanned.items())
     return Figure(
-        "11", "Canary scan: secrets in Redis, logs, rendered exceptions",
+        "11",
+        "Canary scan: secrets in Redis, logs, rendered exceptions",
         f"{len(canary.hits)} hits{' in ' + ', '.join(where) if where else ''}; "
         f"{len(canary)} canaries ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}); "
         f"scanned {scanned}",
-        "0 hits", not canary.hits, {"hits": canary.hits[:50], "scanned": canary.scanned})
+        "0 hits",
+        not canary.hits,
+        {"hits": canary.hits[:50], "scanned": canary.scanned},
+    )

@@ -54,7 +54,7 @@ def _client_process(port: int, threads: int, barrier: t.Any, tasks: t.Any, resul
             try:
                 barrier.wait(timeout=60)
                 if connected:
-                    conn.request("GET", path)
+                    conn.request("GET", path)  # noqa: B023 (threads joined in this trial)
                     response = conn.getresponse()
                     response.read()
                     cookie = None
@@ -66,8 +66,8 @@ def _client_process(port: int, threads: int, barrier: t.Any, tasks: t.Any, resul
                 outcome = (f"error:{type(e).__name__}", None)
             finally:
                 conn.close()
-            with lock:
-                outcomes.append(outcome)
+            with lock:  # noqa: B023 (threads joined in this trial)
+                outcomes.append(outcome)  # noqa: B023
 
         workers = [threading.Thread(target=one) for _ in range(threads)]
         for worker in workers:
@@ -86,8 +86,9 @@ class Clients:
         self.tasks = [context.Queue() for _ in range(processes)]
         self.results = context.Queue()
         self.processes = [
-            context.Process(target=_client_process, args=(port, threads, self.barrier, q, self.results),
-                            daemon=True)
+            context.Process(
+                target=_client_process, args=(port, threads, self.barrier, q, self.results), daemon=True
+            )
             for q in self.tasks
         ]
         for process in self.processes:
@@ -114,8 +115,9 @@ class Clients:
             queue.join_thread()
 
 
-def run_trials(lab: Lab, variant: str, trials: int, *, check_sessions: bool,
-               stop_at_first_race: bool = False) -> dict[str, t.Any]:
+def run_trials(
+    lab: Lab, variant: str, trials: int, *, check_sessions: bool, stop_at_first_race: bool = False
+) -> dict[str, t.Any]:
     server = lab.server
     prefix = {"main": "sso:v2:", "single": "single:", "control": "control:"}[variant]
     client = lab.redises.client(lab.redis)
@@ -135,15 +137,19 @@ def run_trials(lab: Lab, variant: str, trials: int, *, check_sessions: bool,
             per_trial.append(len(successes))
             for cookie in successes:
                 lab.canary.add_cookie(cookie)
-            if check_sessions and len(successes) == 1:
-                # 199 replays of the spent token must have ended the winner's session
-                if sessions.resume(successes[0]) is None:
-                    winners_ended += 1
+            # 199 replays of the spent token must have ended the winner's session
+            if check_sessions and len(successes) == 1 and sessions.resume(successes[0]) is None:
+                winners_ended += 1
     finally:
         clients.close()
         client.close()
-    return {"trials": len(per_trial), "per_trial": per_trial, "statuses": dict(statuses),
-            "winners_ended": winners_ended, "requests": len(per_trial) * PROCESSES * THREADS}
+    return {
+        "trials": len(per_trial),
+        "per_trial": per_trial,
+        "statuses": dict(statuses),
+        "winners_ended": winners_ended,
+        "requests": len(per_trial) * PROCESSES * THREADS,
+    }
 
 
 def prove(lab: Lab) -> list[Figure]:
@@ -154,10 +160,11 @@ def prove(lab: Lab) -> list[Figure]:
     real = run_trials(lab, "single", trials, check_sessions=False)
     log(f"contention with the default replay policy: {default_trials} trials")
     defaults = run_trials(lab, "main", default_trials, check_sessions=True)
-    log(f"contention control (GET then SET): {control_trials} trials"
-        + (", until the first race" if lab.quick else ""))
-    control = run_trials(lab, "control", control_trials, check_sessions=False,
-                         stop_at_first_race=lab.quick)
+    log(
+        f"contention control (GET then SET): {control_trials} trials"
+        + (", until the first race" if lab.quick else "")
+    )
+    control = run_trials(lab, "control", control_trials, check_sessions=False, stop_at_first_race=lab.quick)
     control_trials = control["trials"]
     exactly_one = sum(1 for n in real["per_trial"] if n == 1)
     other = {s: n for s, n in real["statuses"].items() if s not in ("303", "403")}
@@ -165,17 +172,30 @@ def prove(lab: Lab) -> list[Figure]:
     signed_in = sum(defaults["per_trial"])
     survivors = signed_in - defaults["winners_ended"]
     return [
-        Figure("1", "Single use under contention (4 proc x 50 threads, HTTP, barrier)",
-               f"{exactly_one}/{trials} trials with exactly 1 success; {sum(real['per_trial'])} "
-               f"successes of {real['requests']} requests; other statuses {other or 'none'}",
-               f"{trials}/{trials} trials, no status but 303/403",
-               exactly_one == trials and not other, real),
-        Figure("1", "Non-atomic control (GET then SET) detected",
-               f"{raced}/{control_trials} trials with >1 success (max {max(control['per_trial'])})",
-               ">= 1 trial with >1 success", raced >= 1, control),
-        Figure("2", "Replays under contention: no session outlives them (default policy)",
-               f"{default_trials} trials: at most {max(defaults['per_trial'])} success per trial, "
-               f"{signed_in} signed in, {survivors} sessions survived the 199 replays",
-               "<= 1 per trial, 0 survivors",
-               max(defaults["per_trial"]) <= 1 and survivors == 0, defaults),
+        Figure(
+            "1",
+            "Single use under contention (4 proc x 50 threads, HTTP, barrier)",
+            f"{exactly_one}/{trials} trials with exactly 1 success; {sum(real['per_trial'])} "
+            f"successes of {real['requests']} requests; other statuses {other or 'none'}",
+            f"{trials}/{trials} trials, no status but 303/403",
+            exactly_one == trials and not other,
+            real,
+        ),
+        Figure(
+            "1",
+            "Non-atomic control (GET then SET) detected",
+            f"{raced}/{control_trials} trials with >1 success (max {max(control['per_trial'])})",
+            ">= 1 trial with >1 success",
+            raced >= 1,
+            control,
+        ),
+        Figure(
+            "2",
+            "Replays under contention: no session outlives them (default policy)",
+            f"{default_trials} trials: at most {max(defaults['per_trial'])} success per trial, "
+            f"{signed_in} signed in, {survivors} sessions survived the 199 replays",
+            "<= 1 per trial, 0 survivors",
+            max(defaults["per_trial"]) <= 1 and survivors == 0,
+            defaults,
+        ),
     ]

@@ -45,8 +45,7 @@ from sso_middleware.tokens import new_token, token_key
 
 from . import registry
 from .figures import Figure, ms
-from .harness import (API_IDENTIFIER, API_PATH, COOKIE_NAME, SSO_PATH, Lab, Response, form,
-                      http_request, log)
+from .harness import API_IDENTIFIER, API_PATH, COOKIE_NAME, SSO_PATH, Lab, Response, form, http_request, log
 from .proxy import Proxy
 
 #: redis-py's socket_timeout as ``connect()`` sets it by default.
@@ -67,10 +66,12 @@ def fault_variants(lab: Lab) -> dict[str, dict[str, t.Any]]:
     return {
         "fault": lab.variant(redis_url=lab.fault_redis.url),
         "silent": lab.variant(redis_url=lab.extra["silent"].url, prefix="silent:"),
-        "pool": lab.variant(redis_url=lab.extra["slow"].url, prefix="pool:",
-                            max_connections=2, pool_timeout=0.25),
-        "noaccounts": lab.variant(prefix="noaccounts:", username=ACL_USER,
-                                  password=lab.extra["acl"].password),
+        "pool": lab.variant(
+            redis_url=lab.extra["slow"].url, prefix="pool:", max_connections=2, pool_timeout=0.25
+        ),
+        "noaccounts": lab.variant(
+            prefix="noaccounts:", username=ACL_USER, password=lab.extra["acl"].password
+        ),
     }
 
 
@@ -94,10 +95,14 @@ def prepare_fault_fixtures(lab: Lab) -> None:
         # may use tokens (and so sessions), the latest end time (which a
         # redemption reads), counters and credentials, never a user's or an
         # account's end time, which every session look-up reads
-        client.acl_setuser(ACL_USER, enabled=True, reset=True, passwords=["+" + password],
-                           keys=["noaccounts:t:*", "noaccounts:ended", "noaccounts:rl:*",
-                                 "noaccounts:{credentials}:*"],
-                           commands=["+@all"])
+        client.acl_setuser(
+            ACL_USER,
+            enabled=True,
+            reset=True,
+            passwords=["+" + password],
+            keys=["noaccounts:t:*", "noaccounts:ended", "noaccounts:rl:*", "noaccounts:{credentials}:*"],
+            commands=["+@all"],
+        )
     finally:
         client.close()
 
@@ -147,29 +152,39 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 # --------------------------------------------------------------------------- kill
 
 
-def kill_under_load(lab: Lab, *, duration: float, kill_at: float, restart_at: float,
-                    rate: float) -> dict[str, t.Any]:
+def kill_under_load(
+    lab: Lab, *, duration: float, kill_at: float, restart_at: float, rate: float
+) -> dict[str, t.Any]:
     server = lab.server
     fault = lab.fault_redis
     boots_before = server.worker_boots()
     # no retries (redis-py's default spans seconds): a check that outlived the
     # outage would find the restarted, empty Redis and call a real sign-on false
-    check = redis.Redis(port=fault.port, socket_timeout=0.2, socket_connect_timeout=0.2,
-                        retry=Retry(NoBackoff(), 0))
+    check = redis.Redis(
+        port=fault.port, socket_timeout=0.2, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
     signer = _signer(lab)
     tokens: collections.deque[str] = collections.deque()
     records: list[dict[str, t.Any]] = []
     lock = threading.Lock()
-    mint_body, mint_headers = form({"action": "CreateSsoToken", "identifier": API_IDENTIFIER,
-                                    "secret": lab.api_secret, "responsetype": "json",
-                                    "client_id": 1, "destination": "clientarea:invoices"})
+    mint_body, mint_headers = form(
+        {
+            "action": "CreateSsoToken",
+            "identifier": API_IDENTIFIER,
+            "secret": lab.api_secret,
+            "responsetype": "json",
+            "client_id": 1,
+            "destination": "clientarea:invoices",
+        }
+    )
 
     def operation(i: int) -> None:
         record: dict[str, t.Any] = {"op": "mint" if i % 2 == 0 else "redeem"}
         try:
             if record["op"] == "mint":
-                response = server.request("POST", "fault", API_PATH, body=mint_body,
-                                          headers=mint_headers, timeout=30)
+                response = server.request(
+                    "POST", "fault", API_PATH, body=mint_body, headers=mint_headers, timeout=30
+                )
                 if response.status == 200:
                     tokens.append(server.take_token(response, "fault")[0])
             else:
@@ -178,8 +193,7 @@ def kill_under_load(lab: Lab, *, duration: float, kill_at: float, restart_at: fl
                     record["fresh"] = True
                 except IndexError:
                     token, record["fresh"] = _well_formed_unknown_token(), False
-                response = server.request("GET", "fault", f"{SSO_PATH}?access_token={token}",
-                                          timeout=30)
+                response = server.request("GET", "fault", f"{SSO_PATH}?access_token={token}", timeout=30)
                 cookie = response.cookie()
                 if response.status == 303 and cookie:
                     lab.canary.add_cookie(cookie)
@@ -232,26 +246,40 @@ def kill_under_load(lab: Lab, *, duration: float, kill_at: float, restart_at: fl
                 false_successes.append(r)
             elif verified is None:
                 unverifiable += 1  # Redis died between this 303 and the check
-    errors = [r for r in records if isinstance(r["status"], int) and r["status"] >= 500
-              and r["status"] != 503]
+    errors = [
+        r for r in records if isinstance(r["status"], int) and r["status"] >= 500 and r["status"] != 503
+    ]
     client_errors = [r for r in records if not isinstance(r["status"], int)]
     latencies_503 = [r["end"] - r["start"] for r in records if r["status"] == 503]
-    first_mint = min((r["end"] for r in records if r["op"] == "mint" and r["status"] == 200
-                      and r["start"] >= restart), default=None)
-    first_redeem = min((r["end"] for r in records if r["op"] == "redeem" and r["status"] == 303
-                        and r.get("verified") and r["start"] >= restart), default=None)
-    recovery = (None if first_mint is None or first_redeem is None
-                else max(first_mint, first_redeem) - restart)
+    first_mint = min(
+        (r["end"] for r in records if r["op"] == "mint" and r["status"] == 200 and r["start"] >= restart),
+        default=None,
+    )
+    first_redeem = min(
+        (
+            r["end"]
+            for r in records
+            if r["op"] == "redeem" and r["status"] == 303 and r.get("verified") and r["start"] >= restart
+        ),
+        default=None,
+    )
+    recovery = None if first_mint is None or first_redeem is None else max(first_mint, first_redeem) - restart
     statuses = collections.Counter(str(r["status"]) for r in records)
     return {
-        "requests": len(records), "rate": rate, "duration": duration,
-        "kill_at": kill_at, "restart_at": restart_at,
+        "requests": len(records),
+        "rate": rate,
+        "duration": duration,
+        "kill_at": kill_at,
+        "restart_at": restart_at,
         "statuses": dict(statuses),
         "successes_verified": sum(1 for r in records if r["status"] == 303 and r.get("verified")),
-        "false_successes": len(false_successes), "unverifiable": unverifiable,
-        "errors_5xx": len(errors), "client_errors": len(client_errors),
+        "false_successes": len(false_successes),
+        "unverifiable": unverifiable,
+        "errors_5xx": len(errors),
+        "client_errors": len(client_errors),
         "count_503": len(latencies_503),
-        "worst_503": max(latencies_503, default=None), "p99_503": _percentile(latencies_503, 0.99),
+        "worst_503": max(latencies_503, default=None),
+        "p99_503": _percentile(latencies_503, 0.99),
         "redis_restart_seconds": marks["ready"] - restart,
         "recovery": recovery,
         "worker_restarts": server.worker_boots() - boots_before,
@@ -261,8 +289,9 @@ def kill_under_load(lab: Lab, *, duration: float, kill_at: float, restart_at: fl
 # --------------------------------------------------------------------------- silent and pool
 
 
-def _hammer(seconds: float, concurrency: int,
-            job: t.Callable[[int], dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+def _hammer(
+    seconds: float, concurrency: int, job: t.Callable[[int], dict[str, t.Any]]
+) -> list[dict[str, t.Any]]:
     deadline = time.monotonic() + seconds
     results: list[dict[str, t.Any]] = []
     lock = threading.Lock()
@@ -290,8 +319,9 @@ def silent_redis(lab: Lab, *, seconds: float, concurrency: int = 32) -> dict[str
     server = lab.server
     boots_before = server.worker_boots()
     cookie = _forged_cookie(lab)
-    mint_body, mint_headers = form({"action": "CreateSsoToken", "identifier": API_IDENTIFIER,
-                                    "secret": lab.api_secret, "client_id": 1})
+    mint_body, mint_headers = form(
+        {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": lab.api_secret, "client_id": 1}
+    )
 
     def job(n: int) -> dict[str, t.Any]:
         kind = ("sso", "api", "page")[n % 3]
@@ -302,8 +332,7 @@ def silent_redis(lab: Lab, *, seconds: float, concurrency: int = 32) -> dict[str
             r = server.request("POST", "silent", API_PATH, body=mint_body, headers=mint_headers)
             ok = r.status == 503
         else:
-            r = server.request("GET", "silent", "/page",
-                               headers={"Cookie": f"__Host-sso_session={cookie}"})
+            r = server.request("GET", "silent", "/page", headers={"Cookie": f"__Host-sso_session={cookie}"})
             ok = r.status == 200 and r.json()["identity"] is None
         return {"kind": kind, "status": r.status, "elapsed": r.elapsed, "ok": ok}
 
@@ -311,12 +340,14 @@ def silent_redis(lab: Lab, *, seconds: float, concurrency: int = 32) -> dict[str
     after = server.request("GET", "main", "/healthz", timeout=5)
     by_kind = collections.Counter(r["kind"] for r in results)
     return {
-        "requests": len(results), "by_kind": dict(by_kind),
+        "requests": len(results),
+        "by_kind": dict(by_kind),
         "unexpected": sum(1 for r in results if not r.get("ok")),
         "client_errors": sum(1 for r in results if r["elapsed"] is None),
         "worst": max((r["elapsed"] for r in results if r["elapsed"] is not None), default=None),
-        "worst_by_kind": {k: max(r["elapsed"] for r in results if r["kind"] == k and r["elapsed"])
-                          for k in by_kind},
+        "worst_by_kind": {
+            k: max(r["elapsed"] for r in results if r["kind"] == k and r["elapsed"]) for k in by_kind
+        },
         "p50": _percentile([r["elapsed"] for r in results if r["elapsed"] is not None], 0.5),
         "statuses": dict(collections.Counter(str(r["status"]) for r in results)),
         "healthy_after": after.status == 200 and after.elapsed < 0.5,
@@ -328,14 +359,18 @@ def silent_redis(lab: Lab, *, seconds: float, concurrency: int = 32) -> dict[str
 def pool_exhausted(lab: Lab, *, seconds: float, concurrency: int = 24) -> dict[str, t.Any]:
     server = lab.server
     direct = lab.redises.client(lab.redis)
-    minter = SSOMiddleware(lambda e, s: [], system_url=server.system_url("pool"),
-                           secret_keys=[lab.secret_key], user_store=demo_user_store(),
-                           stores=Stores.redis(direct, prefix="pool:"))
+    minter = SSOMiddleware(
+        lambda e, s: [],
+        system_url=server.system_url("pool"),
+        secret_keys=[lab.secret_key],
+        user_store=demo_user_store(),
+        stores=Stores.redis(direct, prefix="pool:"),
+    )
     links: collections.deque[str] = collections.deque()
     for _ in range(int(seconds * 100) + concurrency):
         result = minter.create_sso_token(client_id=1)
         lab.canary.add(result["access_token"])
-        links.append(result["redirect_url"][len(server.base):])
+        links.append(result["redirect_url"][len(server.base) :])
     signer = _signer(lab)
 
     def job(n: int) -> dict[str, t.Any]:
@@ -353,10 +388,12 @@ def pool_exhausted(lab: Lab, *, seconds: float, concurrency: int = 24) -> dict[s
     return {
         "requests": len(results),
         "statuses": dict(collections.Counter(str(r["status"]) for r in results)),
-        "count_503": len(latencies_503), "worst_503": max(latencies_503, default=None),
+        "count_503": len(latencies_503),
+        "worst_503": max(latencies_503, default=None),
         "false_successes": sum(1 for r in results if r["status"] == 303 and not r.get("verified")),
-        "errors_5xx": sum(1 for r in results if isinstance(r["status"], int)
-                          and r["status"] >= 500 and r["status"] != 503),
+        "errors_5xx": sum(
+            1 for r in results if isinstance(r["status"], int) and r["status"] >= 500 and r["status"] != 503
+        ),
         "client_errors": sum(1 for r in results if r["elapsed"] is None),
     }
 
@@ -386,8 +423,12 @@ def fails_after_burn(lab: Lab, *, trials: int) -> dict[str, t.Any]:
             token, link = server.mint("noaccounts")
             r = http_request(server.port, "GET", link, headers=signed_in, timeout=30)
             burned = (direct.get(f"noaccounts:t:{token_key(token)}") or b"").startswith(SESSION_MARK)
-            clean = (r.status == 503 and r.cookie() is None and r.header("Location") is None
-                     and not any(k.lower() == "set-cookie" for k, _ in r.headers))
+            clean = (
+                r.status == 503
+                and r.cookie() is None
+                and r.header("Location") is None
+                and not any(k.lower() == "set-cookie" for k, _ in r.headers)
+            )
             outcomes["503 without cookie or Location" if clean else f"other {r.status}"] += 1
             outcomes["token spent"] += burned
         sessions = _live_sessions(direct, "noaccounts:")
@@ -404,8 +445,10 @@ def prove(lab: Lab) -> list[Figure]:
         timeline = dict(duration=4.0, kill_at=1.5, restart_at=2.5, rate=100.0)
     else:
         timeline = dict(duration=10.0, kill_at=5.0, restart_at=8.0, rate=200.0)
-    log("faults: Redis killed mid-load ({duration:.0f} s at {rate:.0f} req/s, kill at {kill_at} s,"
-        " restart at {restart_at} s)".format(**timeline))
+    log(
+        "faults: Redis killed mid-load ({duration:.0f} s at {rate:.0f} req/s, kill at {kill_at} s,"
+        " restart at {restart_at} s)".format(**timeline)
+    )
     kill = kill_under_load(lab, **timeline)
     seconds = 2.0 if lab.quick else 5.0
     concurrency = 8 if lab.quick else 32
@@ -419,46 +462,82 @@ def prove(lab: Lab) -> list[Figure]:
     bound_503 = SOCKET_TIMEOUT + MARGIN
     clean = write["outcomes"].get("503 without cookie or Location", 0)
     return [
-        Figure("10", "Redis killed mid-load: false successes",
-               f"{kill['false_successes']} of {kill['requests']} requests "
-               f"({kill['successes_verified']} sign-ons verified in Redis, "
-               f"{kill['unverifiable']} unverifiable: Redis died between 303 and check)",
-               "0", kill["false_successes"] == 0, kill),
-        Figure("10", "Redis killed mid-load: 500s and transport errors",
-               f"{kill['errors_5xx']} 5xx other than 503, {kill['client_errors']} transport errors; "
-               f"statuses {kill['statuses']}",
-               "0 and 0", kill["errors_5xx"] == 0 and kill["client_errors"] == 0, {}),
-        Figure("10", "Redis killed mid-load: worst 503 latency",
-               f"{ms(kill['worst_503'])} (p99 {ms(kill['p99_503'])}, {kill['count_503']} 503s)",
-               f"<= socket_timeout {ms(SOCKET_TIMEOUT)} + {ms(MARGIN)}",
-               kill["worst_503"] is not None and kill["worst_503"] <= bound_503, {}),
-        Figure("10", "Redis killed mid-load: recovery after restart",
-               f"{ms(kill['recovery'])} to first mint and verified sign-on "
-               f"(Redis itself up after {ms(kill['redis_restart_seconds'])}); "
-               f"{kill['worker_restarts']} worker restarts",
-               f"<= {RECOVERY_BAR:.0f} s, no app restart",
-               kill["recovery"] is not None and kill["recovery"] <= RECOVERY_BAR
-               and kill["worker_restarts"] == 0, {}),
-        Figure("10", "Redis that never answers",
-               f"{silent['requests']} requests, worst {ms(silent['worst'])}, "
-               f"{silent['unexpected']} not 503/anonymous, {silent['client_errors']} hung; "
-               f"healthy after: {silent['healthy_after']} ({ms(silent['health_latency'])})",
-               f"all 503 (pages anonymous) <= {ms(HUNG_BOUND)}, no hung worker",
-               silent["unexpected"] == 0 and silent["client_errors"] == 0
-               and silent["worst"] is not None and silent["worst"] <= HUNG_BOUND
-               and silent["healthy_after"] and silent["worker_restarts"] == 0, silent),
-        Figure("10", "Connection pool exhausted",
-               f"{pool['count_503']} 503s of {pool['requests']}, worst {ms(pool['worst_503'])}; "
-               f"{pool['false_successes']} false successes, {pool['errors_5xx']} other 5xx",
-               f"some 503s, each <= {ms(HUNG_BOUND)}; 0 false successes",
-               pool["count_503"] > 0 and pool["worst_503"] is not None
-               and pool["worst_503"] <= HUNG_BOUND and pool["false_successes"] == 0
-               and pool["errors_5xx"] == 0 and pool["client_errors"] == 0, pool),
-        Figure("10", "Redis failing after the burn",
-               f"{clean}/{trials} 503 without cookie or Location; "
-               f"{write['outcomes'].get('token spent', 0)}/{trials} tokens spent; "
-               f"{write['live_sessions']} live session records",
-               f"{trials}/{trials} each, 0 live sessions",
-               clean == write["outcomes"].get("token spent") == trials and write["live_sessions"] == 0,
-               write),
+        Figure(
+            "10",
+            "Redis killed mid-load: false successes",
+            f"{kill['false_successes']} of {kill['requests']} requests "
+            f"({kill['successes_verified']} sign-ons verified in Redis, "
+            f"{kill['unverifiable']} unverifiable: Redis died between 303 and check)",
+            "0",
+            kill["false_successes"] == 0,
+            kill,
+        ),
+        Figure(
+            "10",
+            "Redis killed mid-load: 500s and transport errors",
+            f"{kill['errors_5xx']} 5xx other than 503, {kill['client_errors']} transport errors; "
+            f"statuses {kill['statuses']}",
+            "0 and 0",
+            kill["errors_5xx"] == 0 and kill["client_errors"] == 0,
+            {},
+        ),
+        Figure(
+            "10",
+            "Redis killed mid-load: worst 503 latency",
+            f"{ms(kill['worst_503'])} (p99 {ms(kill['p99_503'])}, {kill['count_503']} 503s)",
+            f"<= socket_timeout {ms(SOCKET_TIMEOUT)} + {ms(MARGIN)}",
+            kill["worst_503"] is not None and kill["worst_503"] <= bound_503,
+            {},
+        ),
+        Figure(
+            "10",
+            "Redis killed mid-load: recovery after restart",
+            f"{ms(kill['recovery'])} to first mint and verified sign-on "
+            f"(Redis itself up after {ms(kill['redis_restart_seconds'])}); "
+            f"{kill['worker_restarts']} worker restarts",
+            f"<= {RECOVERY_BAR:.0f} s, no app restart",
+            kill["recovery"] is not None
+            and kill["recovery"] <= RECOVERY_BAR
+            and kill["worker_restarts"] == 0,
+            {},
+        ),
+        Figure(
+            "10",
+            "Redis that never answers",
+            f"{silent['requests']} requests, worst {ms(silent['worst'])}, "
+            f"{silent['unexpected']} not 503/anonymous, {silent['client_errors']} hung; "
+            f"healthy after: {silent['healthy_after']} ({ms(silent['health_latency'])})",
+            f"all 503 (pages anonymous) <= {ms(HUNG_BOUND)}, no hung worker",
+            silent["unexpected"] == 0
+            and silent["client_errors"] == 0
+            and silent["worst"] is not None
+            and silent["worst"] <= HUNG_BOUND
+            and silent["healthy_after"]
+            and silent["worker_restarts"] == 0,
+            silent,
+        ),
+        Figure(
+            "10",
+            "Connection pool exhausted",
+            f"{pool['count_503']} 503s of {pool['requests']}, worst {ms(pool['worst_503'])}; "
+            f"{pool['false_successes']} false successes, {pool['errors_5xx']} other 5xx",
+            f"some 503s, each <= {ms(HUNG_BOUND)}; 0 false successes",
+            pool["count_503"] > 0
+            and pool["worst_503"] is not None
+            and pool["worst_503"] <= HUNG_BOUND
+            and pool["false_successes"] == 0
+            and pool["errors_5xx"] == 0
+            and pool["client_errors"] == 0,
+            pool,
+        ),
+        Figure(
+            "10",
+            "Redis failing after the burn",
+            f"{clean}/{trials} 503 without cookie or Location; "
+            f"{write['outcomes'].get('token spent', 0)}/{trials} tokens spent; "
+            f"{write['live_sessions']} live session records",
+            f"{trials}/{trials} each, 0 live sessions",
+            clean == write["outcomes"].get("token spent") == trials and write["live_sessions"] == 0,
+            write,
+        ),
     ]

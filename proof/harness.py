@@ -76,8 +76,15 @@ class Response:
         return json.loads(self.body)
 
 
-def http_request(port: int, method: str, path: str, *, body: bytes | None = None,
-                 headers: t.Mapping[str, str] | None = None, timeout: float = 30) -> Response:
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: t.Mapping[str, str] | None = None,
+    timeout: float = 30,
+) -> Response:
     """One request on a fresh connection; raises OSError for transport errors."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     start = time.monotonic()
@@ -91,8 +98,7 @@ def http_request(port: int, method: str, path: str, *, body: bytes | None = None
 
 
 def form(fields: t.Mapping[str, t.Any]) -> tuple[bytes, dict[str, str]]:
-    return (urllib.parse.urlencode(fields).encode(),
-            {"Content-Type": "application/x-www-form-urlencoded"})
+    return (urllib.parse.urlencode(fields).encode(), {"Content-Type": "application/x-www-form-urlencoded"})
 
 
 class Redises:
@@ -110,8 +116,12 @@ class Redises:
         return server
 
     def client(self, server: RedisServer, **kwargs: t.Any) -> redis.Redis:
-        return redis.Redis(port=server.port, socket_timeout=kwargs.pop("socket_timeout", 2),
-                           socket_connect_timeout=2, **kwargs)
+        return redis.Redis(
+            port=server.port,
+            socket_timeout=kwargs.pop("socket_timeout", 2),
+            socket_connect_timeout=2,
+            **kwargs,
+        )
 
     def scan(self, server: RedisServer, where: str) -> None:
         if server.process is None:
@@ -143,8 +153,16 @@ class AppServer:
     """One WSGI server process serving the variants of :mod:`proof.app`,
     each under its own path prefix (``/main``, ``/control``, ...)."""
 
-    def __init__(self, variants: dict[str, dict[str, t.Any]], workdir: Path, canary: Canary, *,
-                 kind: str = "gunicorn", workers: int = 2, threads: int = 32):
+    def __init__(
+        self,
+        variants: dict[str, dict[str, t.Any]],
+        workdir: Path,
+        canary: Canary,
+        *,
+        kind: str = "gunicorn",
+        workers: int = 2,
+        threads: int = 32,
+    ):
         self.variants = variants
         self.workdir = workdir
         self.canary = canary
@@ -161,26 +179,59 @@ class AppServer:
         return f"{self.base}/{variant}"
 
     def start(self) -> None:
-        config = {"log_path": str(self.app_log), "variants": {
-            name: {**options, "system_url": self.system_url(name)}
-            for name, options in self.variants.items()}}
+        config = {
+            "log_path": str(self.app_log),
+            "variants": {
+                name: {**options, "system_url": self.system_url(name)}
+                for name, options in self.variants.items()
+            },
+        }
         env = {**os.environ, "SSO_PROOF_CONFIG": json.dumps(config), "PYTHONPATH": str(ROOT)}
         if self.kind == "gunicorn":
-            command = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
-                       "--workers", str(self.workers), "--threads", str(self.threads),
-                       "--bind", f"127.0.0.1:{self.port}", "--backlog", "2048",
-                       "--timeout", "30", "--graceful-timeout", "3",
-                       # the README's advice: the path only, never the query with its token
-                       "--access-logfile", "-", "--access-logformat", "%(m)s %(U)s %(s)s %(L)s",
-                       "--error-logfile", "-", "proof.app:create()"]
+            command = [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--backlog",
+                "2048",
+                "--timeout",
+                "30",
+                "--graceful-timeout",
+                "3",
+                # the README's advice: the path only, never the query with its token
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                "%(m)s %(U)s %(s)s %(L)s",
+                "--error-logfile",
+                "-",
+                "proof.app:create()",
+            ]
         elif self.kind == "waitress":
-            command = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{self.port}",
-                       f"--threads={self.threads}", "--backlog=2048", "--call", "proof.app:create"]
+            command = [
+                sys.executable,
+                "-m",
+                "waitress",
+                f"--listen=127.0.0.1:{self.port}",
+                f"--threads={self.threads}",
+                "--backlog=2048",
+                "--call",
+                "proof.app:create",
+            ]
         else:
             raise ValueError(f"unknown server {self.kind!r}")
         with open(self.server_log, "ab") as output:
-            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
-                                            env=env, cwd=self.workdir)
+            self.process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=self.workdir
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -208,9 +259,16 @@ class AppServer:
 
     def mint(self, variant: str, **inputs: t.Any) -> tuple[str, str]:
         """CreateSsoToken over HTTP; returns (token, path of the link)."""
-        body, headers = form({"action": "CreateSsoToken", "identifier": API_IDENTIFIER,
-                              "secret": self.canary.api_secret, "responsetype": "json",
-                              "client_id": 1, **inputs})
+        body, headers = form(
+            {
+                "action": "CreateSsoToken",
+                "identifier": API_IDENTIFIER,
+                "secret": self.canary.api_secret,
+                "responsetype": "json",
+                "client_id": 1,
+                **inputs,
+            }
+        )
         response = self.request("POST", variant, API_PATH, body=body, headers=headers)
         if response.status != 200:
             raise RuntimeError(f"minting failed: {response.status} {response.body[:200]!r}")
@@ -222,7 +280,7 @@ class AppServer:
         self.canary.add(token)
         link = data["redirect_url"]
         assert link.startswith(self.base), link
-        return token, link[len(self.base):]
+        return token, link[len(self.base) :]
 
     def worker_boots(self) -> int:
         """How many times gunicorn booted a worker (a restart shows as more
@@ -269,9 +327,14 @@ class Lab:
         return self.canary.api_secret
 
     def variant(self, **options: t.Any) -> dict[str, t.Any]:
-        return {"redis_url": self.redis.url, "secret_key": self.secret_key,
-                "api_identifier": API_IDENTIFIER, "api_secret_hash": hash_secret(self.api_secret),
-                "limit": HIGH_LIMIT, **options}
+        return {
+            "redis_url": self.redis.url,
+            "secret_key": self.secret_key,
+            "api_identifier": API_IDENTIFIER,
+            "api_secret_hash": hash_secret(self.api_secret),
+            "limit": HIGH_LIMIT,
+            **options,
+        }
 
     def variants(self) -> dict[str, dict[str, t.Any]]:
         return {
@@ -294,8 +357,7 @@ class Lab:
     def server(self) -> AppServer:
         if self._server is None:
             registry.run_fixtures(self)
-            self._server = AppServer(self.variants(), self.workdir, self.canary,
-                                     kind=self.server_kind)
+            self._server = AppServer(self.variants(), self.workdir, self.canary, kind=self.server_kind)
             log(f"starting {self.server_kind} on port {self._server.port}")
             self._server.start()
         return self._server

@@ -31,8 +31,17 @@ from concurrent.futures import ThreadPoolExecutor
 from sso_middleware.tokens import fingerprint, token_key
 
 from .figures import Figure
-from .harness import (API_IDENTIFIER, API_PATH, COOKIE_NAME, LOGOUT_PATH, AppServer, Lab, form,
-                      http_request, log)
+from .harness import (
+    API_IDENTIFIER,
+    API_PATH,
+    COOKIE_NAME,
+    LOGOUT_PATH,
+    AppServer,
+    Lab,
+    form,
+    http_request,
+    log,
+)
 
 
 def whoami(server: AppServer, variant: str, cookie: str) -> list[int] | None:
@@ -82,8 +91,13 @@ def replay(lab: Lab, trials: int) -> dict[str, t.Any]:
         if cookie and whoami(server, "main", cookie) is None:
             ended += 1
     audited = {e.get("sso_token") for e in audit_events(server, "replay")}
-    return {"trials": trials, "signed_in": signed_in, "denied": denied, "ended": ended,
-            "audited": sum(1 for f in fingerprints if f in audited)}
+    return {
+        "trials": trials,
+        "signed_in": signed_in,
+        "denied": denied,
+        "ended": ended,
+        "audited": sum(1 for f in fingerprints if f in audited),
+    }
 
 
 def replay_during_redemption(lab: Lab, trials: int) -> dict[str, t.Any]:
@@ -98,7 +112,7 @@ def replay_during_redemption(lab: Lab, trials: int) -> dict[str, t.Any]:
         result: dict[str, t.Any] = {}
 
         def first() -> None:
-            result["first"] = http_request(server.port, "GET", link)
+            result["first"] = http_request(server.port, "GET", link)  # noqa: B023 (joined in this trial)
 
         thread = threading.Thread(target=first)
         thread.start()
@@ -112,8 +126,12 @@ def replay_during_redemption(lab: Lab, trials: int) -> dict[str, t.Any]:
             first_ok += 1
             if whoami(server, "slow", cookie) is not None:
                 survived += 1
-    return {"trials": trials, "first_signed_in": first_ok, "replays_denied": denied,
-            "first_session_survived": survived}
+    return {
+        "trials": trials,
+        "first_signed_in": first_ok,
+        "replays_denied": denied,
+        "first_session_survived": survived,
+    }
 
 
 # --------------------------------------------------------------------------- expiry
@@ -146,9 +164,14 @@ def expiry(lab: Lab, per_batch: int) -> dict[str, t.Any]:
             job["ttl_before"] = direct.ttl(job["key"])  # -1: still there, no TTL
         sent = time.monotonic()
         response = http_request(server.port, "GET", job["link"])
-        job.update(status=response.status, sent=sent, done=response.end,
-                   # the token's age at the server lies between these two
-                   age_min=sent - job["minted"], age_max=response.end - job["mint_start"])
+        job.update(
+            status=response.status,
+            sent=sent,
+            done=response.end,
+            # the token's age at the server lies between these two
+            age_min=sent - job["minted"],
+            age_max=response.end - job["mint_start"],
+        )
         lab.canary.add_cookie(response.cookie())
 
     threads = [threading.Thread(target=redeem, args=(job,)) for job in jobs]
@@ -182,8 +205,15 @@ def revocation(lab: Lab, sessions: int) -> dict[str, t.Any]:
     account_two = sign_in(lab, "revoke", client_id=2)
     assert all(account_one) and account_two
     live_before = sum(whoami(server, "revoke", c) == [1, 1] for c in account_one)  # type: ignore[arg-type]
-    body, headers = form({"action": "RevokeSsoSessions", "identifier": API_IDENTIFIER,
-                          "secret": lab.api_secret, "responsetype": "json", "client_id": 1})
+    body, headers = form(
+        {
+            "action": "RevokeSsoSessions",
+            "identifier": API_IDENTIFIER,
+            "secret": lab.api_secret,
+            "responsetype": "json",
+            "client_id": 1,
+        }
+    )
     answer = server.request("POST", "revoke", API_PATH, body=body, headers=headers)
     revoked = answer.status == 200 and answer.json().get("result") == "success"
     anonymous = sum(whoami(server, "revoke", c) is None for c in account_one)  # type: ignore[arg-type]
@@ -191,8 +221,7 @@ def revocation(lab: Lab, sessions: int) -> dict[str, t.Any]:
     # revocation ends the sessions started before it, not the account's sign-on
     fresh = sign_in(lab, "revoke", client_id=1)
     fresh_works = fresh is not None and whoami(server, "revoke", fresh) == [1, 1]
-    out = server.request("POST", "revoke", LOGOUT_PATH,
-                         headers={"Cookie": f"{COOKIE_NAME}={account_two}"})
+    out = server.request("POST", "revoke", LOGOUT_PATH, headers={"Cookie": f"{COOKIE_NAME}={account_two}"})
     after_logout = whoami(server, "revoke", account_two)
 
     # timeouts: idle 1 s, absolute 2 s ("short" variant)
@@ -206,12 +235,20 @@ def revocation(lab: Lab, sessions: int) -> dict[str, t.Any]:
     idle_after = whoami(server, "short", idle)  # untouched for over 1 s
     kept_until_absolute = all(who == [1, 1] for at, who in active_seen if at < 1.9)
     ended_at_absolute = active_seen[-1][1] is None
-    return {"sessions": sessions, "live_before": live_before, "api_status": answer.status,
-            "api_answered": revoked, "anonymous_after": anonymous, "other_account_kept": other_kept,
-            "sign_on_after": fresh_works,
-            "logout_status": out.status, "anonymous_after_logout": after_logout is None,
-            "idle_ended": idle_after is None, "active_kept_until_absolute": kept_until_absolute,
-            "absolute_ended": ended_at_absolute}
+    return {
+        "sessions": sessions,
+        "live_before": live_before,
+        "api_status": answer.status,
+        "api_answered": revoked,
+        "anonymous_after": anonymous,
+        "other_account_kept": other_kept,
+        "sign_on_after": fresh_works,
+        "logout_status": out.status,
+        "anonymous_after_logout": after_logout is None,
+        "idle_ended": idle_after is None,
+        "active_kept_until_absolute": kept_until_absolute,
+        "absolute_ended": ended_at_absolute,
+    }
 
 
 # --------------------------------------------------------------------------- figures
@@ -230,42 +267,71 @@ def prove(lab: Lab) -> list[Figure]:
     rev = revocation(lab, 5)
     at08, at12, kept = exp["0.8 s"], exp["1.2 s"], exp["1.2 s, key without TTL"]
     return [
-        Figure("2", "Replay denied, audited, first session ended",
-               f"denied {rep['denied']}/{n}, audited {rep['audited']}/{n}, "
-               f"first session ended {rep['ended']}/{n}",
-               f"{n}/{n} each", rep["denied"] == rep["audited"] == rep["ended"] == rep["signed_in"] == n,
-               rep),
-        Figure("2", "Replay while the first redemption is in flight: no session survives",
-               f"first redemption denied {race_trials - race['first_signed_in']}, 303 for an ended session "
-               f"{race['first_signed_in'] - race['first_session_survived']}, survived "
-               f"{race['first_session_survived']}; replays denied {race['replays_denied']}/{race_trials}",
-               f"0 survived, {race_trials}/{race_trials} replays denied",
-               race["first_session_survived"] == 0 and race["replays_denied"] == race_trials, race),
-        Figure("3", "Expiry, TTL 1 s, redeemed at 0.8 s",
-               f"{at08['succeeded']}/{at08['trials']} succeeded "
-               f"(age {at08['age_min']:.3f}-{at08['age_max']:.3f} s)",
-               f"{per_batch}/{per_batch}", at08["succeeded"] == per_batch, at08),
-        Figure("3", "Expiry, TTL 1 s, redeemed at 1.2 s",
-               f"{at12['succeeded']}/{at12['trials']} succeeded, {at12['refused']} refused "
-               f"(age {at12['age_min']:.3f}-{at12['age_max']:.3f} s)",
-               f"0/{per_batch}", at12["succeeded"] == 0 and at12["refused"] == per_batch, at12),
-        Figure("3", "Key that lost its TTL refused by issue time (1.2 s)",
-               f"{kept['refused']}/{kept['trials']} refused; {kept['key_kept_without_ttl']} keys "
-               f"still present without TTL just before; {exp['denied_by_issue_time']} denials logged "
-               "as too old by the record",
-               f"{per_batch}/{per_batch}, keys present, reason logged",
-               kept["refused"] == per_batch == kept["key_kept_without_ttl"] == exp["denied_by_issue_time"],
-               kept),
-        Figure("4", "Revocation, logout, idle and absolute timeouts",
-               f"RevokeSsoSessions answered: {rev['api_answered']}; of {rev['live_before']} live sessions "
-               f"{rev['anonymous_after']}/{rev['sessions']} old cookies anonymous, other account kept: "
-               f"{rev['other_account_kept']}, sign-on after works: {rev['sign_on_after']}; "
-               f"after logout anonymous: {rev['anonymous_after_logout']}; "
-               f"idle 1 s ended: {rev['idle_ended']}; absolute 2 s held then ended: "
-               f"{rev['active_kept_until_absolute'] and rev['absolute_ended']}",
-               "all sessions ended at once, every check true",
-               rev["live_before"] == rev["anonymous_after"] == rev["sessions"] and rev["api_answered"]
-               and rev["other_account_kept"] and rev["sign_on_after"]
-               and rev["anonymous_after_logout"] and rev["idle_ended"]
-               and rev["active_kept_until_absolute"] and rev["absolute_ended"], rev),
+        Figure(
+            "2",
+            "Replay denied, audited, first session ended",
+            f"denied {rep['denied']}/{n}, audited {rep['audited']}/{n}, "
+            f"first session ended {rep['ended']}/{n}",
+            f"{n}/{n} each",
+            rep["denied"] == rep["audited"] == rep["ended"] == rep["signed_in"] == n,
+            rep,
+        ),
+        Figure(
+            "2",
+            "Replay while the first redemption is in flight: no session survives",
+            f"first redemption denied {race_trials - race['first_signed_in']}, 303 for an ended session "
+            f"{race['first_signed_in'] - race['first_session_survived']}, survived "
+            f"{race['first_session_survived']}; replays denied {race['replays_denied']}/{race_trials}",
+            f"0 survived, {race_trials}/{race_trials} replays denied",
+            race["first_session_survived"] == 0 and race["replays_denied"] == race_trials,
+            race,
+        ),
+        Figure(
+            "3",
+            "Expiry, TTL 1 s, redeemed at 0.8 s",
+            f"{at08['succeeded']}/{at08['trials']} succeeded "
+            f"(age {at08['age_min']:.3f}-{at08['age_max']:.3f} s)",
+            f"{per_batch}/{per_batch}",
+            at08["succeeded"] == per_batch,
+            at08,
+        ),
+        Figure(
+            "3",
+            "Expiry, TTL 1 s, redeemed at 1.2 s",
+            f"{at12['succeeded']}/{at12['trials']} succeeded, {at12['refused']} refused "
+            f"(age {at12['age_min']:.3f}-{at12['age_max']:.3f} s)",
+            f"0/{per_batch}",
+            at12["succeeded"] == 0 and at12["refused"] == per_batch,
+            at12,
+        ),
+        Figure(
+            "3",
+            "Key that lost its TTL refused by issue time (1.2 s)",
+            f"{kept['refused']}/{kept['trials']} refused; {kept['key_kept_without_ttl']} keys "
+            f"still present without TTL just before; {exp['denied_by_issue_time']} denials logged "
+            "as too old by the record",
+            f"{per_batch}/{per_batch}, keys present, reason logged",
+            kept["refused"] == per_batch == kept["key_kept_without_ttl"] == exp["denied_by_issue_time"],
+            kept,
+        ),
+        Figure(
+            "4",
+            "Revocation, logout, idle and absolute timeouts",
+            f"RevokeSsoSessions answered: {rev['api_answered']}; of {rev['live_before']} live sessions "
+            f"{rev['anonymous_after']}/{rev['sessions']} old cookies anonymous, other account kept: "
+            f"{rev['other_account_kept']}, sign-on after works: {rev['sign_on_after']}; "
+            f"after logout anonymous: {rev['anonymous_after_logout']}; "
+            f"idle 1 s ended: {rev['idle_ended']}; absolute 2 s held then ended: "
+            f"{rev['active_kept_until_absolute'] and rev['absolute_ended']}",
+            "all sessions ended at once, every check true",
+            rev["live_before"] == rev["anonymous_after"] == rev["sessions"]
+            and rev["api_answered"]
+            and rev["other_account_kept"]
+            and rev["sign_on_after"]
+            and rev["anonymous_after_logout"]
+            and rev["idle_ended"]
+            and rev["active_kept_until_absolute"]
+            and rev["absolute_ended"],
+            rev,
+        ),
     ]

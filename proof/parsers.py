@@ -32,37 +32,113 @@ _TOKENISH = st.text(alphabet=_BASE64URL, min_size=40, max_size=46)
 _TOKEN = st.text(alphabet=_BASE64URL, min_size=43, max_size=43)
 _ID = st.one_of(st.integers(-1, 2**63).map(str), st.text(_LATIN1, max_size=6))
 #: A sign-on time, as an older release's cookies carried.
-_RECENT_MS = st.integers(-10**7, 10**12).map(lambda d: str(int(time.time() * 1000) + d))
+_RECENT_MS = st.integers(-(10**7), 10**12).map(lambda d: str(int(time.time() * 1000) + d))
 _PIECES = st.one_of(
-    st.sampled_from(["access_token", "scope", "=", "&", ";", "%", "%00", "%zz", "+", "%26",
-                     "access_token=", "&access_token=", "clientarea:sso", " ", "#", "?", "%3D",
-                     "action", "identifier", "secret", "client_id", "user_id", "destination",
-                     "sso_redirect_path", "service_id", "responsetype", "json", "xml", "nvp", "CreateSsoToken",
-                     "RevokeSsoSessions", "CreateOAuthCredential", "UpdateOAuthCredential",
-                     "DeleteOAuthCredential", "ListOAuthCredentials", "credentialId", "resetSecret",
-                     "grant_type", "single_sign_on", "client_secret", "subscriber_unique_id",
-                     "token", "module", "module_type", "1", "-1", "0", "99999999999999999999",
-                     "1.5", "\u00e9", "\xff", "\x00"]),
-    _TOKENISH, st.text(_LATIN1, max_size=8))
+    st.sampled_from(
+        [
+            "access_token",
+            "scope",
+            "=",
+            "&",
+            ";",
+            "%",
+            "%00",
+            "%zz",
+            "+",
+            "%26",
+            "access_token=",
+            "&access_token=",
+            "clientarea:sso",
+            " ",
+            "#",
+            "?",
+            "%3D",
+            "action",
+            "identifier",
+            "secret",
+            "client_id",
+            "user_id",
+            "destination",
+            "sso_redirect_path",
+            "service_id",
+            "responsetype",
+            "json",
+            "xml",
+            "nvp",
+            "CreateSsoToken",
+            "RevokeSsoSessions",
+            "CreateOAuthCredential",
+            "UpdateOAuthCredential",
+            "DeleteOAuthCredential",
+            "ListOAuthCredentials",
+            "credentialId",
+            "resetSecret",
+            "grant_type",
+            "single_sign_on",
+            "client_secret",
+            "subscriber_unique_id",
+            "token",
+            "module",
+            "module_type",
+            "1",
+            "-1",
+            "0",
+            "99999999999999999999",
+            "1.5",
+            "\u00e9",
+            "\xff",
+            "\x00",
+        ]
+    ),
+    _TOKENISH,
+    st.text(_LATIN1, max_size=8),
+)
 _QUERY = st.one_of(st.text(_LATIN1, max_size=300), st.lists(_PIECES, max_size=16).map("".join))
 _METHODS = st.sampled_from(["GET", "GET", "GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE", "TRACE", "get"])
-_PURPOSE = st.one_of(st.none(), st.sampled_from(["prefetch", "prefetch;prerender", "Prefetch",
-                                                  "preview", "", "prerender"]), st.text(_LATIN1, max_size=20))
-_CONTENT_TYPES = st.one_of(st.none(), st.sampled_from([
-    "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=latin-1",
-    "multipart/form-data", "multipart/form-data; boundary=x", "multipart/form-data; boundary=",
-    "application/json", "text/plain", ""]), st.text(_LATIN1, max_size=40))
+_PURPOSE = st.one_of(
+    st.none(),
+    st.sampled_from(["prefetch", "prefetch;prerender", "Prefetch", "preview", "", "prerender"]),
+    st.text(_LATIN1, max_size=20),
+)
+_CONTENT_TYPES = st.one_of(
+    st.none(),
+    st.sampled_from(
+        [
+            "application/x-www-form-urlencoded",
+            "application/x-www-form-urlencoded; charset=latin-1",
+            "multipart/form-data",
+            "multipart/form-data; boundary=x",
+            "multipart/form-data; boundary=",
+            "application/json",
+            "text/plain",
+            "",
+        ]
+    ),
+    st.text(_LATIN1, max_size=40),
+)
 
 
 #: Actions an authenticated admin form may name: every answer shape (a
 #: token, a list, an error, an unknown or empty action), in any case; none
 #: that would delete or reset the credential set the token form relies on.
-_API_ACTIONS = st.sampled_from(["CreateSsoToken", "createssotoken", "CREATESSOTOKEN",
-                                "ListOAuthCredentials", "listoauthcredentials", "RevokeSsoSessions",
-                                "CreateOAuthCredential", "Nope", "", " "])
+_API_ACTIONS = st.sampled_from(
+    [
+        "CreateSsoToken",
+        "createssotoken",
+        "CREATESSOTOKEN",
+        "ListOAuthCredentials",
+        "listoauthcredentials",
+        "RevokeSsoSessions",
+        "CreateOAuthCredential",
+        "Nope",
+        "",
+        " ",
+    ]
+)
 #: ``responsetype`` values: the three types, in any case, and others.
-_RESPONSE_TYPES = st.one_of(st.sampled_from(["json", "xml", "nvp", "XML", "Nvp", "", "yaml"]),
-                            st.text(_LATIN1, max_size=8))
+_RESPONSE_TYPES = st.one_of(
+    st.sampled_from(["json", "xml", "nvp", "XML", "Nvp", "", "yaml"]), st.text(_LATIN1, max_size=8)
+)
 
 
 def _form_body(authenticated: bool, api_secret: str) -> st.SearchStrategy[bytes]:
@@ -72,23 +148,35 @@ def _form_body(authenticated: bool, api_secret: str) -> st.SearchStrategy[bytes]
     def encode(drawn: tuple[tuple[str | None, str | None], list[tuple[str, str]]]) -> bytes:
         (action, response_type), items = drawn
         if authenticated:
-            chosen = [(name, value) for name, value in (("action", action), ("responsetype", response_type))
-                      if value is not None]
+            chosen = [
+                (name, value)
+                for name, value in (("action", action), ("responsetype", response_type))
+                if value is not None
+            ]
             items = [("identifier", "parsers"), ("secret", api_secret), *chosen, *items]
         return urllib.parse.urlencode(items).encode("utf-8", "surrogatepass")
 
-    return st.one_of(st.tuples(preamble, pairs).map(encode), st.binary(max_size=300),
-                     _QUERY.map(lambda s: s.encode("latin-1")))
+    return st.one_of(
+        st.tuples(preamble, pairs).map(encode),
+        st.binary(max_size=300),
+        _QUERY.map(lambda s: s.encode("latin-1")),
+    )
 
 
 def _basic(targets: Targets) -> st.SearchStrategy[str | None]:
-    raw = st.one_of(st.binary(max_size=60),
-                    st.tuples(_PIECES, _PIECES).map(lambda p: f"{p[0]}:{p[1]}".encode("utf-8", "surrogatepass")),
-                    st.just(f"{targets.client_id}:{targets.client_secret}".encode()))
-    return st.one_of(st.none(), st.text(_LATIN1, max_size=80),
-                     raw.map(lambda b: "Basic " + base64.b64encode(b).decode()),
-                     st.tuples(st.sampled_from(["Basic", "basic", "Bearer", "Basic  ", ""]),
-                               st.text(_LATIN1, max_size=40)).map(" ".join))
+    raw = st.one_of(
+        st.binary(max_size=60),
+        st.tuples(_PIECES, _PIECES).map(lambda p: f"{p[0]}:{p[1]}".encode("utf-8", "surrogatepass")),
+        st.just(f"{targets.client_id}:{targets.client_secret}".encode()),
+    )
+    return st.one_of(
+        st.none(),
+        st.text(_LATIN1, max_size=80),
+        raw.map(lambda b: "Basic " + base64.b64encode(b).decode()),
+        st.tuples(
+            st.sampled_from(["Basic", "basic", "Bearer", "Basic  ", ""]), st.text(_LATIN1, max_size=40)
+        ).map(" ".join),
+    )
 
 
 def _payloads(targets: Targets) -> st.SearchStrategy[str]:
@@ -106,11 +194,12 @@ def _cookies(targets: Targets) -> st.SearchStrategy[str]:
     payloads = _payloads(targets)
     value = st.one_of(
         st.text(_LATIN1, max_size=120),
-        payloads.map(targets.signed),                      # well signed, no such session
-        st.text(max_size=60).map(targets.signed),          # well signed, not a payload
-        st.tuples(payloads, _TOKENISH).map(".".join),      # a signature that is none
-        st.tuples(payloads.map(targets.signed), st.text(_LATIN1, max_size=4))
-        .map(lambda p: p[0] + p[1]),                       # signed, then tampered with
+        payloads.map(targets.signed),  # well signed, no such session
+        st.text(max_size=60).map(targets.signed),  # well signed, not a payload
+        st.tuples(payloads, _TOKENISH).map(".".join),  # a signature that is none
+        st.tuples(payloads.map(targets.signed), st.text(_LATIN1, max_size=4)).map(
+            lambda p: p[0] + p[1]
+        ),  # signed, then tampered with
     )
     return st.one_of(
         value.map(lambda v: f"{COOKIE}={v}"),
@@ -142,8 +231,14 @@ def run(lab: Lab, examples: int, properties: t.Sequence[str] = PROPERTIES) -> di
             crashes.setdefault(e.kind, []).append(e.detail)
             if len(crashes[e.kind]) <= 3:  # as a log would render it
                 lab.canary.scan_exception(e, "rendered exceptions (parsers)")
-    common = dict(max_examples=examples, deadline=None, database=None,
-                  phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck))
+
+    common = dict(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+    )
 
     @settings(**common)
     @given(_METHODS, _QUERY, _PURPOSE)
@@ -151,17 +246,20 @@ def run(lab: Lab, examples: int, properties: t.Sequence[str] = PROPERTIES) -> di
         guarded(targets.sso_query, method, query, purpose)
 
     @settings(**common)
-    @given(st.booleans().flatmap(lambda auth: _form_body(auth, secret)),
-           st.one_of(st.just("application/x-www-form-urlencoded"), _CONTENT_TYPES),
-           st.sampled_from(["POST", "POST", "POST", "GET", "PUT"]))
+    @given(
+        st.booleans().flatmap(lambda auth: _form_body(auth, secret)),
+        st.one_of(st.just("application/x-www-form-urlencoded"), _CONTENT_TYPES),
+        st.sampled_from(["POST", "POST", "POST", "GET", "PUT"]),
+    )
     def admin_form(body: bytes, content_type: str | None, method: str) -> None:
         guarded(targets.admin_form, body, content_type, method)
 
     @settings(**common)
     @given(st.data())
     def token_form(data: st.DataObject) -> None:
-        body = data.draw(st.one_of(_form_body(False, secret), st.just(
-            b"grant_type=single_sign_on&scope=clientarea%3Asso")))
+        body = data.draw(
+            st.one_of(_form_body(False, secret), st.just(b"grant_type=single_sign_on&scope=clientarea%3Asso"))
+        )
         query = data.draw(st.one_of(st.just(""), _QUERY))
         authorization = data.draw(_basic(targets))
         content_type = data.draw(st.one_of(st.just("application/x-www-form-urlencoded"), _CONTENT_TYPES))
@@ -173,8 +271,12 @@ def run(lab: Lab, examples: int, properties: t.Sequence[str] = PROPERTIES) -> di
         guarded(targets.cookie, data.draw(_cookies(targets)))
 
     try:
-        chosen = {"sso_query": sso_query, "admin_form": admin_form, "token_form": token_form,
-                  "cookie": cookie}
+        chosen = {
+            "sso_query": sso_query,
+            "admin_form": admin_form,
+            "token_form": token_form,
+            "cookie": cookie,
+        }
         for prop in (chosen[name] for name in properties):
             try:
                 prop()
@@ -183,8 +285,11 @@ def run(lab: Lab, examples: int, properties: t.Sequence[str] = PROPERTIES) -> di
     finally:
         targets.close()
         client.close()
-    return {"examples": examples_run, "crashes": sum(map(len, crashes.values())),
-            "kinds": {kind: {"count": len(found), "example": found[0]} for kind, found in crashes.items()}}
+    return {
+        "examples": examples_run,
+        "crashes": sum(map(len, crashes.values())),
+        "kinds": {kind: {"count": len(found), "example": found[0]} for kind, found in crashes.items()},
+    }
 
 
 def prove(lab: Lab) -> list[Figure]:
@@ -195,10 +300,14 @@ def prove(lab: Lab) -> list[Figure]:
     each = ", ".join(f"{k} {n}" for k, n in result["examples"].items())
     kinds = "".join(f"; {v['count']}x {k} (e.g. {v['example']})" for k, v in result["kinds"].items())
     return [
-        Figure("9", "Parsers never 500 (Hypothesis: SSO query, admin form, token form + Basic, cookie)",
-               f"{total} examples ({each}); {result['crashes']} crashes{kinds}",
-               f"0 crashes, >= {4 * examples} examples",
-               result["crashes"] == 0 and total >= 4 * examples, result),
+        Figure(
+            "9",
+            "Parsers never 500 (Hypothesis: SSO query, admin form, token form + Basic, cookie)",
+            f"{total} examples ({each}); {result['crashes']} crashes{kinds}",
+            f"0 crashes, >= {4 * examples} examples",
+            result["crashes"] == 0 and total >= 4 * examples,
+            result,
+        ),
         *prove_http(lab),
     ]
 
@@ -209,48 +318,101 @@ def prove_fuzz(lab: Lab, seconds: float | None = None) -> list[Figure]:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "fuzz.json"
         completed = subprocess.run(
-            [sys.executable, "-m", "proof.fuzz", "--seconds", str(seconds),
-             "--json", str(out), "--redis-url", lab.redis.url],
-            capture_output=True, text=True, timeout=120 + 10 * seconds, cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "proof.fuzz",
+                "--seconds",
+                str(seconds),
+                "--json",
+                str(out),
+                "--redis-url",
+                lab.redis.url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120 + 10 * seconds,
+            cwd=ROOT,
+        )
         lab.canary.scan_text(completed.stdout + completed.stderr, "fuzz output")
         if not out.exists():
-            return [Figure("9", "atheris harnesses", f"did not run: {completed.stderr[-300:]}",
-                           "0 crashes", False)]
+            return [
+                Figure(
+                    "9", "atheris harnesses", f"did not run: {completed.stderr[-300:]}", "0 crashes", False
+                )
+            ]
         report = json.loads(out.read_text())
     if report.get("skipped"):
-        return [Figure("9", "atheris harnesses (proof/fuzz)", f"skipped: {report['skipped']}",
-                       "0 crashes", True, report)]
+        return [
+            Figure(
+                "9",
+                "atheris harnesses (proof/fuzz)",
+                f"skipped: {report['skipped']}",
+                "0 crashes",
+                True,
+                report,
+            )
+        ]
     harnesses = report["harnesses"]
     executions = sum(h["executions"] for h in harnesses)
     crashes = sum(h["crashed"] for h in harnesses)
     each = ", ".join("{} {}".format(h["name"], h["executions"]) for h in harnesses)
     details = "".join("; {}: {}".format(h["name"], h["detail"]) for h in harnesses if h["crashed"])
-    return [Figure(
-        "9", f"atheris harnesses (proof/fuzz, {seconds:g} s each)",
-        f"{executions} executions ({each}); {crashes} crashes{details}",
-        "0 crashes, every harness ran", crashes == 0 and all(h["executions"] > 0 for h in harnesses),
-        report)]
+    return [
+        Figure(
+            "9",
+            f"atheris harnesses (proof/fuzz, {seconds:g} s each)",
+            f"{executions} executions ({each}); {crashes} crashes{details}",
+            "0 crashes, every harness ran",
+            crashes == 0 and all(h["executions"] > 0 for h in harnesses),
+            report,
+        )
+    ]
 
 
 #: Raw requests a client can send, each with the answers allowed: what the
 #: in-process properties found, checked through the real server.
 _RAW_PROBES: tuple[tuple[str, bytes, set[int]], ...] = (
     ("own cookie not UTF-8, page", b"GET /main/page HTTP/1.1\r\nCookie: __Host-sso_session=\x80\r\n", {200}),
-    ("another app's latin-1 cookie, page",
-     b"GET /main/page HTTP/1.1\r\nCookie: lang=caf\xe9; __Host-sso_session=x\r\n", {200}),
-    ("another app's latin-1 cookie, logout",
-     b"POST /main/logout HTTP/1.1\r\nContent-Length: 0\r\nCookie: lang=caf\xe9; __Host-sso_session=x\r\n",
-     {303}),
-    ("another app's latin-1 cookie, SSO",
-     b"GET /main/oauth/singlesignon.php?access_token=" + b"A" * 43
-     + b" HTTP/1.1\r\nCookie: lang=caf\xe9; __Host-sso_session=x\r\n", {403}),
-    ("percent-encoded non-UTF-8 query, SSO", b"GET /main/oauth/singlesignon.php?access_token=%80 HTTP/1.1\r\n", {400}),
+    (
+        "another app's latin-1 cookie, page",
+        b"GET /main/page HTTP/1.1\r\nCookie: lang=caf\xe9; __Host-sso_session=x\r\n",
+        {200},
+    ),
+    (
+        "another app's latin-1 cookie, logout",
+        b"POST /main/logout HTTP/1.1\r\nContent-Length: 0\r\nCookie: lang=caf\xe9; __Host-sso_session=x\r\n",
+        {303},
+    ),
+    (
+        "another app's latin-1 cookie, SSO",
+        b"GET /main/oauth/singlesignon.php?access_token="
+        + b"A" * 43
+        + b" HTTP/1.1\r\nCookie: lang=caf\xe9; __Host-sso_session=x\r\n",
+        {403},
+    ),
+    (
+        "percent-encoded non-UTF-8 query, SSO",
+        b"GET /main/oauth/singlesignon.php?access_token=%80 HTTP/1.1\r\n",
+        {400},
+    ),
     ("raw non-UTF-8 query, SSO", b"GET /main/oauth/singlesignon.php?access_token=\xe9 HTTP/1.1\r\n", {400}),
-    ("raw non-UTF-8 query, token endpoint",
-     b"POST /main/oauth/token.php?\xe9=1 HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-     b"Content-Length: 0\r\n", {400}),
-    ("Basic header not Base64", b"POST /main/oauth/token.php HTTP/1.1\r\nAuthorization: Basic \xff\xfe\r\n"
-     b"Content-Type: application/x-www-form-urlencoded\r\n\r\ngrant_type=single_sign_on", {401}),
+    (
+        "raw non-UTF-8 query, token endpoint",
+        (
+            b"POST /main/oauth/token.php?\xe9=1 HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 0\r\n"
+        ),
+        {400},
+    ),
+    (
+        "Basic header not Base64",
+        (
+            b"POST /main/oauth/token.php HTTP/1.1\r\nAuthorization: Basic \xff\xfe\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\ngrant_type=single_sign_on"
+        ),
+        {401},
+    ),
 )
 
 
@@ -278,7 +440,14 @@ def prove_http(lab: Lab) -> list[Figure]:
     log(f"parsers: {len(_RAW_PROBES)} malformed requests through {lab.server_kind}")
     results = http_probes(lab)
     bad = {name: r["status"] for name, r in results.items() if not r["ok"]}
-    return [Figure("9", f"Malformed requests through {lab.server_kind} (raw bytes)",
-                   f"{len(results) - len(bad)}/{len(results)} answered as defined"
-                   + "".join(f"; {name}: {status}" for name, status in bad.items()),
-                   f"{len(results)}/{len(results)}, never 5xx", not bad, results)]
+    return [
+        Figure(
+            "9",
+            f"Malformed requests through {lab.server_kind} (raw bytes)",
+            f"{len(results) - len(bad)}/{len(results)} answered as defined"
+            + "".join(f"; {name}: {status}" for name, status in bad.items()),
+            f"{len(results)}/{len(results)}, never 5xx",
+            not bad,
+            results,
+        )
+    ]

@@ -64,8 +64,7 @@ class Proxy:
                 continue
             self._track(upstream)
             threading.Thread(target=self._pump, args=(downstream, upstream, 0.0), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, downstream, self.delay),
-                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, downstream, self.delay), daemon=True).start()
 
     @staticmethod
     def _swallow(sock: socket.socket) -> None:

@@ -79,31 +79,115 @@ DJANGO_BAD_URLS = (
 #: dot segments raw, encoded and half-encoded, Unicode look-alikes of "/"
 #: and ".".
 MORE_BAD_URLS = (
-    "////evil.com", "///evil.com", "//evil.com", "/\\evil.com", "http:/\\evil.com",
-    "\\x08//evil.com", "\x08//evil.com", "\x00//evil.com", " //evil.com", "\t//evil.com",
-    "/\r\nLocation: https://evil.com", "/%0d%0aLocation:%20https://evil.com", "%0d%0a//evil.com",
-    "/a\rb", "/a\nb", "/%0a", "/%0D", "/%00", "/%09//evil.com", "/%7f",
-    "/..", "/../", "/../evil", "/a/../../evil", "/%2e%2e/evil", "/.%2e/evil", "/%2e./evil",
-    "/%2E%2E/evil", "/a/%2e%2e%2f..%2fevil", "/..;/evil", "/..?x", "/..#x", "/.", "/./",
-    "..", "../evil", ".%2e/evil", "%2e%2e", "/\u2215evil.com", "/\uff0fevil.com",
-    "/\u3002evil.com", "//evil%E3%80%82com", "%2f%2fevil.com", "/%2f/evil.com", "/%5cevil.com",
-    "https:evil.com", "https://evil.com@portal.example.com", "//portal.example.com@evil.com",
-    "javascript:alert(1)", "data:text/html,<script>alert(1)</script>", "evil.com", "@evil.com",
-    "/" + "a" * 3000, "", " ", "?next=//evil.com", "#//evil.com",
+    "////evil.com",
+    "///evil.com",
+    "//evil.com",
+    "/\\evil.com",
+    "http:/\\evil.com",
+    "\\x08//evil.com",
+    "\x08//evil.com",
+    "\x00//evil.com",
+    " //evil.com",
+    "\t//evil.com",
+    "/\r\nLocation: https://evil.com",
+    "/%0d%0aLocation:%20https://evil.com",
+    "%0d%0a//evil.com",
+    "/a\rb",
+    "/a\nb",
+    "/%0a",
+    "/%0D",
+    "/%00",
+    "/%09//evil.com",
+    "/%7f",
+    "/..",
+    "/../",
+    "/../evil",
+    "/a/../../evil",
+    "/%2e%2e/evil",
+    "/.%2e/evil",
+    "/%2e./evil",
+    "/%2E%2E/evil",
+    "/a/%2e%2e%2f..%2fevil",
+    "/..;/evil",
+    "/..?x",
+    "/..#x",
+    "/.",
+    "/./",
+    "..",
+    "../evil",
+    ".%2e/evil",
+    "%2e%2e",
+    "/\u2215evil.com",
+    "/\uff0fevil.com",
+    "/\u3002evil.com",
+    "//evil%E3%80%82com",
+    "%2f%2fevil.com",
+    "/%2f/evil.com",
+    "/%5cevil.com",
+    "https:evil.com",
+    "https://evil.com@portal.example.com",
+    "//portal.example.com@evil.com",
+    "javascript:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "evil.com",
+    "@evil.com",
+    "/" + "a" * 3000,
+    "",
+    " ",
+    "?next=//evil.com",
+    "#//evil.com",
 )
 
 CORPUS = tuple(dict.fromkeys(DJANGO_BAD_URLS + MORE_BAD_URLS))
 
-_FRAGMENTS = ["/", "//", "\\", ":", ".", "..", "%2e", "%2E", "%2f", "%5c", "%0d", "%0a", "%00",
-              "%", "\r", "\n", "\t", "\x00", "\x08", " ", "@", "?", "#", "&", "=", ";",
-              "evil.com", "http:", "https:", "javascript:", "clientarea:", "clientarea:sso",
-              "clientarea:invoices", "sso:custom_redirect", "\u2215", "\uff0f", "\u3002", "a", "app"]
+_FRAGMENTS = [
+    "/",
+    "//",
+    "\\",
+    ":",
+    ".",
+    "..",
+    "%2e",
+    "%2E",
+    "%2f",
+    "%5c",
+    "%0d",
+    "%0a",
+    "%00",
+    "%",
+    "\r",
+    "\n",
+    "\t",
+    "\x00",
+    "\x08",
+    " ",
+    "@",
+    "?",
+    "#",
+    "&",
+    "=",
+    ";",
+    "evil.com",
+    "http:",
+    "https:",
+    "javascript:",
+    "clientarea:",
+    "clientarea:sso",
+    "clientarea:invoices",
+    "sso:custom_redirect",
+    "\u2215",
+    "\uff0f",
+    "\u3002",
+    "a",
+    "app",
+]
 
 STRINGS = st.one_of(
     st.text(),
     st.lists(st.sampled_from(_FRAGMENTS), max_size=12).map("".join),
-    st.tuples(st.sampled_from(CORPUS), st.lists(st.sampled_from(_FRAGMENTS), max_size=3))
-    .map(lambda pair: pair[0] + "".join(pair[1])),
+    st.tuples(st.sampled_from(CORPUS), st.lists(st.sampled_from(_FRAGMENTS), max_size=3)).map(
+        lambda pair: pair[0] + "".join(pair[1])
+    ),
     st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
 )
 
@@ -148,7 +232,9 @@ class Target:
         limit = Limit(10**7, 600)
         self.app = SSOMiddleware(
             lambda environ, start_response: (start_response("200 OK", []), [b""])[1],
-            system_url=BASE, secret_keys=[lab.secret_key], user_store=demo_user_store(),
+            system_url=BASE,
+            secret_keys=[lab.secret_key],
+            user_store=demo_user_store(),
             stores=Stores.redis(self.redis, prefix="redirect:"),
             api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(lab.api_secret)}),
             limits=Limits(redeem=limit, client_auth=limit, address_auth=limit),
@@ -157,9 +243,14 @@ class Target:
         self.requests = 0
         self.redirects = 0
         self.escapes: list[tuple[str, str, str]] = []
-        created = self.api({"action": "CreateOAuthCredential", "grantType": "single_sign_on",
-                            "serviceId": "101",
-                            "scope": "clientarea:invoices clientarea:product_details clientarea:profile"})
+        created = self.api(
+            {
+                "action": "CreateOAuthCredential",
+                "grantType": "single_sign_on",
+                "serviceId": "101",
+                "scope": "clientarea:invoices clientarea:product_details clientarea:profile",
+            }
+        )
         body = created.get_json()
         self.client_id, self.client_secret = body["clientIdentifier"], body["clientSecret"]
         lab.canary.add(self.client_secret, "client secret")
@@ -169,9 +260,16 @@ class Target:
 
     def api(self, fields: dict[str, str]) -> t.Any:
         self.requests += 1
-        return self.client.post(API_PATH, base_url=BASE, data={
-            "identifier": API_IDENTIFIER, "secret": self.lab.api_secret, "responsetype": "json",
-            **fields})
+        return self.client.post(
+            API_PATH,
+            base_url=BASE,
+            data={
+                "identifier": API_IDENTIFIER,
+                "secret": self.lab.api_secret,
+                "responsetype": "json",
+                **fields,
+            },
+        )
 
     @staticmethod
     def minted(response: t.Any, role: str, text: str) -> bool:
@@ -207,13 +305,26 @@ class Target:
 
     def try_input(self, text: str) -> None:
         # 1. destination
-        r = self.api({"action": "CreateSsoToken", "client_id": "1", "destination": text,
-                      "service_id": "101", "domain_id": "111"})
+        r = self.api(
+            {
+                "action": "CreateSsoToken",
+                "client_id": "1",
+                "destination": text,
+                "service_id": "101",
+                "domain_id": "111",
+            }
+        )
         if self.minted(r, "destination", text):
             self.follow(r.get_json()["redirect_url"], "destination", text)
         # 2. sso_redirect_path
-        r = self.api({"action": "CreateSsoToken", "client_id": "1",
-                      "destination": "sso:custom_redirect", "sso_redirect_path": text})
+        r = self.api(
+            {
+                "action": "CreateSsoToken",
+                "client_id": "1",
+                "destination": "sso:custom_redirect",
+                "sso_redirect_path": text,
+            }
+        )
         if self.minted(r, "sso_redirect_path", text):
             self.follow(r.get_json()["redirect_url"], "sso_redirect_path", text)
         # 3. scope along with a valid link
@@ -221,9 +332,16 @@ class Target:
         self.follow(link, "scope (SSO endpoint)", text, scope=text)
         # 4. scope at the token endpoint
         self.requests += 1
-        r = self.client.post(TOKEN_PATH, base_url=BASE, data={
-            "grant_type": "single_sign_on", "scope": "clientarea:sso " + text,
-            "client_id": self.client_id, "client_secret": self.client_secret})
+        r = self.client.post(
+            TOKEN_PATH,
+            base_url=BASE,
+            data={
+                "grant_type": "single_sign_on",
+                "scope": "clientarea:sso " + text,
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+            },
+        )
         assert r.status_code < 500, ("token scope", text, r.status_code)
         if r.status_code == 200:
             self.follow(r.get_json()["redirect_url"], "scope (token endpoint)", text)
@@ -238,8 +356,14 @@ def run(lab: Lab, examples: int) -> dict[str, t.Any]:
         for text in CORPUS:
             target.try_input(text)
 
-        @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
-                  phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=False,
+            phases=(Phase.generate, Phase.shrink),
+            suppress_health_check=list(HealthCheck),
+        )
         @given(STRINGS)
         def prop(text: str) -> None:
             nonlocal generated
@@ -252,10 +376,16 @@ def run(lab: Lab, examples: int) -> dict[str, t.Any]:
             failure.append(f"{type(e).__name__}: {e}"[:300])
     finally:
         target.close()
-    return {"corpus": len(CORPUS), "generated": generated, "requests": target.requests,
-            "redirects": target.redirects, "escapes": target.escapes[:20],
-            "escape_count": len(target.escapes), "failure": failure,
-            "seconds": time.monotonic() - started}
+    return {
+        "corpus": len(CORPUS),
+        "generated": generated,
+        "requests": target.requests,
+        "redirects": target.redirects,
+        "escapes": target.escapes[:20],
+        "escape_count": len(target.escapes),
+        "failure": failure,
+        "seconds": time.monotonic() - started,
+    }
 
 
 def prove(lab: Lab) -> list[Figure]:
@@ -264,11 +394,14 @@ def prove(lab: Lab) -> list[Figure]:
     result = run(lab, examples)
     tried = result["corpus"] + result["generated"]
     return [
-        Figure("8", "Redirect safety (destination, sso_redirect_path, scope x2)",
-               f"{tried} inputs ({result['corpus']} corpus + {result['generated']} Hypothesis) x 4 roles, "
-               f"{result['requests']} requests, {result['redirects']} redirects checked, "
-               f"{result['escape_count']} escapes{'; ' + result['failure'][0] if result['failure'] else ''}",
-               f"0 escapes, >= {len(CORPUS) + examples} inputs",
-               result["escape_count"] == 0 and not result["failure"]
-               and result["generated"] >= examples, result),
+        Figure(
+            "8",
+            "Redirect safety (destination, sso_redirect_path, scope x2)",
+            f"{tried} inputs ({result['corpus']} corpus + {result['generated']} Hypothesis) x 4 roles, "
+            f"{result['requests']} requests, {result['redirects']} redirects checked, "
+            f"{result['escape_count']} escapes{'; ' + result['failure'][0] if result['failure'] else ''}",
+            f"0 escapes, >= {len(CORPUS) + examples} inputs",
+            result["escape_count"] == 0 and not result["failure"] and result["generated"] >= examples,
+            result,
+        ),
     ]

@@ -30,8 +30,10 @@ _sealed = False
 
 def _check_open(what: object) -> None:
     if _sealed:
-        raise RuntimeError(f"{getattr(what, '__qualname__', what)} was registered after the lab's server "
-                           "started: import its part before the server starts")
+        raise RuntimeError(
+            f"{getattr(what, '__qualname__', what)} was registered after the lab's server "
+            "started: import its part before the server starts"
+        )
 
 
 def variants(provider: Variants) -> Variants:

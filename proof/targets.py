@@ -108,10 +108,14 @@ class Targets:
         limit = Limit(10**7, 600)
         self.api_secret = api_secret
         self.app = SSOMiddleware(
-            echo, system_url=BASE, secret_keys=[secret_key], user_store=demo_user_store(),
+            echo,
+            system_url=BASE,
+            secret_keys=[secret_key],
+            user_store=demo_user_store(),
             stores=Stores.redis(redis_client, prefix="parsers:"),
             api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(api_secret)}),
-            limits=Limits(redeem=limit, client_auth=limit, address_auth=limit))
+            limits=Limits(redeem=limit, client_auth=limit, address_auth=limit),
+        )
         self.signer = self.app.sessions.signer
         self.watch = _Unexpected()
         logger = logging.getLogger("sso_middleware")
@@ -119,11 +123,22 @@ class Targets:
         if quiet:  # fuzzing: no denial printed per execution
             logger.propagate = False
             logger.setLevel(logging.DEBUG)
-        status, _, body = self.call("POST", API_PATH, body=_form({
-            "action": "CreateOAuthCredential", "identifier": API_IDENTIFIER, "secret": api_secret,
-            "responsetype": "json", "grantType": "single_sign_on", "serviceId": "101",
-            "scope": "clientarea:invoices clientarea:product_details"}),
-            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        status, _, body = self.call(
+            "POST",
+            API_PATH,
+            body=_form(
+                {
+                    "action": "CreateOAuthCredential",
+                    "identifier": API_IDENTIFIER,
+                    "secret": api_secret,
+                    "responsetype": "json",
+                    "grantType": "single_sign_on",
+                    "serviceId": "101",
+                    "scope": "clientarea:invoices clientarea:product_details",
+                }
+            ),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         created = json.loads(body)
         self.client_id, self.client_secret = created["clientIdentifier"], created["clientSecret"]
         unspent = self.app.create_sso_token(client_id=1)["access_token"]
@@ -139,8 +154,15 @@ class Targets:
 
     # ------------------------------------------------------------------ plumbing
 
-    def call(self, method: str, path: str, *, query: str = "", body: bytes = b"",
-             headers: t.Mapping[str, str] | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: bytes = b"",
+        headers: t.Mapping[str, str] | None = None,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         """One WSGI call with exactly these (latin-1) strings in the environ."""
         environ = create_environ(path=path, base_url=BASE, method=method)
         environ["QUERY_STRING"] = query
@@ -152,7 +174,9 @@ class Targets:
             environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
         captured: dict[str, t.Any] = {}
 
-        def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: t.Any = None) -> t.Any:
+        def start_response(
+            status: str, response_headers: list[tuple[str, str]], exc_info: t.Any = None
+        ) -> t.Any:
             captured["status"], captured["headers"] = status, response_headers
             return lambda data: None
 
@@ -168,8 +192,9 @@ class Targets:
                 close()
         return int(captured["status"].split()[0]), captured["headers"], data
 
-    def _check(self, name: str, status: int, headers: list[tuple[str, str]], allowed: set[int],
-               detail: str) -> None:
+    def _check(
+        self, name: str, status: int, headers: list[tuple[str, str]], allowed: set[int], detail: str
+    ) -> None:
         if self.watch.records:
             record = self.watch.records[0]
             self.watch.records.clear()
@@ -213,17 +238,28 @@ class Targets:
             raise Crash(f"admin API: result=success with status {status}", repr(data[:80]))
         return status
 
-    def token_form(self, body: bytes, query: str = "", authorization: str | None = None,
-                   content_type: str | None = "application/x-www-form-urlencoded") -> int:
+    def token_form(
+        self,
+        body: bytes,
+        query: str = "",
+        authorization: str | None = None,
+        content_type: str | None = "application/x-www-form-urlencoded",
+    ) -> int:
         headers = {}
         if authorization is not None:
             headers["Authorization"] = authorization
         if content_type is not None:
             headers["Content-Type"] = content_type
-        status, response_headers, data = self.call("POST", TOKEN_PATH, query=query, body=body,
-                                                   headers=headers)
-        self._check("token endpoint form + Basic", status, response_headers, TOKEN_ALLOWED,
-                    f"{body[:60]!r} auth={authorization!r:.60}")
+        status, response_headers, data = self.call(
+            "POST", TOKEN_PATH, query=query, body=body, headers=headers
+        )
+        self._check(
+            "token endpoint form + Basic",
+            status,
+            response_headers,
+            TOKEN_ALLOWED,
+            f"{body[:60]!r} auth={authorization!r:.60}",
+        )
         answer = json.loads(data)
         if status != 200 and "error" not in answer:
             raise Crash("token endpoint error without 'error'", repr(answer)[:80])
@@ -254,8 +290,7 @@ def _json_result(data: bytes) -> t.Any:
         raise Crash("admin API answered non-JSON as JSON", repr(data[:80])) from None
     if not isinstance(answer, dict):
         raise Crash("admin API JSON answer not an object", repr(data[:80]))
-    if answer.get("result") == "error" and not (isinstance(answer.get("message"), str)
-                                                and answer["message"]):
+    if answer.get("result") == "error" and not (isinstance(answer.get("message"), str) and answer["message"]):
         raise Crash("admin API JSON error without a message", repr(data[:80]))
     return answer.get("result")
 

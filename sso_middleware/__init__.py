@@ -11,10 +11,10 @@ starts a session and redirects.
 from __future__ import annotations
 
 from .destinations import Destinations as Destinations
+from .exceptions import APIError as APIError
 from .exceptions import BadRequest as BadRequest
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import Denied as Denied
-from .exceptions import APIError as APIError
 from .exceptions import SSOError as SSOError
 from .exceptions import StoreUnavailable as StoreUnavailable
 from .identity import ENVIRON_KEY as ENVIRON_KEY

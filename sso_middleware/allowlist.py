@@ -74,7 +74,8 @@ class AddressAllowList:
                 raise ConfigurationError(f"api_allowed_ips: {e}") from None
         if not parsed:
             raise ConfigurationError(
-                "api_allowed_ips lists no network; list at least one, or leave it out to allow any address")
+                "api_allowed_ips lists no network; list at least one, or leave it out to allow any address"
+            )
         self.networks = tuple(parsed)
 
     def __repr__(self) -> str:

@@ -35,8 +35,8 @@ import redis
 
 from .allowlist import AddressAllowList
 from .credentials import hash_secret
-from .endpoints.admin_api import AdminAPI
 from .destinations import Destinations
+from .endpoints.admin_api import AdminAPI
 from .exceptions import APIError, ConfigurationError, SSOError
 from .issuer import TokenIssuer
 from .options import MAX_TIMEOUT, MAX_TTL, SessionOptions
@@ -72,8 +72,15 @@ def _demo(args: argparse.Namespace) -> int:
         identifier, secret = new_credentials()
     secret_key = os.environ.get("SSO_SECRET_KEY") or secrets.token_urlsafe(32)
     server = serve(args.port)
-    server.app = build_demo(server.server_port, stores, identifier, secret, secret_key,
-                            api_actions=args.api_actions, api_allowed_ips=args.api_allowed_ips)
+    server.app = build_demo(
+        server.server_port,
+        stores,
+        identifier,
+        secret,
+        secret_key,
+        api_actions=args.api_actions,
+        api_allowed_ips=args.api_allowed_ips,
+    )
     base = f"http://127.0.0.1:{server.server_port}"
     shown = secret if generated else '"$SSO_DEMO_API_SECRET"'
     print(
@@ -100,8 +107,9 @@ def _user_store(dotted: str) -> UserStore:
     except TypeError as e:
         raise SystemExit(f"cannot make the user store with {dotted!r}: {e}") from None
     if not isinstance(store, UserStore):
-        raise SystemExit(f"{dotted!r} made a {type(store).__name__}, not a user store"
-                         " (get_account, get_user, owner_of)")
+        raise SystemExit(
+            f"{dotted!r} made a {type(store).__name__}, not a user store (get_account, get_user, owner_of)"
+        )
     return store
 
 
@@ -110,8 +118,9 @@ def _secret_keys() -> list[str]:
     ``$SSO_SECRET_KEYS``, whitespace-separated, oldest first."""
     keys = os.environ.get("SSO_SECRET_KEYS", "").split()
     if not keys:
-        raise SystemExit("error: set SSO_SECRET_KEYS to the deployment's secret keys"
-                         " (whitespace-separated, oldest first)")
+        raise SystemExit(
+            "error: set SSO_SECRET_KEYS to the deployment's secret keys (whitespace-separated, oldest first)"
+        )
     return keys
 
 
@@ -128,9 +137,13 @@ def _create_token(args: argparse.Namespace) -> int:
         ttl=args.ttl,
     )
     result = issuer.create_sso_token(
-        client_id=args.client_id, user_id=args.user_id, destination=args.destination,
-        service_id=args.service_id, domain_id=args.domain_id,
-        sso_redirect_path=args.sso_redirect_path, actor="cli",
+        client_id=args.client_id,
+        user_id=args.user_id,
+        destination=args.destination,
+        service_id=args.service_id,
+        domain_id=args.domain_id,
+        sso_redirect_path=args.sso_redirect_path,
+        actor="cli",
     )
     print(json.dumps(result))
     return 0 if result["result"] == "success" else 1
@@ -142,8 +155,10 @@ def _deployment_under(client: t.Any, prefix: str) -> bool:
     a command write where no deployment reads."""
     pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
     kinds = ("t:", "e:", "ended", "rl:", "{credentials}:")
-    return any(key[len(prefix):].startswith(kinds)
-               for key in (k.decode("utf-8", "replace") for k in client.scan_iter(match=pattern, count=1000)))
+    return any(
+        key[len(prefix) :].startswith(kinds)
+        for key in (k.decode("utf-8", "replace") for k in client.scan_iter(match=pattern, count=1000))
+    )
 
 
 def _revoke_sessions(args: argparse.Namespace) -> int:
@@ -156,17 +171,29 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
     try:
         found = _deployment_under(client, args.prefix)
     except redis.exceptions.NoPermissionError:  # an ACL user without SCAN, as docs/deployment.md has it
-        print(f"warning: cannot check that a deployment lives under {args.prefix!r} (no SCAN permission)",
-              file=sys.stderr)
+        print(
+            f"warning: cannot check that a deployment lives under {args.prefix!r} (no SCAN permission)",
+            file=sys.stderr,
+        )
         found = True
     if not found:
-        raise SystemExit(f"error: nothing of a deployment is stored under the prefix {args.prefix!r} in this"
-                         " database, so there are no sessions to end there; check --prefix and the URL's database")
-    sessions = SessionManager(RedisTokenStore(client, prefix=args.prefix), _secret_keys(), SessionOptions(
-        absolute_timeout=args.absolute_timeout, idle_timeout=min(30 * 60, args.absolute_timeout)))
+        raise SystemExit(
+            f"error: nothing of a deployment is stored under the prefix {args.prefix!r} in this"
+            " database, so there are no sessions to end there; check --prefix and the URL's database"
+        )
+    sessions = SessionManager(
+        RedisTokenStore(client, prefix=args.prefix),
+        _secret_keys(),
+        SessionOptions(
+            absolute_timeout=args.absolute_timeout, idle_timeout=min(30 * 60, args.absolute_timeout)
+        ),
+    )
     sessions.end_sessions(client_id=args.client_id, user_id=args.user_id, actor="cli")
-    ended = {name: value for name, value in (("client_id", args.client_id), ("user_id", args.user_id))
-             if value is not None}
+    ended = {
+        name: value
+        for name, value in (("client_id", args.client_id), ("user_id", args.user_id))
+        if value is not None
+    }
     print(json.dumps({"result": "success", **ended}))
     return 0
 
@@ -176,14 +203,23 @@ def _credentials(args: argparse.Namespace) -> int:
     from .sealing import RecordSealer
     from .stores.redis import connect
 
-    manager = CredentialManager(Stores.redis(connect(args.redis_url), prefix=args.prefix).credentials,
-                                _user_store(args.user_store), Destinations(), RecordSealer(_secret_keys()))
+    manager = CredentialManager(
+        Stores.redis(connect(args.redis_url), prefix=args.prefix).credentials,
+        _user_store(args.user_store),
+        Destinations(),
+        RecordSealer(_secret_keys()),
+    )
     try:
         secret: str | None
         if args.action == "create":
             credential, secret = manager.create(
-                grant_type="single_sign_on", scope=args.scope, service_id=args.service_id,
-                name=args.name, description=args.description, actor="cli")
+                grant_type="single_sign_on",
+                scope=args.scope,
+                service_id=args.service_id,
+                name=args.name,
+                description=args.description,
+                actor="cli",
+            )
             result: t.Any = {**credential.describe(), "clientSecret": secret}
         elif args.action == "list":
             result = [c.describe() for c in manager.list()]
@@ -191,13 +227,17 @@ def _credentials(args: argparse.Namespace) -> int:
             from .stores.redis import RedisCredentialStore
 
             old = RedisCredentialStore(connect(args.redis_url), prefix=args.from_prefix)
-            sets, unreadable = manager.import_unsealed(old.all(), only=args.only, reset_secrets=args.reset_secrets,
-                                                       apply=args.apply, actor="cli")
+            sets, unreadable = manager.import_unsealed(
+                old.all(), only=args.only, reset_secrets=args.reset_secrets, apply=args.apply, actor="cli"
+            )
             result = {"applied": args.apply, "credentials": sets, "unreadable": unreadable}
             if not args.apply:
-                print("Nothing written: review these sets (anyone who could write to the old store"
-                      " could have added or changed one), then run again with --apply"
-                      " [--only IDENTIFIER ...] [--reset-secrets].", file=sys.stderr)
+                print(
+                    "Nothing written: review these sets (anyone who could write to the old store"
+                    " could have added or changed one), then run again with --apply"
+                    " [--only IDENTIFIER ...] [--reset-secrets].",
+                    file=sys.stderr,
+                )
         elif args.action == "reset-secret":
             credential, secret = manager.update(args.credential_id, reset_secret=True, actor="cli")
             result = {**credential.describe(), "clientSecret": secret}
@@ -227,6 +267,7 @@ def _ttl(value: str) -> int:
 
 # argparse shows the value of an argument its type refuses with ValueError,
 # but not with ArgumentTypeError: a URL may hold a password.
+
 
 def _redis_url(value: str) -> str:
     try:
@@ -271,7 +312,9 @@ def _actions(value: str) -> list[str]:
     known = {name.lower() for name in AdminAPI.ACTIONS}
     for name in names:
         if name.lower() not in known:
-            raise argparse.ArgumentTypeError(f"no action {name!r}; the actions are {', '.join(AdminAPI.ACTIONS)}")
+            raise argparse.ArgumentTypeError(
+                f"no action {name!r}; the actions are {', '.join(AdminAPI.ACTIONS)}"
+            )
     if not names:
         raise argparse.ArgumentTypeError("name at least one action")
     return names
@@ -279,67 +322,111 @@ def _actions(value: str) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    main = argparse.ArgumentParser(prog="sso-middleware", description="Single sign-on for WSGI apps: demo and operator tools.")
+    main = argparse.ArgumentParser(
+        prog="sso-middleware", description="Single sign-on for WSGI apps: demo and operator tools."
+    )
     commands = main.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="serve the demo portal on 127.0.0.1")
     demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    demo.add_argument("--redis-url", type=_redis_url, help="keep tokens and sessions in Redis"
-                      " (default: $SSO_REDIS_URL, else in memory)")
-    demo.add_argument("--api-allowed-ips", type=_networks, metavar="NETWORKS",
-                      help="answer the admin API only from these networks, e.g. 127.0.0.1/32,::1"
-                      " (default: any address)")
-    demo.add_argument("--api-actions", type=_actions, metavar="ACTIONS",
-                      help="let the admin API credential call only these actions, e.g. CreateSsoToken"
-                      " (default: every action)")
+    demo.add_argument(
+        "--redis-url",
+        type=_redis_url,
+        help="keep tokens and sessions in Redis (default: $SSO_REDIS_URL, else in memory)",
+    )
+    demo.add_argument(
+        "--api-allowed-ips",
+        type=_networks,
+        metavar="NETWORKS",
+        help="answer the admin API only from these networks, e.g. 127.0.0.1/32,::1 (default: any address)",
+    )
+    demo.add_argument(
+        "--api-actions",
+        type=_actions,
+        metavar="ACTIONS",
+        help="let the admin API credential call only these actions, e.g. CreateSsoToken"
+        " (default: every action)",
+    )
     demo.set_defaults(run=_demo)
 
     create = commands.add_parser("create-token", help="mint a token (CreateSsoToken) in Redis")
-    create.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
-                        required="SSO_REDIS_URL" not in os.environ,
-                        help="the deployment's Redis (default: $SSO_REDIS_URL)")
-    create.add_argument("--system-url", required=True, type=_system_url, help="the deployment's public base URL")
-    create.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})")
+    create.add_argument(
+        "--redis-url",
+        default=os.environ.get("SSO_REDIS_URL"),
+        type=_redis_url,
+        required="SSO_REDIS_URL" not in os.environ,
+        help="the deployment's Redis (default: $SSO_REDIS_URL)",
+    )
+    create.add_argument(
+        "--system-url", required=True, type=_system_url, help="the deployment's public base URL"
+    )
+    create.add_argument(
+        "--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})"
+    )
     create.add_argument("--sso-path", default="/oauth/singlesignon.php", type=_path)
-    create.add_argument("--user-store", default=os.environ.get("SSO_USER_STORE"),
-                        required=not os.environ.get("SSO_USER_STORE"),
-                        help="package.module:factory returning the deployment's user store"
-                             " (default: $SSO_USER_STORE)")
+    create.add_argument(
+        "--user-store",
+        default=os.environ.get("SSO_USER_STORE"),
+        required=not os.environ.get("SSO_USER_STORE"),
+        help="package.module:factory returning the deployment's user store (default: $SSO_USER_STORE)",
+    )
     create.add_argument("--ttl", type=_ttl, default=60, help="token lifetime in seconds (default 60)")
     for name in ("client-id", "user-id", "destination", "service-id", "domain-id", "sso-redirect-path"):
         create.add_argument(f"--{name}")
     create.set_defaults(run=_create_token)
 
     revoke = commands.add_parser(
-        "revoke-sessions", help="end every session of an account or a user, and their unused links")
-    revoke.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
-                        required="SSO_REDIS_URL" not in os.environ,
-                        help="the deployment's Redis (default: $SSO_REDIS_URL)")
-    revoke.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})")
+        "revoke-sessions", help="end every session of an account or a user, and their unused links"
+    )
+    revoke.add_argument(
+        "--redis-url",
+        default=os.environ.get("SSO_REDIS_URL"),
+        type=_redis_url,
+        required="SSO_REDIS_URL" not in os.environ,
+        help="the deployment's Redis (default: $SSO_REDIS_URL)",
+    )
+    revoke.add_argument(
+        "--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})"
+    )
     revoke.add_argument("--client-id", type=_id, help="end the sessions of this account")
     revoke.add_argument("--user-id", type=_id, help="end the sessions of this user")
-    revoke.add_argument("--absolute-timeout", type=_id, default=MAX_TIMEOUT,
-                        help="how long the end is remembered, at least the deployment's absolute_timeout"
-                             f" (default {MAX_TIMEOUT} s, the longest allowed)")
+    revoke.add_argument(
+        "--absolute-timeout",
+        type=_id,
+        default=MAX_TIMEOUT,
+        help="how long the end is remembered, at least the deployment's absolute_timeout"
+        f" (default {MAX_TIMEOUT} s, the longest allowed)",
+    )
     revoke.set_defaults(run=_revoke_sessions)
 
     credentials = commands.add_parser("credentials", help="manage OAuth credential sets in Redis")
     actions = credentials.add_subparsers(dest="action", required=True)
-    for action, help_text in (("create", "create a set; prints its secret, once"),
-                              ("list", "list the sets (never their secrets)"),
-                              ("reset-secret", "replace a set's secret; the old one stops working"),
-                              ("delete", "delete a set"),
-                              ("import", "copy the sets of a release that kept them unsealed, sealed")):
+    for action, help_text in (
+        ("create", "create a set; prints its secret, once"),
+        ("list", "list the sets (never their secrets)"),
+        ("reset-secret", "replace a set's secret; the old one stops working"),
+        ("delete", "delete a set"),
+        ("import", "copy the sets of a release that kept them unsealed, sealed"),
+    ):
         sub = actions.add_parser(action, help=help_text)
-        sub.add_argument("--redis-url", default=os.environ.get("SSO_REDIS_URL"), type=_redis_url,
-                         required="SSO_REDIS_URL" not in os.environ,
-                         help="the deployment's Redis (default: $SSO_REDIS_URL)")
-        sub.add_argument("--prefix", default=DEFAULT_PREFIX,
-                         help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})")
-        sub.add_argument("--user-store", default=os.environ.get("SSO_USER_STORE"),
-                         required=not os.environ.get("SSO_USER_STORE"),
-                         help="package.module:factory returning the deployment's user store"
-                              " (default: $SSO_USER_STORE)")
+        sub.add_argument(
+            "--redis-url",
+            default=os.environ.get("SSO_REDIS_URL"),
+            type=_redis_url,
+            required="SSO_REDIS_URL" not in os.environ,
+            help="the deployment's Redis (default: $SSO_REDIS_URL)",
+        )
+        sub.add_argument(
+            "--prefix",
+            default=DEFAULT_PREFIX,
+            help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})",
+        )
+        sub.add_argument(
+            "--user-store",
+            default=os.environ.get("SSO_USER_STORE"),
+            required=not os.environ.get("SSO_USER_STORE"),
+            help="package.module:factory returning the deployment's user store (default: $SSO_USER_STORE)",
+        )
         if action == "create":
             sub.add_argument("--service-id", required=True, help="the service the set is bound to")
             sub.add_argument("--scope", default="", help='allowed destinations, e.g. "clientarea:invoices"')
@@ -348,11 +435,18 @@ def parser() -> argparse.ArgumentParser:
         elif action == "import":
             sub.add_argument("--from-prefix", required=True, help="the old release's prefix, e.g. sso:v1:")
             sub.add_argument("--apply", action="store_true", help="write them (without it: only list them)")
-            sub.add_argument("--only", action="append", default=[], metavar="IDENTIFIER",
-                             help="import this set only (repeatable)")
-            sub.add_argument("--reset-secrets", action="store_true",
-                             help="give each imported set a new secret (printed once) instead of trusting"
-                                  " the old store's")
+            sub.add_argument(
+                "--only",
+                action="append",
+                default=[],
+                metavar="IDENTIFIER",
+                help="import this set only (repeatable)",
+            )
+            sub.add_argument(
+                "--reset-secrets",
+                action="store_true",
+                help="give each imported set a new secret (printed once) instead of trusting the old store's",
+            )
         elif action != "list":
             sub.add_argument("--credential-id", required=True)
     credentials.set_defaults(run=_credentials)
@@ -365,8 +459,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: t.Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.run(args))
     except SSOError as e:

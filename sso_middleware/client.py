@@ -37,8 +37,14 @@ from .urls import check_path, check_system_url
 class SSOClientError(Exception):
     """The deployment refused or could not be reached."""
 
-    def __init__(self, message: str, *, status: int | None = None, error: str | None = None,
-                 retry_after: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        retry_after: int | None = None,
+    ):
         super().__init__(message)
         #: The deployment's message (the reference system's text for the API).
         self.message = message
@@ -62,15 +68,17 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects())
 
 
-def _post(url: str, data: t.Mapping[str, t.Any], headers: t.Mapping[str, str],
-          timeout: float) -> dict[str, t.Any]:
+def _post(
+    url: str, data: t.Mapping[str, t.Any], headers: t.Mapping[str, str], timeout: float
+) -> dict[str, t.Any]:
     """POST a form and return the JSON object answered. Every failure is an
     :class:`SSOClientError`, as callers are promised: whatever a network or
     a server does (unreachable, cut short, not JSON, nested past Python's
     limits), nothing else escapes."""
     body = urlencode({k: v for k, v in data.items() if v is not None}).encode()
-    request = urllib.request.Request(url, body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", **headers})
+    request = urllib.request.Request(
+        url, body, headers={"Content-Type": "application/x-www-form-urlencoded", **headers}
+    )
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             answer = json.load(response)
@@ -81,16 +89,20 @@ def _post(url: str, data: t.Mapping[str, t.Any], headers: t.Mapping[str, str],
     except Exception as e:
         raise SSOClientError(f"no usable answer from {url}: {type(e).__name__}") from None
     if not isinstance(answer, dict):
-        raise SSOClientError(f"{url} answered with something other than a JSON object: check the system_url",
-                             status=status)
+        raise SSOClientError(
+            f"{url} answered with something other than a JSON object: check the system_url", status=status
+        )
     return answer
 
 
 def _refusal(url: str, error: urllib.error.HTTPError) -> SSOClientError:
     """The :class:`SSOClientError` for an HTTP error answer."""
     if 300 <= error.code < 400:
-        return SSOClientError(f"{url} answered with a redirect (HTTP {error.code}), which is not followed:"
-                              " check the system_url", status=error.code)
+        return SSOClientError(
+            f"{url} answered with a redirect (HTTP {error.code}), which is not followed:"
+            " check the system_url",
+            status=error.code,
+        )
     try:
         payload = json.load(error)
     except Exception:  # no body, a body cut short, not JSON: the status still says what happened
@@ -100,7 +112,8 @@ def _refusal(url: str, error: urllib.error.HTTPError) -> SSOClientError:
     retry = error.headers.get("Retry-After", "")
     return SSOClientError(
         str(payload.get("message") or payload.get("error_description") or error.reason),
-        status=error.code, error=payload.get("error"),
+        status=error.code,
+        error=payload.get("error"),
         retry_after=int(retry) if retry.isascii() and retry.isdigit() and len(retry) <= 9 else None,
     )
 
@@ -130,8 +143,15 @@ class AdminClient:
         longer in all).
     """
 
-    def __init__(self, system_url: str, identifier: str, secret: str, *,
-                 api_path: str = "/includes/api.php", timeout: float = 10.0):
+    def __init__(
+        self,
+        system_url: str,
+        identifier: str,
+        secret: str,
+        *,
+        api_path: str = "/includes/api.php",
+        timeout: float = 10.0,
+    ):
         self.url = check_system_url(system_url, secure=False) + check_path("api_path", api_path)
         self.identifier = identifier
         self._secret = secret
@@ -143,9 +163,18 @@ class AdminClient:
     def create_sso_token(self, **inputs: t.Any) -> dict[str, t.Any]:
         """The full ``CreateSsoToken`` response; inputs as the API names them
         (``client_id``, ``user_id``, ``destination``, ``service_id``, ...)."""
-        return _post(self.url, {"action": "CreateSsoToken", "identifier": self.identifier,
-                                "secret": self._secret, "responsetype": "json", **inputs},
-                     {}, self.timeout)
+        return _post(
+            self.url,
+            {
+                "action": "CreateSsoToken",
+                "identifier": self.identifier,
+                "secret": self._secret,
+                "responsetype": "json",
+                **inputs,
+            },
+            {},
+            self.timeout,
+        )
 
     def sso_url(self, **inputs: t.Any) -> str:
         """The URL to send the user's browser to."""
@@ -167,8 +196,15 @@ class OAuthClient:
         longer in all).
     """
 
-    def __init__(self, system_url: str, client_id: str, client_secret: str, *,
-                 token_path: str = "/oauth/token.php", timeout: float = 10.0):
+    def __init__(
+        self,
+        system_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        token_path: str = "/oauth/token.php",
+        timeout: float = 10.0,
+    ):
         self.url = check_system_url(system_url, secure=False) + check_path("token_path", token_path)
         self.client_id = client_id
         credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
@@ -182,8 +218,12 @@ class OAuthClient:
         """The token response (``access_token``, ``expires_in``,
         ``redirect_url``, ...) for one destination scope."""
         scope = "clientarea:sso" + (f" {destination}" if destination else "")
-        return _post(self.url, {"grant_type": "single_sign_on", "scope": scope, **inputs},
-                     {"Authorization": self._authorization}, self.timeout)
+        return _post(
+            self.url,
+            {"grant_type": "single_sign_on", "scope": scope, **inputs},
+            {"Authorization": self._authorization},
+            self.timeout,
+        )
 
     def sso_url(self, destination: str | None = None, **inputs: t.Any) -> str:
         """The URL to send the user's browser to."""

@@ -59,8 +59,7 @@ class APICredentials:
         identifier that is not configured or that allows no action.
     """
 
-    def __init__(self, hashes: t.Mapping[str, str],
-                 roles: t.Mapping[str, t.Iterable[str]] | None = None):
+    def __init__(self, hashes: t.Mapping[str, str], roles: t.Mapping[str, t.Iterable[str]] | None = None):
         for identifier, secret_hash in hashes.items():
             if not identifier or not _HASH.fullmatch(secret_hash):
                 raise ConfigurationError(

@@ -43,8 +43,10 @@ def demo_user_store() -> MemoryUserStore:
     """The seeded accounts and users listed in this module's docstring."""
     users = MemoryUserStore()
     for client_id, status, sso_allowed in (
-        (1, AccountStatus.ACTIVE, True), (2, AccountStatus.INACTIVE, True),
-        (3, AccountStatus.CLOSED, True), (4, AccountStatus.ACTIVE, False),
+        (1, AccountStatus.ACTIVE, True),
+        (2, AccountStatus.INACTIVE, True),
+        (3, AccountStatus.CLOSED, True),
+        (4, AccountStatus.ACTIVE, False),
     ):
         users.add_account(Account(client_id, status, sso_allowed, owner_user_id=client_id))
         users.add_user(User(client_id, client_ids=(client_id,)))
@@ -75,20 +77,25 @@ def portal(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterabl
     identity = get_identity(environ)
     if request.path == "/whoami":
         if identity is None:
-            response = Response(json.dumps({"error": "not signed in"}), 401,
-                                content_type="application/json")
+            response = Response(json.dumps({"error": "not signed in"}), 401, content_type="application/json")
         else:
-            response = Response(json.dumps({"user_id": identity.user_id,
-                                            "client_id": identity.client_id}),
-                                content_type="application/json")
+            response = Response(
+                json.dumps({"user_id": identity.user_id, "client_id": identity.client_id}),
+                content_type="application/json",
+            )
         return response(environ, start_response)
     if identity is None:
         who, logout = "Not signed in.", ""
     else:
         who = f"Signed in as user {identity.user_id} for client {identity.client_id}."
         logout = '<form method="post" action="/logout"><button>Log out</button></form>'
-    paths = {WHMCS_HOME, *(p.format(service_id=101, domain_id=111, sso_redirect_path="clientarea.php")
-                           for p in WHMCS_DESTINATIONS.values())}
+    paths = {
+        WHMCS_HOME,
+        *(
+            p.format(service_id=101, domain_id=111, sso_redirect_path="clientarea.php")
+            for p in WHMCS_DESTINATIONS.values()
+        ),
+    }
     links = "".join(f'<li><a href="{escape(p)}">{escape(p)}</a></li>' for p in sorted(paths))
     here = request.full_path.rstrip("?")
     body = _PAGE.format(who=escape(who), here=escape(here), logout=logout, links=links)
@@ -114,9 +121,11 @@ def build_demo(
         secret_keys=[secret_key],
         user_store=demo_user_store(),
         stores=stores,
-        api=AdminAPIOptions(credentials={api_identifier: hash_secret(api_secret)},
-                            roles={api_identifier: api_actions} if api_actions else None,
-                            allowed_ips=api_allowed_ips),
+        api=AdminAPIOptions(
+            credentials={api_identifier: hash_secret(api_secret)},
+            roles={api_identifier: api_actions} if api_actions else None,
+            allowed_ips=api_allowed_ips,
+        ),
         sessions=SessionOptions(secure=False, logout_on_get=True),
     )
 
@@ -133,8 +142,7 @@ class RedactingRequestHandler(WSGIRequestHandler):
 def serve(port: int) -> BaseWSGIServer:
     """A threaded development server on 127.0.0.1 (not started), serving the
     bare portal until its ``app`` is replaced; ``port`` 0 picks a free one."""
-    return make_server("127.0.0.1", port, portal, threaded=True,
-                       request_handler=RedactingRequestHandler)
+    return make_server("127.0.0.1", port, portal, threaded=True, request_handler=RedactingRequestHandler)
 
 
 def new_credentials() -> tuple[str, str]:
@@ -149,4 +157,3 @@ def credentials_line(identifier: str, secret: str, *, generated: bool) -> str:
     terminal scrollback and the logs of whatever runs the demo."""
     shown = secret if generated else "(from $SSO_DEMO_API_SECRET)"
     return f"Admin API credentials: identifier={identifier} secret={shown}"
-

@@ -25,7 +25,7 @@ import re
 import string
 import typing as t
 
-from .exceptions import ConfigurationError, APIError
+from .exceptions import APIError, ConfigurationError
 
 #: The marker scope every single sign-on token carries; not a destination.
 SSO_SCOPE = "clientarea:sso"
@@ -126,7 +126,8 @@ class Destinations:
         except ValueError as e:
             raise ConfigurationError(
                 f"destination {scope!r}: {template!r} is not a path template ({e}); write inputs"
-                " as {service_id}, and a literal brace as {{ or }}") from None
+                " as {service_id}, and a literal brace as {{ or }}"
+            ) from None
         fields = frozenset(f for _, f, _, _ in parsed if f is not None)
         unknown = fields - INPUTS
         if unknown:
@@ -166,8 +167,11 @@ class Destinations:
             raise APIError("Invalid destination")
         template, needs = entry
         values: dict[str, object] = {}
-        for name, value in (("service_id", service_id), ("domain_id", domain_id),
-                            ("sso_redirect_path", sso_redirect_path)):
+        for name, value in (
+            ("service_id", service_id),
+            ("domain_id", domain_id),
+            ("sso_redirect_path", sso_redirect_path),
+        ):
             if name in needs:
                 if value is None or value == "":
                     raise APIError(f"A {name} is required for destination {scope}")
@@ -178,4 +182,3 @@ class Destinations:
         if not is_safe_path(path):
             raise APIError("Invalid sso_redirect_path")
         return path
-

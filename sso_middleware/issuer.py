@@ -35,7 +35,7 @@ MAX_ID = 2**63 - 1
 #: 256 bits, means the random source is broken).
 MINT_ATTEMPTS = 3
 
-Id = t.Union[int, str, None]
+Id = int | str | None
 
 
 def parse_id(value: Id, name: str) -> int | None:
@@ -115,9 +115,13 @@ class TokenIssuer:
         """
         try:
             token = self.issue(
-                client_id=client_id, user_id=user_id, destination=destination,
-                service_id=service_id, domain_id=domain_id,
-                sso_redirect_path=sso_redirect_path, actor=actor,
+                client_id=client_id,
+                user_id=user_id,
+                destination=destination,
+                service_id=service_id,
+                domain_id=domain_id,
+                sso_redirect_path=sso_redirect_path,
+                actor=actor,
             )
         except APIError as e:
             return {"result": "error", "message": e.message}
@@ -157,10 +161,18 @@ class TokenIssuer:
             key = token_key(token)
             if self.token_store.add(key, self.sealer.seal(key, record), self.ttl):
                 audit(
-                    logging.INFO, "issued",
+                    logging.INFO,
+                    "issued",
                     "Issued Single Sign-On token %s for User ID: %d, client %d, destination %s, by %s",
-                    fingerprint(key), user, client, destination or "home", actor,
-                    token=fingerprint(key), user_id=user, client_id=client, actor=actor,
+                    fingerprint(key),
+                    user,
+                    client,
+                    destination or "home",
+                    actor,
+                    token=fingerprint(key),
+                    user_id=user,
+                    client_id=client,
+                    actor=actor,
                 )
                 return token
         raise RuntimeError("the random source keeps repeating tokens")

@@ -25,7 +25,6 @@ passes every other request through, with the signed-in identity in the environ.
 
 from __future__ import annotations
 
-import time
 import typing as t
 from urllib.parse import unquote
 
@@ -49,11 +48,11 @@ from .users import UserStore
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+
 def _strip_token(query: str) -> str:
     """Drop every ``access_token`` parameter from a raw query string."""
     return "&".join(
-        part for part in query.split("&")
-        if unquote(part.partition("=")[0]).strip() != "access_token"
+        part for part in query.split("&") if unquote(part.partition("=")[0]).strip() != "access_token"
     )
 
 
@@ -138,29 +137,54 @@ class SSOMiddleware:
         self.system_url = check_system_url(system_url, sessions.secure)
         timing = {} if clock is None else {"clock": clock}
         self.sessions = SessionManager(stores.tokens, secret_keys, sessions, **timing)
-        self.issuer = TokenIssuer(stores.tokens, self.sessions.sealer, user_store, destinations,
-                                  sso_url=self.system_url + paths.sso, ttl=redemption.token_ttl, **timing)
-        self.credentials = CredentialManager(stores.credentials, user_store, destinations,
-                                             self.sessions.sealer)
+        self.issuer = TokenIssuer(
+            stores.tokens,
+            self.sessions.sealer,
+            user_store,
+            destinations,
+            sso_url=self.system_url + paths.sso,
+            ttl=redemption.token_ttl,
+            **timing,
+        )
+        self.credentials = CredentialManager(
+            stores.credentials, user_store, destinations, self.sessions.sealer
+        )
         client_limiter = RateLimiter(stores.counters, limits.client_auth, "auth-client", **timing)
         address_limiter = RateLimiter(stores.counters, limits.address_auth, "auth-address", **timing)
         self.endpoints: dict[str, WSGIApplication] = {
             paths.sso: self.sso_endpoint_class(
-                user_store, self.sessions, system_url=self.system_url, options=redemption,
+                user_store,
+                self.sessions,
+                system_url=self.system_url,
+                options=redemption,
                 limiter=RateLimiter(stores.counters, limits.redeem, "redeem", **timing),
-                trusted_proxies=limits.trusted_proxies, **timing),
+                trusted_proxies=limits.trusted_proxies,
+                **timing,
+            ),
             paths.token: self.token_endpoint_class(
-                self.issuer, self.credentials, client_limiter=client_limiter,
-                address_limiter=address_limiter, trusted_proxies=limits.trusted_proxies),
+                self.issuer,
+                self.credentials,
+                client_limiter=client_limiter,
+                address_limiter=address_limiter,
+                trusted_proxies=limits.trusted_proxies,
+            ),
             paths.logout: self.logout_endpoint_class(
-                self.sessions, allow_get=sessions.logout_on_get,
-                redirect_url=self.system_url + paths.logout_redirect),
+                self.sessions,
+                allow_get=sessions.logout_on_get,
+                redirect_url=self.system_url + paths.logout_redirect,
+            ),
         }
         if api is not None and api.credentials:
             self.endpoints[paths.api] = self.admin_api_class(
-                self.issuer, api.api_keys(), self.credentials, self.sessions,
-                client_limiter=client_limiter, address_limiter=address_limiter,
-                trusted_proxies=limits.trusted_proxies, allowed_addresses=api.allow_list())
+                self.issuer,
+                api.api_keys(),
+                self.credentials,
+                self.sessions,
+                client_limiter=client_limiter,
+                address_limiter=address_limiter,
+                trusted_proxies=limits.trusted_proxies,
+                allowed_addresses=api.allow_list(),
+            )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         endpoint = self.endpoints.get(environ.get("PATH_INFO", ""))
@@ -218,6 +242,10 @@ class SSOMiddleware:
     ) -> dict[str, str]:
         """``CreateSsoToken`` from Python; see :meth:`TokenIssuer.create_sso_token`."""
         return self.issuer.create_sso_token(
-            client_id=client_id, user_id=user_id, destination=destination,
-            service_id=service_id, domain_id=domain_id, sso_redirect_path=sso_redirect_path,
+            client_id=client_id,
+            user_id=user_id,
+            destination=destination,
+            service_id=service_id,
+            domain_id=domain_id,
+            sso_redirect_path=sso_redirect_path,
         )

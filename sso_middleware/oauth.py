@@ -78,13 +78,24 @@ class OAuthCredential:
             credential = cls(**raw)
         except (TypeError, KeyError, ValueError) as e:
             raise ValueError("corrupted credential record") from e
-        if not (type(credential.credential_id) is int and credential.credential_id > 0
-                and isinstance(credential.identifier, str) and IDENTIFIER_PATTERN.fullmatch(credential.identifier)
-                and type(credential.client_id) is int
-                and (credential.service_id is None or type(credential.service_id) is int)
-                and all(isinstance(v, str) for v in (credential.secret_hash, credential.name,
-                                                       credential.description, credential.grant_type,
-                                                       *credential.scopes))):
+        if not (
+            type(credential.credential_id) is int
+            and credential.credential_id > 0
+            and isinstance(credential.identifier, str)
+            and IDENTIFIER_PATTERN.fullmatch(credential.identifier)
+            and type(credential.client_id) is int
+            and (credential.service_id is None or type(credential.service_id) is int)
+            and all(
+                isinstance(v, str)
+                for v in (
+                    credential.secret_hash,
+                    credential.name,
+                    credential.description,
+                    credential.grant_type,
+                    *credential.scopes,
+                )
+            )
+        ):
             raise ValueError("corrupted credential record")
         return credential
 
@@ -118,8 +129,9 @@ class CredentialManager:
     #: Ids a new set tries before giving up (each taken one was skipped).
     add_attempts = 1000
 
-    def __init__(self, store: CredentialStore, user_store: UserStore, destinations: Destinations,
-                 sealer: RecordSealer):
+    def __init__(
+        self, store: CredentialStore, user_store: UserStore, destinations: Destinations, sealer: RecordSealer
+    ):
         self.store = store
         self.user_store = user_store
         self.destinations = destinations
@@ -135,9 +147,12 @@ class CredentialManager:
         try:
             return OAuthCredential.decode(self.sealer.open(_SEAL_KEY, record))
         except ValueError:
-            audit(logging.WARNING, "tampered_record",
-                  "OAuth credential record refused: it fails its MAC or is corrupted;"
-                  " the store may have been written to by someone else")
+            audit(
+                logging.WARNING,
+                "tampered_record",
+                "OAuth credential record refused: it fails its MAC or is corrupted;"
+                " the store may have been written to by someone else",
+            )
             return None
 
     def parse_scopes(self, scope: str) -> tuple[str, ...]:
@@ -166,8 +181,10 @@ class CredentialManager:
         which is not stored and cannot be shown again."""
         if grant_type != SINGLE_SIGN_ON:
             if grant_type == "authorization_code":
-                raise APIError("The authorization_code grant type is not supported:"
-                               " this middleware serves only single_sign_on")
+                raise APIError(
+                    "The authorization_code grant type is not supported:"
+                    " this middleware serves only single_sign_on"
+                )
             raise APIError("A valid grant type is required.")
         service = parse_id(service_id, "serviceId")
         if service is None:
@@ -177,9 +194,18 @@ class CredentialManager:
             raise APIError("Service ID not associated with valid Client.")
         scopes = self.parse_scopes(scope)
         secret = secrets.token_urlsafe(32)
-        credential = self._add(OAuthCredential(
-            0, secrets.token_hex(16), hash_secret(secret), scopes, client_id, service, name, description,
-        ))
+        credential = self._add(
+            OAuthCredential(
+                0,
+                secrets.token_hex(16),
+                hash_secret(secret),
+                scopes,
+                client_id,
+                service,
+                name,
+                description,
+            )
+        )
         self._audit("credential_created", credential, actor)
         return credential, secret
 
@@ -241,8 +267,7 @@ class CredentialManager:
             previous, current = self._read(credential_id)  # Invalid credentialId once deleted
             credential = replace(current, **changes)
             if self.store.replace(credential.identifier, self.seal(credential), previous):
-                self._audit("credential_reset" if reset_secret else "credential_updated",
-                            credential, actor)
+                self._audit("credential_reset" if reset_secret else "credential_updated", credential, actor)
                 return credential, secret
         raise APIError("The credential set keeps changing; try again")
 
@@ -254,9 +279,15 @@ class CredentialManager:
         self._audit("credential_deleted", credential, actor)
         return credential
 
-    def import_unsealed(self, records: t.Iterable[bytes], *, only: t.Collection[str] = (),
-                        reset_secrets: bool = False, apply: bool = False,
-                        actor: str = "python") -> tuple[builtins.list[dict[str, t.Any]], int]:
+    def import_unsealed(
+        self,
+        records: t.Iterable[bytes],
+        *,
+        only: t.Collection[str] = (),
+        reset_secrets: bool = False,
+        apply: bool = False,
+        actor: str = "python",
+    ) -> tuple[builtins.list[dict[str, t.Any]], int]:
         """Seal and store the credential sets of a release that kept them
         unsealed (``sso:v1:``). Each gets a new
         ``credentialId`` (the old one may be taken here); its identifier
@@ -312,7 +343,16 @@ class CredentialManager:
 
     @staticmethod
     def _audit(event: str, credential: OAuthCredential, actor: str) -> None:
-        audit(logging.INFO, event, "OAuth credential %d (%s) for client %d: %s by %s",
-              credential.credential_id, credential.identifier, credential.client_id,
-              event.removeprefix("credential_"), actor,
-              credential_id=credential.credential_id, client_id=credential.client_id, actor=actor)
+        audit(
+            logging.INFO,
+            event,
+            "OAuth credential %d (%s) for client %d: %s by %s",
+            credential.credential_id,
+            credential.identifier,
+            credential.client_id,
+            event.removeprefix("credential_"),
+            actor,
+            credential_id=credential.credential_id,
+            client_id=credential.client_id,
+            actor=actor,
+        )

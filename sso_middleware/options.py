@@ -83,11 +83,13 @@ class SessionOptions:
         if not _COOKIE_NAME.fullmatch(self.cookie_name):
             raise ConfigurationError(
                 f"cookie_name {self.cookie_name!r} must be a non-empty token of letters, digits"
-                " and !#$%&'*+-.^_`|~ (RFC 6265), or browsers would read another cookie")
+                " and !#$%&'*+-.^_`|~ (RFC 6265), or browsers would read another cookie"
+            )
         if self.cookie_name.startswith(("__Host-", "__Secure-")) and not self.secure:
             raise ConfigurationError(
                 f"cookie_name {self.cookie_name!r}: browsers drop __Host-/__Secure- cookies"
-                " without Secure; choose another name or keep secure on")
+                " without Secure; choose another name or keep secure on"
+            )
 
     @property
     def cookie(self) -> str:
@@ -117,7 +119,9 @@ class RedemptionOptions:
         if type(self.revoke_on_replay) is not bool:
             raise ConfigurationError(f"revoke_on_replay must be True or False; got {self.revoke_on_replay!r}")
         if self.confirm not in CONFIRM_MODES:
-            raise ConfigurationError(f"confirm must be one of {', '.join(CONFIRM_MODES)}; got {self.confirm!r}")
+            raise ConfigurationError(
+                f"confirm must be one of {', '.join(CONFIRM_MODES)}; got {self.confirm!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,9 +143,13 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("redeem", "client_auth", "address_auth"):
             if not isinstance(getattr(self, name), Limit):
-                raise ConfigurationError(f"{name} must be a Limit(attempts, seconds); got {getattr(self, name)!r}")
+                raise ConfigurationError(
+                    f"{name} must be a Limit(attempts, seconds); got {getattr(self, name)!r}"
+                )
         if type(self.trusted_proxies) is not int or self.trusted_proxies < 0:
-            raise ConfigurationError(f"trusted_proxies must be a whole number >= 0; got {self.trusted_proxies!r}")
+            raise ConfigurationError(
+                f"trusted_proxies must be a whole number >= 0; got {self.trusted_proxies!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,22 +183,27 @@ class AdminAPIOptions:
 
     #: Identifier → ``sha256:`` hash of its secret (``sso-middleware hash-secret``).
     credentials: t.Mapping[str, str] = dataclasses.field(
-        default_factory=dict, metadata=_ini("api_credentials", lines=True))
+        default_factory=dict, metadata=_ini("api_credentials", lines=True)
+    )
     #: Identifier → the only actions it may call (a list, or names separated
     #: by spaces), e.g. ``{"billing": ["CreateSsoToken"]}``; identifiers left
     #: out may call every action.
     roles: t.Mapping[str, t.Iterable[str] | str] | None = dataclasses.field(
-        default=None, metadata=_ini("api_roles", lines=True))
+        default=None, metadata=_ini("api_roles", lines=True)
+    )
     #: Networks (CIDR) and addresses the API answers, as a list or one string
     #: separated by spaces or commas; other callers get 403 ``Invalid IP
     #: <address>``. ``None`` allows any address.
     allowed_ips: t.Iterable[str] | str | None = dataclasses.field(
-        default=None, metadata=_ini("api_allowed_ips"))
+        default=None, metadata=_ini("api_allowed_ips")
+    )
 
     def __post_init__(self) -> None:
         if not self.credentials and (self.roles or self.allowed_ips is not None):
-            raise ConfigurationError("api_roles and api_allowed_ips need api_credentials: without"
-                                     " credentials the admin API is not served")
+            raise ConfigurationError(
+                "api_roles and api_allowed_ips need api_credentials: without"
+                " credentials the admin API is not served"
+            )
         self.api_keys()
         self.allow_list()
 

@@ -76,12 +76,30 @@ from .stores import Stores
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-_REDIS = ("redis_url", "redis_sentinels", "redis_service", "redis_cluster_nodes", "redis_username",
-          "redis_password_env", "redis_ssl", "redis_ssl_ca_certs", "redis_sentinel_username",
-          "redis_sentinel_password_env", "redis_prefix", "redis_wait")
+_REDIS = (
+    "redis_url",
+    "redis_sentinels",
+    "redis_service",
+    "redis_cluster_nodes",
+    "redis_username",
+    "redis_password_env",
+    "redis_ssl",
+    "redis_ssl_ca_certs",
+    "redis_sentinel_username",
+    "redis_sentinel_password_env",
+    "redis_prefix",
+    "redis_wait",
+)
 #: Settings that are not options of the middleware's groups.
-_OTHERS = ("system_url", "secret_keys", "secret_key_file", "secret_keys_env", "user_store", "home",
-           "destinations") + _REDIS
+_OTHERS = (
+    "system_url",
+    "secret_keys",
+    "secret_key_file",
+    "secret_keys_env",
+    "user_store",
+    "home",
+    "destinations",
+) + _REDIS
 KNOWN = frozenset(_OTHERS) | frozenset(ini_fields())
 
 
@@ -141,7 +159,9 @@ def user_store(dotted: str) -> t.Any:
     try:
         return factory()
     except Exception as e:
-        raise ConfigurationError(f"user_store = {dotted!r}: calling it failed ({type(e).__name__}: {e})") from e
+        raise ConfigurationError(
+            f"user_store = {dotted!r}: calling it failed ({type(e).__name__}: {e})"
+        ) from e
 
 
 def as_mapping(name: str, value: str) -> dict[str, str]:
@@ -165,7 +185,8 @@ def secret_keys(settings: t.Mapping[str, str]) -> list[str]:
         raise ConfigurationError(
             "set exactly one of secret_keys, secret_key_file or secret_keys_env"
             f" (got {', '.join(given) or 'none'}); a file or an environment variable keeps"
-            " keys out of the ini")
+            " keys out of the ini"
+        )
     source = given[0]
     if source == "secret_key_file":
         text = _read_key_file(settings[source].strip())
@@ -192,17 +213,20 @@ def _read_key_file(path: str) -> str:
                 raise ConfigurationError(
                     f"secret_key_file {path}: group or others may read or write it"
                     f" (mode {stat.S_IMODE(info.st_mode):04o}), and it holds the signing keys;"
-                    f" run chmod 600 {path}")
+                    f" run chmod 600 {path}"
+                )
             if info.st_uid not in trusted:
                 raise ConfigurationError(
                     f"secret_key_file {path}: owned by user {info.st_uid}, who may rewrite the"
-                    f" signing keys; make this process's user its owner (chown)")
+                    f" signing keys; make this process's user its owner (chown)"
+                )
             folder = os.stat(os.path.dirname(os.path.abspath(path)))
             if folder.st_mode & 0o022 and not folder.st_mode & stat.S_ISVTX or folder.st_uid not in trusted:
                 raise ConfigurationError(
                     f"secret_key_file {path}: others may replace it in its folder"
                     f" (mode {stat.S_IMODE(folder.st_mode):04o}, owner {folder.st_uid});"
-                    " keep it in a folder only this process's user (or root) may write to")
+                    " keep it in a folder only this process's user (or root) may write to"
+                )
             data = file.read()
     except OSError as e:
         raise ConfigurationError(f"secret_key_file {path}: cannot read it ({e.strerror})") from None
@@ -217,8 +241,9 @@ def as_addresses(name: str, value: str) -> list[tuple[str, int]]:
     addresses = []
     for item in value.split():
         host, sep, port = item.rpartition(":")
-        if not (sep and host and port.isascii() and port.isdigit() and len(port) <= 5
-                and 0 < int(port) < 65536):
+        if not (
+            sep and host and port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536
+        ):
             raise ConfigurationError(f"{name}: write host:port pairs (ports 1-65535), not {item!r}")
         addresses.append((host.strip("[]"), int(port)))
     if not addresses:
@@ -246,11 +271,14 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
 
     from .stores import redis as impl
 
-    given = [k for k in ("redis_url", "redis_sentinels", "redis_cluster_nodes") if settings.get(k, "").strip()]
+    given = [
+        k for k in ("redis_url", "redis_sentinels", "redis_cluster_nodes") if settings.get(k, "").strip()
+    ]
     if len(given) != 1:
         raise ConfigurationError(
             "set exactly one of redis_url (a single Redis, or memory: for development),"
-            f" redis_sentinels (with redis_service) or redis_cluster_nodes; got {', '.join(given) or 'none'}")
+            f" redis_sentinels (with redis_service) or redis_cluster_nodes; got {', '.join(given) or 'none'}"
+        )
     if settings.get("redis_url", "").strip() == "memory:":
         return Stores.memory()
     auth = _credentials(settings, "redis_username", "redis_password_env")
@@ -261,12 +289,14 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
         if not tls:
             raise ConfigurationError(
                 "redis_ssl_ca_certs needs TLS: a rediss:// redis_url or redis_ssl = true;"
-                " without it the CA would be ignored")
+                " without it the CA would be ignored"
+            )
         auth["ssl_ca_certs"] = settings["redis_ssl_ca_certs"].strip()
         if not os.path.isfile(auth["ssl_ca_certs"]):
             raise ConfigurationError(
                 f"redis_ssl_ca_certs: no such file {auth['ssl_ca_certs']!r}; every"
-                " connection would fail its TLS handshake")
+                " connection would fail its TLS handshake"
+            )
     try:
         if given[0] == "redis_url":
             try:
@@ -276,14 +306,21 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
         elif given[0] == "redis_sentinels":
             service = settings.get("redis_service", "").strip()
             if not service:
-                raise ConfigurationError("redis_service (the monitored master's name) goes with redis_sentinels")
+                raise ConfigurationError(
+                    "redis_service (the monitored master's name) goes with redis_sentinels"
+                )
             client = impl.connect_sentinel(
-                as_addresses("redis_sentinels", settings["redis_sentinels"]), service,
-                sentinel_kwargs=_credentials(settings, "redis_sentinel_username", "redis_sentinel_password_env"),
-                **auth)
+                as_addresses("redis_sentinels", settings["redis_sentinels"]),
+                service,
+                sentinel_kwargs=_credentials(
+                    settings, "redis_sentinel_username", "redis_sentinel_password_env"
+                ),
+                **auth,
+            )
         else:
-            client = impl.connect_cluster(as_addresses("redis_cluster_nodes", settings["redis_cluster_nodes"]),
-                                          **auth)
+            client = impl.connect_cluster(
+                as_addresses("redis_cluster_nodes", settings["redis_cluster_nodes"]), **auth
+            )
     except ConfigurationError:
         raise
     except (ValueError, RedisError, RedisClusterException) as e:
@@ -296,7 +333,8 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
         replicas, sep, milliseconds = settings["redis_wait"].partition("/")
         if not sep:
             raise ConfigurationError(
-                f"redis_wait = {settings['redis_wait']!r}: write replicas/milliseconds, like 1/50")
+                f"redis_wait = {settings['redis_wait']!r}: write replicas/milliseconds, like 1/50"
+            )
         wait = (as_int("redis_wait", replicas), as_int("redis_wait", milliseconds))
     try:
         return Stores.redis(client, prefix=settings.get("redis_prefix"), wait=wait)
@@ -311,7 +349,8 @@ def options(settings: t.Mapping[str, str]) -> dict[str, t.Any]:
     unknown = sorted(k for k in settings if k not in KNOWN)
     if unknown:
         raise ConfigurationError(
-            f"unknown setting {unknown[0]!r} in the sso filter; known: {', '.join(sorted(KNOWN))}")
+            f"unknown setting {unknown[0]!r} in the sso filter; known: {', '.join(sorted(KNOWN))}"
+        )
     for required in ("system_url", "user_store"):
         if not settings.get(required, "").strip():
             raise ConfigurationError(f"{required} is required in the sso filter")
@@ -321,12 +360,22 @@ def options(settings: t.Mapping[str, str]) -> dict[str, t.Any]:
         "secret_keys": secret_keys(settings),
         "user_store": user_store(settings["user_store"]),
         "destinations": Destinations(
-            {scope: path or None
-             for scope, path in as_mapping("destinations", settings.get("destinations", "")).items()},
-            **({"home": settings["home"].strip()} if "home" in settings else {})),
+            {
+                scope: path or None
+                for scope, path in as_mapping("destinations", settings.get("destinations", "")).items()
+            },
+            **({"home": settings["home"].strip()} if "home" in settings else {}),
+        ),
     }
-    result.update(by_ini_names({name: _read(name, field, settings[name])
-                                for name, (_, field) in ini_fields().items() if name in settings}))
+    result.update(
+        by_ini_names(
+            {
+                name: _read(name, field, settings[name])
+                for name, (_, field) in ini_fields().items()
+                if name in settings
+            }
+        )
+    )
     return result
 
 
@@ -341,8 +390,9 @@ def _read(name: str, field: dataclasses.Field[t.Any], value: str) -> t.Any:
     return reader(name, value) if reader else value.strip()
 
 
-def filter_factory(global_conf: t.Mapping[str, str], **settings: str
-                   ) -> t.Callable[[WSGIApplication], SSOMiddleware]:
+def filter_factory(
+    global_conf: t.Mapping[str, str], **settings: str
+) -> t.Callable[[WSGIApplication], SSOMiddleware]:
     """The ``paste.filter_factory`` entry point ``egg:sso_middleware#sso``."""
     kwargs = options(settings)
 

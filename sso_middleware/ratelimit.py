@@ -39,8 +39,9 @@ class Limit:
     window: int
 
     def __post_init__(self) -> None:
-        if not (type(self.attempts) is int and type(self.window) is int
-                and self.attempts > 0 and self.window > 0):
+        if not (
+            type(self.attempts) is int and type(self.window) is int and self.attempts > 0 and self.window > 0
+        ):
             raise ConfigurationError(f"a rate limit needs positive whole numbers; got {self!r}")
 
 
@@ -53,8 +54,9 @@ class RateLimiter:
     :param clock: returns monotonic seconds; tests may inject one.
     """
 
-    def __init__(self, store: CounterStore, limit: Limit, scope: str,
-                 clock: t.Callable[[], float] = time.monotonic):
+    def __init__(
+        self, store: CounterStore, limit: Limit, scope: str, clock: t.Callable[[], float] = time.monotonic
+    ):
         self.store = store
         self.limit = limit
         self.scope = scope
@@ -122,4 +124,5 @@ def _warn_untrusted_forwarding() -> None:
         "Requests carry X-Forwarded-For but trusted_proxies is 0: every client is counted as the"
         " proxy's address (REMOTE_ADDR) for rate limits and audit lines. Set trusted_proxies to the"
         " number of proxies in front of the app (or remove the header if no proxy adds it).",
-        extra={"sso_event": "untrusted_forwarding"})
+        extra={"sso_event": "untrusted_forwarding"},
+    )

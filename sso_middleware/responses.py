@@ -41,15 +41,22 @@ _PAGE = """<!doctype html>
 #: (title, message) of each error page, by status.
 PAGES: dict[int, tuple[str, str]] = {
     400: ("Bad request", "This single sign-on link is malformed."),
-    403: ("Sign-in failed",
-          "This sign-in link is invalid, has expired or has already been used."
-          " Go back to the site that sent you here and try again."),
+    403: (
+        "Sign-in failed",
+        (
+            "This sign-in link is invalid, has expired or has already been used."
+            " Go back to the site that sent you here and try again."
+        ),
+    ),
     405: ("Method not allowed", "This address only accepts links followed in a browser."),
-    429: ("Too many attempts",
-          "There were too many failed sign-in attempts from your network."
-          " Please wait a few minutes and try again."),
-    503: ("Temporarily unavailable",
-          "Sign-in is temporarily unavailable. Please try again in a moment."),
+    429: (
+        "Too many attempts",
+        (
+            "There were too many failed sign-in attempts from your network."
+            " Please wait a few minutes and try again."
+        ),
+    ),
+    503: ("Temporarily unavailable", "Sign-in is temporarily unavailable. Please try again in a moment."),
 }
 
 
@@ -96,18 +103,23 @@ def confirm_page(environ: t.Mapping[str, t.Any]) -> Response:
     """A page whose button POSTs the request's own URL (the link), so that
     only a person, not a link scanner, redeems it. Not cached, no referrer:
     the form carries the token."""
-    action = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}"
+    action = (
+        f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}"
+    )
     response = Response(_CONFIRM.format(action=escape(action)), content_type="text/html; charset=utf-8")
     response.headers["Content-Security-Policy"] = PAGE_CSP + "; form-action 'self'"
     return harden(response)
 
 
-def json_response(data: t.Mapping[str, t.Any], status: int = 200, *,
-                  headers: t.Mapping[str, str] | None = None) -> Response:
+def json_response(
+    data: t.Mapping[str, t.Any], status: int = 200, *, headers: t.Mapping[str, str] | None = None
+) -> Response:
     """A compact JSON response."""
     response = Response(
-        json.dumps(data, separators=(",", ":")), status=status,
-        content_type="application/json", headers=dict(headers or {}),
+        json.dumps(data, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+        headers=dict(headers or {}),
     )
     return harden(response)
 
@@ -124,8 +136,7 @@ class SeeOther:
 
     def __init__(self, location: str, *extra_headers: tuple[str, str]):
         #: Every header, in order.
-        self.headers = [("Location", location), ("Content-Length", "0"),
-                        *HARDENING_HEADERS, *extra_headers]
+        self.headers = [("Location", location), ("Content-Length", "0"), *HARDENING_HEADERS, *extra_headers]
 
     def __call__(self, environ: t.Mapping[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:
         start_response("303 See Other", self.headers)

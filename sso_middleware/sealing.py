@@ -71,8 +71,9 @@ class RecordSealer:
         signer = Signer(check_secret_keys(secret_keys), salt=self.salt, digest_method=hashlib.sha256)
         # Keyed once, newest first: sealing uses the first, opening tries all;
         # each MAC starts from a copy (half the cost of keying anew).
-        self._keys = [hmac.new(signer.derive_key(key), digestmod=hashlib.sha256)
-                      for key in reversed(signer.secret_keys)]
+        self._keys = [
+            hmac.new(signer.derive_key(key), digestmod=hashlib.sha256) for key in reversed(signer.secret_keys)
+        ]
 
     def _mac(self, keyed: hmac.HMAC, key: str, data: bytes) -> bytes:
         mac = keyed.copy()

@@ -54,7 +54,9 @@ from .tokens import TokenRecord, fingerprint, new_token
 
 #: A cookie's signed payload: the token's key, the session secret, the user
 #: and account ids.
-_PAYLOAD = re.compile(rb"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})")
+_PAYLOAD = re.compile(
+    rb"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})"
+)
 
 #: Bytes of the session secret's SHA-256 digest kept in its record: 128
 #: bits bind the cookie's 256-bit secret (a second preimage is a 2**128
@@ -172,8 +174,12 @@ class SessionManager:
         clock: t.Callable[[], float] = time.time,
     ):
         self.store = store
-        self.signer = Signer(check_secret_keys(secret_keys), salt=self.salt, digest_method=hashlib.sha256,
-                             algorithm=_KeyedHMAC())
+        self.signer = Signer(
+            check_secret_keys(secret_keys),
+            salt=self.salt,
+            digest_method=hashlib.sha256,
+            algorithm=_KeyedHMAC(),
+        )
         #: Seals token records at minting and opens them at redemption.
         self.sealer = RecordSealer(secret_keys)
         self.idle_timeout = options.idle_timeout
@@ -184,7 +190,8 @@ class SessionManager:
         # The attributes, from werkzeug once rather than per sign-on: a
         # cookie value (base64url, digits, dots) never needs quoting.
         self._cookie_attributes = dump_cookie(
-            self.cookie_name, "", path="/", secure=self.secure, httponly=True, samesite="Lax").partition(";")[2]
+            self.cookie_name, "", path="/", secure=self.secure, httponly=True, samesite="Lax"
+        ).partition(";")[2]
 
     def redeem(self, key: str, *, end_found: bool) -> Redemption:
         """Spend the token stored under ``key``: one atomic step that puts a
@@ -208,7 +215,8 @@ class SessionManager:
         not sign in. Asks the store only when any sessions were ended since
         the token was minted, which the redemption already told."""
         return record.issued_at_ms <= redemption.ended_ms and record.issued_at_ms <= self.store.ended(
-            _subjects(record.user_id, record.client_id))
+            _subjects(record.user_id, record.client_id)
+        )
 
     def cookie_value(self, redemption: Redemption, identity: Identity) -> str:
         """The signed cookie value naming the session of ``redemption``,
@@ -234,17 +242,24 @@ class SessionManager:
         # Past this point the cookie is signed with our keys; a mismatch
         # means a forged cookie or a record written behind our back.
         try:
-            if not (record.startswith(SESSION_MARK)
-                    and hmac.compare_digest(record[len(SESSION_MARK):_RECORD_START], secret_digest(secret))):
+            if not (
+                record.startswith(SESSION_MARK)
+                and hmac.compare_digest(record[len(SESSION_MARK) : _RECORD_START], secret_digest(secret))
+            ):
                 raise TamperedRecord("the session secret does not match")
             token = TokenRecord.decode(self.sealer.open(key, record[_RECORD_START:]))
             if (str(token.user_id), str(token.client_id)) != (user_id, client_id):
                 raise TamperedRecord("the cookie names other ids than its session")
         except ValueError as e:
-            audit(logging.WARNING, "forged_session",
-                  "Session %s refused: a validly signed cookie does not match its record (%s);"
-                  " the signing keys or the store may be compromised",
-                  fingerprint(key), e, token=fingerprint(key))
+            audit(
+                logging.WARNING,
+                "forged_session",
+                "Session %s refused: a validly signed cookie does not match its record (%s);"
+                " the signing keys or the store may be compromised",
+                fingerprint(key),
+                e,
+                token=fingerprint(key),
+            )
             return None
         if self.clock() * 1000 - token.issued_at_ms > self.absolute_timeout * 1000:
             return None
@@ -260,22 +275,34 @@ class SessionManager:
         whose cookie will not be sent); its cookie stops working everywhere."""
         self.store.end(session.key)
 
-    def end_sessions(self, *, client_id: int | None = None, user_id: int | None = None,
-                     actor: str = "python") -> None:
+    def end_sessions(
+        self, *, client_id: int | None = None, user_id: int | None = None, actor: str = "python"
+    ) -> None:
         """End every session of an account, of a user, or of both, wherever
         their cookies are, and the sign-ons of links minted for them so far.
         Call it once the new state is what the user store answers, or a
         sign-on in between may start after it.
 
         :param actor: who asked, for the audit log."""
-        subjects = [_subject(kind, value) for kind, value in (("user", user_id), ("client", client_id))
-                    if value is not None]
+        subjects = [
+            _subject(kind, value)
+            for kind, value in (("user", user_id), ("client", client_id))
+            if value is not None
+        ]
         if not subjects:
             raise ValueError("end_sessions needs a client_id, a user_id or both")
         at_ms = int(self.clock() * 1000)
         self.store.end_sessions(subjects, at_ms, self.absolute_timeout)
-        audit(logging.WARNING, "sessions_revoked", "Sessions of %s ended by %s",
-              " and ".join(subjects), actor, client_id=client_id, user_id=user_id, actor=actor)
+        audit(
+            logging.WARNING,
+            "sessions_revoked",
+            "Sessions of %s ended by %s",
+            " and ".join(subjects),
+            actor,
+            client_id=client_id,
+            user_id=user_id,
+            actor=actor,
+        )
         # Return once that millisecond is over: a link minted after this
         # call (issue times are in milliseconds) then counts as later.
         time.sleep(min(0.001, max(0.0, (at_ms + 1) / 1000 - self.clock())))
@@ -300,8 +327,12 @@ class SessionManager:
             if name.strip(_COOKIE_WHITESPACE) != self.cookie_name:
                 continue
             if found is not None:
-                audit(logging.WARNING, "duplicate_cookie",
-                      "Request with more than one %s cookie treated as anonymous", self.cookie_name)
+                audit(
+                    logging.WARNING,
+                    "duplicate_cookie",
+                    "Request with more than one %s cookie treated as anonymous",
+                    self.cookie_name,
+                )
                 return None
             value = value.strip(_COOKIE_WHITESPACE)
             if len(value) > 1 and value[0] == value[-1] == '"':  # RFC 6265 allows quotes
@@ -321,8 +352,15 @@ class SessionManager:
         """The ``Set-Cookie`` header that removes the session cookie, with
         the attributes it was set with."""
         return "Set-Cookie", dump_cookie(
-            self.cookie_name, "", max_age=0, expires=0, path="/", secure=self.secure,
-            httponly=True, samesite="Lax")
+            self.cookie_name,
+            "",
+            max_age=0,
+            expires=0,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="Lax",
+        )
 
     def clear_cookie(self, response: Response) -> None:
         """Remove the session cookie from the browser along with ``response``."""

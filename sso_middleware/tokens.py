@@ -93,8 +93,10 @@ class TokenRecord:
         except (TypeError, ValueError) as e:
             raise ValueError(cls._CORRUPTED) from e
         if not (
-            type(record.user_id) is int and type(record.client_id) is int
-            and isinstance(record.scope, str) and isinstance(record.path, str)
+            type(record.user_id) is int
+            and type(record.client_id) is int
+            and isinstance(record.scope, str)
+            and isinstance(record.path, str)
             and type(record.issued_at_ms) is int
         ):
             raise ValueError(cls._CORRUPTED)

@@ -32,8 +32,15 @@ def check_system_url(url: str, secure: bool = True) -> str:
         port = parts.port
     except ValueError:  # an unclosed IPv6 bracket, a port out of range
         parts, port = urlsplit(""), None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or port == 0 or \
-            parts.fragment or "@" in parts.netloc or not _PRINTABLE.fullmatch(url):
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or port == 0
+        or parts.fragment
+        or "@" in parts.netloc
+        or not _PRINTABLE.fullmatch(url)
+    ):
         raise ConfigurationError(
             "system_url must be the public base URL of the app,"
             " like https://portal.example.com (no query, fragment or credentials)"
@@ -50,9 +57,14 @@ def check_system_url(url: str, secure: bool = True) -> str:
 def check_path(name: str, path: str, *, endpoint: bool = True) -> str:
     """A path of this deployment; an endpoint's is matched against the
     decoded ``PATH_INFO``, so it can hold no query, fragment or escape."""
-    if not path.startswith("/") or path.startswith("//") or not _PRINTABLE.fullmatch(path) \
-            or (endpoint and any(c in path for c in "?#%")):
+    if (
+        not path.startswith("/")
+        or path.startswith("//")
+        or not _PRINTABLE.fullmatch(path)
+        or (endpoint and any(c in path for c in "?#%"))
+    ):
         raise ConfigurationError(
             f"{name} {path!r} must be a path of printable ASCII (no spaces or control"
-            f" characters{', ?, # or %' if endpoint else ''}) starting with one '/'")
+            f" characters{', ?, # or %' if endpoint else ''}) starting with one '/'"
+        )
     return path

@@ -19,8 +19,17 @@ from sso_middleware.credentials import hash_secret
 from sso_middleware.options import by_ini_names, ini_fields
 from sso_middleware.stores import Stores
 from sso_middleware.stores.redis import connect
-from tests.support.helpers import (API_IDENTIFIER, API_SECRET, ROOT, SECRET_KEY, SYSTEM_URL, browser, echo_app,
-                                   seed_user_store, sso_path)
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_SECRET,
+    ROOT,
+    SECRET_KEY,
+    SYSTEM_URL,
+    browser,
+    echo_app,
+    seed_user_store,
+    sso_path,
+)
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.redis_topologies import ClusterTopology, SentinelTopology
 
@@ -55,14 +64,35 @@ def pipeline(redis_server, tmp_path_factory):
     log = folder / "gunicorn.log"
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--paste", str(ROOT / "examples" / "pipeline.ini"),
-             "--pythonpath", str(ROOT), "--workers", "2", "--preload",
-             "--bind", f"127.0.0.1:{port}",
-             "--paste-global", f"public_url=http://127.0.0.1:{port}",
-             "--paste-global", f"redis={redis_server.url}",
-             "--paste-global", f"api_secret_hash={hash_secret(api_secret)}",
-             "--access-logfile", "-", "--access-logformat", "%(p)s %(m)s %(U)s %(s)s"],
-            stdout=output, stderr=subprocess.STDOUT, env=env, cwd=folder)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--paste",
+                str(ROOT / "examples" / "pipeline.ini"),
+                "--pythonpath",
+                str(ROOT),
+                "--workers",
+                "2",
+                "--preload",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--paste-global",
+                f"public_url=http://127.0.0.1:{port}",
+                "--paste-global",
+                f"redis={redis_server.url}",
+                "--paste-global",
+                f"api_secret_hash={hash_secret(api_secret)}",
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                "%(p)s %(m)s %(U)s %(s)s",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -72,7 +102,7 @@ def pipeline(redis_server, tmp_path_factory):
         except (urllib.error.URLError, OSError):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError("gunicorn did not start:\n" + log.read_text())
+                raise RuntimeError("gunicorn did not start:\n" + log.read_text()) from None
             time.sleep(0.1)
     yield Pipeline(url, api_secret, log, folder / "portal.db")
     process.terminate()

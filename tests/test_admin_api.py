@@ -14,7 +14,15 @@ from sso_middleware.credentials import APICredentials, hash_secret
 from sso_middleware.exceptions import ConfigurationError
 from sso_middleware.responses import HARDENING_HEADERS
 from sso_middleware.stores.redis import RedisTokenStore, connect
-from tests.support.helpers import API_IDENTIFIER, API_PATH, API_SECRET, SSO_PATH, SYSTEM_URL, browser, sso_path
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    SSO_PATH,
+    SYSTEM_URL,
+    browser,
+    sso_path,
+)
 from tests.support.redis_server import free_port
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -23,8 +31,13 @@ AUTH_FAILED = {"result": "error", "message": "Authentication Failed"}
 
 def params(**extra: str) -> dict[str, str]:
     """A well-formed CreateSsoToken request with valid credentials."""
-    return {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
-            "responsetype": "json", **extra}
+    return {
+        "action": "CreateSsoToken",
+        "identifier": API_IDENTIFIER,
+        "secret": API_SECRET,
+        "responsetype": "json",
+        **extra,
+    }
 
 
 def api_json(response, status: int) -> dict:
@@ -84,14 +97,14 @@ def token_keys(redis_client) -> list[bytes]:
 
 # -- success -------------------------------------------------------------------
 
+
 def test_create_sso_token(app, redis_client):
     response = app.post(API_PATH, params(client_id="1", destination="clientarea:invoices"), status=200)
     body = api_json(response, 200)
     assert set(body) == {"result", "access_token", "redirect_url"}
     assert body["result"] == "success"
     assert TOKEN.match(body["access_token"])
-    assert body["redirect_url"] == (
-        SYSTEM_URL + SSO_PATH + "?access_token=" + body["access_token"])
+    assert body["redirect_url"] == (SYSTEM_URL + SSO_PATH + "?access_token=" + body["access_token"])
     assert len(token_keys(redis_client)) == 1
 
     redeemed = app.get(sso_path(body["redirect_url"]), status=303)
@@ -100,8 +113,7 @@ def test_create_sso_token(app, redis_client):
 
 
 def test_multipart_form_is_accepted(app):
-    response = app.post(API_PATH, params(client_id="1"), content_type="multipart/form-data",
-                        status=200)
+    response = app.post(API_PATH, params(client_id="1"), content_type="multipart/form-data", status=200)
     assert api_json(response, 200)["result"] == "success"
 
 
@@ -124,8 +136,9 @@ def test_bad_credentials(app, redis_client, overrides):
 
 
 def test_missing_credentials(app, redis_client):
-    response = app.post(API_PATH, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"},
-                        status=403)
+    response = app.post(
+        API_PATH, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"}, status=403
+    )
     assert api_json(response, 403) == AUTH_FAILED
     assert token_keys(redis_client) == []
 
@@ -140,8 +153,9 @@ def test_missing_credentials_without_responsetype_is_nvp(app, redis_client):
 def test_auth_failures_are_indistinguishable(app):
     wrong_secret = app.post(API_PATH, params(client_id="1", secret="wrong"), status=403)
     unknown_identifier = app.post(API_PATH, params(client_id="1", identifier="nobody"), status=403)
-    missing = app.post(API_PATH, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"},
-                       status=403)
+    missing = app.post(
+        API_PATH, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"}, status=403
+    )
     assert wrong_secret.body == unknown_identifier.body == missing.body
     assert json.loads(wrong_secret.body) == AUTH_FAILED
 
@@ -168,6 +182,7 @@ def test_credentials_are_checked_before_the_request(app, redis_client, extra, re
 
 # -- malformed requests ----------------------------------------------------------
 
+
 def test_get_is_405(app):
     response = app.get(API_PATH, params(client_id="1"), status=405)
     body = api_json(response, 405)
@@ -176,8 +191,9 @@ def test_get_is_405(app):
 
 
 def test_json_body_is_415(app, redis_client):
-    response = app.post(API_PATH, json.dumps(params(client_id="1")),
-                        content_type="application/json", status=415)
+    response = app.post(
+        API_PATH, json.dumps(params(client_id="1")), content_type="application/json", status=415
+    )
     assert api_json(response, 415)["result"] == "error"
     assert token_keys(redis_client) == []
 
@@ -201,14 +217,18 @@ def test_duplicated_secret_is_400_without_echoing_it(app):
 
 @pytest.mark.parametrize(
     ("action", "echoed"),
-    [pytest.param("Nope", "nope", id="unknown"),
-     pytest.param("CreateSsoTokens", "createssotokens", id="near-miss"),
-     pytest.param("Create<b>SsoToken", "create_b_ssotoken", id="markup")],
+    [
+        pytest.param("Nope", "nope", id="unknown"),
+        pytest.param("CreateSsoTokens", "createssotokens", id="near-miss"),
+        pytest.param("Create<b>SsoToken", "create_b_ssotoken", id="markup"),
+    ],
 )
 def test_unknown_action_is_403_with_the_whmcs_message(app, redis_client, action, echoed):
     response = app.post(API_PATH, params(action=action, client_id="1"), status=403)
     assert api_json(response, 403) == {
-        "result": "error", "message": f'Invalid API Action: "{echoed}" is not a valid API action'}
+        "result": "error",
+        "message": f'Invalid API Action: "{echoed}" is not a valid API action',
+    }
     assert token_keys(redis_client) == []
 
 
@@ -262,8 +282,7 @@ def test_unsupported_responsetype_is_200_with_the_whmcs_message(app, redis_clien
     response = app.post(API_PATH, params(client_id="1", responsetype=response_type), status=200)
     body = api_json(response, 200)
     assert body["result"] == "error"
-    assert body["message"].startswith(
-        f'Unsupported API response type format "{response_type.lower()}"')
+    assert body["message"].startswith(f'Unsupported API response type format "{response_type.lower()}"')
     assert "json" in body["message"]
     assert token_keys(redis_client) == []
 
@@ -286,9 +305,11 @@ def test_body_just_under_the_limit_is_served(app):
     [
         pytest.param({"client_id": "99"}, "Invalid client_id", id="unknown-client"),
         pytest.param({"client_id": "3"}, "SSO authentication blocked for client 3", id="closed"),
-        pytest.param({"client_id": "1", "destination": "sso:custom_redirect",
-                      "sso_redirect_path": "//evil.com"},
-                     "Invalid sso_redirect_path", id="open-redirect"),
+        pytest.param(
+            {"client_id": "1", "destination": "sso:custom_redirect", "sso_redirect_path": "//evil.com"},
+            "Invalid sso_redirect_path",
+            id="open-redirect",
+        ),
         pytest.param({}, "A valid client_id or user_id is required", id="neither"),
     ],
 )
@@ -300,46 +321,100 @@ def test_issue_error_is_200_with_the_whmcs_message(app, redis_client, inputs, me
 
 # -- every answer is hardened, in the type asked for ------------------------------
 
+
 def without(name: str, request: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in request.items() if k != name}
 
 
 SCENARIOS = [
-    pytest.param(lambda app: app.post(API_PATH, params(client_id="1"), status=200), 200, "json",
-                 id="success"),
-    pytest.param(lambda app: app.post(API_PATH, params(client_id="1", secret="no"), status=403), 403,
-                 "json", id="auth-failed"),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(client_id="1"), status=200), 200, "json", id="success"
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(client_id="1", secret="no"), status=403),
+        403,
+        "json",
+        id="auth-failed",
+    ),
     pytest.param(lambda app: app.get(API_PATH, status=405), 405, "json", id="get"),
-    pytest.param(lambda app: app.post(API_PATH, "{}", content_type="application/json", status=415),
-                 415, "json", id="json-body"),
-    pytest.param(lambda app: app.post(API_PATH, [*params().items(), ("user_id", "1"), ("user_id", "2")],
-                                      status=400), 400, "json", id="duplicate"),
-    pytest.param(lambda app: app.post(API_PATH, params(action="Nope"), status=403), 403, "json",
-                 id="unknown-action"),
-    pytest.param(lambda app: app.post(API_PATH, params(action=""), status=400), 400, "json",
-                 id="empty-action"),
-    pytest.param(lambda app: app.post(API_PATH, params(responsetype="yaml"), status=200), 200, "json",
-                 id="unsupported-responsetype"),
-    pytest.param(lambda app: app.post(API_PATH, params(pad="x" * 70000), status=413), 413, "json",
-                 id="too-large"),
-    pytest.param(lambda app: app.post(API_PATH, params(client_id="99"), status=200), 200, "json",
-                 id="issue-error"),
-    pytest.param(lambda app: app.post(API_PATH, params(client_id="1", responsetype="xml"), status=200),
-                 200, "xml", id="xml-success"),
-    pytest.param(lambda app: app.post(API_PATH, params(client_id="99", responsetype="xml"), status=200),
-                 200, "xml", id="xml-issue-error"),
-    pytest.param(lambda app: app.post(API_PATH, params(action="Nope", responsetype="xml"), status=403),
-                 403, "xml", id="xml-unknown-action"),
-    pytest.param(lambda app: app.post(API_PATH, params(secret="no", responsetype="xml"), status=403),
-                 403, "xml", id="xml-auth-failed"),
-    pytest.param(lambda app: app.post(API_PATH, without("responsetype", params(client_id="1")),
-                                      status=200), 200, "nvp", id="nvp-success"),
-    pytest.param(lambda app: app.post(API_PATH, without("responsetype", params(client_id="99")),
-                                      status=200), 200, "nvp", id="nvp-issue-error"),
-    pytest.param(lambda app: app.post(API_PATH, without("responsetype", params(secret="no")),
-                                      status=403), 403, "nvp", id="nvp-auth-failed"),
-    pytest.param(lambda app: app.post(API_PATH, without("responsetype", params(action="")),
-                                      status=400), 400, "nvp", id="nvp-empty-action"),
+    pytest.param(
+        lambda app: app.post(API_PATH, "{}", content_type="application/json", status=415),
+        415,
+        "json",
+        id="json-body",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, [*params().items(), ("user_id", "1"), ("user_id", "2")], status=400),
+        400,
+        "json",
+        id="duplicate",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(action="Nope"), status=403), 403, "json", id="unknown-action"
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(action=""), status=400), 400, "json", id="empty-action"
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(responsetype="yaml"), status=200),
+        200,
+        "json",
+        id="unsupported-responsetype",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(pad="x" * 70000), status=413), 413, "json", id="too-large"
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(client_id="99"), status=200), 200, "json", id="issue-error"
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(client_id="1", responsetype="xml"), status=200),
+        200,
+        "xml",
+        id="xml-success",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(client_id="99", responsetype="xml"), status=200),
+        200,
+        "xml",
+        id="xml-issue-error",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(action="Nope", responsetype="xml"), status=403),
+        403,
+        "xml",
+        id="xml-unknown-action",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, params(secret="no", responsetype="xml"), status=403),
+        403,
+        "xml",
+        id="xml-auth-failed",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, without("responsetype", params(client_id="1")), status=200),
+        200,
+        "nvp",
+        id="nvp-success",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, without("responsetype", params(client_id="99")), status=200),
+        200,
+        "nvp",
+        id="nvp-issue-error",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, without("responsetype", params(secret="no")), status=403),
+        403,
+        "nvp",
+        id="nvp-auth-failed",
+    ),
+    pytest.param(
+        lambda app: app.post(API_PATH, without("responsetype", params(action="")), status=400),
+        400,
+        "nvp",
+        id="nvp-empty-action",
+    ),
 ]
 
 
@@ -354,8 +429,8 @@ def test_every_answer_is_hardened(app, send, status, response_type):
 
 # -- configuration ---------------------------------------------------------------
 
-@pytest.mark.parametrize("api_credentials", [pytest.param(None, id="none"),
-                                             pytest.param({}, id="empty")])
+
+@pytest.mark.parametrize("api_credentials", [pytest.param(None, id="none"), pytest.param({}, id="empty")])
 def test_without_credentials_the_path_is_the_apps(make_middleware, redis_client, api_credentials):
     app = browser(make_middleware(api_credentials=api_credentials))
     response = app.post(API_PATH, params(client_id="1"), status=200)
@@ -369,8 +444,7 @@ def test_redis_down_is_a_fast_503(make_middleware):
     started = time.monotonic()
     response = app.post(API_PATH, params(client_id="1"), status=503)
     elapsed = time.monotonic() - started
-    assert api_json(response, 503) == {
-        "result": "error", "message": "Service temporarily unavailable"}
+    assert api_json(response, 503) == {"result": "error", "message": "Service temporarily unavailable"}
     assert elapsed < 1.0
 
 

@@ -23,8 +23,21 @@ from sso_middleware.options import by_ini_names
 from sso_middleware.responses import HARDENING_HEADERS
 from sso_middleware.tokens import token_key
 from sso_middleware.users import AccountStatus
-from tests.support.helpers import (FakeClock, API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SECRET_KEY, SSO_PATH, SYSTEM_URL,
-                                   TOKEN_PATH, browser, echo_app, live_sessions, sso_path)
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    COOKIE_NAME,
+    SECRET_KEY,
+    SSO_PATH,
+    SYSTEM_URL,
+    TOKEN_PATH,
+    FakeClock,
+    browser,
+    echo_app,
+    live_sessions,
+    sso_path,
+)
 from tests.support.redis_server import free_port
 
 #: What a browser sends with the confirmation page's own POST.
@@ -49,8 +62,12 @@ def events(caplog, name):
 
 
 def api(app, status="*", headers=None, **fields):
-    return app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": API_SECRET,
-                               "responsetype": "json", **fields}, headers=headers, status=status)
+    return app.post(
+        API_PATH,
+        {"identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json", **fields},
+        headers=headers,
+        status=status,
+    )
 
 
 def assert_session_cookie(header):
@@ -139,13 +156,21 @@ def test_the_confirmation_page_cannot_be_skipped_by_a_cross_site_post(make_middl
     system_url's); anything else gets the page again."""
     middleware = make_middleware(confirm=confirm)
     victim = browser(middleware)
-    victim.post(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]),
-                headers=FROM_THE_PAGE, status=303)
+    victim.post(
+        sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]), headers=FROM_THE_PAGE, status=303
+    )
     attacker_link = sso_path(middleware.create_sso_token(client_id=2)["redirect_url"])
     cross_site = browser(middleware)  # the victim's browser, minus its Lax cookie
-    response = cross_site.post(attacker_link, headers={
-        "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
-        "Referer": "https://evil.example/"}, expect_errors=True)
+    response = cross_site.post(
+        attacker_link,
+        headers={
+            "Origin": "https://evil.example",
+            "Sec-Fetch-Site": "cross-site",
+            "Sec-Fetch-Mode": "navigate",
+            "Referer": "https://evil.example/",
+        },
+        expect_errors=True,
+    )
     assert "Set-Cookie" not in response.headers, "a cross-site form signed the browser in"
     assert response.status_int in (200, 403)
 
@@ -216,28 +241,45 @@ def test_every_session_cookie_has_the_secure_attributes(make_middleware, user_st
     headers = []
     plain = make_middleware()
     app = browser(plain)
-    headers += app.get(sso_path(plain.create_sso_token(client_id=1)["redirect_url"]),
-                       status=303).headers.getall("Set-Cookie")
-    headers += app.get(sso_path(plain.create_sso_token(client_id=2)["redirect_url"]),  # swap
-                       status=303).headers.getall("Set-Cookie")
+    headers += app.get(
+        sso_path(plain.create_sso_token(client_id=1)["redirect_url"]), status=303
+    ).headers.getall("Set-Cookie")
+    headers += app.get(
+        sso_path(plain.create_sso_token(client_id=2)["redirect_url"]),  # swap
+        status=303,
+    ).headers.getall("Set-Cookie")
     headers += app.post("/logout", status=303).headers.getall("Set-Cookie")  # cleared
 
-    created = api(app, action="CreateOAuthCredential", grantType="single_sign_on", serviceId="101",
-                  scope="clientarea:invoices").json
-    oauth = app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "scope": "clientarea:sso clientarea:invoices",
-                                  "client_id": created["clientIdentifier"],
-                                  "client_secret": created["clientSecret"]}).json
+    created = api(
+        app,
+        action="CreateOAuthCredential",
+        grantType="single_sign_on",
+        serviceId="101",
+        scope="clientarea:invoices",
+    ).json
+    oauth = app.post(
+        TOKEN_PATH,
+        {
+            "grant_type": "single_sign_on",
+            "scope": "clientarea:sso clientarea:invoices",
+            "client_id": created["clientIdentifier"],
+            "client_secret": created["clientSecret"],
+        },
+    ).json
     headers += app.get(sso_path(oauth["redirect_url"]), status=303).headers.getall("Set-Cookie")
 
     confirming = make_middleware(confirm="always")
     other = browser(confirming)
-    headers += other.post(sso_path(confirming.create_sso_token(client_id=2)["redirect_url"]),
-                          headers=FROM_THE_PAGE, status=303).headers.getall("Set-Cookie")
+    headers += other.post(
+        sso_path(confirming.create_sso_token(client_id=2)["redirect_url"]), headers=FROM_THE_PAGE, status=303
+    ).headers.getall("Set-Cookie")
     user_store.set_status(2, AccountStatus.CLOSED)  # a session of a Closed account is a conflict
-    headers += other.get(sso_path(confirming.create_sso_token(client_id=1)["redirect_url"]),
-                         status=200).headers.getall("Set-Cookie")  # the page: no cookie
-    headers += other.post(sso_path(confirming.create_sso_token(client_id=1)["redirect_url"]),
-                          headers=FROM_THE_PAGE, status=403).headers.getall("Set-Cookie")  # cleared
+    headers += other.get(
+        sso_path(confirming.create_sso_token(client_id=1)["redirect_url"]), status=200
+    ).headers.getall("Set-Cookie")  # the page: no cookie
+    headers += other.post(
+        sso_path(confirming.create_sso_token(client_id=1)["redirect_url"]), headers=FROM_THE_PAGE, status=403
+    ).headers.getall("Set-Cookie")  # cleared
     assert len(headers) == 6
     for header in headers:
         assert_session_cookie(header)
@@ -248,10 +290,15 @@ def test_every_session_cookie_has_the_secure_attributes(make_middleware, user_st
 
 def _down_middleware(user_store, **options):
     """Every store on a port where nothing listens."""
-    return SSOMiddleware(echo_app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY],
-                         user_store=user_store, stores=Stores.redis(f"redis://127.0.0.1:{free_port()}/0"),
-                         api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
-                         **by_ini_names(options))
+    return SSOMiddleware(
+        echo_app,
+        system_url=SYSTEM_URL,
+        secret_keys=[SECRET_KEY],
+        user_store=user_store,
+        stores=Stores.redis(f"redis://127.0.0.1:{free_port()}/0"),
+        api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
+        **by_ini_names(options),
+    )
 
 
 def _responses(make_middleware, user_store, redis_client):
@@ -272,18 +319,37 @@ def _responses(make_middleware, user_store, redis_client):
     add("SSO 405 HEAD", app.head(link, status=405))
     add("SSO 405 OPTIONS", app.options(link, status=405))
     add("SSO 405 POST", app.post(link, status=405))
-    add("SSO 503 prefetch", app.get(sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]),
-                                    headers={"Sec-Purpose": "prefetch"}, status=503))
+    add(
+        "SSO 503 prefetch",
+        app.get(
+            sso_path(middleware.create_sso_token(client_id=1)["redirect_url"]),
+            headers={"Sec-Purpose": "prefetch"},
+            status=503,
+        ),
+    )
     confirming = browser(make_middleware(confirm="always"))
     add("SSO 200 confirmation page", confirming.get(link, status=200))
 
     add("API 200", api(app, status=200, action="CreateSsoToken", client_id="1"))
     add("API 200 XML", api(app, status=200, action="CreateSsoToken", client_id="1", responsetype="xml"))
-    add("API 200 NVP", app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": API_SECRET,
-                                           "action": "CreateSsoToken", "client_id": "1"}, status=200))
+    add(
+        "API 200 NVP",
+        app.post(
+            API_PATH,
+            {
+                "identifier": API_IDENTIFIER,
+                "secret": API_SECRET,
+                "action": "CreateSsoToken",
+                "client_id": "1",
+            },
+            status=200,
+        ),
+    )
     add("API 200 action error", api(app, status=200, action="CreateSsoToken", client_id="nope"))
-    add("API 200 unsupported responsetype", api(app, status=200, action="CreateSsoToken",
-                                                client_id="1", responsetype="yaml"))
+    add(
+        "API 200 unsupported responsetype",
+        api(app, status=200, action="CreateSsoToken", client_id="1", responsetype="yaml"),
+    )
     add("API 400 empty action", api(app, status=400, client_id="1"))
     add("API 403 unknown action", api(app, status=403, action="Nope", responsetype="xml"))
     add("API 403 NVP", app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": "wrong"}, status=403))
@@ -293,16 +359,32 @@ def _responses(make_middleware, user_store, redis_client):
     add("API 415", app.post(API_PATH, "{}", content_type="application/json", status=415))
 
     fresh = browser(make_middleware())
-    created = api(fresh, status=200, action="CreateOAuthCredential", grantType="single_sign_on",
-                  serviceId="101", scope="clientarea:invoices").json
-    good = {"grant_type": "single_sign_on", "scope": "clientarea:sso clientarea:invoices",
-            "client_id": created["clientIdentifier"], "client_secret": created["clientSecret"]}
+    created = api(
+        fresh,
+        status=200,
+        action="CreateOAuthCredential",
+        grantType="single_sign_on",
+        serviceId="101",
+        scope="clientarea:invoices",
+    ).json
+    good = {
+        "grant_type": "single_sign_on",
+        "scope": "clientarea:sso clientarea:invoices",
+        "client_id": created["clientIdentifier"],
+        "client_secret": created["clientSecret"],
+    }
     add("token 200", fresh.post(TOKEN_PATH, good, status=200))
     add("token 400", fresh.post(TOKEN_PATH, {**good, "grant_type": "password"}, status=400))
     add("token 401", fresh.post(TOKEN_PATH, {**good, "client_secret": "wrong"}, status=401))
     add("token 405", fresh.get(TOKEN_PATH, status=405))
-    second = api(fresh, status=200, action="CreateOAuthCredential", grantType="single_sign_on",
-                 serviceId="101", scope="clientarea:invoices").json
+    second = api(
+        fresh,
+        status=200,
+        action="CreateOAuthCredential",
+        grantType="single_sign_on",
+        serviceId="101",
+        scope="clientarea:invoices",
+    ).json
     wrong = {**good, "client_id": second["clientIdentifier"], "client_secret": "wrong"}
     tight_app = browser(make_middleware(client_auth_limit=tight))
     tight_app.post(TOKEN_PATH, wrong, status=401)
@@ -316,8 +398,10 @@ def _responses(make_middleware, user_store, redis_client):
     add("API 503 Redis down", api(down, status=503, action="CreateSsoToken", client_id="1"))
     add("token 503 Redis down", down.post(TOKEN_PATH, good, status=503))
     well_formed = middleware.sessions.signer.sign(f"{'A' * 43}.{'A' * 43}.1.1")
-    add("logout 503 Redis down", down.post("/logout", headers={
-        "Cookie": f"{COOKIE_NAME}={well_formed.decode()}"}, status=503))
+    add(
+        "logout 503 Redis down",
+        down.post("/logout", headers={"Cookie": f"{COOKIE_NAME}={well_formed.decode()}"}, status=503),
+    )
     return out
 
 
@@ -331,8 +415,7 @@ def test_every_response_of_the_middleware_is_hardened(make_middleware, user_stor
             assert response.headers.get("Retry-After", "").isdigit(), label
     # the admin API's answers in each of its response types are among them
     api_types = {r.headers["Content-Type"] for label, r in responses if label.startswith("API ")}
-    assert api_types == {"application/json", "application/xml; charset=utf-8",
-                         "text/plain; charset=utf-8"}
+    assert api_types == {"application/json", "application/xml; charset=utf-8", "text/plain; charset=utf-8"}
 
 
 def test_pages_load_nothing_and_link_nowhere(make_middleware, user_store, redis_client):
@@ -343,8 +426,11 @@ def test_pages_load_nothing_and_link_nowhere(make_middleware, user_store, redis_
         if response.status_int == 303:
             urls = re.findall(r"https?://[^\s\"'<>]+", response.text)
             assert all(u.startswith(SYSTEM_URL + "/") for u in urls), label  # if it has a body
-    pages = [(label, r) for label, r in responses
-             if r.content_type == "text/html" and r.body and r.status_int != 303]
+    pages = [
+        (label, r)
+        for label, r in responses
+        if r.content_type == "text/html" and r.body and r.status_int != 303
+    ]
     assert len(pages) == 10  # HEAD has no body
     for label, response in pages:
         text = response.text
@@ -363,7 +449,11 @@ SPOOFS = [
     {"Host": "evil.example"},
     {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http", "X-Forwarded-Port": "8080"},
     {"Forwarded": "host=evil.example;proto=http"},
-    {"X-Original-URL": "//evil.example/", "X-Rewrite-URL": "//evil.example/", "X-Forwarded-Prefix": "//evil.example"},
+    {
+        "X-Original-URL": "//evil.example/",
+        "X-Rewrite-URL": "//evil.example/",
+        "X-Forwarded-Prefix": "//evil.example",
+    },
 ]
 
 
@@ -375,19 +465,38 @@ def test_location_and_links_never_depend_on_request_headers(make_middleware, spo
     headers = {**spoof, "X-Forwarded-For": "203.0.113.7"}
 
     def sign_on(client, extra):
-        link = sso_path(middleware.create_sso_token(client_id=1, destination="clientarea:invoices")["redirect_url"])
+        link = sso_path(
+            middleware.create_sso_token(client_id=1, destination="clientarea:invoices")["redirect_url"]
+        )
         return client.get(link, headers=extra, status=303).headers["Location"]
 
     assert sign_on(spoofed, headers) == sign_on(honest, {}) == SYSTEM_URL + "/clientarea.php?action=invoices"
-    assert (spoofed.post("/logout", headers=headers, status=303).headers["Location"]
-            == honest.post("/logout", status=303).headers["Location"] == SYSTEM_URL + "/")
+    assert (
+        spoofed.post("/logout", headers=headers, status=303).headers["Location"]
+        == honest.post("/logout", status=303).headers["Location"]
+        == SYSTEM_URL + "/"
+    )
     minted = api(spoofed, status=200, headers=headers, action="CreateSsoToken", client_id="1").json
     assert minted["redirect_url"].startswith(SYSTEM_URL + SSO_PATH + "?access_token=")
-    created = api(spoofed, status=200, headers=headers, action="CreateOAuthCredential",
-                  grantType="single_sign_on", serviceId="101", scope="clientarea:invoices").json
-    issued = spoofed.post(TOKEN_PATH, {"grant_type": "single_sign_on", "scope": "clientarea:sso",
-                                       "client_id": created["clientIdentifier"],
-                                       "client_secret": created["clientSecret"]}, headers=headers).json
+    created = api(
+        spoofed,
+        status=200,
+        headers=headers,
+        action="CreateOAuthCredential",
+        grantType="single_sign_on",
+        serviceId="101",
+        scope="clientarea:invoices",
+    ).json
+    issued = spoofed.post(
+        TOKEN_PATH,
+        {
+            "grant_type": "single_sign_on",
+            "scope": "clientarea:sso",
+            "client_id": created["clientIdentifier"],
+            "client_secret": created["clientSecret"],
+        },
+        headers=headers,
+    ).json
     assert issued["redirect_url"].startswith(SYSTEM_URL + SSO_PATH + "?access_token=")
 
 
@@ -427,7 +536,7 @@ def test_a_revoked_session_is_ended_for_good_on_its_next_use(make_middleware, re
 
 
 def test_links_minted_before_a_revocation_sign_nobody_in(make_middleware, caplog):
-    """"Log out everywhere" covers the links already handed out too: such a
+    """ "Log out everywhere" covers the links already handed out too: such a
     link is refused at the SSO endpoint (no cookie, a denial in the log),
     not turned into a session that is dead on arrival."""
     clock = FakeClock(time.time())
@@ -441,7 +550,8 @@ def test_links_minted_before_a_revocation_sign_nobody_in(make_middleware, caplog
     response = early.get(before, status=403)
     assert "Set-Cookie" not in response.headers
     assert [r.getMessage() for r in events(caplog, "denied")] == [
-        "Unable to authenticate with Single Sign-On token for User ID: 1"]
+        "Unable to authenticate with Single Sign-On token for User ID: 1"
+    ]
     assert len(events(caplog, "ended_link")) == 1 and not events(caplog, "redeemed")
     assert whoami(early) is None
     late.get(after, status=303)
@@ -557,14 +667,26 @@ def _raw_call(middleware, method, path, *, query="", cookie=None, body=b"", cont
     return int(status["s"].split()[0]), body_out
 
 
-@pytest.mark.parametrize("method, path, query, cookie, expected", [
-    pytest.param("GET", "/page", "", f"{COOKIE_NAME}=\x80", 200, id="own-cookie-page"),
-    pytest.param("POST", "/logout", "", f"other=caf\xe9; {COOKIE_NAME}=x", 303, id="other-apps-cookie-logout"),
-    pytest.param("GET", SSO_PATH, "access_token=" + "A" * 43, f"other=caf\xe9; {COOKIE_NAME}=x", 403,
-                 id="other-apps-cookie-sso"),
-])
-def test_a_cookie_header_that_is_not_utf8_is_ignored_not_a_500(middleware, caplog, method, path, query,
-                                                              expected, cookie):
+@pytest.mark.parametrize(
+    "method, path, query, cookie, expected",
+    [
+        pytest.param("GET", "/page", "", f"{COOKIE_NAME}=\x80", 200, id="own-cookie-page"),
+        pytest.param(
+            "POST", "/logout", "", f"other=caf\xe9; {COOKIE_NAME}=x", 303, id="other-apps-cookie-logout"
+        ),
+        pytest.param(
+            "GET",
+            SSO_PATH,
+            "access_token=" + "A" * 43,
+            f"other=caf\xe9; {COOKIE_NAME}=x",
+            403,
+            id="other-apps-cookie-sso",
+        ),
+    ],
+)
+def test_a_cookie_header_that_is_not_utf8_is_ignored_not_a_500(
+    middleware, caplog, method, path, query, expected, cookie
+):
     """PRODUCT BUG (open): werkzeug's parse_cookie raises UnicodeDecodeError
     for a Cookie header whose bytes are not UTF-8. SessionManager.read_cookie
     lets it out: every page of the app and logout answer 500 (gunicorn and
@@ -585,7 +707,8 @@ def test_a_raw_non_utf8_query_is_a_400_not_a_503(middleware, caplog, path):
     makes werkzeug's Request.args raise; the endpoint's catch-all answers 503
     and logs a "failed unexpectedly" traceback instead of a 400."""
     method = "GET" if path == SSO_PATH else "POST"
-    status, _ = _raw_call(middleware, method, path, query="access_token=\xe9",
-                          content_type="application/x-www-form-urlencoded")
+    status, _ = _raw_call(
+        middleware, method, path, query="access_token=\xe9", content_type="application/x-www-form-urlencoded"
+    )
     assert status == 400
     assert not [r for r in caplog.records if r.exc_info]

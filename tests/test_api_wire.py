@@ -48,51 +48,81 @@ def nvp(text: str) -> dict[str, str]:
 
 # -- credentials ------------------------------------------------------------------
 
+
 def test_username_and_password_are_the_credentials_of_whmcs_samples(app):
-    body = answer(post(app, {"action": "CreateSsoToken", "username": API_IDENTIFIER,
-                             "password": API_SECRET, "responsetype": "json", "client_id": "1"}))
+    body = answer(
+        post(
+            app,
+            {
+                "action": "CreateSsoToken",
+                "username": API_IDENTIFIER,
+                "password": API_SECRET,
+                "responsetype": "json",
+                "client_id": "1",
+            },
+        )
+    )
     assert body["result"] == "success"
 
 
 def test_the_pre_7_2_admin_login_is_not_supported(app):
-    legacy = {"action": "CreateSsoToken", "username": "admin", "responsetype": "json",
-              "password": hashlib.md5(b"admin-password").hexdigest(), "client_id": "1"}
+    legacy = {
+        "action": "CreateSsoToken",
+        "username": "admin",
+        "responsetype": "json",
+        "password": hashlib.md5(b"admin-password").hexdigest(),
+        "client_id": "1",
+    }
     assert answer(post(app, legacy, status=403)) == {"result": "error", "message": "Authentication Failed"}
 
 
-@pytest.mark.parametrize("extra", [{"username": API_IDENTIFIER}, {"password": API_SECRET},
-                                   {"username": "other", "password": "other"}])
+@pytest.mark.parametrize(
+    "extra",
+    [{"username": API_IDENTIFIER}, {"password": API_SECRET}, {"username": "other", "password": "other"}],
+)
 def test_both_credential_pairs_at_once_are_refused(app, extra):
-    body = answer(post(app, {"action": "CreateSsoToken", **CREDENTIALS, **extra, "responsetype": "json",
-                             "client_id": "1"}, status=400))
+    body = answer(
+        post(
+            app,
+            {"action": "CreateSsoToken", **CREDENTIALS, **extra, "responsetype": "json", "client_id": "1"},
+            status=400,
+        )
+    )
     assert body["message"] == "Send identifier and secret, or username and password, not both"
 
 
 # -- parameters from the query string ------------------------------------------------
 
+
 def test_action_and_inputs_may_come_in_the_query_string(app):
-    response = app.post(f"{API}?action=CreateSsoToken&client_id=1&responsetype=json",
-                        CREDENTIALS, status=200)
+    response = app.post(f"{API}?action=CreateSsoToken&client_id=1&responsetype=json", CREDENTIALS, status=200)
     assert answer(response)["result"] == "success"
 
 
 def test_the_body_wins_a_clash_with_the_query_string(app):
-    response = app.post(f"{API}?action=DeleteOAuthCredential&client_id=3",
-                        {**CREDENTIALS, "action": "CreateSsoToken", "client_id": "1",
-                         "responsetype": "json"}, status=200)
+    response = app.post(
+        f"{API}?action=DeleteOAuthCredential&client_id=3",
+        {**CREDENTIALS, "action": "CreateSsoToken", "client_id": "1", "responsetype": "json"},
+        status=200,
+    )
     assert answer(response)["result"] == "success"
 
 
 @pytest.mark.parametrize("name", ["identifier", "secret", "username", "password", "accesskey"])
 def test_secrets_in_the_query_string_are_refused(app, name, caplog):
-    response = app.post(f"{API}?{name}=leaked-value&action=CreateSsoToken",
-                        {"responsetype": "json", "client_id": "1"}, status=400)
+    response = app.post(
+        f"{API}?{name}=leaked-value&action=CreateSsoToken",
+        {"responsetype": "json", "client_id": "1"},
+        status=400,
+    )
     assert answer(response)["message"] == (
-        f"Send {name} in the request body, not the query string: query strings end up in access logs")
+        f"Send {name} in the request body, not the query string: query strings end up in access logs"
+    )
     assert "leaked-value" not in caplog.text
 
 
 # -- action names -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("action", ["createssotoken", "CREATESSOTOKEN", "createSsoToken"])
 def test_actions_match_in_any_case(app, action):
@@ -101,8 +131,7 @@ def test_actions_match_in_any_case(app, action):
 
 
 def test_unknown_actions_are_echoed_in_lower_case_letters_digits_and_underscores(app):
-    body = answer(post(app, {"action": "Get<b>Clients", **CREDENTIALS, "responsetype": "json"},
-                       status=403))
+    body = answer(post(app, {"action": "Get<b>Clients", **CREDENTIALS, "responsetype": "json"}, status=403))
     assert body["message"] == 'Invalid API Action: "get_b_clients" is not a valid API action'
 
 
@@ -113,16 +142,22 @@ def test_no_action_is_an_empty_action_request(app):
 
 # -- statuses -------------------------------------------------------------------------
 
+
 def test_a_failing_action_is_200_with_the_whmcs_message(app):
-    body = answer(post(app, {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "json",
-                             "client_id": "999"}))
+    body = answer(
+        post(app, {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "json", "client_id": "999"})
+    )
     assert body == {"result": "error", "message": "Invalid client_id"}
 
 
 def test_throttling_is_429_with_a_result_error_body(make_middleware):
     app = browser(make_middleware(client_auth_limit=Limit(1, 60)))
-    wrong = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": "wrong",
-             "responsetype": "json"}
+    wrong = {
+        "action": "CreateSsoToken",
+        "identifier": API_IDENTIFIER,
+        "secret": "wrong",
+        "responsetype": "json",
+    }
     post(app, wrong, status=403)
     response = post(app, wrong, status=429)
     assert answer(response)["result"] == "error"
@@ -132,16 +167,26 @@ def test_throttling_is_429_with_a_result_error_body(make_middleware):
 def test_an_outage_is_503_with_a_result_error_body(make_middleware):
     dead = RedisTokenStore(connect(f"redis://127.0.0.1:{free_port()}/0"))
     app = browser(make_middleware(tokens=dead))
-    response = post(app, {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "json",
-                          "client_id": "1"}, status=503)
+    response = post(
+        app, {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "json", "client_id": "1"}, status=503
+    )
     assert answer(response) == {"result": "error", "message": "Service temporarily unavailable"}
 
 
 # -- response types ---------------------------------------------------------------------
 
+
 def test_xml_is_the_whmcsapi_document(app):
-    response = post(app, {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "xml",
-                          "client_id": "1", "destination": "clientarea:invoices"})
+    response = post(
+        app,
+        {
+            "action": "CreateSsoToken",
+            **CREDENTIALS,
+            "responsetype": "xml",
+            "client_id": "1",
+            "destination": "clientarea:invoices",
+        },
+    )
     assert response.content_type == "application/xml"
     assert response.headers["Cache-Control"] == "no-store"
     root = ET.fromstring(response.body)
@@ -154,19 +199,29 @@ def test_xml_is_the_whmcsapi_document(app):
 
 def test_xml_lists_wrap_one_element_per_item(app, middleware):
     for service_id in (101, 201):
-        middleware.credentials.create(grant_type="single_sign_on", scope="clientarea:invoices",
-                                      service_id=service_id)
-    root = ET.fromstring(post(app, {"action": "ListOAuthCredentials", **CREDENTIALS,
-                                    "responsetype": "xml"}).body)
+        middleware.credentials.create(
+            grant_type="single_sign_on", scope="clientarea:invoices", service_id=service_id
+        )
+    root = ET.fromstring(
+        post(app, {"action": "ListOAuthCredentials", **CREDENTIALS, "responsetype": "xml"}).body
+    )
     assert root.findtext("totalresults") == "2"
     assert [c.findtext("serviceId") for c in root.find("clients")] == ["101", "201"]
     assert {c.tag for c in root.find("clients")} == {"client"}
 
 
 def test_xml_errors_escape_what_they_echo(app):
-    response = post(app, {"action": "CreateOAuthCredential", **CREDENTIALS, "responsetype": "xml",
-                          "grantType": "single_sign_on", "serviceId": "101",
-                          "scope": "</message><result>success</result>\x01"})
+    response = post(
+        app,
+        {
+            "action": "CreateOAuthCredential",
+            **CREDENTIALS,
+            "responsetype": "xml",
+            "grantType": "single_sign_on",
+            "serviceId": "101",
+            "scope": "</message><result>success</result>\x01",
+        },
+    )
     root = ET.fromstring(response.body)
     assert root.findtext("result") == "error"
     assert root.findtext("message").startswith('The requested scope "</message><result>success')
@@ -187,9 +242,17 @@ def test_without_responsetype_list_answers_are_xml(app):
 
 def test_nvp_values_cannot_forge_fields(app):
     """An echoed input holding ``;result=success`` must not become a field."""
-    response = post(app, {"action": "CreateOAuthCredential", **CREDENTIALS, "responsetype": "nvp",
-                          "grantType": "single_sign_on", "serviceId": "101",
-                          "scope": "x;result=success;clientSecret=forged"})
+    response = post(
+        app,
+        {
+            "action": "CreateOAuthCredential",
+            **CREDENTIALS,
+            "responsetype": "nvp",
+            "grantType": "single_sign_on",
+            "serviceId": "101",
+            "scope": "x;result=success;clientSecret=forged",
+        },
+    )
     fields = nvp(response.text)
     assert fields["result"] == "error"
     assert "clientSecret" not in fields
@@ -198,44 +261,67 @@ def test_nvp_values_cannot_forge_fields(app):
 
 def test_lists_are_never_nvp(app):
     body = answer(post(app, {"action": "ListOAuthCredentials", **CREDENTIALS, "responsetype": "nvp"}))
-    assert body == {"result": "error",
-                    "message": "This API action only supports the XML or JSON response type formats"}
+    assert body == {
+        "result": "error",
+        "message": "This API action only supports the XML or JSON response type formats",
+    }
 
 
 def test_an_unsupported_responsetype_is_a_clear_error(app):
-    body = answer(post(app, {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "yaml",
-                             "client_id": "1"}))
-    assert body == {"result": "error", "message": 'Unsupported API response type format "yaml".'
-                    " Supported formats include: json, xml, nvp"}
+    body = answer(
+        post(app, {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "yaml", "client_id": "1"})
+    )
+    assert body == {
+        "result": "error",
+        "message": 'Unsupported API response type format "yaml". Supported formats include: json, xml, nvp',
+    }
 
 
 def test_a_bad_responsetype_does_not_answer_before_the_credentials(app):
-    body = answer(post(app, {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": "wrong",
-                             "responsetype": "yaml"}, status=403))
+    body = answer(
+        post(
+            app,
+            {
+                "action": "CreateSsoToken",
+                "identifier": API_IDENTIFIER,
+                "secret": "wrong",
+                "responsetype": "yaml",
+            },
+            status=403,
+        )
+    )
     assert body == {"result": "error", "message": "Authentication Failed"}
 
 
 def test_responsetype_is_read_in_any_case(app):
-    assert answer(post(app, {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "JSON",
-                             "client_id": "1"}))["result"] == "success"
+    assert (
+        answer(
+            post(app, {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "JSON", "client_id": "1"})
+        )["result"]
+        == "success"
+    )
 
 
 # -- the address allow-list ----------------------------------------------------------------
+
 
 @pytest.fixture
 def allow_listed(make_middleware):
     return browser(make_middleware(api_allowed_ips=["10.0.0.0/8", "2001:db8::/32"], trusted_proxies=1))
 
 
-@pytest.mark.parametrize(("environ", "allowed"), [
-    ({"REMOTE_ADDR": "10.0.0.9"}, True),  # the proxy itself, no header
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "10.20.30.40"}, True),
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "2001:db8::7"}, True),
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "::ffff:10.1.1.1"}, True),
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "203.0.113.7"}, False),
-    # what the client wrote itself, left of what the proxy appended, is not used
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "10.0.0.1, 203.0.113.7"}, False),
-])
+@pytest.mark.parametrize(
+    ("environ", "allowed"),
+    [
+        ({"REMOTE_ADDR": "10.0.0.9"}, True),  # the proxy itself, no header
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "10.20.30.40"}, True),
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "2001:db8::7"}, True),
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "::ffff:10.1.1.1"}, True),
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "203.0.113.7"}, False),
+        # what the client wrote itself, left of what the proxy appended, is not used
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "10.0.0.1, 203.0.113.7"}, False),
+    ],
+)
 def test_the_allow_list_looks_through_trusted_proxies_only(allow_listed, environ, allowed):
     params = {"action": "CreateSsoToken", **CREDENTIALS, "responsetype": "json", "client_id": "1"}
     response = post(allow_listed, params, status=200 if allowed else 403, **environ)
@@ -247,50 +333,74 @@ def test_the_allow_list_looks_through_trusted_proxies_only(allow_listed, environ
 
 def test_an_address_outside_the_list_is_refused_before_credentials(make_middleware, caplog):
     app = browser(make_middleware(api_allowed_ips="192.0.2.0/24"))
-    response = post(app, {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": "wrong",
-                          "responsetype": "json"}, status=403, REMOTE_ADDR="127.0.0.1")
+    response = post(
+        app,
+        {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": "wrong", "responsetype": "json"},
+        status=403,
+        REMOTE_ADDR="127.0.0.1",
+    )
     assert answer(response)["message"] == "Invalid IP 127.0.0.1"
     assert "api_auth_failed" not in caplog.text and "authentication failed" not in caplog.text
 
 
 # -- API roles ---------------------------------------------------------------------
 
+
 @pytest.fixture
 def sso_only(make_middleware):
-    return browser(make_middleware(api_credentials={API_IDENTIFIER: hash_secret(API_SECRET),
-                                                    "ops": hash_secret("ops-" + "s" * 32)},
-                                   api_roles={API_IDENTIFIER: "CreateSsoToken"}))
+    return browser(
+        make_middleware(
+            api_credentials={API_IDENTIFIER: hash_secret(API_SECRET), "ops": hash_secret("ops-" + "s" * 32)},
+            api_roles={API_IDENTIFIER: "CreateSsoToken"},
+        )
+    )
 
 
 def test_a_role_allows_its_actions(sso_only):
-    body = answer(post(sso_only, {"action": "createssotoken", **CREDENTIALS, "responsetype": "json",
-                                  "client_id": "1"}))
+    body = answer(
+        post(sso_only, {"action": "createssotoken", **CREDENTIALS, "responsetype": "json", "client_id": "1"})
+    )
     assert body["result"] == "success"
 
 
 def test_a_role_refuses_other_actions_with_whmcs_text(sso_only, caplog):
-    response = post(sso_only, {"action": "ListOAuthCredentials", **CREDENTIALS, "responsetype": "json"},
-                    status=403)
-    assert answer(response) == {"result": "error",
-                                "message": 'Invalid Permissions: API action "listoauthcredentials" is not allowed'}
+    response = post(
+        sso_only, {"action": "ListOAuthCredentials", **CREDENTIALS, "responsetype": "json"}, status=403
+    )
+    assert answer(response) == {
+        "result": "error",
+        "message": 'Invalid Permissions: API action "listoauthcredentials" is not allowed',
+    }
     assert "may not call listoauthcredentials" in caplog.text
 
 
 def test_credentials_without_a_role_may_call_every_action(sso_only):
-    body = answer(post(sso_only, {"action": "ListOAuthCredentials", "identifier": "ops",
-                                  "secret": "ops-" + "s" * 32, "responsetype": "json"}))
+    body = answer(
+        post(
+            sso_only,
+            {
+                "action": "ListOAuthCredentials",
+                "identifier": "ops",
+                "secret": "ops-" + "s" * 32,
+                "responsetype": "json",
+            },
+        )
+    )
     assert body["result"] == "success"
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"api_roles": {"nobody": ["CreateSsoToken"]}}, "api_roles['nobody']: no such API credential"),
-    ({"api_roles": {API_IDENTIFIER: []}}, "must name at least one action"),
-    ({"api_roles": {API_IDENTIFIER: ["GetClients"]}}, "no action 'getclients'"),
-    ({"api_allowed_ips": []}, "lists no network"),
-    ({"api_allowed_ips": ["10.0.0.5/8"]}, "has host bits set"),
-    ({"api_allowed_ips": ["intranet"]}, "does not appear to be an IPv4 or IPv6 network"),
-    ({"api_credentials": None, "api_allowed_ips": ["10.0.0.0/8"]}, "need api_credentials"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"api_roles": {"nobody": ["CreateSsoToken"]}}, "api_roles['nobody']: no such API credential"),
+        ({"api_roles": {API_IDENTIFIER: []}}, "must name at least one action"),
+        ({"api_roles": {API_IDENTIFIER: ["GetClients"]}}, "no action 'getclients'"),
+        ({"api_allowed_ips": []}, "lists no network"),
+        ({"api_allowed_ips": ["10.0.0.5/8"]}, "has host bits set"),
+        ({"api_allowed_ips": ["intranet"]}, "does not appear to be an IPv4 or IPv6 network"),
+        ({"api_credentials": None, "api_allowed_ips": ["10.0.0.0/8"]}, "need api_credentials"),
+    ],
+)
 def test_bad_access_settings_fail_at_start_up(make_middleware, settings, message):
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         make_middleware(**settings)
@@ -298,21 +408,26 @@ def test_bad_access_settings_fail_at_start_up(make_middleware, settings, message
 
 def test_access_settings_from_an_ini_pipeline(redis_server, monkeypatch):
     monkeypatch.setenv("SSO_TEST_KEYS", "k" * 32)
-    settings = options({
-        "system_url": "https://portal.example.com", "redis_url": redis_server.url,
-        "secret_keys_env": "SSO_TEST_KEYS", "user_store": "sso_middleware.demo:demo_user_store",
-        "api_credentials": f"\nbilling = {hash_secret(API_SECRET)}",
-        "api_roles": "\nbilling = CreateSsoToken RevokeSsoSessions",
-        "api_allowed_ips": "10.0.0.0/8, 192.0.2.1",
-    })
+    settings = options(
+        {
+            "system_url": "https://portal.example.com",
+            "redis_url": redis_server.url,
+            "secret_keys_env": "SSO_TEST_KEYS",
+            "user_store": "sso_middleware.demo:demo_user_store",
+            "api_credentials": f"\nbilling = {hash_secret(API_SECRET)}",
+            "api_roles": "\nbilling = CreateSsoToken RevokeSsoSessions",
+            "api_allowed_ips": "10.0.0.0/8, 192.0.2.1",
+        }
+    )
     assert settings["api"].roles == {"billing": "CreateSsoToken RevokeSsoSessions"}
     assert settings["api"].allowed_ips == "10.0.0.0/8, 192.0.2.1"
     assert settings["api"].api_keys().roles == {"billing": frozenset({"createssotoken", "revokessosessions"})}
 
 
 def test_access_settings_from_the_command_line():
-    args = cli.parser().parse_args(["demo", "--api-allowed-ips", "127.0.0.1,::1",
-                                    "--api-actions", "CreateSsoToken"])
+    args = cli.parser().parse_args(
+        ["demo", "--api-allowed-ips", "127.0.0.1,::1", "--api-actions", "CreateSsoToken"]
+    )
     assert (args.api_allowed_ips, args.api_actions) == ("127.0.0.1,::1", ["CreateSsoToken"])
     for bad in (["--api-actions", "GetClients"], ["--api-allowed-ips", "10.0.0.5/8"]):
         with pytest.raises(SystemExit):
@@ -321,6 +436,7 @@ def test_access_settings_from_the_command_line():
 
 # -- the token endpoint: client_id beside HTTP Basic (RFC 6749 section 2.3.1) ------------------
 
+
 def basic(identifier: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{identifier}:{secret}".encode()).decode()
 
@@ -328,25 +444,40 @@ def basic(identifier: str, secret: str) -> str:
 @pytest.fixture
 def credential_set(middleware):
     credential, secret = middleware.credentials.create(
-        grant_type="single_sign_on", scope="clientarea:invoices", service_id=101)
+        grant_type="single_sign_on", scope="clientarea:invoices", service_id=101
+    )
     return credential.identifier, secret
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    ({"client_id": "same"}, None),
-    ({"client_id": "0" * 32}, "client_id in the body names another client than HTTP Basic"),
-    ({"client_id": "same", "client_secret": "same"},
-     "Use one client authentication method, not HTTP Basic and client_id/client_secret"),
-    ({"client_secret": "same"},
-     "Use one client authentication method, not HTTP Basic and client_id/client_secret"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"client_id": "same"}, None),
+        ({"client_id": "0" * 32}, "client_id in the body names another client than HTTP Basic"),
+        (
+            {"client_id": "same", "client_secret": "same"},
+            "Use one client authentication method, not HTTP Basic and client_id/client_secret",
+        ),
+        (
+            {"client_secret": "same"},
+            "Use one client authentication method, not HTTP Basic and client_id/client_secret",
+        ),
+    ],
+)
 def test_basic_with_the_clients_own_client_id(app, credential_set, extra, expected):
     identifier, secret = credential_set
     values = {"same": identifier}
-    form = {"grant_type": "single_sign_on", "scope": "clientarea:sso clientarea:invoices",
-            **{k: (secret if k == "client_secret" else values.get(v, v)) for k, v in extra.items()}}
-    response = app.post(TOKEN, form, headers={"Authorization": basic(identifier, secret)},
-                        status=200 if expected is None else 400)
+    form = {
+        "grant_type": "single_sign_on",
+        "scope": "clientarea:sso clientarea:invoices",
+        **{k: (secret if k == "client_secret" else values.get(v, v)) for k, v in extra.items()},
+    }
+    response = app.post(
+        TOKEN,
+        form,
+        headers={"Authorization": basic(identifier, secret)},
+        status=200 if expected is None else 400,
+    )
     if expected is None:
         assert "access_token" in response.json
     else:
@@ -355,29 +486,36 @@ def test_basic_with_the_clients_own_client_id(app, credential_set, extra, expect
 
 # -- text that is not UTF-8 ---------------------------------------------------------------
 
-@pytest.mark.parametrize(("url", "body"), [
-    (API, b"action=CreateSsoToken&client_id=1&responsetype=json&note=\xff"),
-    (API, b"action=CreateSsoToken&client_id=1&responsetype=%ff"),
-    (API + "?note=%ff", b"action=CreateSsoToken&client_id=1&responsetype=json"),
-])
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        (API, b"action=CreateSsoToken&client_id=1&responsetype=json&note=\xff"),
+        (API, b"action=CreateSsoToken&client_id=1&responsetype=%ff"),
+        (API + "?note=%ff", b"action=CreateSsoToken&client_id=1&responsetype=json"),
+    ],
+)
 def test_the_admin_api_refuses_text_that_is_not_utf8(app, url, body):
     """werkzeug drops a form with a raw 0xff, and keeps ``%ff`` as text."""
     credentials = f"&identifier={API_IDENTIFIER}&secret={API_SECRET}".encode()
-    response = app.post(url, body + credentials, status=400,
-                        content_type="application/x-www-form-urlencoded")
+    response = app.post(url, body + credentials, status=400, content_type="application/x-www-form-urlencoded")
     assert answer(response) == {"result": "error", "message": "Parameters must be UTF-8"}
 
 
-@pytest.mark.parametrize("body", [b"grant_type=single_sign_on&scope=clientarea:sso&x=\xff",
-                                  b"grant_type=single_sign_on&scope=clientarea:sso&x=%ff"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"grant_type=single_sign_on&scope=clientarea:sso&x=\xff",
+        b"grant_type=single_sign_on&scope=clientarea:sso&x=%ff",
+    ],
+)
 def test_the_token_endpoint_refuses_text_that_is_not_utf8(app, body):
     response = app.post(TOKEN, body, status=400, content_type="application/x-www-form-urlencoded")
     assert response.json == {"error": "invalid_request", "error_description": "Parameters must be UTF-8"}
 
 
 def test_an_echoed_action_never_reads_as_a_valid_one(app):
-    body = answer(post(app, {"action": "Create-SsoToken", **CREDENTIALS, "responsetype": "json"},
-                       status=403))
+    body = answer(post(app, {"action": "Create-SsoToken", **CREDENTIALS, "responsetype": "json"}, status=403))
     assert body["message"] == 'Invalid API Action: "create_ssotoken" is not a valid API action'
 
 
@@ -387,13 +525,20 @@ def test_ipv4_mapped_allow_list_entries_match_ipv4_callers(make_middleware):
     for remote in ("198.51.100.9", "::ffff:198.51.100.9"):
         assert answer(post(app, params, REMOTE_ADDR=remote))["result"] == "success"
     assert answer(post(app, params, status=403, REMOTE_ADDR="198.51.101.9"))["message"] == (
-        "Invalid IP 198.51.101.9")
+        "Invalid IP 198.51.101.9"
+    )
 
 
 def test_an_identifier_twice_in_an_ini_mapping_is_refused(redis_server, monkeypatch):
     monkeypatch.setenv("SSO_TEST_KEYS", "k" * 32)
     with pytest.raises(ConfigurationError, match="api_roles: 'billing' is given twice"):
-        options({"system_url": "https://portal.example.com", "redis_url": redis_server.url,
-                 "secret_keys_env": "SSO_TEST_KEYS", "user_store": "sso_middleware.demo:demo_user_store",
-                 "api_credentials": f"\nbilling = {hash_secret(API_SECRET)}",
-                 "api_roles": "\nbilling = CreateSsoToken\nbilling = ListOAuthCredentials"})
+        options(
+            {
+                "system_url": "https://portal.example.com",
+                "redis_url": redis_server.url,
+                "secret_keys_env": "SSO_TEST_KEYS",
+                "user_store": "sso_middleware.demo:demo_user_store",
+                "api_credentials": f"\nbilling = {hash_secret(API_SECRET)}",
+                "api_roles": "\nbilling = CreateSsoToken\nbilling = ListOAuthCredentials",
+            }
+        )

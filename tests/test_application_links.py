@@ -18,11 +18,28 @@ import urllib.request
 import pytest
 from werkzeug.serving import make_server
 
-from examples.application_links import LINK_SCOPES, Provisioner, ProvisioningError, ServiceLinks, click, link_url
+from examples.application_links import (
+    LINK_SCOPES,
+    Provisioner,
+    ProvisioningError,
+    ServiceLinks,
+    click,
+    link_url,
+)
 from sso_middleware.demo import RedactingRequestHandler
 from sso_middleware.ratelimit import Limit
-from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, ROOT, SSO_PATH, SYSTEM_URL, TOKEN_PATH,
-                                   browser, echo_app, sso_path)
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    ROOT,
+    SSO_PATH,
+    SYSTEM_URL,
+    TOKEN_PATH,
+    browser,
+    echo_app,
+    sso_path,
+)
 from tests.support.redis_server import free_port
 
 EXAMPLES = ROOT / "examples"
@@ -32,20 +49,33 @@ DEMO_ID, DEMO_SECRET = "demo-links", "demo-links-secret-" + "q" * 32
 
 # -- the flow over webtest ------------------------------------------------------
 
-def provision(app, service_id: str = "101",
-              scope: str = "clientarea:services clientarea:invoices") -> dict:
-    response = app.post(API_PATH, {
-        "action": "CreateOAuthCredential", "identifier": API_IDENTIFIER, "secret": API_SECRET,
-        "responsetype": "json", "grantType": "single_sign_on", "serviceId": service_id,
-        "scope": scope}, status=200)
+
+def provision(app, service_id: str = "101", scope: str = "clientarea:services clientarea:invoices") -> dict:
+    response = app.post(
+        API_PATH,
+        {
+            "action": "CreateOAuthCredential",
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+            "grantType": "single_sign_on",
+            "serviceId": service_id,
+            "scope": scope,
+        },
+        status=200,
+    )
     body = json.loads(response.body)
     assert body["result"] == "success", body
     return body
 
 
 def link_fields(credential: dict, **extra: str) -> dict:
-    return {"subscriber_unique_id": credential["clientIdentifier"],
-            "token": credential["clientSecret"], "attempt": "1", **extra}
+    return {
+        "subscriber_unique_id": credential["clientIdentifier"],
+        "token": credential["clientSecret"],
+        "attempt": "1",
+        **extra,
+    }
 
 
 def token_keys(redis_client) -> list[bytes]:
@@ -62,8 +92,9 @@ def test_link_click_signs_the_owner_in(app, middleware):
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 60
     assert body["scope"] == "clientarea:sso clientarea:invoices"
-    assert body["redirect_url"] == (SYSTEM_URL + SSO_PATH + "?access_token=" + token
-                                    + "&module_type=server&module=cpanel")
+    assert body["redirect_url"] == (
+        SYSTEM_URL + SSO_PATH + "?access_token=" + token + "&module_type=server&module=cpanel"
+    )
 
     redirect = app.get(sso_path(body["redirect_url"]), status=303)
     assert redirect.headers["Location"] == SYSTEM_URL + "/clientarea.php?action=invoices"
@@ -124,9 +155,11 @@ def test_credentials_in_the_query_string_are_refused(app, redis_client, name):
 def test_link_and_basic_together_are_refused(app, redis_client):
     credential = provision(app)
     basic = base64.b64encode(
-        f"{credential['clientIdentifier']}:{credential['clientSecret']}".encode()).decode()
-    response = app.post(LINK, link_fields(credential), headers={"Authorization": "Basic " + basic},
-                        status=400)
+        f"{credential['clientIdentifier']}:{credential['clientSecret']}".encode()
+    ).decode()
+    response = app.post(
+        LINK, link_fields(credential), headers={"Authorization": "Basic " + basic}, status=400
+    )
     assert response.json["error"] == "invalid_request"
     assert token_keys(redis_client) == []
 
@@ -134,16 +167,20 @@ def test_link_and_basic_together_are_refused(app, redis_client):
 def test_link_outside_the_credential_scopes_is_invalid_scope(app, redis_client):
     credential = provision(app, scope="clientarea:services")
     response = app.post(LINK, link_fields(credential), status=400)
-    assert response.json == {"error": "invalid_scope",
-                             "error_description": 'The requested scope "clientarea:invoices" is invalid.'}
+    assert response.json == {
+        "error": "invalid_scope",
+        "error_description": 'The requested scope "clientarea:invoices" is invalid.',
+    }
     assert token_keys(redis_client) == []
 
 
 def test_link_for_a_closed_account_is_invalid_grant(app, redis_client):
     credential = provision(app, service_id="301")
     response = app.post(LINK, link_fields(credential), status=400)
-    assert response.json == {"error": "invalid_grant",
-                             "error_description": "SSO authentication blocked for client 3"}
+    assert response.json == {
+        "error": "invalid_grant",
+        "error_description": "SSO authentication blocked for client 3",
+    }
     assert token_keys(redis_client) == []
 
 
@@ -154,6 +191,7 @@ def test_get_on_the_link_is_405(app):
 
 # -- examples/application_links.py ----------------------------------------------
 
+
 def test_link_url_matches_the_reference_shape():
     assert link_url("http://127.0.0.1:8000/", "clientarea:invoices") == "http://127.0.0.1:8000" + LINK
 
@@ -162,7 +200,9 @@ def test_link_url_matches_the_reference_shape():
 def demo():
     process = subprocess.Popen(
         [sys.executable, "-m", "sso_middleware", "demo", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "SSO_DEMO_API_IDENTIFIER": DEMO_ID, "SSO_DEMO_API_SECRET": DEMO_SECRET},
     )
     first_line = process.stdout.readline()
@@ -176,7 +216,8 @@ def demo():
 def open_page(url: str, opener: urllib.request.OpenerDirector | None = None) -> tuple[int, str, str]:
     """Status, final URL and body of a GET (redirects followed)."""
     opener = opener or urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
     try:
         with opener.open(url, timeout=5) as response:
             return response.status, response.url, response.read().decode()
@@ -197,8 +238,7 @@ def test_example_provisions_and_clicks_against_the_demo(demo):
     assert url.startswith(demo + SSO_PATH + "?access_token=")
     assert url.endswith("&module_type=server&module=cpanel")
 
-    jar_browser = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    jar_browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     status, landed, page = open_page(url, jar_browser)
     assert status == 200
     assert landed == demo + "/clientarea.php?action=invoices"
@@ -255,10 +295,13 @@ def test_example_waits_when_told_and_gives_up_after_three_attempts(demo):
 
 def test_example_falls_back_when_unreachable():
     base = f"http://127.0.0.1:{free_port()}"
-    links = ServiceLinks(1, "a" * 32, "secret",
-                         {"clientarea:invoices": link_url(base, "clientarea:invoices")})
-    assert click(links, "clientarea:invoices", "https://fallback.example", timeout=2) == \
-        "https://fallback.example"
+    links = ServiceLinks(
+        1, "a" * 32, "secret", {"clientarea:invoices": link_url(base, "clientarea:invoices")}
+    )
+    assert (
+        click(links, "clientarea:invoices", "https://fallback.example", timeout=2)
+        == "https://fallback.example"
+    )
 
 
 def test_example_signs_in_although_others_failed_in_its_name(make_middleware):
@@ -266,11 +309,9 @@ def test_example_signs_in_although_others_failed_in_its_name(make_middleware):
     wrong secret wait, never the panel's real one: it signs in at once."""
     server = make_server("127.0.0.1", 0, echo_app, threaded=True, request_handler=RedactingRequestHandler)
     base = f"http://127.0.0.1:{server.server_port}"
-    middleware = make_middleware(system_url=base, secure_cookies=False,
-                                 client_auth_limit=Limit(1, 1))
+    middleware = make_middleware(system_url=base, secure_cookies=False, client_auth_limit=Limit(1, 1))
     server.app = middleware
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         links = Provisioner(base, API_IDENTIFIER, API_SECRET).service_created(101)
@@ -299,9 +340,20 @@ def test_example_signs_in_although_others_failed_in_its_name(make_middleware):
 
 def test_example_main_prints_a_working_url(demo):
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "application_links.py"), "--system-url", demo,
-         "--identifier", DEMO_ID, "--secret", DEMO_SECRET],
-        capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            str(EXAMPLES / "application_links.py"),
+            "--system-url",
+            demo,
+            "--identifier",
+            DEMO_ID,
+            "--secret",
+            DEMO_SECRET,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     url = result.stdout.strip()
     assert url.startswith(demo + SSO_PATH + "?access_token=")
@@ -312,9 +364,20 @@ def test_example_main_prints_a_working_url(demo):
 
 def test_example_main_reports_errors(demo):
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "application_links.py"), "--system-url", demo,
-         "--identifier", DEMO_ID, "--secret", "wrong"],
-        capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            str(EXAMPLES / "application_links.py"),
+            "--system-url",
+            demo,
+            "--identifier",
+            DEMO_ID,
+            "--secret",
+            "wrong",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip() == "error: Authentication Failed"
@@ -325,6 +388,9 @@ def test_link_module_names_are_bounded(app, module):
     """module and module_type are carried into redirect_url: they must stay
     short names, so the link stays redeemable and clean."""
     credential = provision(app)
-    response = app.post(f"{TOKEN_PATH}?scope=clientarea:sso&module_type=server&module={module}",
-                        link_fields(credential), status=400)
+    response = app.post(
+        f"{TOKEN_PATH}?scope=clientarea:sso&module_type=server&module={module}",
+        link_fields(credential),
+        status=400,
+    )
     assert response.json["error"] == "invalid_request"

@@ -58,14 +58,23 @@ class PanelPage(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         pipeline = self.server.pipeline
-        data = urllib.parse.urlencode({
-            "action": "CreateSsoToken", "identifier": "demo", "secret": pipeline.api_secret,
-            "client_id": "1", "destination": "clientarea:invoices", "responsetype": "json"}).encode()
+        data = urllib.parse.urlencode(
+            {
+                "action": "CreateSsoToken",
+                "identifier": "demo",
+                "secret": pipeline.api_secret,
+                "client_id": "1",
+                "destination": "clientarea:invoices",
+                "responsetype": "json",
+            }
+        ).encode()
         with urllib.request.urlopen(pipeline.url + API_PATH, data, timeout=5) as r:
             link = json.load(r)["redirect_url"]
         self.server.last_link = link
-        body = (f'<!doctype html><title>Control panel</title><h1>Control panel</h1>'
-                f'<a id="open" href="{link}">Open the client area</a>').encode()
+        body = (
+            f"<!doctype html><title>Control panel</title><h1>Control panel</h1>"
+            f'<a id="open" href="{link}">Open the client area</a>'
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -89,8 +98,14 @@ def start_chromium(*arguments: str) -> webdriver.Chrome:
     """Headless Chromium, with ``arguments`` added to the usual ones."""
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1000,700", *arguments):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1000,700",
+        *arguments,
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     driver.set_page_load_timeout(20)
@@ -118,8 +133,9 @@ def who(driver):
 def settled(driver):
     """Wait for a page that is still loading: its elements may vanish
     between finding and reading them."""
-    return WebDriverWait(driver, 10, ignored_exceptions=(NoSuchElementException,
-                                                          StaleElementReferenceException))
+    return WebDriverWait(
+        driver, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
 
 
 def test_cross_site_sign_in_in_a_real_browser(pipeline, panel, chromium):
@@ -171,10 +187,30 @@ def certificate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", f"/CN={PORTAL_HOST}", "-keyout", str(key), "-out", str(cert),
-         "-addext", f"subjectAltName=DNS:{PORTAL_HOST},DNS:{SIBLING_HOST},IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=30)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={PORTAL_HOST}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-addext",
+            f"subjectAltName=DNS:{PORTAL_HOST},DNS:{SIBLING_HOST},IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     trusting = ssl.create_default_context(cafile=str(cert))
     trusting.options |= ssl.OP_IGNORE_UNEXPECTED_EOF  # the sibling closes without close_notify
     return cert, key, trusting
@@ -193,8 +229,9 @@ class TLSPortal:
     def url(self) -> str:
         return f"https://{PORTAL_HOST}:{self.port}"
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[http.client.HTTPResponse, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         """One request from the test itself (no browser): to 127.0.0.1, with
         the portal's Host; redirects are not followed."""
         connection = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=10)
@@ -207,11 +244,18 @@ class TLSPortal:
 
     def link(self, **fields: str) -> str:
         """A sign-on link minted through the admin API."""
-        body = urllib.parse.urlencode({"action": "CreateSsoToken", "identifier": "demo",
-                                       "secret": self.api_secret, "responsetype": "json",
-                                       **fields}).encode()
-        response, data = self.request("POST", API_PATH, body,
-                                      {"Content-Type": "application/x-www-form-urlencoded"})
+        body = urllib.parse.urlencode(
+            {
+                "action": "CreateSsoToken",
+                "identifier": "demo",
+                "secret": self.api_secret,
+                "responsetype": "json",
+                **fields,
+            }
+        ).encode()
+        response, data = self.request(
+            "POST", API_PATH, body, {"Content-Type": "application/x-www-form-urlencoded"}
+        )
         answer = json.loads(data)
         assert response.status == 200 and answer["result"] == "success", answer
         assert answer["redirect_url"].startswith(self.url + "/")
@@ -220,7 +264,7 @@ class TLSPortal:
     def sign_in(self, link: str) -> str:
         """Follow a sign-on link with a plain HTTP client; return the session
         cookie's value from the response."""
-        response, _ = self.request("GET", link[len(self.url):])
+        response, _ = self.request("GET", link[len(self.url) :])
         assert response.status == 303, response.status
         name, _, rest = response.getheader("Set-Cookie", "").partition("=")
         assert name == COOKIE_NAME
@@ -234,8 +278,11 @@ class TLSPortal:
         """The names of the cookies each request for ``path`` carried, from
         the server's log (tests/support/gunicorn_cookie_names.py)."""
         prefix = f"cookie names on {path}: "
-        return [ast.literal_eval(line.partition(prefix)[2])
-                for line in self.log.read_text("utf-8").splitlines() if prefix in line]
+        return [
+            ast.literal_eval(line.partition(prefix)[2])
+            for line in self.log.read_text("utf-8").splitlines()
+            if prefix in line
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -248,20 +295,50 @@ def tls_portal(redis_server, certificate, tmp_path_factory):
     cert, key, trusting = certificate
     folder = tmp_path_factory.mktemp("tls_portal")
     port, api_secret = free_port(), "tls-portal-" + "s" * 32
-    env = {**os.environ, "PORTAL_DB": str(folder / "portal.db"), "SSO_SECRET_KEYS": "q" * 32,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PORTAL_DB": str(folder / "portal.db"),
+        "SSO_SECRET_KEYS": "q" * 32,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     log = folder / "gunicorn.log"
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "tests" / "support" / "gunicorn_cookie_names.py"),
-             "--paste", str(ROOT / "examples" / "pipeline.ini"),
-             "--pythonpath", str(ROOT), "--workers", "2", "--preload",
-             "--bind", f"127.0.0.1:{port}", "--certfile", str(cert), "--keyfile", str(key),
-             "--paste-global", f"public_url=https://{PORTAL_HOST}:{port}",
-             "--paste-global", f"redis={redis_server.url}",
-             "--paste-global", f"api_secret_hash={hash_secret(api_secret)}",
-             "--access-logfile", "-", "--access-logformat", "%(p)s %(m)s %(U)s %(s)s"],
-            stdout=output, stderr=subprocess.STDOUT, env=env, cwd=folder)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "tests" / "support" / "gunicorn_cookie_names.py"),
+                "--paste",
+                str(ROOT / "examples" / "pipeline.ini"),
+                "--pythonpath",
+                str(ROOT),
+                "--workers",
+                "2",
+                "--preload",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--certfile",
+                str(cert),
+                "--keyfile",
+                str(key),
+                "--paste-global",
+                f"public_url=https://{PORTAL_HOST}:{port}",
+                "--paste-global",
+                f"redis={redis_server.url}",
+                "--paste-global",
+                f"api_secret_hash={hash_secret(api_secret)}",
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                "%(p)s %(m)s %(U)s %(s)s",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -270,7 +347,7 @@ def tls_portal(redis_server, certificate, tmp_path_factory):
                 break
             except (urllib.error.URLError, OSError):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start:\n" + log.read_text())
+                    raise RuntimeError("gunicorn did not start:\n" + log.read_text()) from None
                 time.sleep(0.1)
         loaded = ROOT / "sso_middleware" / "__init__.py"
         assert f"sso_middleware loaded from {loaded}" in log.read_text(), log.read_text()
@@ -300,8 +377,15 @@ class Sibling(http.server.ThreadingHTTPServer):
         self.planted = b""
 
     def set_cookie_line(self) -> bytes:
-        return (b"Set-Cookie: " + LOOK_ALIKE.encode("latin-1") + b"=" + self.planted
-                + b"; Domain=" + PARENT_DOMAIN.encode() + b"; Path=/whoami; Secure\r\n")
+        return (
+            b"Set-Cookie: "
+            + LOOK_ALIKE.encode("latin-1")
+            + b"="
+            + self.planted
+            + b"; Domain="
+            + PARENT_DOMAIN.encode()
+            + b"; Path=/whoami; Secure\r\n"
+        )
 
 
 class SiblingPage(http.server.BaseHTTPRequestHandler):
@@ -318,9 +402,13 @@ class SiblingPage(http.server.BaseHTTPRequestHandler):
             return
         body = b"<!doctype html><title>Sibling</title><h1>A sibling host</h1>"
         # written as bytes, not through send_header, so the 0xA0 byte is ours
-        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-                         + b"Content-Length: %d\r\n" % len(body) + self.server.set_cookie_line()
-                         + b"Connection: close\r\n\r\n" + body)
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            + b"Content-Length: %d\r\n" % len(body)
+            + self.server.set_cookie_line()
+            + b"Connection: close\r\n\r\n"
+            + body
+        )
         self.close_connection = True
 
     def log_message(self, format, *args):
@@ -339,8 +427,10 @@ def sibling(certificate):
 
 def raw_response(port: int, host: str, context: ssl.SSLContext) -> bytes:
     """The bytes a server sends for GET /, read from a socket."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as plain, \
-            context.wrap_socket(plain, server_hostname=host) as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as plain,
+        context.wrap_socket(plain, server_hostname=host) as tls,
+    ):
         tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
         chunks = []
         while chunk := tls.recv(65536):
@@ -354,13 +444,15 @@ def chromium_on_portal_test():
     certificate."""
     driver = start_chromium(
         f"--host-resolver-rules=MAP {PORTAL_HOST} 127.0.0.1, MAP {SIBLING_HOST} 127.0.0.1",
-        "--ignore-certificate-errors")
+        "--ignore-certificate-errors",
+    )
     yield driver
     driver.quit()
 
 
 def test_sibling_host_cannot_plant_a_look_alike_session_cookie(
-        tls_portal, certificate, sibling, chromium_on_portal_test):
+    tls_portal, certificate, sibling, chromium_on_portal_test
+):
     """evil.portal.test plants the attacker's own valid session cookie as
     "\\xa0__Host-sso_session" with Domain=portal.test and Path=/whoami. No
     __Host- cookie to the browser, so it is kept and sent to the portal on

@@ -35,23 +35,26 @@ def served(serve) -> Served:
 
 def credential(middleware, scope: str = "clientarea:invoices clientarea:product_details"):
     """A credential set for service 101 (client 1); (credential, secret)."""
-    return middleware.credentials.create(grant_type="single_sign_on", scope=scope,
-                                         service_id=101)
+    return middleware.credentials.create(grant_type="single_sign_on", scope=scope, service_id=101)
 
 
 def credential_with_secret(middleware, secret: str) -> OAuthCredential:
     """A credential set for service 101 whose secret is ``secret``."""
     store = middleware.credentials.store
     saved = OAuthCredential(
-        credential_id=store.next_id(), identifier=secrets.token_hex(16),
-        secret_hash=hash_secret(secret), scopes=("clientarea:sso", "clientarea:invoices"),
-        client_id=1, service_id=101,
+        credential_id=store.next_id(),
+        identifier=secrets.token_hex(16),
+        secret_hash=hash_secret(secret),
+        scopes=("clientarea:sso", "clientarea:invoices"),
+        client_id=1,
+        service_id=101,
     )
     store.add(saved.credential_id, saved.identifier, middleware.credentials.seal(saved))
     return saved
 
 
 # -- AdminClient ------------------------------------------------------------------
+
 
 def test_admin_sso_url_signs_the_user_in_once(served):
     admin = AdminClient(served.base, API_IDENTIFIER, API_SECRET)
@@ -73,12 +76,10 @@ def test_admin_sso_url_signs_the_user_in_once(served):
 
 def test_admin_create_sso_token_returns_the_api_response(served):
     admin = AdminClient(served.base + "/", API_IDENTIFIER, API_SECRET)
-    result = admin.create_sso_token(client_id=1, destination="clientarea:product_details",
-                                    service_id=101)
+    result = admin.create_sso_token(client_id=1, destination="clientarea:product_details", service_id=101)
     assert set(result) == {"result", "access_token", "redirect_url"}
     assert result["result"] == "success"
-    assert result["redirect_url"] == (
-        served.base + SSO_PATH + "?access_token=" + result["access_token"])
+    assert result["redirect_url"] == (served.base + SSO_PATH + "?access_token=" + result["access_token"])
     landed, seen = follow(new_browser(), result["redirect_url"])
     assert landed == served.base + "/clientarea.php?action=productdetails&id=101"
     assert seen["identity"] == [1, 1]
@@ -90,8 +91,7 @@ def test_admin_create_sso_token_returns_the_api_response(served):
         pytest.param({"client_id": 3}, "SSO authentication blocked for client 3", id="closed"),
         pytest.param({"client_id": 4}, "SSO authentication blocked for client 4", id="opted-out"),
         pytest.param({"client_id": 99}, "Invalid client_id", id="unknown-client"),
-        pytest.param({"client_id": 1, "destination": "nowhere"}, "Invalid destination",
-                     id="bad-destination"),
+        pytest.param({"client_id": 1, "destination": "nowhere"}, "Invalid destination", id="bad-destination"),
         pytest.param({}, "A valid client_id or user_id is required", id="neither"),
     ],
 )
@@ -115,6 +115,7 @@ def test_admin_bad_secret_is_authentication_failed(served):
 
 # -- OAuthClient -------------------------------------------------------------------
 
+
 def test_oauth_token_and_sso_url(served):
     saved, secret = credential(served.middleware)
     oauth = OAuthClient(served.base, saved.identifier, secret)
@@ -122,8 +123,7 @@ def test_oauth_token_and_sso_url(served):
     assert result["token_type"] == "Bearer"
     assert result["expires_in"] == 60
     assert result["scope"] == "clientarea:sso clientarea:invoices"
-    assert result["redirect_url"] == (
-        served.base + SSO_PATH + "?access_token=" + result["access_token"])
+    assert result["redirect_url"] == (served.base + SSO_PATH + "?access_token=" + result["access_token"])
 
     # the service input falls back to the credential's service
     url = oauth.sso_url("clientarea:product_details")
@@ -212,10 +212,13 @@ def test_oauth_secret_with_reserved_characters_works_through_basic(served, secre
 
 # -- unreachable, and what repr() shows -------------------------------------------
 
+
 def test_unreachable_deployment_has_no_status():
     base = f"http://127.0.0.1:{free_port()}"
-    for call in (lambda: AdminClient(base, API_IDENTIFIER, API_SECRET, timeout=2).sso_url(client_id=1),
-                 lambda: OAuthClient(base, "a" * 32, "secret", timeout=2).sso_url()):
+    for call in (
+        lambda: AdminClient(base, API_IDENTIFIER, API_SECRET, timeout=2).sso_url(client_id=1),
+        lambda: OAuthClient(base, "a" * 32, "secret", timeout=2).sso_url(),
+    ):
         with pytest.raises(SSOClientError) as raised:
             call()
         assert raised.value.status is None
@@ -234,6 +237,7 @@ def test_repr_hides_the_secrets():
 
 
 # -- redirects are not followed -------------------------------------------------------
+
 
 class _Redirecting(http.server.BaseHTTPRequestHandler):
     """A host in front of the portal that answers every request with a
@@ -270,8 +274,11 @@ def test_credentials_are_never_sent_on_to_a_redirect_target(client):
     third, third_url = _host(None)
     front, front_url = _host(third_url)
     try:
-        caller = (OAuthClient(front_url, "a" * 32, "the-client-secret") if client == "oauth"
-                  else AdminClient(front_url, "billing", "the-api-secret"))
+        caller = (
+            OAuthClient(front_url, "a" * 32, "the-client-secret")
+            if client == "oauth"
+            else AdminClient(front_url, "billing", "the-api-secret")
+        )
         with pytest.raises(SSOClientError) as raised:
             caller.sso_url(destination="clientarea:invoices") if client == "admin" else caller.token()
         assert raised.value.status == 302 and "redirect" in raised.value.message
@@ -283,6 +290,7 @@ def test_credentials_are_never_sent_on_to_a_redirect_target(client):
 
 
 # -- answers that are not the deployment's -------------------------------------------
+
 
 class _Answering(http.server.BaseHTTPRequestHandler):
     """A server that answers every POST with ``self.server.answer``:
@@ -301,19 +309,28 @@ class _Answering(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("answer", [
-    pytest.param((429, {"Retry-After": "\u00b2"}, b'{"error": "slow_down"}', None), id="retry-after-superscript"),
-    pytest.param((400, {}, b"[1, 2]", None), id="error-body-a-list"),
-    pytest.param((200, {}, b'{"result": "success"}', None), id="no-redirect-url"),
-    pytest.param((200, {}, b"[]", None), id="success-a-list"),
-    pytest.param((200, {}, b'{"redirect_url": "' + b"x" * 90 + b'"}', 18), id="cut-short"),
-    pytest.param((200, {}, b"<html>a login page</html>", None), id="not-json"),
-    pytest.param((429, {"Retry-After": "9" * 5000}, b'{"error": "slow_down"}', None), id="retry-after-huge"),
-    pytest.param((400, {}, b"[" * 100000 + b"]" * 100000, None), id="error-body-nested-deeply"),
-    pytest.param((200, {}, b"[" * 100000 + b"]" * 100000, None), id="answer-nested-deeply"),
-    pytest.param((400, {}, b'{"error": "invalid_request", "error_description": "' + b"x" * 90, 30),
-                 id="error-body-cut-short"),
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(
+            (429, {"Retry-After": "\u00b2"}, b'{"error": "slow_down"}', None), id="retry-after-superscript"
+        ),
+        pytest.param((400, {}, b"[1, 2]", None), id="error-body-a-list"),
+        pytest.param((200, {}, b'{"result": "success"}', None), id="no-redirect-url"),
+        pytest.param((200, {}, b"[]", None), id="success-a-list"),
+        pytest.param((200, {}, b'{"redirect_url": "' + b"x" * 90 + b'"}', 18), id="cut-short"),
+        pytest.param((200, {}, b"<html>a login page</html>", None), id="not-json"),
+        pytest.param(
+            (429, {"Retry-After": "9" * 5000}, b'{"error": "slow_down"}', None), id="retry-after-huge"
+        ),
+        pytest.param((400, {}, b"[" * 100000 + b"]" * 100000, None), id="error-body-nested-deeply"),
+        pytest.param((200, {}, b"[" * 100000 + b"]" * 100000, None), id="answer-nested-deeply"),
+        pytest.param(
+            (400, {}, b'{"error": "invalid_request", "error_description": "' + b"x" * 90, 30),
+            id="error-body-cut-short",
+        ),
+    ],
+)
 def test_every_failure_of_the_client_is_an_sso_client_error(answer):
     """Callers are told to catch SSOClientError: a proxy, a wrong system_url
     or a broken server must not surprise them with anything else."""
@@ -324,15 +341,18 @@ def test_every_failure_of_the_client_is_an_sso_client_error(answer):
         base = f"http://127.0.0.1:{server.server_port}"
         for caller in (OAuthClient(base, "a" * 32, "s"), AdminClient(base, "billing", "s")):
             with pytest.raises(SSOClientError):
-                caller.sso_url(destination="clientarea:invoices") if isinstance(caller, AdminClient) \
-                    else caller.sso_url("clientarea:invoices")
+                caller.sso_url(destination="clientarea:invoices") if isinstance(
+                    caller, AdminClient
+                ) else caller.sso_url("clientarea:invoices")
     finally:
         server.shutdown()
         server.server_close()
 
 
-@pytest.mark.parametrize("url", ["https://billing:hunter2@portal.example.com", "https://portal.example.com?x=1",
-                                 "portal.example.com"])
+@pytest.mark.parametrize(
+    "url",
+    ["https://billing:hunter2@portal.example.com", "https://portal.example.com?x=1", "portal.example.com"],
+)
 def test_a_base_url_the_middleware_would_refuse_is_refused_without_showing_it(url):
     from sso_middleware.exceptions import ConfigurationError
 

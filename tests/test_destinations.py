@@ -57,7 +57,9 @@ def test_every_default_scope_is_documented():
 )
 def test_default_scope_resolves_to_documented_path(scope, expected):
     path = Destinations().resolve(
-        scope, service_id=SERVICE_ID, domain_id=DOMAIN_ID,
+        scope,
+        service_id=SERVICE_ID,
+        domain_id=DOMAIN_ID,
         sso_redirect_path="clientarea.php?action=invoices",
     )
     assert path == expected
@@ -67,14 +69,30 @@ def test_default_scope_resolves_to_documented_path(scope, expected):
     ("scope", "kwargs", "expected"),
     [
         pytest.param("clientarea:invoices", {}, "/clientarea.php?action=invoices", id="no-input-needed"),
-        pytest.param("clientarea:product_details", {"service_id": SERVICE_ID},
-                     "/clientarea.php?action=productdetails&id=101", id="service-only"),
-        pytest.param("clientarea:domain_details", {"domain_id": DOMAIN_ID},
-                     "/clientarea.php?action=domaindetails&id=111", id="domain-only"),
-        pytest.param("sso:custom_redirect", {"sso_redirect_path": "/knowledgebase.php"},
-                     "/knowledgebase.php", id="custom-leading-slash-stripped"),
-        pytest.param("sso:custom_redirect", {"sso_redirect_path": "cart.php?a=add"},
-                     "/cart.php?a=add", id="custom-relative"),
+        pytest.param(
+            "clientarea:product_details",
+            {"service_id": SERVICE_ID},
+            "/clientarea.php?action=productdetails&id=101",
+            id="service-only",
+        ),
+        pytest.param(
+            "clientarea:domain_details",
+            {"domain_id": DOMAIN_ID},
+            "/clientarea.php?action=domaindetails&id=111",
+            id="domain-only",
+        ),
+        pytest.param(
+            "sso:custom_redirect",
+            {"sso_redirect_path": "/knowledgebase.php"},
+            "/knowledgebase.php",
+            id="custom-leading-slash-stripped",
+        ),
+        pytest.param(
+            "sso:custom_redirect",
+            {"sso_redirect_path": "cart.php?a=add"},
+            "/cart.php?a=add",
+            id="custom-relative",
+        ),
     ],
 )
 def test_resolve_with_only_the_inputs_it_needs(scope, kwargs, expected):
@@ -107,25 +125,48 @@ def test_unknown_scope_is_invalid_destination(scope):
 @pytest.mark.parametrize(
     ("scope", "kwargs", "message"),
     [
-        pytest.param("clientarea:product_details", {},
-                     "A service_id is required for destination clientarea:product_details",
-                     id="product_details"),
-        pytest.param("clientarea:product_details", {"domain_id": DOMAIN_ID},
-                     "A service_id is required for destination clientarea:product_details",
-                     id="product_details-with-domain-only"),
-        pytest.param("clientarea:upgrade", {},
-                     "A service_id is required for destination clientarea:upgrade", id="upgrade"),
-        pytest.param("clientarea:upgrades", {},
-                     "A service_id is required for destination clientarea:upgrades", id="upgrades"),
-        pytest.param("clientarea:domain_details", {"service_id": SERVICE_ID},
-                     "A domain_id is required for destination clientarea:domain_details",
-                     id="domain_details"),
-        pytest.param("sso:custom_redirect", {},
-                     "A sso_redirect_path is required for destination sso:custom_redirect",
-                     id="custom-missing"),
-        pytest.param("sso:custom_redirect", {"sso_redirect_path": ""},
-                     "A sso_redirect_path is required for destination sso:custom_redirect",
-                     id="custom-empty"),
+        pytest.param(
+            "clientarea:product_details",
+            {},
+            "A service_id is required for destination clientarea:product_details",
+            id="product_details",
+        ),
+        pytest.param(
+            "clientarea:product_details",
+            {"domain_id": DOMAIN_ID},
+            "A service_id is required for destination clientarea:product_details",
+            id="product_details-with-domain-only",
+        ),
+        pytest.param(
+            "clientarea:upgrade",
+            {},
+            "A service_id is required for destination clientarea:upgrade",
+            id="upgrade",
+        ),
+        pytest.param(
+            "clientarea:upgrades",
+            {},
+            "A service_id is required for destination clientarea:upgrades",
+            id="upgrades",
+        ),
+        pytest.param(
+            "clientarea:domain_details",
+            {"service_id": SERVICE_ID},
+            "A domain_id is required for destination clientarea:domain_details",
+            id="domain_details",
+        ),
+        pytest.param(
+            "sso:custom_redirect",
+            {},
+            "A sso_redirect_path is required for destination sso:custom_redirect",
+            id="custom-missing",
+        ),
+        pytest.param(
+            "sso:custom_redirect",
+            {"sso_redirect_path": ""},
+            "A sso_redirect_path is required for destination sso:custom_redirect",
+            id="custom-empty",
+        ),
     ],
 )
 def test_missing_required_input(scope, kwargs, message):
@@ -137,15 +178,30 @@ def test_missing_required_input(scope, kwargs, message):
 @pytest.mark.parametrize(
     ("overrides", "scope", "kwargs", "expected"),
     [
-        pytest.param({"clientarea:invoices": "/billing"}, "clientarea:invoices", {}, "/billing",
-                     id="replace-path"),
-        pytest.param({"clientarea:product_details": "/services/{service_id}"},
-                     "clientarea:product_details", {"service_id": 7}, "/services/7",
-                     id="replace-template"),
-        pytest.param({"app:reports": "/reports?domain={domain_id}"}, "app:reports",
-                     {"domain_id": 9}, "/reports?domain=9", id="new-scope"),
-        pytest.param({"clientarea:invoices": "/billing"}, "clientarea:tickets", {},
-                     "/supporttickets.php", id="others-keep-defaults"),
+        pytest.param(
+            {"clientarea:invoices": "/billing"}, "clientarea:invoices", {}, "/billing", id="replace-path"
+        ),
+        pytest.param(
+            {"clientarea:product_details": "/services/{service_id}"},
+            "clientarea:product_details",
+            {"service_id": 7},
+            "/services/7",
+            id="replace-template",
+        ),
+        pytest.param(
+            {"app:reports": "/reports?domain={domain_id}"},
+            "app:reports",
+            {"domain_id": 9},
+            "/reports?domain=9",
+            id="new-scope",
+        ),
+        pytest.param(
+            {"clientarea:invoices": "/billing"},
+            "clientarea:tickets",
+            {},
+            "/supporttickets.php",
+            id="others-keep-defaults",
+        ),
     ],
 )
 def test_overrides(overrides, scope, kwargs, expected):
@@ -153,8 +209,11 @@ def test_overrides(overrides, scope, kwargs, expected):
 
 
 @pytest.mark.parametrize(
-    "scope", [pytest.param("clientarea:invoices", id="plain"),
-              pytest.param("sso:custom_redirect", id="custom_redirect")],
+    "scope",
+    [
+        pytest.param("clientarea:invoices", id="plain"),
+        pytest.param("sso:custom_redirect", id="custom_redirect"),
+    ],
 )
 def test_disabling_a_scope_with_none(scope):
     destinations = Destinations({scope: None})
@@ -169,17 +228,20 @@ def test_disabling_a_scope_with_none(scope):
 @pytest.mark.parametrize(
     ("overrides", "home"),
     [
-        pytest.param({"clientarea:invoices": "/billing/{invoice_id}"}, "/clientarea.php",
-                     id="unknown-placeholder"),
-        pytest.param({"clientarea:invoices": "/billing/{0}"}, "/clientarea.php",
-                     id="positional-placeholder"),
+        pytest.param(
+            {"clientarea:invoices": "/billing/{invoice_id}"}, "/clientarea.php", id="unknown-placeholder"
+        ),
+        pytest.param({"clientarea:invoices": "/billing/{0}"}, "/clientarea.php", id="positional-placeholder"),
         pytest.param({"clientarea:invoices": "//x"}, "/clientarea.php", id="protocol-relative"),
         pytest.param({"clientarea:invoices": "http://x"}, "/clientarea.php", id="absolute-url"),
         pytest.param({"clientarea:invoices": "billing"}, "/clientarea.php", id="no-leading-slash"),
         pytest.param({"clientarea:invoices": "/\\evil.com"}, "/clientarea.php", id="backslash"),
         pytest.param({"clientarea:invoices": "/a/../b"}, "/clientarea.php", id="dot-segment"),
-        pytest.param({"clientarea:invoices": "/{sso_redirect_path}/.."}, "/clientarea.php",
-                     id="dot-segment-after-input"),
+        pytest.param(
+            {"clientarea:invoices": "/{sso_redirect_path}/.."},
+            "/clientarea.php",
+            id="dot-segment-after-input",
+        ),
         pytest.param({"clientarea:sso": "/sso"}, "/clientarea.php", id="marker-scope"),
         pytest.param(None, "//x", id="home-protocol-relative"),
         pytest.param(None, "http://x", id="home-absolute-url"),
@@ -286,8 +348,7 @@ def test_custom_redirect_keeps_url_like_text_on_this_site(text, expected):
 _HOSTILE_ALPHABET = "/\\:@.%?#ab \t\r\n\x00\x08\u00e9\u2215\uff0f"
 
 
-@settings(max_examples=2000, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.text(), st.text(alphabet=_HOSTILE_ALPHABET)))
 def test_custom_redirect_never_leaves_the_site(text):
     try:

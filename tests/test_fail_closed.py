@@ -10,8 +10,16 @@ import pytest
 
 from sso_middleware.exceptions import StoreUnavailable
 from sso_middleware.stores.redis import RedisTokenStore, connect
-from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SSO_PATH, browser, live_sessions,
-                                   sso_path)
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    COOKIE_NAME,
+    SSO_PATH,
+    browser,
+    live_sessions,
+    sso_path,
+)
 from tests.support.redis_server import RedisServer
 
 
@@ -51,8 +59,13 @@ def test_redis_down_then_back(own_redis, fragile):
     assert response.headers["Retry-After"] and "Set-Cookie" not in response.headers
     assert response.headers["Cache-Control"] == "no-store"
 
-    api = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
-           "client_id": "1", "responsetype": "json"}
+    api = {
+        "action": "CreateSsoToken",
+        "identifier": API_IDENTIFIER,
+        "secret": API_SECRET,
+        "client_id": "1",
+        "responsetype": "json",
+    }
     response, elapsed = timed(lambda: app.post(API_PATH, api, status=503))
     assert elapsed < 1.0
     assert response.json == {"result": "error", "message": "Service temporarily unavailable"}
@@ -88,6 +101,7 @@ def test_store_failing_after_the_burn_gives_503_without_cookie(make_middleware, 
     """The token is spent, then reading the browser's current session fails:
     a 503 without a cookie, the token stays spent, and the session that took
     its place is ended."""
+
     class FailingResume(RedisTokenStore):
         def resume(self, key, ttl, subjects):
             raise StoreUnavailable("session read failed")
@@ -107,6 +121,7 @@ def test_ending_the_previous_session_failing_gives_503_and_ends_the_new_one(make
     """Signed in, the browser follows a new link; ending its old session
     fails once: a 503 without a cookie, the old session as it was, and the
     session the burn started is ended."""
+
     class EndFailsOnce(RedisTokenStore):
         failed = False
 

@@ -34,8 +34,18 @@ from sso_middleware.exceptions import StoreUnavailable
 from sso_middleware.stores import Stores
 from sso_middleware.stores.redis import connect_cluster, connect_sentinel
 from sso_middleware.tokens import token_key
-from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SECRET_KEY, SYSTEM_URL, browser,
-                                   echo_app, seed_user_store, sso_path)
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    COOKIE_NAME,
+    SECRET_KEY,
+    SYSTEM_URL,
+    browser,
+    echo_app,
+    seed_user_store,
+    sso_path,
+)
 from tests.support.redis_topologies import ClusterTopology, SentinelTopology
 
 TOKENS = "sso:v2:t:"
@@ -49,14 +59,24 @@ PAUSE_MS = 700
 
 def build(client: t.Any, wait: tuple[int, int] | None = None) -> SSOMiddleware:
     return SSOMiddleware(
-        echo_app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY], user_store=seed_user_store(),
+        echo_app,
+        system_url=SYSTEM_URL,
+        secret_keys=[SECRET_KEY],
+        user_store=seed_user_store(),
         stores=Stores.redis(client, wait=wait),
         api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
-        limits=Limits(redeem=Limit(10**6, 600)))
+        limits=Limits(redeem=Limit(10**6, 600)),
+    )
 
 
-MINT = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
-        "responsetype": "json", "client_id": "1", "destination": "clientarea:invoices"}
+MINT = {
+    "action": "CreateSsoToken",
+    "identifier": API_IDENTIFIER,
+    "secret": API_SECRET,
+    "responsetype": "json",
+    "client_id": "1",
+    "destination": "clientarea:invoices",
+}
 
 
 @dataclasses.dataclass
@@ -132,10 +152,13 @@ def statuses(attempts: list[Attempt]) -> list[int]:
 
 
 @pytest.mark.sentinel
-@pytest.mark.parametrize("replicas, wait", [
-    pytest.param(1, None, id="no-wait"),
-    pytest.param(2, (1, 100), id="wait-1-of-2-replicas"),
-])
+@pytest.mark.parametrize(
+    "replicas, wait",
+    [
+        pytest.param(1, None, id="no-wait"),
+        pytest.param(2, (1, 100), id="wait-1-of-2-replicas"),
+    ],
+)
 def test_failover_under_traffic(replicas, wait):
     with SentinelTopology(replicas=replicas) as topology:
         client = connect_sentinel(topology.sentinel_addresses, topology.service)
@@ -176,18 +199,19 @@ def test_failover_under_traffic(replicas, wait):
             with new.client() as master:
                 missing = [a for a in signed if len(master.get(TOKENS + a.session_key) or b"") <= 1]
             # and every burn must have survived: present each redeemed token again
-            replays = sum(1 for a in signed
-                          if browser(middleware).get(a.path, status="*").status_int == 303)
+            replays = sum(1 for a in signed if browser(middleware).get(a.path, status="*").status_int == 303)
 
-            print(f"\nfailover under traffic ({'WAIT %d/%d ms' % wait if wait else 'no WAIT'},"
-                  f" {replicas} replica(s), {RATE} sign-ons/s offered):"
-                  f" {len(everything)} requests, {len(signed)} sign-ons;"
-                  f" sentinels promoted the replica {promoted_at - killed_at:.2f} s after the kill;"
-                  f" first sign-on after {recovered.at - killed_at:.2f} s;"
-                  f" {statuses(window).count(503)} 503s in the window"
-                  f" ({len(window)} attempts); 503s after recovery: {statuses(after).count(503)};"
-                  f" false successes: {len(missing)}; HTTP 500: {everything.count(500)};"
-                  f" replays after failover: {replays}")
+            print(
+                f"\nfailover under traffic ({f'WAIT {wait[0]}/{wait[1]} ms' if wait else 'no WAIT'},"
+                f" {replicas} replica(s), {RATE} sign-ons/s offered):"
+                f" {len(everything)} requests, {len(signed)} sign-ons;"
+                f" sentinels promoted the replica {promoted_at - killed_at:.2f} s after the kill;"
+                f" first sign-on after {recovered.at - killed_at:.2f} s;"
+                f" {statuses(window).count(503)} 503s in the window"
+                f" ({len(window)} attempts); 503s after recovery: {statuses(after).count(503)};"
+                f" false successes: {len(missing)}; HTTP 500: {everything.count(500)};"
+                f" replays after failover: {replays}"
+            )
             assert missing == [], "a 303 whose session the new master does not have"
             assert recovered.at - killed_at < RECOVERY_BOUND
             # a stale pooled connection or two; with WAIT, also while the other
@@ -211,7 +235,8 @@ def test_a_lost_burn_is_replayed_without_wait_never_with_it():
             plain, gated = build(client), build(waiting, (1, 100))
             master, [replica] = topology.master, topology.replicas
             replicated_burn, lost_burn, unacknowledged = (
-                sso_path(plain.create_sso_token(client_id=1)["redirect_url"]) for _ in range(3))
+                sso_path(plain.create_sso_token(client_id=1)["redirect_url"]) for _ in range(3)
+            )
             lost_key = "sso:v2:t:" + token_key(lost_burn.split("access_token=")[1])
             with master.client() as raw:
                 assert raw.wait(1, 1000) == 1  # the three tokens are on the replica
@@ -235,16 +260,25 @@ def test_a_lost_burn_is_replayed_without_wait_never_with_it():
             with new.client() as raw:  # the burn of the master's last moments is not there
                 assert raw.get(lost_key) == unburned
 
-            after = {name: browser(plain).get(path, status="*").status_int for name, path in (
-                ("replicated_burn", replicated_burn), ("lost_burn", lost_burn),
-                ("unacknowledged", unacknowledged))}
+            after = {
+                name: browser(plain).get(path, status="*").status_int
+                for name, path in (
+                    ("replicated_burn", replicated_burn),
+                    ("lost_burn", lost_burn),
+                    ("unacknowledged", unacknowledged),
+                )
+            }
             # Logins per token, over both masters.
-            logins = {"replicated_burn": 1 + (after["replicated_burn"] == 303),
-                      "lost_burn": 1 + (after["lost_burn"] == 303),
-                      "unacknowledged": 0 + (after["unacknowledged"] == 303)}
-            print(f"\nlost burn across a failover: after it, {after};"
-                  f" replays without WAIT: {logins['lost_burn'] - 1},"
-                  f" with WAIT 1: {max(0, logins['replicated_burn'] - 1) + max(0, logins['unacknowledged'] - 1)}")
+            logins = {
+                "replicated_burn": 1 + (after["replicated_burn"] == 303),
+                "lost_burn": 1 + (after["lost_burn"] == 303),
+                "unacknowledged": 0 + (after["unacknowledged"] == 303),
+            }
+            print(
+                f"\nlost burn across a failover: after it, {after};"
+                f" replays without WAIT: {logins['lost_burn'] - 1},"
+                f" with WAIT 1: {max(0, logins['replicated_burn'] - 1) + max(0, logins['unacknowledged'] - 1)}"
+            )
             assert after == {"replicated_burn": 403, "lost_burn": 303, "unacknowledged": 303}
             assert logins == {"replicated_burn": 1, "lost_burn": 2, "unacknowledged": 1}
             # with no replica left, the WAIT-gated deployment fails closed
@@ -279,8 +313,10 @@ def test_a_hung_cluster_master_costs_a_request_at_most_a_second():
                 elapsed = time.monotonic() - started
             finally:
                 hung.resume()
-            print(f"\nhung cluster master: a burn on its shard failed after {elapsed:.2f} s;"
-                  f" other shards served {served}")
+            print(
+                f"\nhung cluster master: a burn on its shard failed after {elapsed:.2f} s;"
+                f" other shards served {served}"
+            )
             assert served == [True, True, True]
             assert elapsed < 1.0
         finally:

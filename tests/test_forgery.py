@@ -20,8 +20,17 @@ import time
 import pytest
 
 from sso_middleware.tokens import TokenRecord, token_key
-from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SECRET_KEY, SSO_PATH, TOKEN_PATH,
-                                   browser, sso_path)
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    COOKIE_NAME,
+    SECRET_KEY,
+    SSO_PATH,
+    TOKEN_PATH,
+    browser,
+    sso_path,
+)
 
 
 def identity(app):
@@ -50,7 +59,8 @@ def test_a_hand_written_token_record_signs_nobody_in(app, redis_client, caplog):
     assert identity(app) is None
     assert len(events(caplog, "tampered_record")) == 1 and not events(caplog, "redeemed")
     assert [r.getMessage() for r in events(caplog, "denied")] == [
-        "Unable to authenticate with Single Sign-On token"]
+        "Unable to authenticate with Single Sign-On token"
+    ]
 
 
 def test_a_real_record_copied_under_another_key_signs_nobody_in(middleware, redis_client):
@@ -118,15 +128,18 @@ def resigned(middleware, cookie, user_id, client_id):
     return middleware.sessions.signer.sign(".".join(payload)).decode()
 
 
-@pytest.mark.parametrize("user_id, client_id", [
-    (1, 1),  # another account's owner
-    (5, 1),  # a user of another account
-    (3, 3),  # a Closed account
-    (4, 4),  # single sign-on switched off
-    (2, 1),  # the attacker's user, another account
-    (1, 2),  # another user, the attacker's account
-    (99, 99),  # nobody
-])
+@pytest.mark.parametrize(
+    "user_id, client_id",
+    [
+        (1, 1),  # another account's owner
+        (5, 1),  # a user of another account
+        (3, 3),  # a Closed account
+        (4, 4),  # single sign-on switched off
+        (2, 1),  # the attacker's user, another account
+        (1, 2),  # another user, the attacker's account
+        (99, 99),  # nobody
+    ],
+)
 def test_a_leaked_signing_key_turns_no_session_into_another_users(middleware, caplog, user_id, client_id):
     attacker = browser(middleware)
     attacker.get(sso_path(middleware.create_sso_token(client_id=2)["redirect_url"]), status=303)
@@ -144,9 +157,17 @@ def test_revocation_reaches_sessions_whose_cookie_names_other_ids(middleware):
     attacker.get(sso_path(middleware.create_sso_token(client_id=2)["redirect_url"]), status=303)
     own = attacker.cookies[COOKIE_NAME]
     assert with_cookie(middleware, resigned(middleware, own, 1, 1)) is None  # refused before, too
-    api = browser(middleware).post(API_PATH, {
-        "identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json",
-        "action": "RevokeSsoSessions", "client_id": "2"}, status=200)
+    api = browser(middleware).post(
+        API_PATH,
+        {
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+            "action": "RevokeSsoSessions",
+            "client_id": "2",
+        },
+        status=200,
+    )
     assert api.json["result"] == "success"
     for user_id, client_id in ((2, 2), (1, 1), (2, 1)):
         forged = resigned(middleware, own, user_id, client_id)
@@ -172,13 +193,22 @@ def forged_credential(identifier, secret, credential_id=99):
     from sso_middleware.credentials import hash_secret
     from sso_middleware.oauth import OAuthCredential
 
-    return OAuthCredential(credential_id, identifier, hash_secret(secret),
-                           ("clientarea:sso", "clientarea:invoices"), 1, 101)
+    return OAuthCredential(
+        credential_id, identifier, hash_secret(secret), ("clientarea:sso", "clientarea:invoices"), 1, 101
+    )
 
 
 def token_request(app, identifier, secret, status):
-    return app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "scope": "clientarea:sso",
-                                 "client_id": identifier, "client_secret": secret}, status=status)
+    return app.post(
+        TOKEN_PATH,
+        {
+            "grant_type": "single_sign_on",
+            "scope": "clientarea:sso",
+            "client_id": identifier,
+            "client_secret": secret,
+        },
+        status=status,
+    )
 
 
 def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_client, caplog):
@@ -190,12 +220,21 @@ def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_cl
     app = browser(middleware)
     assert token_request(app, forged.identifier, "chosen-secret", 401).json["error"] == "invalid_client"
     assert events(caplog, "tampered_record") and not events(caplog, "issued")
-    answer = app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": API_SECRET,
-                                 "responsetype": "json", "action": "ListOAuthCredentials"}).json
+    answer = app.post(
+        API_PATH,
+        {
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+            "action": "ListOAuthCredentials",
+        },
+    ).json
     assert answer["totalresults"] == 0
 
 
-def test_a_sealed_credential_set_moved_under_another_identifier_authenticates_nobody(middleware, redis_client):
+def test_a_sealed_credential_set_moved_under_another_identifier_authenticates_nobody(
+    middleware, redis_client
+):
     created, secret = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
     record = redis_client.hget("sso:v2:{credentials}:by-identifier", created.identifier)
     redis_client.hset("sso:v2:{credentials}:by-identifier", "e" * 32, record)
@@ -206,14 +245,23 @@ def test_a_sealed_credential_set_moved_under_another_identifier_authenticates_no
 
 def test_deployments_sharing_a_redis_do_not_share_credential_sets(make_middleware):
     ours, theirs = make_middleware(), make_middleware(secret_keys=["t" * 32])
-    created, secret = theirs.credentials.create(grant_type="single_sign_on", service_id=101,
-                                                scope="clientarea:invoices")
+    created, secret = theirs.credentials.create(
+        grant_type="single_sign_on", service_id=101, scope="clientarea:invoices"
+    )
     app = browser(ours)
     token_request(app, created.identifier, secret, 401)
     assert ours.credentials.list() == []
-    answer = app.post(API_PATH, {
-        "identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json",
-        "action": "UpdateOAuthCredential", "credentialId": str(created.credential_id), "resetSecret": "1"},
-        status=200)
+    answer = app.post(
+        API_PATH,
+        {
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+            "action": "UpdateOAuthCredential",
+            "credentialId": str(created.credential_id),
+            "resetSecret": "1",
+        },
+        status=200,
+    )
     assert answer.json == {"result": "error", "message": "Invalid credentialId"}
     token_request(browser(theirs), created.identifier, secret, 200)  # theirs is untouched

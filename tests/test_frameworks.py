@@ -17,8 +17,13 @@ from sso_middleware.stores import Stores
 from tests.support.helpers import COOKIE_NAME, ROOT, SECRET_KEY, SYSTEM_URL, browser, sso_path
 
 FRAMEWORKS = ["flask", "pyramid", "bottle"]
-PROTECTED = ["/account/profile", "/account/services", "/account/services/101",
-             "/account/invoices", "/account/security"]
+PROTECTED = [
+    "/account/profile",
+    "/account/services",
+    "/account/services/101",
+    "/account/invoices",
+    "/account/security",
+]
 SAME_ORIGIN = {"Origin": SYSTEM_URL}
 DENIED = "Single Sign-On authentication denied per configuration for User ID: 1"
 
@@ -26,8 +31,12 @@ DENIED = "Single Sign-On authentication denied per configuration for User ID: 1"
 @pytest.fixture(params=FRAMEWORKS)
 def portal(request, redis_client, user_store) -> SSOMiddleware:
     module = importlib.import_module(f"examples.{request.param}_app.app")
-    return module.create_app(system_url=SYSTEM_URL, stores=Stores.redis(redis_client),
-                             secret_keys=[SECRET_KEY], user_store=user_store)
+    return module.create_app(
+        system_url=SYSTEM_URL,
+        stores=Stores.redis(redis_client),
+        secret_keys=[SECRET_KEY],
+        user_store=user_store,
+    )
 
 
 @pytest.fixture
@@ -45,7 +54,7 @@ def sign_in(portal: SSOMiddleware, web: webtest.TestApp, **inputs) -> webtest.Te
     """Redeem a fresh token for client 1; return the landing page."""
     landing = web.get(mint(portal, client_id=1, **inputs), status=303)
     assert landing.location.startswith(SYSTEM_URL + "/")
-    return web.get(landing.location[len(SYSTEM_URL):])
+    return web.get(landing.location[len(SYSTEM_URL) :])
 
 
 def whoami(web: webtest.TestApp):
@@ -58,13 +67,16 @@ def test_create_app_returns_the_middleware(portal):
     assert isinstance(portal, SSOMiddleware)
 
 
-@pytest.mark.parametrize(("inputs", "path"), [
-    ({}, "/"),
-    ({"destination": "clientarea:profile"}, "/account/profile"),
-    ({"destination": "clientarea:services"}, "/account/services"),
-    ({"destination": "clientarea:product_details", "service_id": 101}, "/account/services/101"),
-    ({"destination": "clientarea:invoices"}, "/account/invoices"),
-])
+@pytest.mark.parametrize(
+    ("inputs", "path"),
+    [
+        ({}, "/"),
+        ({"destination": "clientarea:profile"}, "/account/profile"),
+        ({"destination": "clientarea:services"}, "/account/services"),
+        ({"destination": "clientarea:product_details", "service_id": 101}, "/account/services/101"),
+        ({"destination": "clientarea:invoices"}, "/account/invoices"),
+    ],
+)
 def test_sign_on_lands_on_the_mapped_route(portal, web, inputs, path):
     landing = web.get(mint(portal, client_id=1, **inputs), status=303)
     assert landing.location == SYSTEM_URL + path
@@ -84,8 +96,9 @@ def test_account_pages_for_the_signed_in_user(portal, web):
     assert "Allow single sign-on: on." in web.get("/account/security").text
 
 
-@pytest.mark.parametrize("path", ["/account/services/201", "/account/services/301",
-                                  "/account/services/999", "/account/services/x"])
+@pytest.mark.parametrize(
+    "path", ["/account/services/201", "/account/services/301", "/account/services/999", "/account/services/x"]
+)
 def test_services_of_other_accounts_are_not_found(portal, web, path):
     sign_in(portal, web)
     web.get(path, status=404)
@@ -136,12 +149,15 @@ def test_switching_single_sign_on_off_and_on(portal, web, user_store, caplog):
     caplog.clear()
     other = browser(portal)
     other.get(minted_before, status=403)
-    denials = [r.getMessage() for r in caplog.records
-               if r.name == "sso_middleware" and r.levelno >= logging.WARNING]
+    denials = [
+        r.getMessage() for r in caplog.records if r.name == "sso_middleware" and r.levelno >= logging.WARNING
+    ]
     assert denials == [DENIED]
     assert whoami(other)[0] == 401
     assert portal.create_sso_token(client_id=1) == {
-        "result": "error", "message": "SSO authentication blocked for client 1"}
+        "result": "error",
+        "message": "SSO authentication blocked for client 1",
+    }
 
     web.post("/account/security", {"allow_sso": "1"}, headers=SAME_ORIGIN, status=303)
     assert user_store.get_account(1).sso_allowed is True
@@ -151,19 +167,26 @@ def test_switching_single_sign_on_off_and_on(portal, web, user_store, caplog):
 
 def test_a_same_origin_referer_is_enough(portal, web, user_store):
     sign_in(portal, web)
-    web.post("/account/security", {"allow_sso": "0"},
-             headers={"Referer": SYSTEM_URL + "/account/security"}, status=303)
+    web.post(
+        "/account/security",
+        {"allow_sso": "0"},
+        headers={"Referer": SYSTEM_URL + "/account/security"},
+        status=303,
+    )
     assert user_store.get_account(1).sso_allowed is False
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "https://evil.example"},
-    {"Origin": "null"},
-    {"Origin": "http://portal.example.com"},
-    {"Referer": "https://evil.example/account/security"},
-    {"Origin": "https://evil.example", "Referer": SYSTEM_URL + "/account/security"},
-    {},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://portal.example.com"},
+        {"Referer": "https://evil.example/account/security"},
+        {"Origin": "https://evil.example", "Referer": SYSTEM_URL + "/account/security"},
+        {},
+    ],
+)
 def test_cross_site_posts_are_refused(portal, web, user_store, headers):
     sign_in(portal, web)
     web.post("/account/security", {"allow_sso": "0"}, headers=headers, status=403)
@@ -183,11 +206,17 @@ def test_a_malformed_setting_is_refused(portal, web, user_store):
 
 
 def test_remote_user_from_the_client_is_not_trusted(portal):
-    forged = webtest.TestApp(portal, extra_environ={
-        "wsgi.url_scheme": "https", "HTTP_HOST": "portal.example.com",
-        "REMOTE_USER": "1", "HTTP_REMOTE_USER": "1", "HTTP_X_REMOTE_USER": "1",
-        "sso_middleware.identity": Identity(1, 1),
-    })
+    forged = webtest.TestApp(
+        portal,
+        extra_environ={
+            "wsgi.url_scheme": "https",
+            "HTTP_HOST": "portal.example.com",
+            "REMOTE_USER": "1",
+            "HTTP_REMOTE_USER": "1",
+            "HTTP_X_REMOTE_USER": "1",
+            "sso_middleware.identity": Identity(1, 1),
+        },
+    )
     assert "Not signed in." in forged.get("/").text
     assert whoami(forged)[0] == 401
     for path in PROTECTED:
@@ -196,8 +225,13 @@ def test_remote_user_from_the_client_is_not_trusted(portal):
 
 
 #: README section → the example apps its Python snippets are copied from.
-README_SECTIONS = {"Examples": FRAMEWORKS, "Use with Flask": ["flask"], "Use with Pyramid": ["pyramid"],
-                   "Use with Bottle": ["bottle"], "Same-origin form posts": ["flask"]}
+README_SECTIONS = {
+    "Examples": FRAMEWORKS,
+    "Use with Flask": ["flask"],
+    "Use with Pyramid": ["pyramid"],
+    "Use with Bottle": ["bottle"],
+    "Same-origin form posts": ["flask"],
+}
 
 
 @pytest.mark.parametrize("readme", ["examples/README.md", "README.md"])
@@ -205,10 +239,16 @@ def test_readme_snippets_are_the_example_code(readme):
     examples = ROOT / "examples"
     text = (examples.parent / readme).read_text()
     if readme == "README.md":  # only its framework sections
-        text = "# " + "".join(f"## {s}" for s in re.split(r"^## ", text, flags=re.M)
-                              if s.startswith(("Use with Flask", "Use with Pyramid", "Use with Bottle")))
-    readme_sections = README_SECTIONS if readme != "README.md" else {
-        k: v for k, v in README_SECTIONS.items() if k.startswith("Use with")}
+        text = "# " + "".join(
+            f"## {s}"
+            for s in re.split(r"^## ", text, flags=re.M)
+            if s.startswith(("Use with Flask", "Use with Pyramid", "Use with Bottle"))
+        )
+    readme_sections = (
+        README_SECTIONS
+        if readme != "README.md"
+        else {k: v for k, v in README_SECTIONS.items() if k.startswith("Use with")}
+    )
     checked = set()
     for section in re.split(r"^## ", text.removeprefix("# "), flags=re.M):
         heading = section.partition("\n")[0].strip()

@@ -38,8 +38,13 @@ KEY = "k" * 32
 
 def api_fields(**extra: str) -> dict[str, str]:
     """A well-formed CreateSsoToken request with valid credentials."""
-    return {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": API_SECRET,
-            "responsetype": "json", **extra}
+    return {
+        "action": "CreateSsoToken",
+        "identifier": API_IDENTIFIER,
+        "secret": API_SECRET,
+        "responsetype": "json",
+        **extra,
+    }
 
 
 def basic(identifier: str, secret: str) -> dict[str, str]:
@@ -58,13 +63,21 @@ def padded(fields: dict[str, str], size: int) -> bytes:
     return (head + "x" * (size - len(head))).encode()
 
 
-def post(middleware, path: str, body: bytes, *, chunked: bool, content_type: str = FORM,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, t.Any]]:
+def post(
+    middleware,
+    path: str,
+    body: bytes,
+    *,
+    chunked: bool,
+    content_type: str = FORM,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, t.Any]]:
     """POST ``body`` straight to the WSGI app: with Content-Length, or as a
     server that de-chunks a body does (no Content-Length,
     ``wsgi.input_terminated``)."""
-    environ = EnvironBuilder(path=path, method="POST", base_url=SYSTEM_URL, data=body,
-                             content_type=content_type, headers=headers).get_environ()
+    environ = EnvironBuilder(
+        path=path, method="POST", base_url=SYSTEM_URL, data=body, content_type=content_type, headers=headers
+    ).get_environ()
     if chunked:
         del environ["CONTENT_LENGTH"]
         environ["wsgi.input_terminated"] = True
@@ -77,12 +90,13 @@ def post(middleware, path: str, body: bytes, *, chunked: bool, content_type: str
 def credential(middleware) -> tuple[str, str]:
     """A credential set bound to service 101 (client 1): (identifier, secret)."""
     created, secret = middleware.credentials.create(
-        grant_type="single_sign_on", scope="clientarea:invoices clientarea:product_details",
-        service_id=101)
+        grant_type="single_sign_on", scope="clientarea:invoices clientarea:product_details", service_id=101
+    )
     return created.identifier, secret
 
 
 # -- 1. bodies over the limit, however framed ------------------------------------
+
 
 @pytest.mark.parametrize("order", ["client_id first", "client_id after the padding"])
 def test_a_chunked_body_over_the_limit_is_413_at_the_admin_api(middleware, redis_client, order):
@@ -94,8 +108,10 @@ def test_a_chunked_body_over_the_limit_is_413_at_the_admin_api(middleware, redis
     else:
         body = urlencode(api_fields(padding=padding, client_id="1")).encode()
     status, answer = post(middleware, API_PATH, body, chunked=True)
-    assert (status, answer) == (413, {"result": "error",
-                                      "message": f"The request body must not exceed {API_LIMIT} bytes"})
+    assert (status, answer) == (
+        413,
+        {"result": "error", "message": f"The request body must not exceed {API_LIMIT} bytes"},
+    )
     assert token_keys(redis_client) == []
 
 
@@ -103,19 +119,26 @@ def test_a_chunked_multipart_body_over_the_limit_is_413_at_the_admin_api(middlew
     """multipart/form-data, which the admin API also takes, cut at the limit
     used to parse as an empty form (an authentication failure)."""
     boundary, body = encode_multipart({**api_fields(client_id="1"), "padding": "x" * 1024 * 1024})
-    status, answer = post(middleware, API_PATH, body, chunked=True,
-                          content_type=f"multipart/form-data; boundary={boundary}")
+    status, answer = post(
+        middleware, API_PATH, body, chunked=True, content_type=f"multipart/form-data; boundary={boundary}"
+    )
     assert status == 413 and answer["result"] == "error"
     assert token_keys(redis_client) == []
 
 
 def test_a_chunked_body_over_the_limit_is_413_at_the_token_endpoint(middleware, redis_client, credential):
     """RFC 6749 shape; the credentials before the cut no longer mint a token."""
-    body = urlencode({"grant_type": "single_sign_on", "scope": "clientarea:sso",
-                      "padding": "x" * 1024 * 1024}).encode()
+    body = urlencode(
+        {"grant_type": "single_sign_on", "scope": "clientarea:sso", "padding": "x" * 1024 * 1024}
+    ).encode()
     status, answer = post(middleware, TOKEN_PATH, body, chunked=True, headers=basic(*credential))
-    assert (status, answer) == (413, {"error": "invalid_request",
-                                      "error_description": f"The request body must not exceed {TOKEN_LIMIT} bytes"})
+    assert (status, answer) == (
+        413,
+        {
+            "error": "invalid_request",
+            "error_description": f"The request body must not exceed {TOKEN_LIMIT} bytes",
+        },
+    )
     assert token_keys(redis_client) == []
 
 
@@ -128,9 +151,13 @@ def test_the_limit_is_exact_however_the_body_is_framed(middleware, credential, c
     api = post(middleware, API_PATH, padded(api_fields(client_id="1"), API_LIMIT + extra), chunked=chunked)
     assert api[0] == status, api
     assert api[1]["result"] == ("success" if status == 200 else "error")
-    token = post(middleware, TOKEN_PATH, padded({"grant_type": "single_sign_on", "scope": "clientarea:sso"},
-                                                TOKEN_LIMIT + extra),
-                 chunked=chunked, headers=basic(*credential))
+    token = post(
+        middleware,
+        TOKEN_PATH,
+        padded({"grant_type": "single_sign_on", "scope": "clientarea:sso"}, TOKEN_LIMIT + extra),
+        chunked=chunked,
+        headers=basic(*credential),
+    )
     assert token[0] == status, token
     assert ("access_token" in token[1]) == (status == 200)
     if status == 413:
@@ -146,7 +173,8 @@ def gunicorn(redis_server, tmp_path):
     """The middleware in an ini pipeline, served by gunicorn with threads and
     keep-alive, on real Redis."""
     ini = tmp_path / "portal.ini"
-    ini.write_text(textwrap.dedent(f"""\
+    ini.write_text(
+        textwrap.dedent(f"""\
         [pipeline:main]
         pipeline = sso portal
 
@@ -161,13 +189,30 @@ def gunicorn(redis_server, tmp_path):
 
         [app:portal]
         paste.app_factory = tests.test_hardening_inputs:echo_factory
-        """))
+        """)
+    )
     port, log = free_port(), tmp_path / "gunicorn.log"
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--paste", str(ini), "--pythonpath", str(ROOT),
-             "--worker-class", "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}"],
-            stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--paste",
+                str(ini),
+                "--pythonpath",
+                str(ROOT),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--bind",
+                f"127.0.0.1:{port}",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -177,7 +222,7 @@ def gunicorn(redis_server, tmp_path):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait()
-                raise RuntimeError("gunicorn did not start:\n" + log.read_text())
+                raise RuntimeError("gunicorn did not start:\n" + log.read_text()) from None
             time.sleep(0.1)
     yield port
     process.terminate()
@@ -194,10 +239,12 @@ def test_a_real_chunked_request_over_the_limit_is_413_through_gunicorn(gunicorn,
     def chunked(path: str, body: bytes) -> tuple[int, dict]:
         with socket.create_connection(("127.0.0.1", gunicorn), timeout=10) as sock:
             try:
-                sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {FORM}\r\n"
-                             "Transfer-Encoding: chunked\r\n\r\n".encode())
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {FORM}\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n".encode()
+                )
                 for i in range(0, len(body), 8192):
-                    sock.sendall(b"%x\r\n%s\r\n" % (len(body[i:i + 8192]), body[i:i + 8192]))
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(body[i : i + 8192]), body[i : i + 8192]))
                 sock.sendall(b"0\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):
                 pass  # answered and closed before the body's end
@@ -210,12 +257,25 @@ def test_a_real_chunked_request_over_the_limit_is_413_through_gunicorn(gunicorn,
 
     padding = "x" * 1024 * 1024
     assert chunked(API_PATH, urlencode(api_fields(client_id="1", padding=padding)).encode()) == (
-        413, {"result": "error", "message": f"The request body must not exceed {API_LIMIT} bytes"})
-    body = urlencode({"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": "x",
-                      "client_secret": "y", "padding": padding}).encode()
-    assert chunked(TOKEN_PATH, body) == (413, {
-        "error": "invalid_request",
-        "error_description": f"The request body must not exceed {TOKEN_LIMIT} bytes"})
+        413,
+        {"result": "error", "message": f"The request body must not exceed {API_LIMIT} bytes"},
+    )
+    body = urlencode(
+        {
+            "grant_type": "single_sign_on",
+            "scope": "clientarea:sso",
+            "client_id": "x",
+            "client_secret": "y",
+            "padding": padding,
+        }
+    ).encode()
+    assert chunked(TOKEN_PATH, body) == (
+        413,
+        {
+            "error": "invalid_request",
+            "error_description": f"The request body must not exceed {TOKEN_LIMIT} bytes",
+        },
+    )
     assert token_keys(redis_client) == []
     status, answer = chunked(API_PATH, urlencode(api_fields(client_id="1")).encode())
     assert (status, answer["result"]) == (200, "success")
@@ -228,8 +288,10 @@ def test_a_chunked_body_the_server_cannot_read_is_400_not_503(gunicorn):
 
     def bad_chunks(path: str) -> tuple[int, dict]:
         with socket.create_connection(("127.0.0.1", gunicorn), timeout=10) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {FORM}\r\n"
-                         "Transfer-Encoding: chunked\r\n\r\nzz\r\naction=x\r\n0\r\n\r\n".encode())
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {FORM}\r\n"
+                "Transfer-Encoding: chunked\r\n\r\nzz\r\naction=x\r\n0\r\n\r\n".encode()
+            )
             response = http.client.HTTPResponse(sock)
             response.begin()
             try:
@@ -238,19 +300,25 @@ def test_a_chunked_body_the_server_cannot_read_is_400_not_503(gunicorn):
                 response.close()
 
     assert bad_chunks(API_PATH) == (400, {"result": "error", "message": "The request body could not be read"})
-    assert bad_chunks(TOKEN_PATH) == (400, {"error": "invalid_request",
-                                            "error_description": "The request body could not be read"})
+    assert bad_chunks(TOKEN_PATH) == (
+        400,
+        {"error": "invalid_request", "error_description": "The request body could not be read"},
+    )
 
 
 # -- 2. one client authentication method at a time --------------------------------
 
-@pytest.mark.parametrize("methods", [
-    pytest.param(("link", "body"), id="link-and-wrong-body-credentials"),
-    pytest.param(("link", "client_id"), id="link-and-client_id-alone"),
-    pytest.param(("body", "token"), id="body-and-a-token-field"),
-    pytest.param(("link", "basic"), id="link-and-basic"),
-    pytest.param(("link", "body", "basic"), id="all-three"),
-])
+
+@pytest.mark.parametrize(
+    "methods",
+    [
+        pytest.param(("link", "body"), id="link-and-wrong-body-credentials"),
+        pytest.param(("link", "client_id"), id="link-and-client_id-alone"),
+        pytest.param(("body", "token"), id="body-and-a-token-field"),
+        pytest.param(("link", "basic"), id="link-and-basic"),
+        pytest.param(("link", "body", "basic"), id="all-three"),
+    ],
+)
 def test_two_client_authentication_methods_are_invalid_request(app, redis_client, credential, methods):
     """The Application Links fields used to win over a wrong client_id and
     client_secret in the body: 200. Any two methods are refused (RFC 6749
@@ -276,6 +344,7 @@ def test_two_client_authentication_methods_are_invalid_request(app, redis_client
 
 # -- 3. every input checked before anything is minted -----------------------------
 
+
 @pytest.mark.parametrize("auth", ["link", "basic"])
 def test_a_refused_link_request_mints_stores_and_audits_nothing(app, redis_client, credential, caplog, auth):
     """module_type/module were checked after the token was minted, stored
@@ -288,15 +357,22 @@ def test_a_refused_link_request_mints_stores_and_audits_nothing(app, redis_clien
     else:
         headers = basic(identifier, secret)
     caplog.set_level(logging.INFO, logger="sso_middleware")
-    response = app.post(f"{TOKEN_PATH}?scope=clientarea:sso&module_type=server&module=%3Cscript%3E",
-                        fields, headers=headers, status=400)
-    assert response.json == {"error": "invalid_request",
-                             "error_description": "module_type and module must be short names"}
+    response = app.post(
+        f"{TOKEN_PATH}?scope=clientarea:sso&module_type=server&module=%3Cscript%3E",
+        fields,
+        headers=headers,
+        status=400,
+    )
+    assert response.json == {
+        "error": "invalid_request",
+        "error_description": "module_type and module must be short names",
+    }
     assert token_keys(redis_client) == []
     assert [r for r in caplog.records if getattr(r, "sso_event", None) == "issued"] == []
 
 
 # -- 4. the demo prints only a secret it generated --------------------------------
+
 
 def run_example(monkeypatch, capsys) -> tuple[str, dict[str, str]]:
     """Run :func:`serve_example` up to its server; return what it printed and
@@ -333,62 +409,98 @@ def test_an_example_portal_prints_the_secret_it_generated(monkeypatch, capsys):
 
 # -- 5. ini settings: every bad one is a ConfigurationError that names it ----------
 
+
 def settings(url: str, **extra: str) -> dict[str, str]:
-    base = {"system_url": SYSTEM_URL, "redis_url": url, "secret_keys": KEY,
-            "user_store": "sso_middleware.demo:demo_user_store"}
+    base = {
+        "system_url": SYSTEM_URL,
+        "redis_url": url,
+        "secret_keys": KEY,
+        "user_store": "sso_middleware.demo:demo_user_store",
+    }
     return {k: v for k, v in {**base, **extra}.items() if v is not None}
 
 
-@pytest.mark.parametrize("change, name", [
-    pytest.param({"token_ttl": "²"}, "token_ttl", id="superscript-digit"),
-    pytest.param({"token_ttl": "٣"}, "token_ttl", id="arabic-indic-digit"),
-    pytest.param({"idle_timeout": "１２"}, "idle_timeout", id="fullwidth-digits"),
-    pytest.param({"token_ttl": "9" * 5000}, "token_ttl", id="past-int-digit-limit"),
-    pytest.param({"redeem_limit": "²/60"}, "redeem_limit", id="limit-superscript"),
-    pytest.param({"client_auth_limit": "0/60"}, "client_auth_limit", id="limit-zero"),
-    pytest.param({"redis_wait": "²/50"}, "redis_wait", id="wait-superscript"),
-    pytest.param({"redis_wait": "0/50"}, "redis_wait", id="wait-zero"),
-    pytest.param({"redis_url": "http://127.0.0.1:6379/0"}, "redis_url", id="url-scheme"),
-    pytest.param({"redis_url": "redis://127.0.0.1:port/0"}, "redis_url", id="url-port"),
-    pytest.param({"redis_url": None, "redis_sentinels": "127.0.0.1:²", "redis_service": "m"},
-                 "redis_sentinels", id="sentinel-port-superscript"),
-    pytest.param({"redis_url": None, "redis_cluster_nodes": "127.0.0.1:²"},
-                 "redis_cluster_nodes", id="cluster-port-superscript"),
-    pytest.param({"redis_url": None, "redis_cluster_nodes": "127.0.0.1:99999"},
-                 "redis_cluster_nodes", id="cluster-port-out-of-range"),
-    pytest.param({"redis_url": None, "redis_cluster_nodes": f"127.0.0.1:{free_port()}"},
-                 "redis_cluster_nodes", id="cluster-unreachable"),
-    pytest.param({"user_store": "os:sep"}, "user_store", id="user-store-not-callable"),
-    pytest.param({"user_store": "sso_middleware.paste:as_int"}, "user_store",
-                 id="user-store-wants-arguments"),
-    pytest.param({"system_url": "https://[portal.example.com"}, "system_url", id="system-url-bracket"),
-    pytest.param({"system_url": "https://portal.example.com:99999"}, "system_url", id="system-url-port"),
-    pytest.param({"system_url": "https://portal.example.com/\x00"}, "system_url", id="system-url-nul"),
-    pytest.param({"home": "/{"}, "destination", id="home-stray-brace"),
-    pytest.param({"destinations": "clientarea:x = /x/{service_id!r}"}, "destination",
-                 id="template-conversion"),
-    pytest.param({"destinations": "clientarea:x = /x/{service_id:Q}"}, "destination",
-                 id="template-format-spec"),
-    pytest.param({"cookie_name": "a;b=c"}, "cookie_name", id="cookie-name-separator"),
-    pytest.param({"cookie_name": ""}, "cookie_name", id="cookie-name-empty"),
-    pytest.param({"logout_redirect": "/bye\x00"}, "logout_redirect", id="logout-redirect-nul"),
-    pytest.param({"logout_path": "/log out"}, "logout_path", id="logout-path-space"),
-    pytest.param({"redis_ssl": "true", "redis_ssl_ca_certs": "/nonexistent/ca.pem"},
-                 "redis_ssl_ca_certs", id="ca-file-missing"),
-    pytest.param({"redis_url": "redis://127.0.0.1:6379/0?foo=bar"}, "redis_url", id="url-unknown-option"),
-    pytest.param({"redis_url": "redis://127.0.0.1:6379/0?protocol=9"}, "redis_url", id="url-bad-protocol"),
-    pytest.param({"redis_url": "unix://"}, "redis_url", id="url-unix-without-path"),
-    pytest.param({"absolute_timeout": "9" * 18}, "absolute_timeout must be whole seconds", id="timeout-past-redis"),
-    pytest.param({"sso_path": "/oauth/sso.php?x=1"}, "sso_path", id="endpoint-path-query"),
-    pytest.param({"token_path": "/oauth/t%2Ephp"}, "token_path", id="endpoint-path-escape"),
-    pytest.param({"logout_path": "/logout#x"}, "logout_path", id="endpoint-path-fragment"),
-    pytest.param({"redis_url": "rediss://127.0.0.1:6379/0", "redis_ssl_ca_certs": "/nonexistent/ca.pem"},
-                 "redis_ssl_ca_certs", id="ca-with-rediss-checked"),
-    pytest.param({"redis_ssl_ca_certs": __file__}, "redis_ssl_ca_certs", id="ca-without-tls"),
-    pytest.param({"redis_url": "redis://127.0.0.1:6379/2x"}, "redis_url", id="url-database-typo"),
-    pytest.param({"system_url": "https://evil.example\\.portal.example.com"}, "system_url",
-                 id="system-url-backslash-another-host-to-browsers"),
-])
+@pytest.mark.parametrize(
+    "change, name",
+    [
+        pytest.param({"token_ttl": "²"}, "token_ttl", id="superscript-digit"),
+        pytest.param({"token_ttl": "٣"}, "token_ttl", id="arabic-indic-digit"),
+        pytest.param({"idle_timeout": "１２"}, "idle_timeout", id="fullwidth-digits"),
+        pytest.param({"token_ttl": "9" * 5000}, "token_ttl", id="past-int-digit-limit"),
+        pytest.param({"redeem_limit": "²/60"}, "redeem_limit", id="limit-superscript"),
+        pytest.param({"client_auth_limit": "0/60"}, "client_auth_limit", id="limit-zero"),
+        pytest.param({"redis_wait": "²/50"}, "redis_wait", id="wait-superscript"),
+        pytest.param({"redis_wait": "0/50"}, "redis_wait", id="wait-zero"),
+        pytest.param({"redis_url": "http://127.0.0.1:6379/0"}, "redis_url", id="url-scheme"),
+        pytest.param({"redis_url": "redis://127.0.0.1:port/0"}, "redis_url", id="url-port"),
+        pytest.param(
+            {"redis_url": None, "redis_sentinels": "127.0.0.1:²", "redis_service": "m"},
+            "redis_sentinels",
+            id="sentinel-port-superscript",
+        ),
+        pytest.param(
+            {"redis_url": None, "redis_cluster_nodes": "127.0.0.1:²"},
+            "redis_cluster_nodes",
+            id="cluster-port-superscript",
+        ),
+        pytest.param(
+            {"redis_url": None, "redis_cluster_nodes": "127.0.0.1:99999"},
+            "redis_cluster_nodes",
+            id="cluster-port-out-of-range",
+        ),
+        pytest.param(
+            {"redis_url": None, "redis_cluster_nodes": f"127.0.0.1:{free_port()}"},
+            "redis_cluster_nodes",
+            id="cluster-unreachable",
+        ),
+        pytest.param({"user_store": "os:sep"}, "user_store", id="user-store-not-callable"),
+        pytest.param(
+            {"user_store": "sso_middleware.paste:as_int"}, "user_store", id="user-store-wants-arguments"
+        ),
+        pytest.param({"system_url": "https://[portal.example.com"}, "system_url", id="system-url-bracket"),
+        pytest.param({"system_url": "https://portal.example.com:99999"}, "system_url", id="system-url-port"),
+        pytest.param({"system_url": "https://portal.example.com/\x00"}, "system_url", id="system-url-nul"),
+        pytest.param({"home": "/{"}, "destination", id="home-stray-brace"),
+        pytest.param(
+            {"destinations": "clientarea:x = /x/{service_id!r}"}, "destination", id="template-conversion"
+        ),
+        pytest.param(
+            {"destinations": "clientarea:x = /x/{service_id:Q}"}, "destination", id="template-format-spec"
+        ),
+        pytest.param({"cookie_name": "a;b=c"}, "cookie_name", id="cookie-name-separator"),
+        pytest.param({"cookie_name": ""}, "cookie_name", id="cookie-name-empty"),
+        pytest.param({"logout_redirect": "/bye\x00"}, "logout_redirect", id="logout-redirect-nul"),
+        pytest.param({"logout_path": "/log out"}, "logout_path", id="logout-path-space"),
+        pytest.param(
+            {"redis_ssl": "true", "redis_ssl_ca_certs": "/nonexistent/ca.pem"},
+            "redis_ssl_ca_certs",
+            id="ca-file-missing",
+        ),
+        pytest.param({"redis_url": "redis://127.0.0.1:6379/0?foo=bar"}, "redis_url", id="url-unknown-option"),
+        pytest.param(
+            {"redis_url": "redis://127.0.0.1:6379/0?protocol=9"}, "redis_url", id="url-bad-protocol"
+        ),
+        pytest.param({"redis_url": "unix://"}, "redis_url", id="url-unix-without-path"),
+        pytest.param(
+            {"absolute_timeout": "9" * 18}, "absolute_timeout must be whole seconds", id="timeout-past-redis"
+        ),
+        pytest.param({"sso_path": "/oauth/sso.php?x=1"}, "sso_path", id="endpoint-path-query"),
+        pytest.param({"token_path": "/oauth/t%2Ephp"}, "token_path", id="endpoint-path-escape"),
+        pytest.param({"logout_path": "/logout#x"}, "logout_path", id="endpoint-path-fragment"),
+        pytest.param(
+            {"redis_url": "rediss://127.0.0.1:6379/0", "redis_ssl_ca_certs": "/nonexistent/ca.pem"},
+            "redis_ssl_ca_certs",
+            id="ca-with-rediss-checked",
+        ),
+        pytest.param({"redis_ssl_ca_certs": __file__}, "redis_ssl_ca_certs", id="ca-without-tls"),
+        pytest.param({"redis_url": "redis://127.0.0.1:6379/2x"}, "redis_url", id="url-database-typo"),
+        pytest.param(
+            {"system_url": "https://evil.example\\.portal.example.com"},
+            "system_url",
+            id="system-url-backslash-another-host-to-browsers",
+        ),
+    ],
+)
 def test_bad_settings_are_configuration_errors_naming_the_setting(redis_server, change, name):
     with pytest.raises(ConfigurationError) as error:
         filter_factory({}, **settings(redis_server.url, **change))(lambda e, s: [])
@@ -461,7 +573,8 @@ def test_a_key_file_that_is_not_utf8_is_a_configuration_error(redis_server, tmp_
 def test_a_ca_file_with_a_rediss_url_is_used(redis_server, tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("not checked until a connection is made\n")
-    app = filter_factory({}, **settings(redis_server.url.replace("redis://", "rediss://"),
-                                        redis_ssl_ca_certs=str(ca)))(lambda e, s: [])
+    app = filter_factory(
+        {}, **settings(redis_server.url.replace("redis://", "rediss://"), redis_ssl_ca_certs=str(ca))
+    )(lambda e, s: [])
     kwargs = app.sessions.store.client.get_connection_kwargs()
     assert kwargs["ssl_ca_certs"] == str(ca)

@@ -11,6 +11,7 @@ import sso_middleware.issuer
 from sso_middleware.exceptions import ConfigurationError
 from sso_middleware.users import Account, AccountStatus, User
 from tests.support.helpers import SSO_PATH, SYSTEM_URL, browser, seed_user_store, sso_path
+
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 SSO_URL = SYSTEM_URL + SSO_PATH + "?access_token="
 
@@ -40,6 +41,7 @@ def signed_in_as(middleware, result) -> tuple[list[int], str]:
 
 # -- success -------------------------------------------------------------------
 
+
 def test_success_shape(middleware):
     result = middleware.create_sso_token(client_id=1)
     assert set(result) == {"result", "access_token", "redirect_url"}
@@ -54,12 +56,14 @@ def test_each_mint_gives_a_new_token(middleware):
 
 
 def test_ids_may_be_decimal_strings(middleware):
-    result = middleware.create_sso_token(client_id="1", user_id="5",
-                                         destination="clientarea:product_details",
-                                         service_id="101")
+    result = middleware.create_sso_token(
+        client_id="1", user_id="5", destination="clientarea:product_details", service_id="101"
+    )
     assert result["result"] == "success", result
     assert signed_in_as(middleware, result) == (
-        [5, 1], SYSTEM_URL + "/clientarea.php?action=productdetails&id=101")
+        [5, 1],
+        SYSTEM_URL + "/clientarea.php?action=productdetails&id=101",
+    )
 
 
 def test_token_lives_at_most_60_seconds(middleware, redis_client):
@@ -98,38 +102,64 @@ ERRORS = [
     pytest.param({"client_id": 2, "user_id": 6}, "Invalid user_id for client", id="user-6-client-2"),
     pytest.param({"client_id": 2, "user_id": 5}, "Invalid user_id for client", id="user-5-client-2"),
     pytest.param({}, "A valid client_id or user_id is required", id="neither"),
-    pytest.param({"client_id": "", "user_id": ""}, "A valid client_id or user_id is required",
-                 id="both-empty"),
-    pytest.param({"user_id": 6}, "A valid client_id or user_id is required",
-                 id="user-without-accounts"),
-    pytest.param({"client_id": 1, "destination": "clientarea:nope"}, "Invalid destination",
-                 id="destination-unknown"),
-    pytest.param({"client_id": 1, "destination": "clientarea:sso"}, "Invalid destination",
-                 id="destination-marker-scope"),
+    pytest.param(
+        {"client_id": "", "user_id": ""}, "A valid client_id or user_id is required", id="both-empty"
+    ),
+    pytest.param({"user_id": 6}, "A valid client_id or user_id is required", id="user-without-accounts"),
+    pytest.param(
+        {"client_id": 1, "destination": "clientarea:nope"}, "Invalid destination", id="destination-unknown"
+    ),
+    pytest.param(
+        {"client_id": 1, "destination": "clientarea:sso"},
+        "Invalid destination",
+        id="destination-marker-scope",
+    ),
     pytest.param({"client_id": 3}, "SSO authentication blocked for client 3", id="client-closed"),
-    pytest.param({"user_id": 3}, "SSO authentication blocked for client 3",
-                 id="client-closed-via-user"),
+    pytest.param({"user_id": 3}, "SSO authentication blocked for client 3", id="client-closed-via-user"),
     pytest.param({"client_id": 4}, "SSO authentication blocked for client 4", id="client-sso-off"),
-    pytest.param({"client_id": 1, "destination": "clientarea:product_details", "service_id": 201},
-                 "Invalid service_id for client", id="service-of-other-client"),
-    pytest.param({"client_id": 1, "destination": "clientarea:invoices", "service_id": 201},
-                 "Invalid service_id for client", id="service-of-other-client-unused-by-destination"),
-    pytest.param({"client_id": 1, "service_id": 201}, "Invalid service_id for client",
-                 id="service-of-other-client-home"),
-    pytest.param({"client_id": 2, "domain_id": 111}, "Invalid domain_id for client",
-                 id="domain-of-other-client-home"),
-    pytest.param({"client_id": 1, "destination": "clientarea:upgrade", "service_id": 999},
-                 "Invalid service_id for client", id="service-unknown-upgrade"),
-    pytest.param({"client_id": 1, "destination": "clientarea:domain_details", "domain_id": 999},
-                 "Invalid domain_id for client", id="domain-unknown"),
-    pytest.param({"client_id": 2, "destination": "clientarea:domain_details", "domain_id": 111},
-                 "Invalid domain_id for client", id="domain-of-other-client"),
-    pytest.param({"client_id": 1, "destination": "sso:custom_redirect",
-                  "sso_redirect_path": "//evil.com"},
-                 "Invalid sso_redirect_path", id="redirect-protocol-relative"),
-    pytest.param({"client_id": 1, "destination": "sso:custom_redirect",
-                  "sso_redirect_path": "/\\evil.com"},
-                 "Invalid sso_redirect_path", id="redirect-backslash"),
+    pytest.param(
+        {"client_id": 1, "destination": "clientarea:product_details", "service_id": 201},
+        "Invalid service_id for client",
+        id="service-of-other-client",
+    ),
+    pytest.param(
+        {"client_id": 1, "destination": "clientarea:invoices", "service_id": 201},
+        "Invalid service_id for client",
+        id="service-of-other-client-unused-by-destination",
+    ),
+    pytest.param(
+        {"client_id": 1, "service_id": 201},
+        "Invalid service_id for client",
+        id="service-of-other-client-home",
+    ),
+    pytest.param(
+        {"client_id": 2, "domain_id": 111}, "Invalid domain_id for client", id="domain-of-other-client-home"
+    ),
+    pytest.param(
+        {"client_id": 1, "destination": "clientarea:upgrade", "service_id": 999},
+        "Invalid service_id for client",
+        id="service-unknown-upgrade",
+    ),
+    pytest.param(
+        {"client_id": 1, "destination": "clientarea:domain_details", "domain_id": 999},
+        "Invalid domain_id for client",
+        id="domain-unknown",
+    ),
+    pytest.param(
+        {"client_id": 2, "destination": "clientarea:domain_details", "domain_id": 111},
+        "Invalid domain_id for client",
+        id="domain-of-other-client",
+    ),
+    pytest.param(
+        {"client_id": 1, "destination": "sso:custom_redirect", "sso_redirect_path": "//evil.com"},
+        "Invalid sso_redirect_path",
+        id="redirect-protocol-relative",
+    ),
+    pytest.param(
+        {"client_id": 1, "destination": "sso:custom_redirect", "sso_redirect_path": "/\\evil.com"},
+        "Invalid sso_redirect_path",
+        id="redirect-backslash",
+    ),
 ]
 
 
@@ -152,11 +182,14 @@ def test_no_owner_found(make_middleware, redis_client, account):
     users.add_account(account)
     middleware = make_middleware(user_store=users)
     assert middleware.create_sso_token(client_id=7) == {
-        "result": "error", "message": "No owner found for client"}
+        "result": "error",
+        "message": "No owner found for client",
+    }
     assert all_keys(redis_client) == []
 
 
 # -- who gets signed in --------------------------------------------------------
+
 
 def test_client_only_signs_in_the_owner(middleware):
     result = middleware.create_sso_token(client_id=1)
@@ -169,11 +202,9 @@ def test_inactive_account_may_sign_in(middleware):
 
 
 def test_named_user_acting_for_the_client(middleware):
-    result = middleware.create_sso_token(client_id=1, user_id=5,
-                                         destination="clientarea:invoices")
+    result = middleware.create_sso_token(client_id=1, user_id=5, destination="clientarea:invoices")
     assert result["result"] == "success", result
-    assert signed_in_as(middleware, result) == (
-        [5, 1], SYSTEM_URL + "/clientarea.php?action=invoices")
+    assert signed_in_as(middleware, result) == ([5, 1], SYSTEM_URL + "/clientarea.php?action=invoices")
 
 
 def test_user_only_uses_the_users_first_account(make_middleware):
@@ -191,18 +222,25 @@ def test_user_only_with_a_single_account(middleware):
 
 
 def test_custom_redirect_lands_on_the_given_path(middleware):
-    result = middleware.create_sso_token(client_id=1, destination="sso:custom_redirect",
-                                         sso_redirect_path="/cart.php?a=add")
+    result = middleware.create_sso_token(
+        client_id=1, destination="sso:custom_redirect", sso_redirect_path="/cart.php?a=add"
+    )
     assert signed_in_as(middleware, result)[1] == SYSTEM_URL + "/cart.php?a=add"
 
 
 # -- token_ttl -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "ttl",
-    [pytest.param(0, id="zero"), pytest.param(-1, id="negative"), pytest.param(601, id="601"),
-     pytest.param("60", id="string"), pytest.param(60.0, id="float"),
-     pytest.param(True, id="bool")],
+    [
+        pytest.param(0, id="zero"),
+        pytest.param(-1, id="negative"),
+        pytest.param(601, id="601"),
+        pytest.param("60", id="string"),
+        pytest.param(60.0, id="float"),
+        pytest.param(True, id="bool"),
+    ],
 )
 def test_token_ttl_out_of_bounds(make_middleware, ttl):
     with pytest.raises(ConfigurationError):
@@ -223,6 +261,7 @@ def test_token_ttl_1(make_middleware, redis_client):
 
 
 # -- collisions ----------------------------------------------------------------
+
 
 def test_collision_gets_a_fresh_token(middleware, redis_client, monkeypatch):
     # made through secrets.token_urlsafe so the leak canary watches them too

@@ -24,18 +24,26 @@ CREDENTIAL_KEYS = b"sso:v2:{credentials}:"
 
 # -- helpers ---------------------------------------------------------------------
 
+
 def api(app, action: str, status: int = 200, **fields: str) -> dict:
     """Call one admin API action with valid credentials; return its JSON."""
-    response = app.post(API_PATH, {"action": action, "identifier": API_IDENTIFIER,
-                                   "secret": API_SECRET, "responsetype": "json", **fields},
-                        status=status)
+    response = app.post(
+        API_PATH,
+        {
+            "action": action,
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+            **fields,
+        },
+        status=status,
+    )
     assert response.content_type == "application/json"
     return json.loads(response.body)
 
 
 def create(app, **fields: str) -> dict:
-    body = api(app, "CreateOAuthCredential",
-               **{"grantType": "single_sign_on", "serviceId": "101", **fields})
+    body = api(app, "CreateOAuthCredential", **{"grantType": "single_sign_on", "serviceId": "101", **fields})
     assert body["result"] == "success", body
     return body
 
@@ -47,11 +55,19 @@ def listed(app) -> list[dict]:
     return body["clients"]
 
 
-def token_request(app, client_id: str, client_secret: str, status: int,
-                  scope: str = "clientarea:sso clientarea:invoices") -> dict:
-    response = app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "client_id": client_id,
-                                     "client_secret": client_secret, "scope": scope},
-                        status=status)
+def token_request(
+    app, client_id: str, client_secret: str, status: int, scope: str = "clientarea:sso clientarea:invoices"
+) -> dict:
+    response = app.post(
+        TOKEN_PATH,
+        {
+            "grant_type": "single_sign_on",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "scope": scope,
+        },
+        status=status,
+    )
     return json.loads(response.body)
 
 
@@ -60,9 +76,17 @@ def events(caplog, name: str) -> list:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sso_middleware", *args], capture_output=True,
-                          text=True, timeout=30, env={**os.environ, "SSO_SECRET_KEYS": SECRET_KEY,
-                               "SSO_USER_STORE": "sso_middleware.demo:demo_user_store"})
+    return subprocess.run(
+        [sys.executable, "-m", "sso_middleware", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            **os.environ,
+            "SSO_SECRET_KEYS": SECRET_KEY,
+            "SSO_USER_STORE": "sso_middleware.demo:demo_user_store",
+        },
+    )
 
 
 def redis_dump(redis_client) -> bytes:
@@ -71,6 +95,7 @@ def redis_dump(redis_client) -> bytes:
 
 
 # -- CreateOAuthCredential --------------------------------------------------------
+
 
 def test_create_returns_id_identifier_and_secret(app, caplog):
     body = create(app, scope="clientarea:invoices", name="cPanel", description="service 101")
@@ -102,29 +127,47 @@ def test_created_credential_works_at_the_token_endpoint(app):
     [
         pytest.param({"grantType": None}, "A valid grant type is required.", id="no-grant-type"),
         pytest.param({"grantType": ""}, "A valid grant type is required.", id="empty-grant-type"),
-        pytest.param({"grantType": "client_credentials"}, "A valid grant type is required.",
-                     id="unknown-grant-type"),
-        pytest.param({"grantType": "authorization_code"},
-                     "The authorization_code grant type is not supported: this middleware serves only single_sign_on", id="authorization-code"),
-        pytest.param({"serviceId": None},
-                     "A service ID is required for the single sign-on grant type.", id="no-service"),
-        pytest.param({"serviceId": ""},
-                     "A service ID is required for the single sign-on grant type.",
-                     id="empty-service"),
-        pytest.param({"serviceId": "999"}, "Service ID not associated with valid Client.",
-                     id="unknown-service"),
+        pytest.param(
+            {"grantType": "client_credentials"}, "A valid grant type is required.", id="unknown-grant-type"
+        ),
+        pytest.param(
+            {"grantType": "authorization_code"},
+            "The authorization_code grant type is not supported: this middleware serves only single_sign_on",
+            id="authorization-code",
+        ),
+        pytest.param(
+            {"serviceId": None},
+            "A service ID is required for the single sign-on grant type.",
+            id="no-service",
+        ),
+        pytest.param(
+            {"serviceId": ""},
+            "A service ID is required for the single sign-on grant type.",
+            id="empty-service",
+        ),
+        pytest.param(
+            {"serviceId": "999"}, "Service ID not associated with valid Client.", id="unknown-service"
+        ),
         pytest.param({"serviceId": "abc"}, "Invalid serviceId", id="non-numeric-service"),
-        pytest.param({"scope": "clientarea:bogus"},
-                     'The requested scope "clientarea:bogus" is invalid.', id="bogus-scope"),
-        pytest.param({"scope": "clientarea:invoices clientarea:bogus"},
-                     'The requested scope "clientarea:bogus" is invalid.', id="one-bogus-scope"),
-        pytest.param({"scope": "sso:custom_redirect"},
-                     'The requested scope "sso:custom_redirect" is invalid.', id="custom-redirect"),
+        pytest.param(
+            {"scope": "clientarea:bogus"},
+            'The requested scope "clientarea:bogus" is invalid.',
+            id="bogus-scope",
+        ),
+        pytest.param(
+            {"scope": "clientarea:invoices clientarea:bogus"},
+            'The requested scope "clientarea:bogus" is invalid.',
+            id="one-bogus-scope",
+        ),
+        pytest.param(
+            {"scope": "sso:custom_redirect"},
+            'The requested scope "sso:custom_redirect" is invalid.',
+            id="custom-redirect",
+        ),
     ],
 )
 def test_create_errors_are_200_with_the_whmcs_message(app, redis_client, caplog, fields, message):
-    request = {"grantType": "single_sign_on", "serviceId": "101", "scope": "clientarea:invoices",
-               **fields}
+    request = {"grantType": "single_sign_on", "serviceId": "101", "scope": "clientarea:invoices", **fields}
     request = {k: v for k, v in request.items() if v is not None}
     body = api(app, "CreateOAuthCredential", status=200, **request)
     assert body == {"result": "error", "message": message}
@@ -137,10 +180,14 @@ def test_create_errors_are_200_with_the_whmcs_message(app, redis_client, caplog,
     [
         pytest.param("", "clientarea:sso", id="none"),
         pytest.param("clientarea:invoices", "clientarea:sso clientarea:invoices", id="one"),
-        pytest.param("clientarea:invoices clientarea:sso", "clientarea:sso clientarea:invoices",
-                     id="marker-last"),
-        pytest.param("clientarea:services  clientarea:invoices clientarea:services",
-                     "clientarea:sso clientarea:services clientarea:invoices", id="duplicates"),
+        pytest.param(
+            "clientarea:invoices clientarea:sso", "clientarea:sso clientarea:invoices", id="marker-last"
+        ),
+        pytest.param(
+            "clientarea:services  clientarea:invoices clientarea:services",
+            "clientarea:sso clientarea:services clientarea:invoices",
+            id="duplicates",
+        ),
     ],
 )
 def test_stored_scope_starts_with_the_marker_scope(app, scope, stored):
@@ -152,22 +199,44 @@ def test_stored_scope_starts_with_the_marker_scope(app, scope, stored):
 
 # -- ListOAuthCredentials -----------------------------------------------------------
 
+
 def test_list_shows_every_set_without_secret_or_hash(app):
-    assert api(app, "ListOAuthCredentials") == {"result": "success", "totalresults": 0,
-                                                "clients": []}
+    assert api(app, "ListOAuthCredentials") == {"result": "success", "totalresults": 0, "clients": []}
     first = create(app, scope="clientarea:invoices", name="cPanel", description="service 101")
     second = create(app, serviceId="201", scope="clientarea:services")
-    response = app.post(API_PATH, {"action": "ListOAuthCredentials", "identifier": API_IDENTIFIER,
-                                   "secret": API_SECRET, "responsetype": "json"}, status=200)
+    response = app.post(
+        API_PATH,
+        {
+            "action": "ListOAuthCredentials",
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+        },
+        status=200,
+    )
     body = json.loads(response.body)
     assert body["totalresults"] == 2
     assert body["clients"] == [
-        {"credentialId": first["credentialId"], "clientIdentifier": first["clientIdentifier"],
-         "name": "cPanel", "description": "service 101", "grantTypes": "single_sign_on",
-         "scope": "clientarea:sso clientarea:invoices", "serviceId": 101, "clientId": 1},
-        {"credentialId": second["credentialId"], "clientIdentifier": second["clientIdentifier"],
-         "name": "", "description": "", "grantTypes": "single_sign_on",
-         "scope": "clientarea:sso clientarea:services", "serviceId": 201, "clientId": 2},
+        {
+            "credentialId": first["credentialId"],
+            "clientIdentifier": first["clientIdentifier"],
+            "name": "cPanel",
+            "description": "service 101",
+            "grantTypes": "single_sign_on",
+            "scope": "clientarea:sso clientarea:invoices",
+            "serviceId": 101,
+            "clientId": 1,
+        },
+        {
+            "credentialId": second["credentialId"],
+            "clientIdentifier": second["clientIdentifier"],
+            "name": "",
+            "description": "",
+            "grantTypes": "single_sign_on",
+            "scope": "clientarea:sso clientarea:services",
+            "serviceId": 201,
+            "clientId": 2,
+        },
     ]
     for secret in (first["clientSecret"], second["clientSecret"]):
         assert secret not in response.text
@@ -177,18 +246,32 @@ def test_list_shows_every_set_without_secret_or_hash(app):
 
 # -- UpdateOAuthCredential ------------------------------------------------------------
 
+
 def test_update_changes_name_description_and_scope(app, caplog):
     body = create(app, scope="clientarea:invoices", name="old", description="old text")
-    updated = api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]),
-                  name="new", description="new text", scope="clientarea:services")
-    assert updated == {"result": "success", "credentialId": body["credentialId"],
-                       "clientIdentifier": body["clientIdentifier"]}
+    updated = api(
+        app,
+        "UpdateOAuthCredential",
+        credentialId=str(body["credentialId"]),
+        name="new",
+        description="new text",
+        scope="clientarea:services",
+    )
+    assert updated == {
+        "result": "success",
+        "credentialId": body["credentialId"],
+        "clientIdentifier": body["clientIdentifier"],
+    }
     [shown] = listed(app)
     assert (shown["name"], shown["description"], shown["scope"]) == (
-        "new", "new text", "clientarea:sso clientarea:services")
+        "new",
+        "new text",
+        "clientarea:sso clientarea:services",
+    )
     # the new scope is what the token endpoint allows now; the secret is unchanged
-    token_request(app, body["clientIdentifier"], body["clientSecret"], 200,
-                  scope="clientarea:sso clientarea:services")
+    token_request(
+        app, body["clientIdentifier"], body["clientSecret"], 200, scope="clientarea:sso clientarea:services"
+    )
     refused = token_request(app, body["clientIdentifier"], body["clientSecret"], 400)
     assert refused["error"] == "invalid_scope"
     assert events(caplog, "credential_reset") == []
@@ -205,10 +288,15 @@ def test_update_without_changes_keeps_everything(app):
 def test_update_with_a_bad_scope_changes_nothing(app):
     body = create(app, scope="clientarea:invoices", name="keep")
     before = listed(app)
-    refused = api(app, "UpdateOAuthCredential", status=200,
-                  credentialId=str(body["credentialId"]), name="changed", scope="clientarea:bogus")
-    assert refused == {"result": "error",
-                       "message": 'The requested scope "clientarea:bogus" is invalid.'}
+    refused = api(
+        app,
+        "UpdateOAuthCredential",
+        status=200,
+        credentialId=str(body["credentialId"]),
+        name="changed",
+        scope="clientarea:bogus",
+    )
+    assert refused == {"result": "error", "message": 'The requested scope "clientarea:bogus" is invalid.'}
     assert listed(app) == before
 
 
@@ -216,8 +304,7 @@ def test_reset_secret_invalidates_the_old_secret_at_once(app, caplog):
     body = create(app, scope="clientarea:invoices")
     old = body["clientSecret"]
     token_request(app, body["clientIdentifier"], old, 200)
-    reset = api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]),
-                resetSecret="true")
+    reset = api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]), resetSecret="true")
     assert reset["result"] == "success"
     assert reset["credentialId"] == body["credentialId"]
     assert reset["clientIdentifier"] == body["clientIdentifier"]
@@ -232,8 +319,9 @@ def test_reset_secret_invalidates_the_old_secret_at_once(app, caplog):
 
 def test_reset_secret_maybe_is_200_with_an_error_and_keeps_the_secret(app, caplog):
     body = create(app, scope="clientarea:invoices")
-    refused = api(app, "UpdateOAuthCredential", status=200,
-                  credentialId=str(body["credentialId"]), resetSecret="maybe")
+    refused = api(
+        app, "UpdateOAuthCredential", status=200, credentialId=str(body["credentialId"]), resetSecret="maybe"
+    )
     assert refused == {"result": "error", "message": "resetSecret must be true or false"}
     token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
     assert events(caplog, "credential_reset") == []
@@ -250,6 +338,7 @@ def test_unknown_credential_id(app, action, credential_id):
 
 
 # -- DeleteOAuthCredential ---------------------------------------------------------
+
 
 def test_delete_makes_the_secret_useless(app, caplog):
     body = create(app, scope="clientarea:invoices")
@@ -269,14 +358,23 @@ def test_delete_makes_the_secret_useless(app, caplog):
 
 def test_credential_actions_need_api_credentials(app):
     body = create(app, scope="clientarea:invoices")
-    for action, fields in (("CreateOAuthCredential", {"grantType": "single_sign_on",
-                                                      "serviceId": "101"}),
-                           ("ListOAuthCredentials", {}),
-                           ("UpdateOAuthCredential", {"credentialId": str(body["credentialId"]),
-                                                      "resetSecret": "true"}),
-                           ("DeleteOAuthCredential", {"credentialId": str(body["credentialId"])})):
-        response = app.post(API_PATH, {"action": action, "identifier": API_IDENTIFIER,
-                                       "secret": "wrong", "responsetype": "json", **fields}, status=403)
+    for action, fields in (
+        ("CreateOAuthCredential", {"grantType": "single_sign_on", "serviceId": "101"}),
+        ("ListOAuthCredentials", {}),
+        ("UpdateOAuthCredential", {"credentialId": str(body["credentialId"]), "resetSecret": "true"}),
+        ("DeleteOAuthCredential", {"credentialId": str(body["credentialId"])}),
+    ):
+        response = app.post(
+            API_PATH,
+            {
+                "action": action,
+                "identifier": API_IDENTIFIER,
+                "secret": "wrong",
+                "responsetype": "json",
+                **fields,
+            },
+            status=403,
+        )
         assert json.loads(response.body) == {"result": "error", "message": "Authentication Failed"}
     assert len(listed(app)) == 1
     token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
@@ -318,16 +416,16 @@ class DeletedDuringUpdate:
 
 # An update is a read-modify-write; a delete between the read and the write
 # must not be undone.
-@pytest.mark.parametrize("fields", [pytest.param({"resetSecret": "true"}, id="reset"),
-                                    pytest.param({"name": "renamed"}, id="rename")])
-def test_update_racing_a_delete_does_not_resurrect_the_credential(make_middleware, redis_client,
-                                                                  fields):
+@pytest.mark.parametrize(
+    "fields",
+    [pytest.param({"resetSecret": "true"}, id="reset"), pytest.param({"name": "renamed"}, id="rename")],
+)
+def test_update_racing_a_delete_does_not_resurrect_the_credential(make_middleware, redis_client, fields):
     store = DeletedDuringUpdate(Stores.redis(redis_client).credentials)
     app = browser(make_middleware(credentials=store))
     body = create(app, scope="clientarea:invoices")
     store.armed = True
-    answer = api(app, "UpdateOAuthCredential", status="*",
-                 credentialId=str(body["credentialId"]), **fields)
+    answer = api(app, "UpdateOAuthCredential", status="*", credentialId=str(body["credentialId"]), **fields)
     assert not store.armed, "the concurrent delete did not happen"
     # the set was deleted: it must stay deleted, and no secret of it may work
     for secret in (body["clientSecret"], answer.get("clientSecret")):
@@ -339,10 +437,10 @@ def test_update_racing_a_delete_does_not_resurrect_the_credential(make_middlewar
 
 # -- Redis and logs ----------------------------------------------------------------
 
+
 def test_redis_holds_no_secret_and_credentials_are_durable(app, redis_client, caplog):
     body = create(app, scope="clientarea:invoices")
-    reset = api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]),
-                resetSecret="true")
+    reset = api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]), resetSecret="true")
     kept = create(app, serviceId="201")
     dump = redis_dump(redis_client)
     for secret in (body["clientSecret"], reset["clientSecret"], kept["clientSecret"]):
@@ -377,10 +475,21 @@ def test_failed_client_authentication_is_logged_without_the_secret(app, caplog):
 
 # -- the command line -----------------------------------------------------------------
 
+
 def test_cli_create_list_reset_delete(redis_server, redis_client):
     url = redis_server.url
-    created = cli("credentials", "create", "--redis-url", url, "--service-id", "101",
-                  "--scope", "clientarea:invoices", "--name", "cPanel")
+    created = cli(
+        "credentials",
+        "create",
+        "--redis-url",
+        url,
+        "--service-id",
+        "101",
+        "--scope",
+        "clientarea:invoices",
+        "--name",
+        "cPanel",
+    )
     assert created.returncode == 0, created.stderr
     body = json.loads(created.stdout)
     secret = body["clientSecret"]
@@ -416,33 +525,52 @@ def test_cli_create_list_reset_delete(redis_server, redis_client):
 
 def test_cli_credentials_work_at_the_token_endpoint(redis_server, app):
     # app's middleware shares the Redis the CLI writes to
-    created = cli("credentials", "create", "--redis-url", redis_server.url, "--service-id", "101",
-                  "--scope", "clientarea:invoices")
+    created = cli(
+        "credentials",
+        "create",
+        "--redis-url",
+        redis_server.url,
+        "--service-id",
+        "101",
+        "--scope",
+        "clientarea:invoices",
+    )
     body = json.loads(created.stdout)
     token_request(app, body["clientIdentifier"], body["clientSecret"], 200)
-    reset = cli("credentials", "reset-secret", "--redis-url", redis_server.url,
-                "--credential-id", str(body["credentialId"]))
+    reset = cli(
+        "credentials",
+        "reset-secret",
+        "--redis-url",
+        redis_server.url,
+        "--credential-id",
+        str(body["credentialId"]),
+    )
     new_secret = json.loads(reset.stdout)["clientSecret"]
-    assert token_request(app, body["clientIdentifier"], body["clientSecret"], 401)["error"] == \
-        "invalid_client"
+    assert (
+        token_request(app, body["clientIdentifier"], body["clientSecret"], 401)["error"] == "invalid_client"
+    )
     token_request(app, body["clientIdentifier"], new_secret, 200)
-    cli("credentials", "delete", "--redis-url", redis_server.url,
-        "--credential-id", str(body["credentialId"]))
-    assert token_request(app, body["clientIdentifier"], new_secret, 401)["error"] == \
-        "invalid_client"
+    cli(
+        "credentials", "delete", "--redis-url", redis_server.url, "--credential-id", str(body["credentialId"])
+    )
+    assert token_request(app, body["clientIdentifier"], new_secret, 401)["error"] == "invalid_client"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["create", "--service-id", "999"],
-                     "Service ID not associated with valid Client.", id="unknown-service"),
-        pytest.param(["create", "--service-id", "101", "--scope", "clientarea:bogus"],
-                     'The requested scope "clientarea:bogus" is invalid.', id="bad-scope"),
-        pytest.param(["reset-secret", "--credential-id", "999"], "Invalid credentialId",
-                     id="reset-unknown"),
-        pytest.param(["delete", "--credential-id", "999"], "Invalid credentialId",
-                     id="delete-unknown"),
+        pytest.param(
+            ["create", "--service-id", "999"],
+            "Service ID not associated with valid Client.",
+            id="unknown-service",
+        ),
+        pytest.param(
+            ["create", "--service-id", "101", "--scope", "clientarea:bogus"],
+            'The requested scope "clientarea:bogus" is invalid.',
+            id="bad-scope",
+        ),
+        pytest.param(["reset-secret", "--credential-id", "999"], "Invalid credentialId", id="reset-unknown"),
+        pytest.param(["delete", "--credential-id", "999"], "Invalid credentialId", id="delete-unknown"),
     ],
 )
 def test_cli_errors_exit_1_with_the_whmcs_message(redis_server, redis_client, args, message):
@@ -476,18 +604,29 @@ def test_an_update_never_undoes_a_concurrent_secret_reset(make_middleware, redis
     from sso_middleware.oauth import CredentialManager
 
     sealer = RecordSealer([SECRET_KEY])
-    store = ResetDuringUpdate(Stores.redis(redis_client).credentials,
-                              lambda inner: CredentialManager(inner, user_store, Destinations(), sealer))
+    store = ResetDuringUpdate(
+        Stores.redis(redis_client).credentials,
+        lambda inner: CredentialManager(inner, user_store, Destinations(), sealer),
+    )
     app = browser(make_middleware(credentials=store))
     body = create(app, scope="clientarea:invoices")
     store.armed = True
     api(app, "UpdateOAuthCredential", credentialId=str(body["credentialId"]), name="renamed")
     assert store.new_secret is not None, "the concurrent reset did not happen"
     # the reset holds: the old secret stays dead, the new one works, and the rename applied
-    grant_status = {secret: app.post(TOKEN_PATH, {
-        "grant_type": "single_sign_on", "scope": "clientarea:sso",
-        "client_id": body["clientIdentifier"], "client_secret": secret}, status="*").status_int
-        for secret in (body["clientSecret"], store.new_secret)}
+    grant_status = {
+        secret: app.post(
+            TOKEN_PATH,
+            {
+                "grant_type": "single_sign_on",
+                "scope": "clientarea:sso",
+                "client_id": body["clientIdentifier"],
+                "client_secret": secret,
+            },
+            status="*",
+        ).status_int
+        for secret in (body["clientSecret"], store.new_secret)
+    }
     assert grant_status == {body["clientSecret"]: 401, store.new_secret: 200}
     listed = api(app, "ListOAuthCredentials")["clients"]
     assert [c["name"] for c in listed] == ["renamed"]
@@ -506,8 +645,9 @@ def old_release_store(redis_client, *credentials):
 def old_set(credential_id, identifier, secret):
     from sso_middleware.credentials import hash_secret
 
-    return OAuthCredential(credential_id, identifier, hash_secret(secret),
-                           ("clientarea:sso", "clientarea:invoices"), 1, 101)
+    return OAuthCredential(
+        credential_id, identifier, hash_secret(secret), ("clientarea:sso", "clientarea:invoices"), 1, 101
+    )
 
 
 def import_sets(redis_server, *extra):
@@ -516,7 +656,9 @@ def import_sets(redis_server, *extra):
     return json.loads(result.stdout), result.stderr
 
 
-def test_sets_of_a_release_that_kept_them_unsealed_are_imported_sealed(redis_server, redis_client, make_middleware):
+def test_sets_of_a_release_that_kept_them_unsealed_are_imported_sealed(
+    redis_server, redis_client, make_middleware
+):
     """Upgrading from ``sso:v1:``: the durable credential sets are listed
     for review, then copied across, sealed; their identifiers and secrets
     keep working."""
@@ -524,8 +666,12 @@ def test_sets_of_a_release_that_kept_them_unsealed_are_imported_sealed(redis_ser
     old_release_store(redis_client, kept)
     app = browser(make_middleware())
     existing = create(app, scope="clientarea:invoices")  # made on the new release first: id 1 is taken
-    token = {"grant_type": "single_sign_on", "scope": "clientarea:sso", "client_id": kept.identifier,
-             "client_secret": "old-secret"}
+    token = {
+        "grant_type": "single_sign_on",
+        "scope": "clientarea:sso",
+        "client_id": kept.identifier,
+        "client_secret": "old-secret",
+    }
 
     listed, advice = import_sets(redis_server)  # a dry run: review first
     assert listed["applied"] is False and "--apply" in advice
@@ -547,7 +693,9 @@ def listed_ids(app):
     return [c["credentialId"] for c in api(app, "ListOAuthCredentials")["clients"]]
 
 
-def test_an_import_takes_only_the_sets_named_and_skips_unreadable_records(redis_server, redis_client, make_middleware):
+def test_an_import_takes_only_the_sets_named_and_skips_unreadable_records(
+    redis_server, redis_client, make_middleware
+):
     wanted, planted = old_set(3, "a" * 32, "s1"), old_set(10**12, "b" * 32, "s2")
     old = old_release_store(redis_client, wanted, planted)
     redis_client.hset(old.by_identifier, "d" * 32, b"not json")
@@ -595,6 +743,13 @@ def test_a_reset_id_counter_never_makes_two_sets_share_an_id(make_middleware, re
     assert second["credentialId"] != first["credentialId"]
     api(app, "DeleteOAuthCredential", credentialId=str(first["credentialId"]))
     assert [c["name"] for c in api(app, "ListOAuthCredentials")["clients"]] == ["panel B"]
-    app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "scope": "clientarea:sso",
-                          "client_id": first["clientIdentifier"],
-                          "client_secret": first["clientSecret"]}, status=401)
+    app.post(
+        TOKEN_PATH,
+        {
+            "grant_type": "single_sign_on",
+            "scope": "clientarea:sso",
+            "client_id": first["clientIdentifier"],
+            "client_secret": first["clientSecret"],
+        },
+        status=401,
+    )

@@ -28,13 +28,22 @@ from tests.support.helpers import API_IDENTIFIER, API_SECRET, SECRET_KEY, SYSTEM
 
 #: An ini value for each option, and the value it must give.
 INI_VALUES = {
-    "idle_timeout": ("900", 900), "absolute_timeout": ("7200", 7200),
-    "secure_cookies": ("false", False), "cookie_name": ("portal_sso", "portal_sso"),
-    "logout_on_get": ("true", True), "token_ttl": ("30", 30), "revoke_on_replay": ("false", False),
-    "confirm": ("always", "always"), "redeem_limit": ("5/60", Limit(5, 60)),
-    "client_auth_limit": ("6/60", Limit(6, 60)), "address_auth_limit": ("7/60", Limit(7, 60)),
-    "trusted_proxies": ("2", 2), "sso_path": ("/sso", "/sso"), "token_path": ("/token", "/token"),
-    "api_path": ("/api", "/api"), "logout_path": ("/bye", "/bye"),
+    "idle_timeout": ("900", 900),
+    "absolute_timeout": ("7200", 7200),
+    "secure_cookies": ("false", False),
+    "cookie_name": ("portal_sso", "portal_sso"),
+    "logout_on_get": ("true", True),
+    "token_ttl": ("30", 30),
+    "revoke_on_replay": ("false", False),
+    "confirm": ("always", "always"),
+    "redeem_limit": ("5/60", Limit(5, 60)),
+    "client_auth_limit": ("6/60", Limit(6, 60)),
+    "address_auth_limit": ("7/60", Limit(7, 60)),
+    "trusted_proxies": ("2", 2),
+    "sso_path": ("/sso", "/sso"),
+    "token_path": ("/token", "/token"),
+    "api_path": ("/api", "/api"),
+    "logout_path": ("/bye", "/bye"),
     "logout_redirect": ("/home", "/home"),
     "api_credentials": (f"\nbilling = {hash_secret(API_SECRET)}", {"billing": hash_secret(API_SECRET)}),
     "api_roles": ("\nbilling = CreateSsoToken", {"billing": "CreateSsoToken"}),
@@ -49,8 +58,13 @@ def test_every_option_has_one_ini_name_and_a_test_value():
 @pytest.mark.parametrize("name", sorted(INI_VALUES))
 def test_the_ini_pipeline_reads_every_option(name, monkeypatch):
     text, expected = INI_VALUES[name]
-    settings = {"system_url": "http://127.0.0.1:8000", "redis_url": "memory:", "secret_keys": SECRET_KEY,
-                "user_store": "tests.support.helpers:seed_user_store", name: text}
+    settings = {
+        "system_url": "http://127.0.0.1:8000",
+        "redis_url": "memory:",
+        "secret_keys": SECRET_KEY,
+        "user_store": "tests.support.helpers:seed_user_store",
+        name: text,
+    }
     if name in ("api_roles", "api_allowed_ips"):
         settings["api_credentials"] = INI_VALUES["api_credentials"][0]
     if name == "cookie_name" or name == "secure_cookies":
@@ -64,22 +78,28 @@ def test_a_name_that_is_no_option_is_refused():
         by_ini_names({"idle_timout": 60})
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda: SessionOptions(idle_timeout=0), "idle_timeout must be whole seconds from 1"),
-    (lambda: SessionOptions(idle_timeout=7200, absolute_timeout=3600), "idle_timeout must be whole seconds from 1 to 3600"),
-    (lambda: SessionOptions(absolute_timeout=10**9), "absolute_timeout must be whole seconds"),
-    (lambda: SessionOptions(idle_timeout=60.0), "idle_timeout must be whole seconds"),
-    (lambda: SessionOptions(cookie_name="a b"), "must be a non-empty token"),
-    (lambda: SessionOptions(cookie_name="__Host-x", secure=False), "browsers drop __Host-"),
-    (lambda: RedemptionOptions(token_ttl=601), "token_ttl must be whole seconds from 1 to 600"),
-    (lambda: RedemptionOptions(confirm="sometimes"), "confirm must be one of never, always, signed_in"),
-    (lambda: RedemptionOptions(revoke_on_replay="yes"), "revoke_on_replay must be True or False"),
-    (lambda: Limits(redeem=(5, 60)), "redeem must be a Limit"),
-    (lambda: Limits(trusted_proxies=-1), "trusted_proxies must be a whole number"),
-    (lambda: Paths(sso="oauth"), "sso_path 'oauth' must be a path"),
-    (lambda: Paths(token="/x", api="/x"), "must differ"),
-    (lambda: AdminAPIOptions(roles={"x": ["CreateSsoToken"]}), "need api_credentials"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: SessionOptions(idle_timeout=0), "idle_timeout must be whole seconds from 1"),
+        (
+            lambda: SessionOptions(idle_timeout=7200, absolute_timeout=3600),
+            "idle_timeout must be whole seconds from 1 to 3600",
+        ),
+        (lambda: SessionOptions(absolute_timeout=10**9), "absolute_timeout must be whole seconds"),
+        (lambda: SessionOptions(idle_timeout=60.0), "idle_timeout must be whole seconds"),
+        (lambda: SessionOptions(cookie_name="a b"), "must be a non-empty token"),
+        (lambda: SessionOptions(cookie_name="__Host-x", secure=False), "browsers drop __Host-"),
+        (lambda: RedemptionOptions(token_ttl=601), "token_ttl must be whole seconds from 1 to 600"),
+        (lambda: RedemptionOptions(confirm="sometimes"), "confirm must be one of never, always, signed_in"),
+        (lambda: RedemptionOptions(revoke_on_replay="yes"), "revoke_on_replay must be True or False"),
+        (lambda: Limits(redeem=(5, 60)), "redeem must be a Limit"),
+        (lambda: Limits(trusted_proxies=-1), "trusted_proxies must be a whole number"),
+        (lambda: Paths(sso="oauth"), "sso_path 'oauth' must be a path"),
+        (lambda: Paths(token="/x", api="/x"), "must differ"),
+        (lambda: AdminAPIOptions(roles={"x": ["CreateSsoToken"]}), "need api_credentials"),
+    ],
+)
 def test_groups_refuse_bad_values_when_made(make, message):
     with pytest.raises(ConfigurationError, match=message):
         make()
@@ -94,11 +114,18 @@ def test_groups_are_frozen(group):
 
 def test_a_group_given_as_a_dict_is_refused(redis_client, user_store):
     with pytest.raises(ConfigurationError, match="sessions must be a SessionOptions"):
-        SSOMiddleware(echo_app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY], user_store=user_store,
-                      stores=Stores.redis(redis_client), sessions={"idle_timeout": 60})
+        SSOMiddleware(
+            echo_app,
+            system_url=SYSTEM_URL,
+            secret_keys=[SECRET_KEY],
+            user_store=user_store,
+            stores=Stores.redis(redis_client),
+            sessions={"idle_timeout": 60},
+        )
 
 
 # -- extension points -----------------------------------------------------------------
+
 
 class PingAPI(AdminAPI):
     """An admin API with one more action."""
@@ -114,21 +141,42 @@ class PingMiddleware(SSOMiddleware):
 
 
 def ping_portal(redis_client, user_store, **api):
-    return browser(PingMiddleware(
-        echo_app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY], user_store=user_store,
-        stores=Stores.redis(redis_client),
-        api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}, **api)))
+    return browser(
+        PingMiddleware(
+            echo_app,
+            system_url=SYSTEM_URL,
+            secret_keys=[SECRET_KEY],
+            user_store=user_store,
+            stores=Stores.redis(redis_client),
+            api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}, **api),
+        )
+    )
 
 
 def test_a_subclass_adds_an_admin_action(redis_client, user_store):
     app = ping_portal(redis_client, user_store)
-    response = app.post("/includes/api.php", {"action": "ping", "say": "hi", "identifier": API_IDENTIFIER,
-                                              "secret": API_SECRET, "responsetype": "json"})
+    response = app.post(
+        "/includes/api.php",
+        {
+            "action": "ping",
+            "say": "hi",
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+        },
+    )
     assert json.loads(response.body) == {"result": "success", "pong": "hi", "caller": API_IDENTIFIER}
     # the built-in actions are still there
-    minted = app.post("/includes/api.php", {"action": "CreateSsoToken", "client_id": "1",
-                                            "identifier": API_IDENTIFIER, "secret": API_SECRET,
-                                            "responsetype": "json"})
+    minted = app.post(
+        "/includes/api.php",
+        {
+            "action": "CreateSsoToken",
+            "client_id": "1",
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+        },
+    )
     assert json.loads(minted.body)["result"] == "success"
 
 
@@ -137,12 +185,21 @@ def test_roles_may_name_an_added_action(redis_client, user_store):
     form = {"identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json"}
     assert json.loads(app.post("/includes/api.php", {**form, "action": "Ping"}).body)["result"] == "success"
     refused = app.post("/includes/api.php", {**form, "action": "CreateSsoToken"}, status=403)
-    assert json.loads(refused.body)["message"] == 'Invalid Permissions: API action "createssotoken" is not allowed'
+    assert (
+        json.loads(refused.body)["message"]
+        == 'Invalid Permissions: API action "createssotoken" is not allowed'
+    )
 
 
 def test_roles_naming_an_action_nobody_has_fail_at_start_up(redis_client, user_store):
     with pytest.raises(ConfigurationError, match="no action 'ping'"):
-        SSOMiddleware(echo_app, system_url=SYSTEM_URL, secret_keys=[SECRET_KEY], user_store=user_store,
-                      stores=Stores.redis(redis_client),
-                      api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)},
-                                          roles={API_IDENTIFIER: ["Ping"]}))
+        SSOMiddleware(
+            echo_app,
+            system_url=SYSTEM_URL,
+            secret_keys=[SECRET_KEY],
+            user_store=user_store,
+            stores=Stores.redis(redis_client),
+            api=AdminAPIOptions(
+                credentials={API_IDENTIFIER: hash_secret(API_SECRET)}, roles={API_IDENTIFIER: ["Ping"]}
+            ),
+        )

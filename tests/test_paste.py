@@ -23,7 +23,8 @@ def echo_factory(global_conf, **settings):
 def write_ini(tmp_path, redis_url, **extra):
     lines = "\n".join(f"{k} = {v}" for k, v in extra.items())
     ini = tmp_path / "portal.ini"
-    ini.write_text(textwrap.dedent(f"""\
+    ini.write_text(
+        textwrap.dedent(f"""\
         [pipeline:main]
         pipeline = sso portal
 
@@ -38,17 +39,24 @@ def write_ini(tmp_path, redis_url, **extra):
         destinations =
             clientarea:invoices = /billing
             clientarea:product_details = /services/{{service_id}}
-        """) + lines + textwrap.dedent("""
+        """)
+        + lines
+        + textwrap.dedent("""
 
         [app:portal]
         paste.app_factory = tests.test_paste:echo_factory
-        """))
+        """)
+    )
     return f"config:{ini}"
 
 
 def settings(url, **extra):
-    base = {"system_url": "https://portal.example.com", "redis_url": url,
-            "secret_keys": KEY, "user_store": "sso_middleware.demo:demo_user_store"}
+    base = {
+        "system_url": "https://portal.example.com",
+        "redis_url": url,
+        "secret_keys": KEY,
+        "user_store": "sso_middleware.demo:demo_user_store",
+    }
     return {**base, **extra}
 
 
@@ -56,9 +64,17 @@ def test_the_pipeline_loads_and_serves(tmp_path, redis_server):
     app = loadapp(write_ini(tmp_path, redis_server.url, token_ttl="30", redeem_limit="5/60"))
     assert isinstance(app, SSOMiddleware)
     client = webtest.TestApp(app, extra_environ={"wsgi.url_scheme": "https"})
-    result = client.post(API_PATH, {
-        "action": "CreateSsoToken", "identifier": "billing", "secret": "billing-secret",
-        "client_id": "1", "destination": "clientarea:invoices", "responsetype": "json"}).json
+    result = client.post(
+        API_PATH,
+        {
+            "action": "CreateSsoToken",
+            "identifier": "billing",
+            "secret": "billing-secret",
+            "client_id": "1",
+            "destination": "clientarea:invoices",
+            "responsetype": "json",
+        },
+    ).json
     assert result["result"] == "success"
     response = client.get(result["redirect_url"].removeprefix("https://portal.example.com"), status=303)
     assert response.headers["Location"] == "https://portal.example.com/billing"
@@ -66,17 +82,30 @@ def test_the_pipeline_loads_and_serves(tmp_path, redis_server):
 
 
 def test_memory_stores_for_development(redis_server):
-    app = filter_factory({}, **settings("memory:", secure_cookies="false",
-                                          system_url="http://127.0.0.1:8000"))(lambda e, s: [])
+    app = filter_factory(
+        {}, **settings("memory:", secure_cookies="false", system_url="http://127.0.0.1:8000")
+    )(lambda e, s: [])
     assert type(app.issuer.token_store).__name__ == "MemoryTokenStore"
 
 
 def test_settings_reach_the_middleware(redis_server):
-    app = filter_factory({}, **settings(
-        redis_server.url, token_ttl="30", idle_timeout="60", absolute_timeout="120",
-        trusted_proxies="1", secure_cookies="yes", cookie_name="__Host-portal",
-        logout_on_get="on", redeem_limit="5/60", sso_path="/sso", home="/start",
-        redis_prefix="portal:v1:"))(lambda e, s: [])
+    app = filter_factory(
+        {},
+        **settings(
+            redis_server.url,
+            token_ttl="30",
+            idle_timeout="60",
+            absolute_timeout="120",
+            trusted_proxies="1",
+            secure_cookies="yes",
+            cookie_name="__Host-portal",
+            logout_on_get="on",
+            redeem_limit="5/60",
+            sso_path="/sso",
+            home="/start",
+            redis_prefix="portal:v1:",
+        ),
+    )(lambda e, s: [])
     assert app.issuer.ttl == 30
     assert app.sessions.idle_timeout == 60 and app.sessions.cookie_name == "__Host-portal"
     assert "/sso" in app.endpoints and app.endpoints["/sso"].limiter.limit == Limit(5, 60)
@@ -97,41 +126,58 @@ def test_secret_keys_from_a_file_or_the_environment(tmp_path, monkeypatch, redis
     assert app.sessions.signer.secret_keys == [b"e" * 32]
 
 
-@pytest.mark.parametrize("change, message", [
-    pytest.param({"secure_cookie": "true"}, "unknown setting 'secure_cookie'", id="unknown-key"),
-    pytest.param({"secure_cookies": "ture"}, "secure_cookies = 'ture': write true or false",
-                 id="bad-boolean"),
-    pytest.param({"token_ttl": "sixty"}, "token_ttl = 'sixty': write a whole number", id="bad-integer"),
-    pytest.param({"token_ttl": "-1"}, "token_ttl = '-1'", id="negative-integer"),
-    pytest.param({"token_ttl": "601"}, "token_ttl must be whole seconds from 1 to 600", id="ttl-cap"),
-    pytest.param({"redeem_limit": "100"}, "redeem_limit = '100': write attempts/seconds",
-                 id="bad-limit"),
-    pytest.param({"system_url": ""}, "system_url is required", id="missing-system-url"),
-    pytest.param({"redis_url": ""}, "set exactly one of redis_url", id="missing-redis-url"),
-    pytest.param({"redis_sentinels": "127.0.0.1:26379"}, "set exactly one of redis_url",
-                 id="two-redis-sources"),
-    pytest.param({"redis_url": "", "redis_sentinels": "127.0.0.1:26379"}, "redis_service",
-                 id="sentinel-without-service"),
-    pytest.param({"redis_url": "", "redis_cluster_nodes": "nohost"}, "host:port pairs",
-                 id="bad-cluster-nodes"),
-    pytest.param({"redis_wait": "1"}, "redis_wait = '1': write replicas/milliseconds", id="bad-wait"),
-    pytest.param({"redis_password_env": "NOT_SET_ANYWHERE"}, "NOT_SET_ANYWHERE is not set",
-                 id="missing-password-env"),
-    pytest.param({"user_store": ""}, "user_store is required", id="missing-user-store"),
-    pytest.param({"user_store": "nowhere"}, "write package.module:factory", id="bad-dotted-name"),
-    pytest.param({"user_store": "nowhere.at_all:x"}, "cannot load it", id="missing-module"),
-    pytest.param({"secret_keys": "short"}, "at least 32", id="short-key"),
-    pytest.param({"secret_key_file": "/nonexistent"}, "set exactly one of secret_keys",
-                 id="two-key-sources"),
-    pytest.param({"api_credentials": "billing = plaintext"}, "api_credentials['billing']",
-                 id="plaintext-api-secret"),
-    pytest.param({"api_credentials": "billing"}, "one 'name = value' per line", id="bad-mapping"),
-    pytest.param({"destinations": "clientarea:invoices = //evil.example"}, "must be a path",
-                 id="bad-destination"),
-    pytest.param({"destinations": "clientarea:bogus = /x/{user}"}, "unknown input 'user'",
-                 id="bad-template"),
-    pytest.param({"system_url": "http://portal.example.com"}, "plain HTTP", id="insecure-url"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        pytest.param({"secure_cookie": "true"}, "unknown setting 'secure_cookie'", id="unknown-key"),
+        pytest.param(
+            {"secure_cookies": "ture"}, "secure_cookies = 'ture': write true or false", id="bad-boolean"
+        ),
+        pytest.param({"token_ttl": "sixty"}, "token_ttl = 'sixty': write a whole number", id="bad-integer"),
+        pytest.param({"token_ttl": "-1"}, "token_ttl = '-1'", id="negative-integer"),
+        pytest.param({"token_ttl": "601"}, "token_ttl must be whole seconds from 1 to 600", id="ttl-cap"),
+        pytest.param({"redeem_limit": "100"}, "redeem_limit = '100': write attempts/seconds", id="bad-limit"),
+        pytest.param({"system_url": ""}, "system_url is required", id="missing-system-url"),
+        pytest.param({"redis_url": ""}, "set exactly one of redis_url", id="missing-redis-url"),
+        pytest.param(
+            {"redis_sentinels": "127.0.0.1:26379"}, "set exactly one of redis_url", id="two-redis-sources"
+        ),
+        pytest.param(
+            {"redis_url": "", "redis_sentinels": "127.0.0.1:26379"},
+            "redis_service",
+            id="sentinel-without-service",
+        ),
+        pytest.param(
+            {"redis_url": "", "redis_cluster_nodes": "nohost"}, "host:port pairs", id="bad-cluster-nodes"
+        ),
+        pytest.param({"redis_wait": "1"}, "redis_wait = '1': write replicas/milliseconds", id="bad-wait"),
+        pytest.param(
+            {"redis_password_env": "NOT_SET_ANYWHERE"},
+            "NOT_SET_ANYWHERE is not set",
+            id="missing-password-env",
+        ),
+        pytest.param({"user_store": ""}, "user_store is required", id="missing-user-store"),
+        pytest.param({"user_store": "nowhere"}, "write package.module:factory", id="bad-dotted-name"),
+        pytest.param({"user_store": "nowhere.at_all:x"}, "cannot load it", id="missing-module"),
+        pytest.param({"secret_keys": "short"}, "at least 32", id="short-key"),
+        pytest.param(
+            {"secret_key_file": "/nonexistent"}, "set exactly one of secret_keys", id="two-key-sources"
+        ),
+        pytest.param(
+            {"api_credentials": "billing = plaintext"},
+            "api_credentials['billing']",
+            id="plaintext-api-secret",
+        ),
+        pytest.param({"api_credentials": "billing"}, "one 'name = value' per line", id="bad-mapping"),
+        pytest.param(
+            {"destinations": "clientarea:invoices = //evil.example"}, "must be a path", id="bad-destination"
+        ),
+        pytest.param(
+            {"destinations": "clientarea:bogus = /x/{user}"}, "unknown input 'user'", id="bad-template"
+        ),
+        pytest.param({"system_url": "http://portal.example.com"}, "plain HTTP", id="insecure-url"),
+    ],
+)
 def test_bad_settings_fail_at_startup_with_a_clear_message(redis_server, change, message):
     with pytest.raises(ConfigurationError) as error:
         filter_factory({}, **settings(redis_server.url, **change))(lambda e, s: [])

@@ -21,9 +21,15 @@ SIGN_INS = 24
 
 
 def call_api(pipeline, **inputs):
-    data = urllib.parse.urlencode({"action": "CreateSsoToken", "identifier": "demo",
-                                   "secret": pipeline.api_secret, "responsetype": "json",
-                                   **inputs}).encode()
+    data = urllib.parse.urlencode(
+        {
+            "action": "CreateSsoToken",
+            "identifier": "demo",
+            "secret": pipeline.api_secret,
+            "responsetype": "json",
+            **inputs,
+        }
+    ).encode()
     try:
         with urllib.request.urlopen(pipeline.url + API_PATH, data, timeout=5) as r:
             return json.load(r)
@@ -37,8 +43,9 @@ class LoopbackIsSecure(http.cookiejar.DefaultCookiePolicy):
     Secure session cookie is sent back."""
 
     def return_ok_secure(self, cookie, request):
-        return urllib.parse.urlsplit(request.get_full_url()).hostname == "127.0.0.1" or \
-            super().return_ok_secure(cookie, request)
+        return urllib.parse.urlsplit(
+            request.get_full_url()
+        ).hostname == "127.0.0.1" or super().return_ok_secure(cookie, request)
 
 
 def browser():
@@ -64,9 +71,14 @@ def whoami(opener, pipeline):
 def test_the_ini_loads_with_paste_deploy(redis_server, monkeypatch, tmp_path):
     monkeypatch.setenv("SSO_SECRET_KEYS", "p" * 32)
     monkeypatch.setenv("PORTAL_DB", str(tmp_path / "portal.db"))
-    app = loadapp(f"config:{ROOT / 'examples' / 'pipeline.ini'}", global_conf={
-        "public_url": "http://127.0.0.1:8000", "redis": redis_server.url,
-        "api_secret_hash": hash_secret("x")})
+    app = loadapp(
+        f"config:{ROOT / 'examples' / 'pipeline.ini'}",
+        global_conf={
+            "public_url": "http://127.0.0.1:8000",
+            "redis": redis_server.url,
+            "api_secret_hash": hash_secret("x"),
+        },
+    )
     assert isinstance(app, SSOMiddleware)
     assert app.system_url == "http://127.0.0.1:8000"
     assert app.issuer.destinations.resolve("clientarea:invoices") == "/account/invoices"
@@ -94,15 +106,19 @@ def test_the_access_log_holds_no_token(pipeline):
 
 def test_the_security_setting_holds_in_every_worker(pipeline):
     opener = sign_in(pipeline, client_id="1")
-    request = urllib.request.Request(pipeline.url + "/account/security", b"allow_sso=0",
-                                     headers={"Origin": pipeline.url})
+    request = urllib.request.Request(
+        pipeline.url + "/account/security", b"allow_sso=0", headers={"Origin": pipeline.url}
+    )
     opener.open(request, timeout=5).close()
     try:
         for _ in range(6):  # whichever worker answers
             assert call_api(pipeline, client_id="1") == {
-                "result": "error", "message": "SSO authentication blocked for client 1"}
+                "result": "error",
+                "message": "SSO authentication blocked for client 1",
+            }
     finally:
-        request = urllib.request.Request(pipeline.url + "/account/security", b"allow_sso=1",
-                                         headers={"Origin": pipeline.url})
+        request = urllib.request.Request(
+            pipeline.url + "/account/security", b"allow_sso=1", headers={"Origin": pipeline.url}
+        )
         opener.open(request, timeout=5).close()
     assert call_api(pipeline, client_id="1")["result"] == "success"

@@ -82,11 +82,14 @@ def test_replay_racing_the_first_redemption_leaves_no_session(contention_figures
 # --------------------------------------------------------------------------- 3. expiry, 4. revocation
 
 
-@pytest.mark.parametrize("name", [
-    "Expiry, TTL 1 s, redeemed at 0.8 s",
-    "Expiry, TTL 1 s, redeemed at 1.2 s",
-    "Key that lost its TTL refused by issue time (1.2 s)",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Expiry, TTL 1 s, redeemed at 0.8 s",
+        "Expiry, TTL 1 s, redeemed at 1.2 s",
+        "Key that lost its TTL refused by issue time (1.2 s)",
+    ],
+)
 def test_expiry(lifecycle_figures, name):
     meets(lifecycle_figures[name])
 
@@ -103,31 +106,37 @@ def test_redirects_never_leave_the_deployment(lab):
     meets(figure)
 
 
-@pytest.mark.parametrize("location", [
-    "https://evil.example/",
-    "//evil.example",
-    "https://portal.example.com/other",
-    "https://portal.example.com/application",
-    "https://portal.example.com/app/../evil",
-    "https://portal.example.com/app/%2e%2e/evil",
-    "https://portal.example.com/app/a/.%2E/../evil",
-    "https://portal.example.com/app/x\r\nSet-Cookie: a=b",
-    "https://portal.example.com/app/\u2215evil",
-    "https://portal.example.com@evil.example/app/",
-])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://evil.example/",
+        "//evil.example",
+        "https://portal.example.com/other",
+        "https://portal.example.com/application",
+        "https://portal.example.com/app/../evil",
+        "https://portal.example.com/app/%2e%2e/evil",
+        "https://portal.example.com/app/a/.%2E/../evil",
+        "https://portal.example.com/app/x\r\nSet-Cookie: a=b",
+        "https://portal.example.com/app/\u2215evil",
+        "https://portal.example.com@evil.example/app/",
+    ],
+)
 def test_the_escape_checker_sees_an_escape(location):
     """The checker the redirect proof relies on flags what a browser would
     follow out of the deployment."""
     assert redirects.escape(location) is not None
 
 
-@pytest.mark.parametrize("location", [
-    "https://portal.example.com/app/",
-    "https://portal.example.com/app/clientarea.php?action=invoices",
-    "https://portal.example.com/app/a/../b",
-    "https://portal.example.com/app/index.php?rp=/../../x",
-    "https://portal.example.com/app//evil.example",
-])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://portal.example.com/app/",
+        "https://portal.example.com/app/clientarea.php?action=invoices",
+        "https://portal.example.com/app/a/../b",
+        "https://portal.example.com/app/index.php?rp=/../../x",
+        "https://portal.example.com/app//evil.example",
+    ],
+)
 def test_the_escape_checker_lets_local_paths_pass(location):
     assert redirects.escape(location) is None
 
@@ -158,9 +167,24 @@ def test_atheris_harness_runs_clean_for_a_second(lab, harness, tmp_path):
     pytest.importorskip("atheris", reason="atheris not installed (pip install -e '.[fuzz]')")
     out = tmp_path / "fuzz.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "proof.fuzz", "--seconds", "1", "--only", harness,
-         "--redis-url", lab.redis.url, "--json", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "proof.fuzz",
+            "--seconds",
+            "1",
+            "--only",
+            harness,
+            "--redis-url",
+            lab.redis.url,
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     (result,) = json.loads(out.read_text())["harnesses"]
     assert result["executions"] > 0, completed.stdout + completed.stderr
     assert not result["crashed"], result["detail"]
@@ -174,15 +198,18 @@ def fault_figures(lab):
     return {figure.name: figure for figure in faults.prove(lab)}
 
 
-@pytest.mark.parametrize("name", [
-    "Redis killed mid-load: false successes",
-    "Redis killed mid-load: 500s and transport errors",
-    "Redis killed mid-load: worst 503 latency",
-    "Redis killed mid-load: recovery after restart",
-    "Redis that never answers",
-    "Connection pool exhausted",
-    "Redis failing after the burn",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Redis killed mid-load: false successes",
+        "Redis killed mid-load: 500s and transport errors",
+        "Redis killed mid-load: worst 503 latency",
+        "Redis killed mid-load: recovery after restart",
+        "Redis that never answers",
+        "Connection pool exhausted",
+        "Redis failing after the burn",
+    ],
+)
 def test_faults(fault_figures, name):
     meets(fault_figures[name])
 

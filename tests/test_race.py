@@ -46,8 +46,7 @@ def test_exactly_one_of_fifty_concurrent_redemptions_succeeds(make_middleware, s
     # 49 losers per round are failed redemptions: keep them under the limit;
     # and they are replays, which by default also revoke the winner's session
     # (see test_replays_under_contention_leave_no_session): single use alone here
-    middleware = make_middleware(redeem_limit=Limit(THREADS * ROUNDS, 600),
-                                 revoke_on_replay=False, **options)
+    middleware = make_middleware(redeem_limit=Limit(THREADS * ROUNDS, 600), revoke_on_replay=False, **options)
     for _ in range(ROUNDS):
         path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
         statuses = race(middleware, path)

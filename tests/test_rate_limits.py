@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from sso_middleware import Limit
 from sso_middleware.ratelimit import _warn_untrusted_forwarding, remote_address
 from sso_middleware.stores.memory import MemoryCounterStore
-from tests.support.helpers import FakeClock, API_IDENTIFIER, API_PATH, API_SECRET, SSO_PATH, TOKEN_PATH, browser, sso_path
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    SSO_PATH,
+    TOKEN_PATH,
+    FakeClock,
+    browser,
+    sso_path,
+)
 
 
 def bad_link(n):
@@ -57,7 +65,8 @@ def test_forwarded_requests_without_trusted_proxies_are_reported_once(make_middl
     assert len(warnings) == 1 and "trusted_proxies" in warnings[0].getMessage()
     _warn_untrusted_forwarding.cache_clear()
     browser(make_middleware(trusted_proxies=1)).get(
-        bad_link(9), headers={"X-Forwarded-For": "198.51.100.7"}, status=403)
+        bad_link(9), headers={"X-Forwarded-For": "198.51.100.7"}, status=403
+    )
     assert len([r for r in caplog.records if getattr(r, "sso_event", None) == "untrusted_forwarding"]) == 1
 
 
@@ -72,8 +81,12 @@ def test_a_window_runs_out_no_hard_lockout(make_middleware):
     """Windows are kept by the counter store (Redis's expiry; its contract
     test covers that); the memory store on a fake clock drives one here."""
     clock = FakeClock()
-    app = from_address(browser(make_middleware(redeem_limit=Limit(1, 1), clock=clock,
-                                               counters=MemoryCounterStore(clock=clock))), "10.0.0.4")
+    app = from_address(
+        browser(
+            make_middleware(redeem_limit=Limit(1, 1), clock=clock, counters=MemoryCounterStore(clock=clock))
+        ),
+        "10.0.0.4",
+    )
     app.get(bad_link(1), status=403)
     app.get(bad_link(2), status=429)
     clock.advance(1.2)
@@ -104,8 +117,16 @@ def credential(middleware):
 
 
 def auth(app, identifier, secret, status):
-    return app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "scope": "clientarea:sso",
-                                 "client_id": identifier, "client_secret": secret}, status=status)
+    return app.post(
+        TOKEN_PATH,
+        {
+            "grant_type": "single_sign_on",
+            "scope": "clientarea:sso",
+            "client_id": identifier,
+            "client_secret": secret,
+        },
+        status=status,
+    )
 
 
 def test_client_authentication_limit_per_client(make_middleware):
@@ -134,8 +155,12 @@ def test_failures_in_a_clients_name_cannot_lock_it_out(make_middleware):
     owner = from_address(browser(middleware), "10.0.9.99")
     auth(owner, credential.identifier, secret, 200)
     api = from_address(browser(middleware), "10.0.9.98")
-    form = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "client_id": "1",
-            "responsetype": "json"}
+    form = {
+        "action": "CreateSsoToken",
+        "identifier": API_IDENTIFIER,
+        "client_id": "1",
+        "responsetype": "json",
+    }
     for _ in range(3):
         api.post(API_PATH, {**form, "secret": "wrong"}, status="*")
     assert api.post(API_PATH, {**form, "secret": API_SECRET}).json["result"] == "success"
@@ -159,11 +184,18 @@ def test_client_authentication_limit_per_address(make_middleware, credential):
 
 def test_admin_api_authentication_is_limited(make_middleware):
     app = from_address(browser(make_middleware(client_auth_limit=Limit(2, 60))), "10.0.1.4")
-    form = {"action": "CreateSsoToken", "identifier": API_IDENTIFIER, "secret": "wrong", "client_id": "1",
-            "responsetype": "json"}
+    form = {
+        "action": "CreateSsoToken",
+        "identifier": API_IDENTIFIER,
+        "secret": "wrong",
+        "client_id": "1",
+        "responsetype": "json",
+    }
     for _ in range(2):
         assert app.post(API_PATH, form, status=403).json == {
-            "result": "error", "message": "Authentication Failed"}
+            "result": "error",
+            "message": "Authentication Failed",
+        }
     response = app.post(API_PATH, form, status=429)
     assert response.json["result"] == "error" and response.headers["Retry-After"]
 
@@ -175,21 +207,23 @@ def test_forwarded_for_is_ignored_without_trusted_proxies(make_middleware):
 
 
 def test_forwarded_for_is_used_behind_trusted_proxies(make_middleware):
-    app = from_address(browser(make_middleware(redeem_limit=Limit(1, 600), trusted_proxies=1)),
-                       "10.0.2.2")
+    app = from_address(browser(make_middleware(redeem_limit=Limit(1, 600), trusted_proxies=1)), "10.0.2.2")
     app.get(bad_link(1), headers={"X-Forwarded-For": "spoofed, 1.1.1.1"}, status=403)
     app.get(bad_link(2), headers={"X-Forwarded-For": "spoofed, 2.2.2.2"}, status=403)
     app.get(bad_link(3), headers={"X-Forwarded-For": "other, 1.1.1.1"}, status=429)
 
 
-@pytest.mark.parametrize("environ, proxies, expected", [
-    ({"REMOTE_ADDR": "10.0.0.9"}, 0, "10.0.0.9"),
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "1.1.1.1"}, 0, "10.0.0.9"),
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "1.1.1.1"}, 1, "1.1.1.1"),
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "evil, 1.1.1.1, 10.0.0.8"}, 2, "1.1.1.1"),
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "1.1.1.1"}, 2, "10.0.0.9"),
-    ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": " , "}, 1, "10.0.0.9"),
-])
+@pytest.mark.parametrize(
+    "environ, proxies, expected",
+    [
+        ({"REMOTE_ADDR": "10.0.0.9"}, 0, "10.0.0.9"),
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "1.1.1.1"}, 0, "10.0.0.9"),
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "1.1.1.1"}, 1, "1.1.1.1"),
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "evil, 1.1.1.1, 10.0.0.8"}, 2, "1.1.1.1"),
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "1.1.1.1"}, 2, "10.0.0.9"),
+        ({"REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": " , "}, 1, "10.0.0.9"),
+    ],
+)
 def test_remote_address(environ, proxies, expected):
     assert remote_address(environ, proxies) == expected
 

@@ -15,7 +15,15 @@ from sso_middleware.destinations import WHMCS_DESTINATIONS
 from sso_middleware.responses import HARDENING_HEADERS, error_page
 from sso_middleware.tokens import TOKEN_PATTERN, TokenRecord, token_key
 from sso_middleware.users import AccountStatus
-from tests.support.helpers import FakeClock, COOKIE_NAME, SSO_PATH, SYSTEM_URL, browser, live_sessions, sso_path
+from tests.support.helpers import (
+    COOKIE_NAME,
+    SSO_PATH,
+    SYSTEM_URL,
+    FakeClock,
+    browser,
+    live_sessions,
+    sso_path,
+)
 
 
 def whoami(app):
@@ -28,8 +36,9 @@ def assert_hardened(response):
 
 
 def denial_reasons(caplog):
-    return [r.getMessage() for r in caplog.records
-            if r.name == "sso_middleware" and r.levelno == logging.WARNING]
+    return [
+        r.getMessage() for r in caplog.records if r.name == "sso_middleware" and r.levelno == logging.WARNING
+    ]
 
 
 INPUTS = {"service_id": 101, "domain_id": 111, "sso_redirect_path": "clientarea.php?action=details"}
@@ -40,9 +49,9 @@ def test_every_scope_signs_in_and_lands_on_its_path(app, mint, scope):
     template = WHMCS_DESTINATIONS.get(scope, "/clientarea.php")
     inputs = {k: v for k, v in INPUTS.items() if "{" + k + "}" in template}
     response = app.get(mint(client_id=1, destination=scope, **inputs), status=303)
-    assert response.headers["Location"] == SYSTEM_URL + template.replace(
-        "{service_id}", "101").replace("{domain_id}", "111").replace(
-        "{sso_redirect_path}", "clientarea.php?action=details")
+    assert response.headers["Location"] == SYSTEM_URL + template.replace("{service_id}", "101").replace(
+        "{domain_id}", "111"
+    ).replace("{sso_redirect_path}", "clientarea.php?action=details")
     assert_hardened(response)
     assert len(response.headers.getall("Set-Cookie")) == 1
     assert whoami(app) == [1, 1]
@@ -94,12 +103,15 @@ def test_token_works_once(app, mint, caplog):
     second = browser(app.app)
     second.get(path, status=403)
     assert whoami(second) is None
-    assert denial_reasons(caplog) == ["Single Sign-On token %s replayed" % fingerprint(path),
-                                      "Unable to authenticate with Single Sign-On token"]
+    assert denial_reasons(caplog) == [
+        f"Single Sign-On token {fingerprint(path)} replayed",
+        "Unable to authenticate with Single Sign-On token",
+    ]
 
 
 def fingerprint(path):
     from sso_middleware.tokens import fingerprint, token_key
+
     return fingerprint(token_key(path.rsplit("=", 1)[1]))
 
 
@@ -167,17 +179,29 @@ def test_unknown_used_and_expired_failures_are_byte_identical(make_middleware, r
     assert "http" not in unknown.text.lower().replace("http-equiv", "")
 
 
-@pytest.mark.parametrize("setup, reason", [
-    pytest.param(lambda users: users.set_status(1, AccountStatus.CLOSED),
-                 'Single Sign-On authentication denied for "Closed" User ID: 1', id="closed"),
-    pytest.param(lambda users: users.set_sso_allowed(1, False),
-                 "Single Sign-On authentication denied per configuration for User ID: 1",
-                 id="sso-switched-off"),
-    pytest.param(lambda users: users.users.pop(1),
-                 "Unable to authenticate with Single Sign-On token for User ID: 1", id="user-gone"),
-])
-def test_state_changed_after_minting_is_denied_and_the_token_spent(app, mint, user_store, caplog,
-                                                                    setup, reason):
+@pytest.mark.parametrize(
+    "setup, reason",
+    [
+        pytest.param(
+            lambda users: users.set_status(1, AccountStatus.CLOSED),
+            'Single Sign-On authentication denied for "Closed" User ID: 1',
+            id="closed",
+        ),
+        pytest.param(
+            lambda users: users.set_sso_allowed(1, False),
+            "Single Sign-On authentication denied per configuration for User ID: 1",
+            id="sso-switched-off",
+        ),
+        pytest.param(
+            lambda users: users.users.pop(1),
+            "Unable to authenticate with Single Sign-On token for User ID: 1",
+            id="user-gone",
+        ),
+    ],
+)
+def test_state_changed_after_minting_is_denied_and_the_token_spent(
+    app, mint, user_store, caplog, setup, reason
+):
     path = mint(client_id=1)
     saved = (dict(user_store.accounts), dict(user_store.users))
     setup(user_store)
@@ -206,9 +230,11 @@ def test_active_session_of_closed_account_is_a_conflict(app, mint, user_store, r
     user_store.set_status(2, AccountStatus.CLOSED)
     response = app.get(path, status=403)
     assert denial_reasons(caplog) == [
-        'OAuth authorization request denied due to unexpected active login session'
-        ' for "Closed" User ID: 2']
-    assert "Max-Age=0" in response.headers["Set-Cookie"] or "expires=" in response.headers["Set-Cookie"].lower()
+        'OAuth authorization request denied due to unexpected active login session for "Closed" User ID: 2'
+    ]
+    assert (
+        "Max-Age=0" in response.headers["Set-Cookie"] or "expires=" in response.headers["Set-Cookie"].lower()
+    )
     assert whoami(app) is None
     assert not live_sessions(redis_client)
     user_store.set_status(2, AccountStatus.ACTIVE)
@@ -239,9 +265,11 @@ def test_attacker_chosen_cookie_is_never_adopted(app, mint):
 
 
 def test_location_ignores_host_and_forwarded_headers(app, mint):
-    response = app.get(mint(client_id=1), headers={
-        "Host": "evil.example", "X-Forwarded-Host": "evil.example",
-        "X-Forwarded-Proto": "http"}, status=303)
+    response = app.get(
+        mint(client_id=1),
+        headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"},
+        status=303,
+    )
     assert response.headers["Location"].startswith(SYSTEM_URL + "/")
 
 
@@ -252,12 +280,15 @@ def test_query_parameters_cannot_override_the_record(app, mint):
     assert whoami(app) == [1, 1]
 
 
-@pytest.mark.parametrize("scope, status", [
-    ("clientarea:invoices", 303),
-    ("clientarea:sso clientarea:invoices", 303),
-    ("clientarea:profile", 403),
-    ("clientarea:sso", 403),
-])
+@pytest.mark.parametrize(
+    "scope, status",
+    [
+        ("clientarea:invoices", 303),
+        ("clientarea:sso clientarea:invoices", 303),
+        ("clientarea:profile", 403),
+        ("clientarea:sso", 403),
+    ],
+)
 def test_scope_sent_along_must_agree_with_the_token(app, mint, scope, status):
     path = mint(client_id=1, destination="clientarea:invoices")
     app.get(path, {"scope": scope}, status=status)
@@ -277,17 +308,20 @@ def commands_run(redis_client) -> int:
     return sum(stat["calls"] for name, stat in stats.items() if name != "cmdstat_info")
 
 
-@pytest.mark.parametrize("query", [
-    pytest.param("", id="missing"),
-    pytest.param("access_token=", id="empty"),
-    pytest.param("access_token=" + "D" * 43 + "&access_token=" + "E" * 43, id="duplicate"),
-    pytest.param("access_token=" + "F" * 44, id="too-long"),
-    pytest.param("access_token=" + "G" * 42, id="too-short"),
-    pytest.param("access_token=" + "%C3%A9" * 43, id="non-ascii"),
-    pytest.param("access_token=" + "H" * 42 + "%00", id="nul"),
-    pytest.param("access_token=" + "x" * 5000, id="oversized"),
-    pytest.param("access_token=" + "I" * 43 + "&scope=a&scope=b", id="duplicate-scope"),
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("", id="missing"),
+        pytest.param("access_token=", id="empty"),
+        pytest.param("access_token=" + "D" * 43 + "&access_token=" + "E" * 43, id="duplicate"),
+        pytest.param("access_token=" + "F" * 44, id="too-long"),
+        pytest.param("access_token=" + "G" * 42, id="too-short"),
+        pytest.param("access_token=" + "%C3%A9" * 43, id="non-ascii"),
+        pytest.param("access_token=" + "H" * 42 + "%00", id="nul"),
+        pytest.param("access_token=" + "x" * 5000, id="oversized"),
+        pytest.param("access_token=" + "I" * 43 + "&scope=a&scope=b", id="duplicate-scope"),
+    ],
+)
 def test_malformed_links_are_400_and_never_touch_redis(app, redis_client, query):
     before = commands_run(redis_client)
     response = app.get(f"{SSO_PATH}?{query}", status=400)
@@ -328,13 +362,16 @@ def test_user_store_failure_fails_closed(make_middleware, user_store, redis_clie
     assert not live_sessions(redis_client)  # the spent token's session was ended
 
 
-@pytest.mark.parametrize("status, sso_allowed", [
-    pytest.param("Closed", True, id="closed-as-a-plain-string"),
-    pytest.param("Fraud", True, id="unknown-status"),
-    pytest.param(AccountStatus.ACTIVE, b"\x00", id="driver-false-bytes"),
-    pytest.param(AccountStatus.ACTIVE, "0", id="false-as-a-string"),
-    pytest.param(AccountStatus.ACTIVE, None, id="null"),
-])
+@pytest.mark.parametrize(
+    "status, sso_allowed",
+    [
+        pytest.param("Closed", True, id="closed-as-a-plain-string"),
+        pytest.param("Fraud", True, id="unknown-status"),
+        pytest.param(AccountStatus.ACTIVE, b"\x00", id="driver-false-bytes"),
+        pytest.param(AccountStatus.ACTIVE, "0", id="false-as-a-string"),
+        pytest.param(AccountStatus.ACTIVE, None, id="null"),
+    ],
+)
 def test_only_explicitly_open_accounts_sign_on(make_middleware, user_store, status, sso_allowed):
     """A user store may hand over raw database values: anything but Active
     or Inactive, and anything but True for "Allow Single Sign-On", refuses."""
@@ -344,7 +381,9 @@ def test_only_explicitly_open_accounts_sign_on(make_middleware, user_store, stat
     middleware = make_middleware()
     user_store.add_account(Account(1, status, sso_allowed, owner_user_id=1))
     assert middleware.create_sso_token(client_id=1) == {
-        "result": "error", "message": "SSO authentication blocked for client 1"}
+        "result": "error",
+        "message": "SSO authentication blocked for client 1",
+    }
     app = browser(middleware)
     app.get(path, status=403)
     assert whoami(app) is None

@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from tests.support.helpers import FakeClock, API_IDENTIFIER, API_PATH, API_SECRET, browser, live_sessions, sso_path
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    FakeClock,
+    browser,
+    live_sessions,
+    sso_path,
+)
 
 
 def signed_in(middleware, client_id, user_id=None):
@@ -24,8 +32,17 @@ def identity(app):
 
 
 def revoke(app, status=200, **fields):
-    return app.post(API_PATH, {"identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json",
-                               "action": "RevokeSsoSessions", **fields}, status=status).json
+    return app.post(
+        API_PATH,
+        {
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+            "action": "RevokeSsoSessions",
+            **fields,
+        },
+        status=status,
+    ).json
 
 
 def test_ending_a_users_sessions_leaves_the_rest_of_the_account(make_middleware, redis_client):
@@ -57,7 +74,11 @@ def test_a_link_minted_for_the_user_before_is_refused_and_one_after_works(make_m
 
 def test_ending_both_ends_the_union(make_middleware):
     middleware = make_middleware()
-    user, account, bystander = signed_in(middleware, 1, 5), signed_in(middleware, 2), signed_in(middleware, 1, 1)
+    user, account, bystander = (
+        signed_in(middleware, 1, 5),
+        signed_in(middleware, 2),
+        signed_in(middleware, 1, 1),
+    )
     middleware.end_sessions(2, user_id=5)
     assert identity(user) is None and identity(account) is None
     assert identity(bystander) == [1, 1]
@@ -81,16 +102,22 @@ def test_revoke_sso_sessions_takes_both(make_middleware):
     middleware = make_middleware()
     user, account = signed_in(middleware, 1, 5), signed_in(middleware, 2)
     assert revoke(browser(middleware), user_id="5", client_id="2") == {
-        "result": "success", "client_id": 2, "user_id": 5}
+        "result": "success",
+        "client_id": 2,
+        "user_id": 5,
+    }
     assert identity(user) is None and identity(account) is None
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({}, "A valid client_id or user_id is required"),
-    ({"user_id": "five"}, "Invalid user_id"),
-    ({"user_id": "-5"}, "Invalid user_id"),
-    ({"client_id": "1", "user_id": "0"}, "Invalid user_id"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({}, "A valid client_id or user_id is required"),
+        ({"user_id": "five"}, "Invalid user_id"),
+        ({"user_id": "-5"}, "Invalid user_id"),
+        ({"client_id": "1", "user_id": "0"}, "Invalid user_id"),
+    ],
+)
 def test_revoke_sso_sessions_refuses_bad_ids(make_middleware, fields, message):
     middleware = make_middleware()
     session = signed_in(middleware, 1, 5)

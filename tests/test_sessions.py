@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 import json
 import time
 
@@ -11,11 +10,19 @@ import pytest
 from itsdangerous import Signer
 
 from sso_middleware import ConfigurationError
-from sso_middleware.sessions import Identity, SessionManager
 from sso_middleware.options import SessionOptions
+from sso_middleware.sessions import Identity, SessionManager
 from sso_middleware.stores.memory import MemoryTokenStore
 from sso_middleware.tokens import TokenRecord, new_token, token_key
-from tests.support.helpers import COOKIE_NAME, SECRET_KEY, SSO_PATH, FakeClock, browser, live_sessions, sso_path
+from tests.support.helpers import (
+    COOKIE_NAME,
+    SECRET_KEY,
+    SSO_PATH,
+    FakeClock,
+    browser,
+    live_sessions,
+    sso_path,
+)
 
 
 def seen(app, path="/page", **kwargs):
@@ -43,12 +50,15 @@ def test_spoofed_environ_identity_is_removed(app):
     assert seen(app, extra_environ={"sso_middleware.identity": Identity(1, 1)})["identity"] is None
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("access_token=" + "A" * 43, ""),
-    ("a=1&access_token=" + "A" * 43 + "&b=2", "a=1&b=2"),
-    ("access%5Ftoken=" + "A" * 43 + "&b=%20x", "b=%20x"),
-    ("access_tokens=1", "access_tokens=1"),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("access_token=" + "A" * 43, ""),
+        ("a=1&access_token=" + "A" * 43 + "&b=2", "a=1&b=2"),
+        ("access%5Ftoken=" + "A" * 43 + "&b=%20x", "b=%20x"),
+        ("access_tokens=1", "access_tokens=1"),
+    ],
+)
 def test_tokens_are_stripped_from_what_the_app_sees(app, query, expected):
     assert seen(app, "/page?" + query)["query"] == expected
 
@@ -59,9 +69,14 @@ def test_request_uri_is_stripped_too(middleware):
     def start_response(status, headers):
         pass
 
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/x", "QUERY_STRING": "access_token=abc&k=v",
-               "REQUEST_URI": "/x?access_token=abc&k=v", "RAW_URI": "/x?access_token=abc&k=v",
-               "wsgi.input": None}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/x",
+        "QUERY_STRING": "access_token=abc&k=v",
+        "REQUEST_URI": "/x?access_token=abc&k=v",
+        "RAW_URI": "/x?access_token=abc&k=v",
+        "wsgi.input": None,
+    }
 
     def app(environ, start_response):
         captured.update(environ)
@@ -94,25 +109,35 @@ def test_logout_by_get_is_off_by_default(make_middleware):
     assert seen(app)["identity"] == [1, 1]
 
 
-@pytest.mark.parametrize("value", [
-    "", "garbage", "a.b.c", "\u00e9\u00e9", "x" * 5000,
-    "A" * 43 + ".AAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "garbage",
+        "a.b.c",
+        "\u00e9\u00e9",
+        "x" * 5000,
+        "A" * 43 + ".AAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ],
+)
 def test_forged_cookies_are_anonymous(app, value):
     app.set_cookie(COOKIE_NAME, value)
     assert seen(app)["identity"] is None
 
 
-@pytest.mark.parametrize("payload", [
-    "{key}.{key}.1",  # a field short
-    "{key}.{key}.1.1.{now}",  # one too many (the shape of an older release)
-    "{key}.{key}.one.1",
-    "{key}.{key}.1.soon",
-    "short.{key}.1.1",
-    "{key}.short.1.1",
-    "{key}.{key}.1.1",  # well-formed, but no such session
-    "\u00e9.{key}.1.1",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{key}.{key}.1",  # a field short
+        "{key}.{key}.1.1.{now}",  # one too many (the shape of an older release)
+        "{key}.{key}.one.1",
+        "{key}.{key}.1.soon",
+        "short.{key}.1.1",
+        "{key}.short.1.1",
+        "{key}.{key}.1.1",  # well-formed, but no such session
+        "\u00e9.{key}.1.1",
+    ],
+)
 def test_signed_but_malformed_payloads_are_anonymous(make_middleware, payload):
     """Only this middleware can sign a cookie, but a payload from an older
     release or a bug must never be half-read."""
@@ -175,8 +200,10 @@ def manager(clock, **options):
     return SessionManager(MemoryTokenStore(clock=clock), [SECRET_KEY], SessionOptions(**options), clock=clock)
 
 
-def sign_on(sessions, identity=Identity(1, 1)):
-    """Mint a token into the manager's store, redeem it, return the cookie."""
+def sign_on(sessions, identity=None):
+    """Mint a token into the manager's store, redeem it, return the cookie
+    (of user 1 for account 1 unless ``identity`` says otherwise)."""
+    identity = identity or Identity(1, 1)
     key = token_key(new_token())
     record = TokenRecord(identity.user_id, identity.client_id, "", "/", int(sessions.clock() * 1000))
     sessions.store.add(key, sessions.sealer.seal(key, record.encode()), 60)
@@ -207,12 +234,15 @@ def test_absolute_timeout_holds_despite_activity():
     assert sessions.resume(cookie) is None
 
 
-@pytest.mark.parametrize("keys, message", [
-    ([], "non-empty list"),
-    ("k" * 32, "non-empty list"),
-    (["short"], "at least 32"),
-    (["k" * 32, b"short"], "secret_keys[1]"),
-])
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ([], "non-empty list"),
+        ("k" * 32, "non-empty list"),
+        (["short"], "at least 32"),
+        (["k" * 32, b"short"], "secret_keys[1]"),
+    ],
+)
 def test_bad_secret_keys_fail_at_startup(make_middleware, keys, message):
     with pytest.raises(ConfigurationError, match=message.replace("[", r"\[").replace("]", r"\]")):
         make_middleware(secret_keys=keys)
@@ -222,16 +252,16 @@ def test_insecure_cookie_options(make_middleware):
     with pytest.raises(ConfigurationError, match="plain HTTP"):
         make_middleware(system_url="http://portal.example.com")
     with pytest.raises(ConfigurationError, match="__Host-"):
-        make_middleware(system_url="http://portal.example.com", secure_cookies=False,
-                        cookie_name="__Host-x")
+        make_middleware(system_url="http://portal.example.com", secure_cookies=False, cookie_name="__Host-x")
     with pytest.raises(ConfigurationError, match="idle_timeout"):
         make_middleware(idle_timeout=100, absolute_timeout=50)
     middleware = make_middleware(system_url="http://127.0.0.1:8000", secure_cookies=False)
     assert middleware.sessions.cookie_name == "sso_session"
 
 
-@pytest.mark.parametrize("url", ["portal.example.com", "ftp://x", "https://", "https://x/?a=1",
-                                 "https://u:p@x", "https://x/#f"])
+@pytest.mark.parametrize(
+    "url", ["portal.example.com", "ftp://x", "https://", "https://x/?a=1", "https://u:p@x", "https://x/#f"]
+)
 def test_bad_system_url(make_middleware, url):
     with pytest.raises(ConfigurationError, match="system_url"):
         make_middleware(system_url=url)
@@ -251,18 +281,20 @@ def test_a_cross_site_logout_changes_nothing(make_middleware):
     """A cross-site form POST carries no SameSite=Lax cookie: the answer sets
     no cookie either, so the browser keeps its session."""
     middleware, app = signed_in(make_middleware)
-    response = browser(middleware).post("/logout", headers={"Origin": "https://evil.example"},
-                                        status=303)
+    response = browser(middleware).post("/logout", headers={"Origin": "https://evil.example"}, status=303)
     assert "Set-Cookie" not in response.headers
     assert seen(app)["identity"] == [1, 1]
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "https://evil.portal.example.com", "Sec-Fetch-Site": "same-site"},
-    {"Origin": "https://evil.portal.example.com"},
-    {"Sec-Fetch-Site": "same-site"},
-    {"Sec-Fetch-Site": "cross-site"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.portal.example.com", "Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.portal.example.com"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ],
+)
 def test_a_sibling_hosts_logout_form_changes_nothing(make_middleware, caplog, headers):
     """A sibling subdomain is the same site, so a form it auto-submits
     carries the SameSite=Lax cookie: the browser's word on the origin
@@ -274,20 +306,32 @@ def test_a_sibling_hosts_logout_form_changes_nothing(make_middleware, caplog, he
     assert [r for r in caplog.records if getattr(r, "sso_event", None) == "cross_origin_logout"]
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "https://portal.example.com", "Sec-Fetch-Site": "same-origin"},
-    {"Origin": "https://portal.example.com"},
-    {},  # not a browser: nothing to tell, SameSite still keeps other sites out
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://portal.example.com", "Sec-Fetch-Site": "same-origin"},
+        {"Origin": "https://portal.example.com"},
+        {},  # not a browser: nothing to tell, SameSite still keeps other sites out
+    ],
+)
 def test_a_logout_from_our_own_pages_ends_the_session(make_middleware, headers):
     middleware, app = signed_in(make_middleware)
     assert "Max-Age=0" in app.post("/logout", headers=headers, status=303).headers["Set-Cookie"]
     assert seen(app)["identity"] is None
 
 
-@pytest.mark.parametrize("name", [
-    "\xa0{name}", "{name}\xa0", "{name}\x85", "\x1c{name}", "{name}\x1f", "{name}\x0b", "\u3000{name}",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\xa0{name}",
+        "{name}\xa0",
+        "{name}\x85",
+        "\x1c{name}",
+        "{name}\x1f",
+        "{name}\x0b",
+        "\u3000{name}",
+    ],
+)
 def test_look_alike_cookie_names_are_not_ours(make_middleware, name):
     """Browsers trim only spaces and tabs around a cookie's name, so a name
     with another leading byte is a different cookie to them: a sibling host
@@ -302,8 +346,10 @@ def test_look_alike_cookie_names_are_not_ours(make_middleware, name):
 @pytest.mark.parametrize("header", ["{name}={value}", " {name}\t={value}", "\t{name} = {value} "])
 def test_spaces_and_tabs_around_the_name_are_trimmed(make_middleware, header):
     middleware, app = signed_in(make_middleware)
-    response = browser(middleware).get("/whoami", headers={
-        "Cookie": "other=1;" + header.format(name=COOKIE_NAME, value=app.cookies[COOKIE_NAME])})
+    response = browser(middleware).get(
+        "/whoami",
+        headers={"Cookie": "other=1;" + header.format(name=COOKIE_NAME, value=app.cookies[COOKIE_NAME])},
+    )
     assert json.loads(response.body)["identity"] == [1, 1]
 
 
@@ -313,7 +359,10 @@ def test_a_request_with_our_cookie_twice_is_anonymous(make_middleware, caplog, o
     HTTP, by script); neither may win, whichever the browser sends first."""
     middleware, victim = signed_in(make_middleware)
     _, attacker = signed_in(make_middleware, client_id=2)
-    cookies = [f"{COOKIE_NAME}={attacker.cookies[COOKIE_NAME]}", f"{COOKIE_NAME}={victim.cookies[COOKIE_NAME]}"]
+    cookies = [
+        f"{COOKIE_NAME}={attacker.cookies[COOKIE_NAME]}",
+        f"{COOKIE_NAME}={victim.cookies[COOKIE_NAME]}",
+    ]
     if order == "planted last":
         cookies.reverse()
     response = browser(middleware).get("/whoami", headers={"Cookie": "; ".join(cookies)})

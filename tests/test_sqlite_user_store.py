@@ -54,8 +54,7 @@ def test_answers_like_the_demo_store(store):
         assert store.get_user(i) == demo.get_user(i), f"user {i}"
     for kind in ("service", "domain"):
         for object_id in OBJECT_IDS:
-            assert store.owner_of(kind, object_id) == demo.owner_of(kind, object_id), \
-                (kind, object_id)
+            assert store.owner_of(kind, object_id) == demo.owner_of(kind, object_id), (kind, object_id)
 
 
 def test_demo_data_spelled_out(store):
@@ -110,8 +109,7 @@ def test_owned_accounts_come_first(store, admin):
     with admin:
         admin.execute("INSERT INTO users (user_id) VALUES (8)")
         admin.execute("INSERT INTO accounts VALUES (9, 'Active', 1, 8)")
-        admin.executemany("INSERT INTO account_users VALUES (?, ?, ?)",
-                          [(8, 1, 0), (8, 2, 1), (8, 9, 5)])
+        admin.executemany("INSERT INTO account_users VALUES (?, ?, ?)", [(8, 1, 0), (8, 2, 1), (8, 9, 5)])
     assert store.get_user(8) == User(8, (9, 1, 2))
     # A user listed second on an account, owning none, keeps position order.
     with admin:
@@ -172,6 +170,10 @@ def test_end_to_end_through_the_middleware(make_middleware, store):
     store.set_sso_allowed(1, False)
     assert browser(middleware).get(sso_path(early["redirect_url"]), status=403).status_int == 403
     assert middleware.create_sso_token(client_id=1) == {
-        "result": "error", "message": "SSO authentication blocked for client 1"}
+        "result": "error",
+        "message": "SSO authentication blocked for client 1",
+    }
     assert middleware.create_sso_token(user_id=5) == {
-        "result": "error", "message": "SSO authentication blocked for client 1"}
+        "result": "error",
+        "message": "SSO authentication blocked for client 1",
+    }

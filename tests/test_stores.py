@@ -137,7 +137,7 @@ class TokenStoreContract:
         for _ in range(10):
             key = new_key()
             assert store.add(key, RECORD, 60)
-            results = race(lambda: store.redeem(key, SESSION, 60, end_found))
+            results = race(lambda: store.redeem(key, SESSION, 60, end_found))  # noqa: B023 (joined here)
             errors = [r for r in results if isinstance(r, BaseException)]
             assert not errors, errors[0]
             found = [r[0] for r in results]
@@ -270,8 +270,11 @@ class TestRedisTokenStore(TokenStoreContract):
         assert redis_client.get(f"sso:v2:t:{key}") == RECORD
         store.redeem(key, SESSION, 60, True)
         store.end_sessions(["client:7"], 1_000, 60)
-        assert sorted(redis_client.keys("*")) == [b"sso:v2:e:client:7", b"sso:v2:ended",
-                                                  f"sso:v2:t:{key}".encode()]
+        assert sorted(redis_client.keys("*")) == [
+            b"sso:v2:e:client:7",
+            b"sso:v2:ended",
+            f"sso:v2:t:{key}".encode(),
+        ]
         assert redis_client.get(f"sso:v2:t:{key}") == SESSION + RECORD
 
     def test_custom_prefix_is_honoured(self, redis_client):
@@ -279,8 +282,11 @@ class TestRedisTokenStore(TokenStoreContract):
         key = new_key()
         store.add(key, RECORD, 60)
         store.end_sessions(["client:7"], 1_000, 60)
-        assert sorted(redis_client.keys("*")) == [b"tenant-a:e:client:7", b"tenant-a:ended",
-                                                  f"tenant-a:t:{key}".encode()]
+        assert sorted(redis_client.keys("*")) == [
+            b"tenant-a:e:client:7",
+            b"tenant-a:ended",
+            f"tenant-a:t:{key}".encode(),
+        ]
         # A store under another prefix does not see it.
         assert RedisTokenStore(redis_client).redeem(key, SESSION, 60, True) == (None, 0)
         assert RedisTokenStore(redis_client).resume(key, 60, SUBJECTS) == (None, 0)
@@ -316,7 +322,10 @@ class TestRedisTokenStore(TokenStoreContract):
         after = {c: calls(c) for c in names}
         # The script's own GET, SET and GET of the latest end time count too.
         assert {c: after[c] - before[c] for c in names if after[c] != before[c]} == {
-            "evalsha": 1, "get": 2, "set": 1}
+            "evalsha": 1,
+            "get": 2,
+            "set": 1,
+        }
         assert redis_client.get(f"sso:v2:t:{key}") == SESSION + RECORD
         assert 1790 < redis_client.ttl(f"sso:v2:t:{key}") <= 1800  # the session's TTL
 
@@ -328,8 +337,11 @@ class TestRedisTokenStore(TokenStoreContract):
         store.redeem(spare, SESSION, 60, True)  # loads the scripts
         store.resume(spare, 60, SUBJECTS)
         sent = []
-        monkeypatch.setattr(redis.connection.Connection, "send_packed_command",
-                            _recording(redis.connection.Connection.send_packed_command, sent))
+        monkeypatch.setattr(
+            redis.connection.Connection,
+            "send_packed_command",
+            _recording(redis.connection.Connection.send_packed_command, sent),
+        )
         if operation == "redeem":
             assert store.redeem(key, SESSION, 60, True) == (RECORD, 0)
         else:
@@ -346,6 +358,7 @@ def _recording(send, sent):
     def record(self, command, *args, **kwargs):
         sent.append(command)
         return send(self, command, *args, **kwargs)
+
     return record
 
 
@@ -353,13 +366,16 @@ def _recording(send, sent):
 # Redis stores and their neighbours
 
 
-@pytest.mark.parametrize("wait, message", [
-    ((1, 0), "at least 1"),  # WAIT 1 0 blocks until the socket times out
-    ((0, 100), "at least 1"),
-    ((1, -5), "at least 1"),
-    ((1, 50.5), "whole numbers"),
-    ((1, 200), "below the client's socket timeout"),
-])
+@pytest.mark.parametrize(
+    "wait, message",
+    [
+        ((1, 0), "at least 1"),  # WAIT 1 0 blocks until the socket times out
+        ((0, 100), "at least 1"),
+        ((1, -5), "at least 1"),
+        ((1, 50.5), "whole numbers"),
+        ((1, 200), "below the client's socket timeout"),
+    ],
+)
 def test_bad_wait_settings_are_refused(redis_client, wait, message):
     with pytest.raises(ConfigurationError, match=message):
         RedisTokenStore(redis_client, wait=wait)

@@ -27,15 +27,20 @@ def basic(identifier, secret):
 def credential(middleware):
     """A credential set bound to service 101 (client 1): (identifier, secret)."""
     created, secret = middleware.credentials.create(
-        grant_type="single_sign_on", scope="clientarea:invoices clientarea:product_details",
-        service_id=101)
+        grant_type="single_sign_on", scope="clientarea:invoices clientarea:product_details", service_id=101
+    )
     return created.identifier, secret
 
 
 def grant(app, params=None, headers=None, status=200, **kwargs):
     params = {"grant_type": "single_sign_on", "scope": SCOPE, **(params or {})}
-    return app.post(TOKEN_PATH, {k: v for k, v in params.items() if v is not None},
-                    headers=headers or {}, status=status, **kwargs)
+    return app.post(
+        TOKEN_PATH,
+        {k: v for k, v in params.items() if v is not None},
+        headers=headers or {},
+        status=status,
+        **kwargs,
+    )
 
 
 def error_of(response):
@@ -85,27 +90,34 @@ def test_scope_sent_to_the_sso_endpoint_must_agree(app, credential):
 
 
 def test_service_id_falls_back_to_the_bound_service(app, credential):
-    body = grant(app, {"scope": "clientarea:sso clientarea:product_details"},
-                 headers=basic(*credential)).json
+    body = grant(app, {"scope": "clientarea:sso clientarea:product_details"}, headers=basic(*credential)).json
     response = app.get(sso_path(body["redirect_url"]), status=303)
     assert response.headers["Location"].endswith("action=productdetails&id=101")
 
 
 def test_a_credential_cannot_reach_another_account(app, credential):
-    response = grant(app, {"scope": "clientarea:sso clientarea:product_details", "service_id": "201"},
-                     headers=basic(*credential), status=400)
-    assert response.json == {"error": "invalid_request",
-                             "error_description": "Invalid service_id for client"}
+    response = grant(
+        app,
+        {"scope": "clientarea:sso clientarea:product_details", "service_id": "201"},
+        headers=basic(*credential),
+        status=400,
+    )
+    assert response.json == {"error": "invalid_request", "error_description": "Invalid service_id for client"}
 
 
-@pytest.mark.parametrize("scope, description", [
-    ("clientarea:sso clientarea:profile", 'The requested scope "clientarea:profile" is invalid.'),
-    ("clientarea:invoices", "scope must include clientarea:sso"),
-    ("", "scope must include clientarea:sso"),
-    ("clientarea:sso sso:custom_redirect", 'The requested scope "sso:custom_redirect" is invalid.'),
-    ("clientarea:sso clientarea:invoices clientarea:product_details",
-     "scope names more than one destination"),
-])
+@pytest.mark.parametrize(
+    "scope, description",
+    [
+        ("clientarea:sso clientarea:profile", 'The requested scope "clientarea:profile" is invalid.'),
+        ("clientarea:invoices", "scope must include clientarea:sso"),
+        ("", "scope must include clientarea:sso"),
+        ("clientarea:sso sso:custom_redirect", 'The requested scope "sso:custom_redirect" is invalid.'),
+        (
+            "clientarea:sso clientarea:invoices clientarea:product_details",
+            "scope names more than one destination",
+        ),
+    ],
+)
 def test_scopes_outside_the_credential_are_refused(app, credential, scope, description):
     response = grant(app, {"scope": scope}, headers=basic(*credential), status=400)
     assert response.json == {"error": "invalid_scope", "error_description": description}
@@ -115,13 +127,15 @@ def test_home_needs_only_the_marker_scope(app, credential):
     body = grant(app, {"scope": "clientarea:sso"}, headers=basic(*credential)).json
     assert body["scope"] == "clientarea:sso"
     assert app.get(sso_path(body["redirect_url"]), status=303).headers["Location"] == (
-        SYSTEM_URL + "/clientarea.php")
+        SYSTEM_URL + "/clientarea.php"
+    )
 
 
 def test_both_authentication_methods_at_once(app, credential):
     identifier, secret = credential
-    response = grant(app, {"client_id": identifier, "client_secret": secret},
-                     headers=basic(*credential), status=400)
+    response = grant(
+        app, {"client_id": identifier, "client_secret": secret}, headers=basic(*credential), status=400
+    )
     assert error_of(response) == "invalid_request"
 
 
@@ -141,8 +155,16 @@ def test_wrong_secret_and_unknown_client_answer_alike(app, credential):
     assert "WWW-Authenticate" not in body.headers
 
 
-@pytest.mark.parametrize("header", ["Basic", "Basic !!!", "Basic " + base64.b64encode(b"nocolon").decode(),
-                                    "Bearer x", "Basic " + base64.b64encode(b"\xff:\xfe").decode()])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"nocolon").decode(),
+        "Bearer x",
+        "Basic " + base64.b64encode(b"\xff:\xfe").decode(),
+    ],
+)
 def test_malformed_basic_header(app, header):
     response = grant(app, headers={"Authorization": header}, status=401)
     assert error_of(response) == "invalid_client"
@@ -162,11 +184,14 @@ def test_deleted_credential(app, middleware, credential):
     grant(app, headers=basic(*credential), status=401)
 
 
-@pytest.mark.parametrize("grant_type, status, error", [
-    ("authorization_code", 400, "unsupported_grant_type"),
-    ("client_credentials", 400, "unsupported_grant_type"),
-    ("", 400, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "grant_type, status, error",
+    [
+        ("authorization_code", 400, "unsupported_grant_type"),
+        ("client_credentials", 400, "unsupported_grant_type"),
+        ("", 400, "invalid_request"),
+    ],
+)
 def test_grant_type(app, credential, grant_type, status, error):
     response = grant(app, {"grant_type": grant_type}, headers=basic(*credential), status=status)
     assert error_of(response) == error
@@ -178,19 +203,30 @@ def test_missing_grant_type(app, credential):
 
 
 def test_duplicated_parameters(app, credential):
-    response = app.post(TOKEN_PATH, [("grant_type", "single_sign_on"), ("scope", SCOPE), ("scope", SCOPE)],
-                        headers=basic(*credential), status=400)
+    response = app.post(
+        TOKEN_PATH,
+        [("grant_type", "single_sign_on"), ("scope", SCOPE), ("scope", SCOPE)],
+        headers=basic(*credential),
+        status=400,
+    )
     assert response.json["error"] == "invalid_request"
     assert "more than once" in response.json["error_description"]
-    response = app.post(TOKEN_PATH + "?scope=clientarea:sso", {"grant_type": "single_sign_on", "scope": SCOPE},
-                        headers=basic(*credential), status=400)
+    response = app.post(
+        TOKEN_PATH + "?scope=clientarea:sso",
+        {"grant_type": "single_sign_on", "scope": SCOPE},
+        headers=basic(*credential),
+        status=400,
+    )
     assert response.json["error"] == "invalid_request"
 
 
 def test_credentials_in_the_query_string_are_refused(app, credential):
     identifier, secret = credential
-    response = app.post(f"{TOKEN_PATH}?client_id={identifier}&client_secret={secret}",
-                        {"grant_type": "single_sign_on", "scope": SCOPE}, status=400)
+    response = app.post(
+        f"{TOKEN_PATH}?client_id={identifier}&client_secret={secret}",
+        {"grant_type": "single_sign_on", "scope": SCOPE},
+        status=400,
+    )
     assert response.json["error"] == "invalid_request"
 
 
@@ -201,25 +237,35 @@ def test_only_post(app, method):
 
 
 def test_form_encoding_required(app, credential):
-    response = app.post(TOKEN_PATH, json.dumps({"grant_type": "single_sign_on"}),
-                        headers={**basic(*credential), "Content-Type": "application/json"}, status=400)
+    response = app.post(
+        TOKEN_PATH,
+        json.dumps({"grant_type": "single_sign_on"}),
+        headers={**basic(*credential), "Content-Type": "application/json"},
+        status=400,
+    )
     assert error_of(response) == "invalid_request"
 
 
-@pytest.mark.parametrize("change, description", [
-    (lambda users: users.set_status(1, AccountStatus.CLOSED), "SSO authentication blocked for client 1"),
-    (lambda users: users.set_sso_allowed(1, False), "SSO authentication blocked for client 1"),
-])
-def test_closed_or_switched_off_account_is_refused_at_the_endpoint(app, credential, user_store,
-                                                                   change, description):
+@pytest.mark.parametrize(
+    "change, description",
+    [
+        (lambda users: users.set_status(1, AccountStatus.CLOSED), "SSO authentication blocked for client 1"),
+        (lambda users: users.set_sso_allowed(1, False), "SSO authentication blocked for client 1"),
+    ],
+)
+def test_closed_or_switched_off_account_is_refused_at_the_endpoint(
+    app, credential, user_store, change, description
+):
     change(user_store)
     response = grant(app, headers=basic(*credential), status=400)
     assert response.json == {"error": "invalid_grant", "error_description": description}
 
 
 def test_redis_down_is_a_503(make_middleware, middleware, credential):
-    dead = make_middleware(credentials=middleware.credentials.store,
-                           tokens=RedisTokenStore(connect(f"redis://127.0.0.1:{free_port()}/0")))
+    dead = make_middleware(
+        credentials=middleware.credentials.store,
+        tokens=RedisTokenStore(connect(f"redis://127.0.0.1:{free_port()}/0")),
+    )
     response = grant(browser(dead), headers=basic(*credential), status=503)
     assert response.json["error"] == "temporarily_unavailable"
     assert response.headers["Retry-After"]
@@ -230,7 +276,9 @@ def test_a_credential_follows_its_service(app, middleware, credential, user_stor
     its old owner through a set the new owner's panel may hold."""
     user_store.add_service(client_id=2, service_id=101)
     response = grant(app, headers=basic(*credential), status=400)
-    assert response.json == {"error": "invalid_grant",
-                             "error_description": "Service ID not associated with valid Client."}
+    assert response.json == {
+        "error": "invalid_grant",
+        "error_description": "Service ID not associated with valid Client.",
+    }
     del user_store.objects[("service", 101)]
     grant(app, headers=basic(*credential), status=400)

@@ -36,11 +36,23 @@ def test_record_round_trip():
     assert TokenRecord.decode(record.encode()) == record
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"null", b"[]", b"{}", b"\xff", b'["1",1,"","/",1]', b'[1,1,"","/","now"]',
-    b'[true,1,"","/",1]', b'[1,1,"","/",1.5]', b'[1,1,"","/"]', b'[1,1,"","/",1,2]',
-    b'{"u":1,"c":1,"s":"","p":"/","t":1}',
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"null",
+        b"[]",
+        b"{}",
+        b"\xff",
+        b'["1",1,"","/",1]',
+        b'[1,1,"","/","now"]',
+        b'[true,1,"","/",1]',
+        b'[1,1,"","/",1.5]',
+        b'[1,1,"","/"]',
+        b'[1,1,"","/",1,2]',
+        b'{"u":1,"c":1,"s":"","p":"/","t":1}',
+    ],
+)
 def test_corrupted_records_raise_value_error(data):
     with pytest.raises(ValueError):
         TokenRecord.decode(data)

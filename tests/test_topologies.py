@@ -33,8 +33,20 @@ from sso_middleware.options import by_ini_names
 from sso_middleware.paste import options as ini_options
 from sso_middleware.stores import Stores
 from sso_middleware.stores.redis import connect, connect_cluster, connect_sentinel
-from tests.support.helpers import (API_IDENTIFIER, API_PATH, API_SECRET, COOKIE_NAME, SECRET_KEY, SSO_PATH, SYSTEM_URL,
-                                   TOKEN_PATH, browser, echo_app, seed_user_store, sso_path)
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    COOKIE_NAME,
+    SECRET_KEY,
+    SSO_PATH,
+    SYSTEM_URL,
+    TOKEN_PATH,
+    browser,
+    echo_app,
+    seed_user_store,
+    sso_path,
+)
 from tests.support.redis_topologies import DATA_CONFIG, Node, documented_acl_rules, wait_until
 
 PREFIX = "sso:v2:"
@@ -89,21 +101,28 @@ def backend(request) -> t.Iterator[Backend]:
     if request.param == "single":
         server = request.getfixturevalue("redis_server")
         nodes = [redis.Redis(port=server.port)]
-        made = Backend("single", lambda **kw: connect(server.url, **kw), nodes, nodes,
-                       {"redis_url": server.url})
+        made = Backend(
+            "single", lambda **kw: connect(server.url, **kw), nodes, nodes, {"redis_url": server.url}
+        )
     elif request.param == "sentinel":
         topology = request.getfixturevalue("sentinel_topology")
         made = Backend(
             "sentinel",
             lambda **kw: connect_sentinel(topology.sentinel_addresses, topology.service, **kw),
-            [topology.current_master().client()], [node.client() for node in topology.data_nodes],
-            {"redis_sentinels": addresses(topology.sentinel_addresses),
-             "redis_service": topology.service})
+            [topology.current_master().client()],
+            [node.client() for node in topology.data_nodes],
+            {"redis_sentinels": addresses(topology.sentinel_addresses), "redis_service": topology.service},
+        )
     else:
         topology = request.getfixturevalue("cluster_topology")
         nodes = topology.clients()
-        made = Backend("cluster", lambda **kw: connect_cluster(topology.startup_nodes, **kw),
-                       nodes, nodes, {"redis_cluster_nodes": addresses(topology.startup_nodes)})
+        made = Backend(
+            "cluster",
+            lambda **kw: connect_cluster(topology.startup_nodes, **kw),
+            nodes,
+            nodes,
+            {"redis_cluster_nodes": addresses(topology.startup_nodes)},
+        )
     for master in made.masters:
         master.flushall()
     yield made
@@ -112,10 +131,13 @@ def backend(request) -> t.Iterator[Backend]:
 
 def build(client: t.Any, *, wait: tuple[int, int] | None = None, **overrides: t.Any) -> SSOMiddleware:
     options: dict[str, t.Any] = dict(
-        system_url=SYSTEM_URL, secret_keys=[SECRET_KEY], user_store=seed_user_store(),
+        system_url=SYSTEM_URL,
+        secret_keys=[SECRET_KEY],
+        user_store=seed_user_store(),
         stores=Stores.redis(client, wait=wait),
         api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
-        **by_ini_names(overrides))
+        **by_ini_names(overrides),
+    )
     return SSOMiddleware(echo_app, **options)
 
 
@@ -130,8 +152,17 @@ def seen(app) -> list[int] | None:
 
 
 def api(app, action: str, status: int = 200, **fields: str):
-    return app.post(API_PATH, {"action": action, "identifier": API_IDENTIFIER, "secret": API_SECRET,
-                               "responsetype": "json", **fields}, status=status)
+    return app.post(
+        API_PATH,
+        {
+            "action": action,
+            "identifier": API_IDENTIFIER,
+            "secret": API_SECRET,
+            "responsetype": "json",
+            **fields,
+        },
+        status=status,
+    )
 
 
 def minted(app, status: int = 200, **fields: str) -> str:
@@ -155,10 +186,14 @@ def live(backend) -> list[bytes]:
 DESTINATIONS = [
     ({}, "/clientarea.php"),
     ({"destination": "clientarea:invoices"}, "/clientarea.php?action=invoices"),
-    ({"destination": "clientarea:product_details", "service_id": "101"},
-     "/clientarea.php?action=productdetails&id=101"),
-    ({"destination": "clientarea:domain_details", "domain_id": "111"},
-     "/clientarea.php?action=domaindetails&id=111"),
+    (
+        {"destination": "clientarea:product_details", "service_id": "101"},
+        "/clientarea.php?action=productdetails&id=101",
+    ),
+    (
+        {"destination": "clientarea:domain_details", "domain_id": "111"},
+        "/clientarea.php?action=domaindetails&id=111",
+    ),
     ({"destination": "sso:custom_redirect", "sso_redirect_path": "cart.php?a=view"}, "/cart.php?a=view"),
 ]
 
@@ -259,14 +294,22 @@ def test_end_sessions_of_one_account(backend, middleware):
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_oauth_credential_create_reset_delete_and_token_endpoint(middleware):
     app = browser(middleware)
-    created = api(app, "CreateOAuthCredential", grantType="single_sign_on", serviceId="101",
-                  scope="clientarea:invoices").json
+    created = api(
+        app, "CreateOAuthCredential", grantType="single_sign_on", serviceId="101", scope="clientarea:invoices"
+    ).json
     identifier, secret = created["clientIdentifier"], created["clientSecret"]
 
     def grant(secret: str, status: int):
-        return app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "client_id": identifier,
-                                     "client_secret": secret,
-                                     "scope": "clientarea:sso clientarea:invoices"}, status=status)
+        return app.post(
+            TOKEN_PATH,
+            {
+                "grant_type": "single_sign_on",
+                "client_id": identifier,
+                "client_secret": secret,
+                "scope": "clientarea:sso clientarea:invoices",
+            },
+            status=status,
+        )
 
     signed_in = browser(middleware)
     response = signed_in.get(sso_path(grant(secret, 200).json["redirect_url"]), status=303)
@@ -275,8 +318,9 @@ def test_oauth_credential_create_reset_delete_and_token_endpoint(middleware):
 
     [listed] = api(app, "ListOAuthCredentials").json["clients"]
     assert listed["credentialId"] == created["credentialId"]
-    reset = api(app, "UpdateOAuthCredential", credentialId=str(created["credentialId"]),
-                resetSecret="true").json
+    reset = api(
+        app, "UpdateOAuthCredential", credentialId=str(created["credentialId"]), resetSecret="true"
+    ).json
     grant(secret, 401)
     grant(reset["clientSecret"], 200)
     api(app, "DeleteOAuthCredential", credentialId=str(created["credentialId"]))
@@ -313,8 +357,16 @@ def workload(backend, middleware: SSOMiddleware) -> None:
     browser(middleware).get(path, status=403)  # a replay
     minted(browser(middleware), client_id="1")  # outstanding
     app.get(f"{SSO_PATH}?access_token={'x' * 43}", status=403)  # counted
-    app.post(TOKEN_PATH, {"grant_type": "single_sign_on", "client_id": "f" * 32,
-                          "client_secret": "wrong", "scope": "clientarea:sso"}, status=401)
+    app.post(
+        TOKEN_PATH,
+        {
+            "grant_type": "single_sign_on",
+            "client_id": "f" * 32,
+            "client_secret": "wrong",
+            "scope": "clientarea:sso",
+        },
+        status=401,
+    )
     created = api(app, "CreateOAuthCredential", grantType="single_sign_on", serviceId="101").json
     api(app, "CreateOAuthCredential", grantType="single_sign_on", serviceId="101")
     api(app, "UpdateOAuthCredential", credentialId=str(created["credentialId"]), name="renamed")
@@ -331,7 +383,7 @@ def test_keys_are_versioned_ephemeral_ones_expire_and_nothing_crosses_slots(back
         master.config_resetstat()
     workload(backend, middleware)
     found = backend.keys()
-    kinds = {k.decode()[len(PREFIX):].split(":")[0] for _, k in found}
+    kinds = {k.decode()[len(PREFIX) :].split(":")[0] for _, k in found}
     assert kinds == {"t", "e", "ended", "rl", "{credentials}"}, kinds
     for master, key in found:
         name = key.decode()
@@ -347,15 +399,22 @@ def test_keys_are_versioned_ephemeral_ones_expire_and_nothing_crosses_slots(back
         # CLIENT SETINFO (sent on connecting, its error ignored)
         errors = master.info("errorstats")
         assert set(errors) <= {"errorstat_NOSCRIPT", "errorstat_ERR"}, errors
-        failed = {k: v for k, v in master.info("commandstats").items()
-                  if v.get("failed_calls") or v.get("rejected_calls")}
+        failed = {
+            k: v
+            for k, v in master.info("commandstats").items()
+            if v.get("failed_calls") or v.get("rejected_calls")
+        }
         assert set(failed) <= {"cmdstat_evalsha"}, failed
         assert sum(v["failed_calls"] + v["rejected_calls"] for v in failed.values()) == (
-            errors.get("errorstat_NOSCRIPT", {}).get("count", 0))
+            errors.get("errorstat_NOSCRIPT", {}).get("count", 0)
+        )
     if backend.name == "cluster":
         assert len({id(m) for m, _ in found}) == len(backend.masters)  # spread over every shard
-        slots = {backend.masters[0].cluster("keyslot", k) for _, k in found
-                 if k.startswith(CREDENTIAL_KEYS.encode())}
+        slots = {
+            backend.masters[0].cluster("keyslot", k)
+            for _, k in found
+            if k.startswith(CREDENTIAL_KEYS.encode())
+        }
         assert len(slots) == 1  # the credential keys share their hash tag
 
 
@@ -378,14 +437,17 @@ def acl_user(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_an_acl_user_restricted_to_the_prefix_runs_everything_from_ini_settings(
-        backend, acl_user, monkeypatch):
+    backend, acl_user, monkeypatch
+):
     monkeypatch.setenv("SSO_TEST_REDIS_PASSWORD", ACL_PASSWORD)
     settings = {
         **backend.settings,
-        "system_url": SYSTEM_URL, "secret_keys": SECRET_KEY,
+        "system_url": SYSTEM_URL,
+        "secret_keys": SECRET_KEY,
         "user_store": "sso_middleware.demo:demo_user_store",
         "api_credentials": f"{API_IDENTIFIER} = {hash_secret(API_SECRET)}",
-        "redis_username": acl_user, "redis_password_env": "SSO_TEST_REDIS_PASSWORD",
+        "redis_username": acl_user,
+        "redis_password_env": "SSO_TEST_REDIS_PASSWORD",
         "redis_prefix": "sso:v3:",
     }
     if backend.name == "sentinel":
@@ -396,8 +458,7 @@ def test_an_acl_user_restricted_to_the_prefix_runs_everything_from_ini_settings(
     try:
         workload(backend, middleware)
         assert backend.keys(PREFIX + "*") == []
-        assert {k.decode().split(":")[2] for _, k in backend.keys("sso:v3:*")} >= {
-            "t", "rl", "{credentials}"}
+        assert {k.decode().split(":")[2] for _, k in backend.keys("sso:v3:*")} >= {"t", "rl", "{credentials}"}
         for node in backend.nodes:
             assert node.acl_log() == [], node.acl_log()
         # the same user may touch nothing outside the prefix
@@ -423,6 +484,7 @@ def test_wrong_acl_password_is_a_503_not_a_500(redis_server):
 
 # -- client defaults ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_client_defaults_fail_fast_and_read_from_the_master(backend):
     client = backend.client()
@@ -444,8 +506,10 @@ def test_client_defaults_fail_fast_and_read_from_the_master(backend):
         assert isinstance(client.connection_pool, redis.BlockingConnectionPool)
     if backend.name != "cluster":  # redis-py's cluster client has no per-connection health check
         assert {pool.connection_kwargs.get("health_check_interval") for pool in pools} == {30}
-    assert all(pool.connection_kwargs["retry"].get_retries() == 1 for pool in pools) or \
-        client.retry.get_retries() == 1
+    assert (
+        all(pool.connection_kwargs["retry"].get_retries() == 1 for pool in pools)
+        or client.retry.get_retries() == 1
+    )
 
 
 @pytest.mark.cluster
@@ -467,13 +531,20 @@ def test_reads_and_burns_go_to_the_master_never_the_replica(backend, sentinel_to
         client.config_resetstat()
         workload(backend, middleware)
         served = client.info("commandstats")
-    reads = {"cmdstat_get", "cmdstat_getex", "cmdstat_hget", "cmdstat_hvals", "cmdstat_evalsha",
-             "cmdstat_ttl"}
+    reads = {
+        "cmdstat_get",
+        "cmdstat_getex",
+        "cmdstat_hget",
+        "cmdstat_hvals",
+        "cmdstat_evalsha",
+        "cmdstat_ttl",
+    }
     assert not reads & set(served), served
     assert "cmdstat_set" in served  # it does replicate the writes
 
 
 # -- WAIT ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", [BACKENDS[1]], indirect=True)
 def test_wait_fails_closed_when_the_replica_does_not_acknowledge(backend, sentinel_topology):
@@ -527,6 +598,7 @@ def test_wait_is_refused_on_a_cluster(cluster_topology):
 
 # -- sizing ----------------------------------------------------------------------------
 
+
 def test_memory_per_outstanding_token_and_session(redis_server):
     """Bytes per outstanding token and per session, as ``MEMORY USAGE`` of
     one key and as growth of ``used_memory`` over many (which adds the
@@ -537,6 +609,7 @@ def test_memory_per_outstanding_token_and_session(redis_server):
     middleware = build(client)
     n = 5000
     try:
+
         def grow(action: t.Callable[[int], None]) -> float:
             client.execute_command("MEMORY", "PURGE")
             before = client.info("memory")["used_memory"]
@@ -548,15 +621,20 @@ def test_memory_per_outstanding_token_and_session(redis_server):
             keys = list(client.scan_iter(match=pattern, count=1000))[:200]
             return sum(client.memory_usage(k, samples=0) for k in keys) / len(keys)
 
-        token = grow(lambda i: middleware.create_sso_token(
-            client_id=1, destination="clientarea:product_details", service_id=101))
+        token = grow(
+            lambda i: middleware.create_sso_token(
+                client_id=1, destination="clientarea:product_details", service_id=101
+            )
+        )
         token_usage = mean_usage(PREFIX + "t:*")
-        keys = [k.decode()[len(PREFIX) + 2:] for k in client.scan_iter(PREFIX + "t:*", count=1000)]
+        keys = [k.decode()[len(PREFIX) + 2 :] for k in client.scan_iter(PREFIX + "t:*", count=1000)]
         session = grow(lambda i: middleware.sessions.redeem(keys[i], end_found=True)) + token
         session_usage = mean_usage(PREFIX + "t:*")
-        print(f"\nper outstanding token: MEMORY USAGE {token_usage:.0f} B, used_memory {token:.0f} B;"
-              f" per session (the token's key, redeemed): MEMORY USAGE {session_usage:.0f} B,"
-              f" used_memory {session:.0f} B")
+        print(
+            f"\nper outstanding token: MEMORY USAGE {token_usage:.0f} B, used_memory {token:.0f} B;"
+            f" per session (the token's key, redeemed): MEMORY USAGE {session_usage:.0f} B,"
+            f" used_memory {session:.0f} B"
+        )
         # The longest built-in destination; a session holds the token's
         # sealed record after the secret's digest (benchmarks/memory.py
         # measures the common one against the 250 B goal).
@@ -569,6 +647,7 @@ def test_memory_per_outstanding_token_and_session(redis_server):
 
 # -- TLS ---------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory):
     """A redis-server that speaks TLS only, with a certificate for 127.0.0.1
@@ -580,24 +659,68 @@ def tls_redis(tmp_path_factory):
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-            "-days", "1", "-subj", "/CN=sso-test-ca")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=127.0.0.1")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=sso-test-ca",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
     (folder / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "ext")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+    )
     node = Node(folder, "tls", list(DATA_CONFIG))
-    node.append_config("port 0", f"tls-port {node.port}", f"tls-cert-file {folder / 'server.crt'}",
-                       f"tls-key-file {folder / 'server.key'}", f"tls-ca-cert-file {folder / 'ca.crt'}",
-                       "tls-auth-clients no")
+    node.append_config(
+        "port 0",
+        f"tls-port {node.port}",
+        f"tls-cert-file {folder / 'server.crt'}",
+        f"tls-key-file {folder / 'server.key'}",
+        f"tls-ca-cert-file {folder / 'ca.crt'}",
+        "tls-auth-clients no",
+    )
     node.start()
     try:
         ca = str(folder / "ca.crt")
 
         def ping() -> bool:
-            with redis.Redis(host="127.0.0.1", port=node.port, ssl=True, ssl_ca_certs=ca,
-                             socket_timeout=1) as client:
+            with redis.Redis(
+                host="127.0.0.1", port=node.port, ssl=True, ssl_ca_certs=ca, socket_timeout=1
+            ) as client:
                 return bool(client.ping())
 
         wait_until(ping, 10, "redis-server with TLS")
@@ -608,10 +731,13 @@ def tls_redis(tmp_path_factory):
 
 def test_tls_from_ini_settings(tls_redis):
     port, ca = tls_redis
-    settings = {"system_url": SYSTEM_URL, "secret_keys": SECRET_KEY,
-                "user_store": "sso_middleware.demo:demo_user_store",
-                "api_credentials": f"{API_IDENTIFIER} = {hash_secret(API_SECRET)}",
-                "redis_url": f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"}
+    settings = {
+        "system_url": SYSTEM_URL,
+        "secret_keys": SECRET_KEY,
+        "user_store": "sso_middleware.demo:demo_user_store",
+        "api_credentials": f"{API_IDENTIFIER} = {hash_secret(API_SECRET)}",
+        "redis_url": f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}",
+    }
     kwargs = ini_options(settings)
     try:
         app = browser(SSOMiddleware(echo_app, **kwargs))

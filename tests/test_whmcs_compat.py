@@ -53,6 +53,7 @@ def signed_in_at(url: str) -> tuple[str, list[int]]:
 
 # -- whmcspy -------------------------------------------------------------------
 
+
 @pytest.fixture
 def whmcs(served):
     return whmcspy.WHMCS(served.base + "/includes/api.php", API_IDENTIFIER, API_SECRET)
@@ -86,6 +87,7 @@ def test_whmcspy_unknown_action_is_a_permission_error(whmcs):
 
 # -- whmcs-api-client ------------------------------------------------------------
 
+
 @pytest.fixture
 def api_client(served):
     configuration = whmcs_client.Configuration(host=served.base + "/includes")
@@ -98,11 +100,15 @@ def create_sso_token(client, password: str = API_SECRET, **inputs: object) -> di
     generic request path, shaped as its generated methods shape theirs:
     ``?action=`` in the URL, ``username``/``password`` in the body."""
     request = client.param_serialize(
-        method="POST", resource_path="/api.php?action=CreateSsoToken",
-        header_params={"Accept": "application/json",
-                       "Content-Type": "application/x-www-form-urlencoded"},
-        post_params=[("username", API_IDENTIFIER), ("password", password),
-                     ("responsetype", "json"), *((k, str(v)) for k, v in inputs.items())],
+        method="POST",
+        resource_path="/api.php?action=CreateSsoToken",
+        header_params={"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
+        post_params=[
+            ("username", API_IDENTIFIER),
+            ("password", password),
+            ("responsetype", "json"),
+            *((k, str(v)) for k, v in inputs.items()),
+        ],
     )
     response = client.call_api(*request)
     response.read()
@@ -117,7 +123,9 @@ def test_whmcs_api_client_mints_a_token_that_signs_in(api_client):
 
 def test_whmcs_api_client_gets_the_denial(api_client):
     assert create_sso_token(api_client, client_id=3) == {
-        "result": "error", "message": "SSO authentication blocked for client 3"}
+        "result": "error",
+        "message": "SSO authentication blocked for client 3",
+    }
 
 
 def test_whmcs_api_client_wrong_secret_is_forbidden(api_client):
@@ -135,9 +143,16 @@ def test_whmcs_api_client_unknown_action_is_forbidden(api_client):
 
 # -- WHMCS's own sample shape: PHP and cURL ------------------------------------------
 
+
 def run_sample(served, secret: str = API_SECRET, **inputs: object) -> tuple[dict, int]:
-    command = ["php", str(SAMPLE), served.base + "/", API_IDENTIFIER, secret,
-               *(f"{k}={v}" for k, v in inputs.items())]
+    command = [
+        "php",
+        str(SAMPLE),
+        served.base + "/",
+        API_IDENTIFIER,
+        secret,
+        *(f"{k}={v}" for k, v in inputs.items()),
+    ]
     output = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
     body, status = output.splitlines()
     return json.loads(body), int(status)
@@ -150,26 +165,30 @@ def php():
 
 
 def test_whmcs_php_sample_mints_a_token_that_signs_in(php, served):
-    result, status = run_sample(served, client_id=1, destination="clientarea:product_details",
-                                service_id=101)
+    result, status = run_sample(served, client_id=1, destination="clientarea:product_details", service_id=101)
     assert (status, result["result"]) == (200, "success")
-    assert signed_in_at(result["redirect_url"]) == (
-        "/clientarea.php?action=productdetails&id=101", [1, 1])
+    assert signed_in_at(result["redirect_url"]) == ("/clientarea.php?action=productdetails&id=101", [1, 1])
 
 
 def test_whmcs_php_sample_denial_and_wrong_secret(php, served):
     assert run_sample(served, client_id=3) == (
-        {"result": "error", "message": "SSO authentication blocked for client 3"}, 200)
+        {"result": "error", "message": "SSO authentication blocked for client 3"},
+        200,
+    )
     assert run_sample(served, secret="not-the-secret", client_id=1) == (
-        {"result": "error", "message": "Authentication Failed"}, 403)
+        {"result": "error", "message": "Authentication Failed"},
+        403,
+    )
 
 
 # -- OAuth clients on the token endpoint ---------------------------------------------
 
+
 def credential_set(whmcs, service_id: int = 101) -> tuple[str, str]:
     """A single sign-on credential set made through the admin API."""
-    made = whmcs.call("CreateOAuthCredential", grantType="single_sign_on",
-                      scope="clientarea:invoices", serviceId=service_id)
+    made = whmcs.call(
+        "CreateOAuthCredential", grantType="single_sign_on", scope="clientarea:invoices", serviceId=service_id
+    )
     return made["clientIdentifier"], made["clientSecret"]
 
 
@@ -184,15 +203,23 @@ def test_authlib_fetches_a_token_that_signs_in(served, whmcs):
     assert signed_in_at(token["redirect_url"]) == (INVOICES, [1, 1])
 
 
-@pytest.mark.parametrize(("case", "error"), [
-    ("closed", "invalid_grant"), ("wrong-secret", "invalid_client"),
-    ("other-grant", "unsupported_grant_type"),
-])
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("closed", "invalid_grant"),
+        ("wrong-secret", "invalid_client"),
+        ("other-grant", "unsupported_grant_type"),
+    ],
+)
 def test_authlib_gets_the_oauth_error(served, whmcs, case, error):
     identifier, secret = credential_set(whmcs, service_id=301 if case == "closed" else 101)
     with pytest.raises(AuthlibError) as raised:
-        authlib_token(served, identifier, "not-the-secret" if case == "wrong-secret" else secret,
-                      grant_type="client_credentials" if case == "other-grant" else "single_sign_on")
+        authlib_token(
+            served,
+            identifier,
+            "not-the-secret" if case == "wrong-secret" else secret,
+            grant_type="client_credentials" if case == "other-grant" else "single_sign_on",
+        )
     assert raised.value.error == error
 
 
@@ -210,32 +237,44 @@ def insecure_transport(monkeypatch):
 
 
 def oauthlib_session(identifier: str) -> OAuth2Session:
-    return OAuth2Session(client=SingleSignOnClient(identifier, scope=["clientarea:sso", "clientarea:invoices"]))
+    return OAuth2Session(
+        client=SingleSignOnClient(identifier, scope=["clientarea:sso", "clientarea:invoices"])
+    )
 
 
 @pytest.mark.parametrize("client_id_in_body", [False, True], ids=["basic", "basic+client_id"])
-def test_requests_oauthlib_fetches_a_token_that_signs_in(insecure_transport, served, whmcs,
-                                                         client_id_in_body):
+def test_requests_oauthlib_fetches_a_token_that_signs_in(
+    insecure_transport, served, whmcs, client_id_in_body
+):
     identifier, secret = credential_set(whmcs)
     session = oauthlib_session(identifier)
     if client_id_in_body:
         # HTTP Basic and the client's own client_id in the body (RFC 6749 2.3.1)
-        token = session.fetch_token(served.base + "/oauth/token.php", include_client_id=True,
-                                    auth=requests.auth.HTTPBasicAuth(identifier, secret))
+        token = session.fetch_token(
+            served.base + "/oauth/token.php",
+            include_client_id=True,
+            auth=requests.auth.HTTPBasicAuth(identifier, secret),
+        )
     else:
         token = session.fetch_token(served.base + "/oauth/token.php", client_secret=secret)
     assert signed_in_at(token["redirect_url"]) == (INVOICES, [1, 1])
 
 
-@pytest.mark.parametrize(("case", "error"), [
-    ("closed", oauthlib_errors.InvalidGrantError), ("wrong-secret", oauthlib_errors.InvalidClientError),
-    ("other-grant", oauthlib_errors.UnsupportedGrantTypeError),
-])
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("closed", oauthlib_errors.InvalidGrantError),
+        ("wrong-secret", oauthlib_errors.InvalidClientError),
+        ("other-grant", oauthlib_errors.UnsupportedGrantTypeError),
+    ],
+)
 def test_requests_oauthlib_gets_the_oauth_error(insecure_transport, served, whmcs, case, error):
     identifier, secret = credential_set(whmcs, service_id=301 if case == "closed" else 101)
     session = oauthlib_session(identifier)
     if case == "other-grant":
         session = OAuth2Session(client=BackendApplicationClient(identifier))
     with pytest.raises(error):
-        session.fetch_token(served.base + "/oauth/token.php",
-                            client_secret="not-the-secret" if case == "wrong-secret" else secret)
+        session.fetch_token(
+            served.base + "/oauth/token.php",
+            client_secret="not-the-secret" if case == "wrong-secret" else secret,
+        )

@@ -17,8 +17,16 @@ from urllib.parse import urlsplit
 
 from bottle import Bottle, HTTPError, abort, redirect, request, response, template
 
-from sso_middleware import AdminAPIOptions, Identity, SessionOptions, SSOMiddleware, Stores, UserStore, get_identity
 from examples.portal import EXAMPLE_DESTINATIONS, serve_example
+from sso_middleware import (
+    AdminAPIOptions,
+    Identity,
+    SessionOptions,
+    SSOMiddleware,
+    Stores,
+    UserStore,
+    get_identity,
+)
 from sso_middleware.demo import demo_user_store
 
 #: The portal's own product catalogue; the user store says who owns what.
@@ -57,10 +65,17 @@ class PortalUserStore(UserStore, t.Protocol):
     def set_sso_allowed(self, client_id: int, allowed: bool) -> None: ...
 
 
-def page(title: str, *lines: str, services: t.Sequence[tuple[int, str]] = (),
-         allow_sso: bool | None = None) -> str:
-    return template(PAGE, title=title, lines=lines, services=services, allow_sso=allow_sso,
-                    who=get_identity(request.environ))
+def page(
+    title: str, *lines: str, services: t.Sequence[tuple[int, str]] = (), allow_sso: bool | None = None
+) -> str:
+    return template(
+        PAGE,
+        title=title,
+        lines=lines,
+        services=services,
+        allow_sso=allow_sso,
+        who=get_identity(request.environ),
+    )
 
 
 def signed_in() -> Identity:
@@ -126,8 +141,12 @@ def create_app(
     def security() -> str:
         account = store.get_account(signed_in().client_id)
         on = account is not None and account.sso_allowed
-        return page("Security settings", f"Allow single sign-on: {'on' if on else 'off'}.",
-                    "Linked systems can sign you in here only while it is on.", allow_sso=on)
+        return page(
+            "Security settings",
+            f"Allow single sign-on: {'on' if on else 'off'}.",
+            "Linked systems can sign you in here only while it is on.",
+            allow_sso=on,
+        )
 
     @app.post("/account/security")
     def change_security() -> None:

@@ -16,13 +16,23 @@ import secrets
 import typing as t
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Flask, Request, abort, current_app, jsonify, redirect,
-                   render_template, request, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Request,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import LoginManager, UserMixin, current_user, login_required
 from jinja2 import DictLoader
 
-from sso_middleware import AdminAPIOptions, SessionOptions, SSOMiddleware, Stores, UserStore, get_identity
 from examples.portal import EXAMPLE_DESTINATIONS, serve_example
+from sso_middleware import AdminAPIOptions, SessionOptions, SSOMiddleware, Stores, UserStore, get_identity
 from sso_middleware.demo import demo_user_store
 
 #: The portal's own product catalogue; the user store says who owns what.
@@ -104,14 +114,19 @@ def whoami() -> t.Any:
 @portal.get("/account/profile")
 @login_required
 def profile() -> str:
-    return render_template("page.html", title="Profile", text=f"Account details of client {current_user.client_id}.")
+    return render_template(
+        "page.html", title="Profile", text=f"Account details of client {current_user.client_id}."
+    )
 
 
 @portal.get("/account/services")
 @login_required
 def services() -> str:
-    owned = [(id, name) for id, name in SERVICES.items()
-             if users().owner_of("service", id) == current_user.client_id]
+    owned = [
+        (id, name)
+        for id, name in SERVICES.items()
+        if users().owner_of("service", id) == current_user.client_id
+    ]
     return render_template("services.html", title="Services", services=owned)
 
 
@@ -120,14 +135,19 @@ def services() -> str:
 def service(service_id: int) -> str:
     if users().owner_of("service", service_id) != current_user.client_id:
         abort(404)
-    return render_template("page.html", title=f"Service {service_id}",
-                           text=f"{SERVICES.get(service_id, 'Service')} of client {current_user.client_id}.")
+    return render_template(
+        "page.html",
+        title=f"Service {service_id}",
+        text=f"{SERVICES.get(service_id, 'Service')} of client {current_user.client_id}.",
+    )
 
 
 @portal.get("/account/invoices")
 @login_required
 def invoices() -> str:
-    return render_template("page.html", title="Invoices", text=f"Client {current_user.client_id} has no unpaid invoices.")
+    return render_template(
+        "page.html", title="Invoices", text=f"Client {current_user.client_id} has no unpaid invoices."
+    )
 
 
 @portal.route("/account/security", methods=["GET", "POST"])
@@ -142,8 +162,9 @@ def security() -> t.Any:
         users().set_sso_allowed(current_user.client_id, request.form["allow_sso"] == "1")
         return redirect(url_for("portal.security"), 303)
     account = users().get_account(current_user.client_id)
-    return render_template("security.html", title="Security settings",
-                           allowed=account is not None and account.sso_allowed)
+    return render_template(
+        "security.html", title="Security settings", allowed=account is not None and account.sso_allowed
+    )
 
 
 def create_portal(*, user_store: PortalUserStore, system_url: str) -> Flask:

@@ -24,8 +24,16 @@ from pyramid.response import Response
 from pyramid.security import Allowed, Denied
 from zope.interface import implementer
 
-from sso_middleware import AdminAPIOptions, Identity, SessionOptions, SSOMiddleware, Stores, UserStore, get_identity
 from examples.portal import EXAMPLE_DESTINATIONS, serve_example
+from sso_middleware import (
+    AdminAPIOptions,
+    Identity,
+    SessionOptions,
+    SSOMiddleware,
+    Stores,
+    UserStore,
+    get_identity,
+)
 from sso_middleware.demo import demo_user_store
 
 #: The portal's own product catalogue; the user store says who owns what.
@@ -70,8 +78,10 @@ def page(request: Request, title: str, content: str, status: int = 200) -> Respo
     if identity is None:
         who = '<p id="who">Not signed in.</p>'
     else:
-        who = (f'<p id="who">Signed in as user {identity.user_id} for client {identity.client_id}.</p>'
-               '<form method="post" action="/logout"><button>Log out</button></form>')
+        who = (
+            f'<p id="who">Signed in as user {identity.user_id} for client {identity.client_id}.</p>'
+            '<form method="post" action="/logout"><button>Log out</button></form>'
+        )
     return Response(
         f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)} - Client portal</title></head>
@@ -79,7 +89,10 @@ def page(request: Request, title: str, content: str, status: int = 200) -> Respo
 <a href="/account/services">Services</a> | <a href="/account/invoices">Invoices</a> |
 <a href="/account/security">Security settings</a></nav>
 {who}<h1>{escape(title)}</h1>{content}</body></html>""",
-        status=status, content_type="text/html", charset="utf-8")
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+    )
 
 
 def home(request: Request) -> Response:
@@ -98,9 +111,11 @@ def profile(request: Request) -> Response:
 
 
 def services(request: Request) -> Response:
-    owned = [f'<li><a href="{request.route_path("service", service_id=id)}">{escape(name)} (service {id})</a></li>'
-             for id, name in SERVICES.items()
-             if request.user_store.owner_of("service", id) == request.identity.client_id]
+    owned = [
+        f'<li><a href="{request.route_path("service", service_id=id)}">{escape(name)} (service {id})</a></li>'
+        for id, name in SERVICES.items()
+        if request.user_store.owner_of("service", id) == request.identity.client_id
+    ]
     return page(request, "Services", f"<ul>{''.join(owned) or '<li>No services.</li>'}</ul>")
 
 
@@ -119,11 +134,15 @@ def invoices(request: Request) -> Response:
 def security(request: Request) -> Response:
     account = request.user_store.get_account(request.identity.client_id)
     on = account is not None and account.sso_allowed
-    return page(request, "Security settings", f"""
+    return page(
+        request,
+        "Security settings",
+        f"""
 <p>Allow single sign-on: {"on" if on else "off"}.
 Linked systems can sign you in here only while it is on.</p>
 <form method="post"><input type="hidden" name="allow_sso" value="{0 if on else 1}">
-<button>Switch single sign-on {"off" if on else "on"}</button></form>""")
+<button>Switch single sign-on {"off" if on else "on"}</button></form>""",
+    )
 
 
 def change_security(request: Request) -> Response:
@@ -158,10 +177,15 @@ def create_app(
     with Configurator(settings={"origin": (system.scheme, system.netloc)}) as config:
         config.set_security_policy(SSOSecurityPolicy())
         config.add_request_method(lambda request: store, "user_store", reify=True)
-        for name, pattern in (("home", "/"), ("whoami", "/whoami"), ("profile", "/account/profile"),
-                              ("services", "/account/services"),
-                              ("service", r"/account/services/{service_id:\d+}"),
-                              ("invoices", "/account/invoices"), ("security", "/account/security")):
+        for name, pattern in (
+            ("home", "/"),
+            ("whoami", "/whoami"),
+            ("profile", "/account/profile"),
+            ("services", "/account/services"),
+            ("service", r"/account/services/{service_id:\d+}"),
+            ("invoices", "/account/invoices"),
+            ("security", "/account/security"),
+        ):
             config.add_route(name, pattern)
         config.add_view(home, route_name="home")
         config.add_view(whoami, route_name="whoami", renderer="json")

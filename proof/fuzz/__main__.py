@@ -35,20 +35,30 @@ def atheris_missing() -> str | None:
     try:
         import atheris  # noqa: F401
     except ImportError as e:
-        return (f"atheris is not installed for {sys.executable} ({e}); "
-                "pip install -e '.[fuzz]' (needs a CPython with atheris wheels, or clang to build it)")
+        return (
+            f"atheris is not installed for {sys.executable} ({e}); "
+            "pip install -e '.[fuzz]' (needs a CPython with atheris wheels, or clang to build it)"
+        )
     return None
 
 
 def run_one(name: str, seconds: float, env: dict[str, str]) -> dict[str, object]:
     artifacts = HERE / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    command = [sys.executable, "-m", f"proof.fuzz.fuzz_{name}",
-               f"-max_total_time={max(1, math.ceil(seconds))}", "-print_final_stats=1",
-               "-timeout=10", "-rss_limit_mb=2048", f"-artifact_prefix={artifacts}/{name}-"]
+    command = [
+        sys.executable,
+        "-m",
+        f"proof.fuzz.fuzz_{name}",
+        f"-max_total_time={max(1, math.ceil(seconds))}",
+        "-print_final_stats=1",
+        "-timeout=10",
+        "-rss_limit_mb=2048",
+        f"-artifact_prefix={artifacts}/{name}-",
+    ]
     started = time.monotonic()
-    completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
-                               timeout=seconds + 120)
+    completed = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=seconds + 120
+    )
     output = completed.stdout + completed.stderr
     found = _EXECUTED.findall(output) or _PROGRESS.findall(output)
     executions = max(map(int, found)) if found else 0
@@ -61,13 +71,20 @@ def run_one(name: str, seconds: float, env: dict[str, str]) -> dict[str, object]
         detail = (errors[-1] if errors else lines[-1] if lines else f"exit {completed.returncode}")[:300]
         match = re.search(r"Test unit written to (\S+)", output)
         artifact = match.group(1) if match else ""
-    return {"name": name, "seconds": round(time.monotonic() - started, 1), "executions": executions,
-            "crashed": crashed, "detail": detail, "artifact": artifact}
+    return {
+        "name": name,
+        "seconds": round(time.monotonic() - started, 1),
+        "executions": executions,
+        "crashed": crashed,
+        "detail": detail,
+        "artifact": artifact,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m proof.fuzz", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m proof.fuzz", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="per harness (default 30)")
     parser.add_argument("--only", default=",".join(HARNESSES), help=f"any of {', '.join(HARNESSES)}")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -99,8 +116,10 @@ def main() -> int:
             result = run_one(name, args.seconds, env)
             results.append(result)
             state = f"CRASH: {result['detail']}" if result["crashed"] else "no crash"
-            print(f"fuzz {name:15} {result['executions']:>9} executions in {result['seconds']:>5} s  {state}",
-                  flush=True)
+            print(
+                f"fuzz {name:15} {result['executions']:>9} executions in {result['seconds']:>5} s  {state}",
+                flush=True,
+            )
     finally:
         if server is not None:
             server.stop()

@@ -8,18 +8,29 @@ import atheris
 from ._common import API_SECRET, run, targets, text
 
 TARGETS = targets()
-TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=b",
-         "multipart/form-data", "text/plain", None]
-ACTIONS = ["CreateSsoToken", "CreateOAuthCredential", "ListOAuthCredentials",
-           "UpdateOAuthCredential", "DeleteOAuthCredential", "RevokeSsoSessions", ""]
+TYPES = [
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=b",
+    "multipart/form-data",
+    "text/plain",
+    None,
+]
+ACTIONS = [
+    "CreateSsoToken",
+    "CreateOAuthCredential",
+    "ListOAuthCredentials",
+    "UpdateOAuthCredential",
+    "DeleteOAuthCredential",
+    "RevokeSsoSessions",
+    "",
+]
 
 
 def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     content_type = fdp.PickValueInList(TYPES)
     if fdp.ConsumeBool():
-        fields = [("identifier", "parsers"), ("secret", API_SECRET),
-                  ("action", fdp.PickValueInList(ACTIONS))]
+        fields = [("identifier", "parsers"), ("secret", API_SECRET), ("action", fdp.PickValueInList(ACTIONS))]
         for _ in range(fdp.ConsumeIntInRange(0, 6)):
             fields.append((text(fdp, 20), text(fdp, 60)))
         body = urllib.parse.urlencode(fields, encoding="latin-1").encode()

@@ -51,7 +51,7 @@ def payload(fdp: atheris.FuzzedDataProvider) -> str:
     secret = urlsafe(fdp, 43) if fdp.ConsumeIntInRange(0, 7) else urlsafe(fdp, fdp.ConsumeIntInRange(40, 46))
     fields = [key, secret, number(fdp), number(fdp)]
     if not fdp.ConsumeIntInRange(0, 7):  # an older release's sign-on time, recent or not
-        fields.append(str(int(time.time() * 1000) + fdp.ConsumeIntInRange(-10**7, 10**12)))
+        fields.append(str(int(time.time() * 1000) + fdp.ConsumeIntInRange(-(10**7), 10**12)))
     return ".".join(fields)
 
 

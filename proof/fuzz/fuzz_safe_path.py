@@ -4,8 +4,9 @@ path accepted must stay in the deployment when a browser resolves it
 
 import atheris
 
-from ._common import Crash, Destinations, escape, is_safe_path, run
 from sso_middleware.exceptions import APIError
+
+from ._common import Crash, Destinations, escape, is_safe_path, run
 
 DESTINATIONS = Destinations()
 BASE = "https://portal.example.com/app"

@@ -67,7 +67,12 @@ if t.TYPE_CHECKING:
 
 #: Inputs of ``CreateSsoToken``, passed on to :meth:`TokenIssuer.create_sso_token`.
 CREATE_SSO_TOKEN_INPUTS = (
-    "client_id", "user_id", "destination", "service_id", "domain_id", "sso_redirect_path",
+    "client_id",
+    "user_id",
+    "destination",
+    "service_id",
+    "domain_id",
+    "sso_redirect_path",
 )
 
 #: Parameters that hold a secret, and so are refused in the query string.
@@ -121,10 +126,18 @@ class AdminAPI:
     #: never NVP.
     LIST_ACTIONS: t.ClassVar[frozenset[str]] = frozenset({"listoauthcredentials"})
 
-    def __init__(self, issuer: TokenIssuer, credentials: APICredentials, oauth: CredentialManager,
-                 sessions: SessionManager, *, client_limiter: RateLimiter,
-                 address_limiter: RateLimiter, trusted_proxies: int = 0,
-                 allowed_addresses: AddressAllowList | None = None):
+    def __init__(
+        self,
+        issuer: TokenIssuer,
+        credentials: APICredentials,
+        oauth: CredentialManager,
+        sessions: SessionManager,
+        *,
+        client_limiter: RateLimiter,
+        address_limiter: RateLimiter,
+        trusted_proxies: int = 0,
+        allowed_addresses: AddressAllowList | None = None,
+    ):
         self.issuer = issuer
         self.credentials = credentials
         self.oauth = oauth
@@ -135,14 +148,16 @@ class AdminAPI:
         self.allowed_addresses = allowed_addresses
         #: action name → handler.
         self.actions: dict[str, Action] = {
-            name: getattr(self, method) for name, method in self.ACTIONS.items()}
+            name: getattr(self, method) for name, method in self.ACTIONS.items()
+        }
         known = {name.lower() for name in self.actions}
         for identifier, allowed in credentials.roles.items():
             unknown = sorted(allowed - known)
             if unknown:
                 raise ConfigurationError(
                     f"api_roles[{identifier!r}]: no action {unknown[0]!r}; the actions are "
-                    + ", ".join(self.actions))
+                    + ", ".join(self.actions)
+                )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         return self.respond(environ)(environ, start_response)
@@ -150,12 +165,17 @@ class AdminAPI:
     def respond(self, environ: WSGIEnvironment) -> Response:
         """Answer one request; never raises."""
         if environ.get("REQUEST_METHOD") != "POST":
-            return render(_error("The API accepts POST requests only"), "json", "", 405,
-                          headers={"Allow": "POST"})
+            return render(
+                _error("The API accepts POST requests only"), "json", "", 405, headers={"Allow": "POST"}
+            )
         request = BoundedRequest(environ, self.max_content_length)
         if request.mimetype not in _FORM_TYPES:
-            return render(_error("Send the parameters form-encoded (application/x-www-form-urlencoded)"),
-                          "json", "", 415)
+            return render(
+                _error("Send the parameters form-encoded (application/x-www-form-urlencoded)"),
+                "json",
+                "",
+                415,
+            )
         try:
             params = read_parameters(request)
             identifier, secret = _credentials(params)
@@ -178,30 +198,47 @@ class AdminAPI:
             response_type = "json"
         return render(result, response_type, echoed, status, headers=headers)
 
-    def call(self, environ: WSGIEnvironment, action: str, identifier: str, secret: str,
-             params: t.Mapping[str, str], response_type: str
-             ) -> tuple[int, dict[str, t.Any], dict[str, str]]:
+    def call(
+        self,
+        environ: WSGIEnvironment,
+        action: str,
+        identifier: str,
+        secret: str,
+        params: t.Mapping[str, str],
+        response_type: str,
+    ) -> tuple[int, dict[str, t.Any], dict[str, str]]:
         """Check the caller (address, credentials, role) and the response
         type, then run the action: the status, the result and any extra
         headers."""
         address = remote_address(environ, self.trusted_proxies)
         if self.allowed_addresses is not None and address not in self.allowed_addresses:
             shown = str(parse_address(address) or "(malformed)")
-            audit(logging.WARNING, "api_address_refused",
-                  "Admin API call from %s refused: not in api_allowed_ips", shown, address=shown)
+            audit(
+                logging.WARNING,
+                "api_address_refused",
+                "Admin API call from %s refused: not in api_allowed_ips",
+                shown,
+                address=shown,
+            )
             return 403, _error(f"Invalid IP {shown}"), {}
         if not self.credentials.verify(identifier, secret):
             # A right secret always passes (no one can lock a client out
             # by failing in its name); failures are counted and limited.
             # An unknown identifier may be a secret pasted in the wrong field.
             shown = identifier if self.credentials.knows(identifier) else "(unknown)"
-            audit(logging.WARNING, "api_auth_failed",
-                  "Admin API authentication failed for identifier %s", shown,
-                  identifier=shown, address=address)
-            wait = (self.client_limiter.retry_after(identifier)
-                    or self.address_limiter.retry_after(address)
-                    or max(self.client_limiter.failed(identifier) or 0,
-                           self.address_limiter.failed(address) or 0))
+            audit(
+                logging.WARNING,
+                "api_auth_failed",
+                "Admin API authentication failed for identifier %s",
+                shown,
+                identifier=shown,
+                address=address,
+            )
+            wait = (
+                self.client_limiter.retry_after(identifier)
+                or self.address_limiter.retry_after(address)
+                or max(self.client_limiter.failed(identifier) or 0, self.address_limiter.failed(address) or 0)
+            )
             if wait:
                 return 429, _error("Too many failed attempts; retry later"), {"Retry-After": str(wait)}
             return 403, _error("Authentication Failed"), {}
@@ -212,13 +249,25 @@ class AdminAPI:
         if handler is None:
             return 403, _error(f'Invalid API Action: "{echoed}" is not a valid API action'), {}
         if not self.credentials.may_call(identifier, action):
-            audit(logging.WARNING, "api_action_refused",
-                  "Admin API identifier %s may not call %s", identifier, echoed,
-                  identifier=identifier, action=echoed)
+            audit(
+                logging.WARNING,
+                "api_action_refused",
+                "Admin API identifier %s may not call %s",
+                identifier,
+                echoed,
+                identifier=identifier,
+                action=echoed,
+            )
             return 403, _error(f'Invalid Permissions: API action "{echoed}" is not allowed'), {}
         if response_type not in RESPONSE_TYPES:
-            return 200, _error(f'Unsupported API response type format "{response_type[:16]}".'
-                               " Supported formats include: json, xml, nvp"), {}
+            return (
+                200,
+                _error(
+                    f'Unsupported API response type format "{response_type[:16]}".'
+                    " Supported formats include: json, xml, nvp"
+                ),
+                {},
+            )
         if not self._renders(response_type, echoed):
             return 200, _error("This API action only supports the XML or JSON response type formats"), {}
         try:
@@ -229,7 +278,9 @@ class AdminAPI:
     def _renders(self, response_type: str, action: str) -> bool:
         """Whether ``action``'s answers can be given in ``response_type``:
         a known type, and never NVP for an answer that holds lists."""
-        return response_type in RESPONSE_TYPES and not (response_type == "nvp" and action in self.LIST_ACTIONS)
+        return response_type in RESPONSE_TYPES and not (
+            response_type == "nvp" and action in self.LIST_ACTIONS
+        )
 
     def create_sso_token(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``CreateSsoToken``: the token, or the reason there is none."""
@@ -239,12 +290,19 @@ class AdminAPI:
     def create_oauth_credential(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``CreateOAuthCredential``: the only time the secret is shown."""
         credential, secret = self.oauth.create(
-            grant_type=params.get("grantType"), scope=params.get("scope", ""),
-            service_id=params.get("serviceId"), name=params.get("name", ""),
-            description=params.get("description", ""), actor=f"api:{identifier}",
+            grant_type=params.get("grantType"),
+            scope=params.get("scope", ""),
+            service_id=params.get("serviceId"),
+            name=params.get("name", ""),
+            description=params.get("description", ""),
+            actor=f"api:{identifier}",
         )
-        return {"result": "success", "credentialId": credential.credential_id,
-                "clientIdentifier": credential.identifier, "clientSecret": secret}
+        return {
+            "result": "success",
+            "credentialId": credential.credential_id,
+            "clientIdentifier": credential.identifier,
+            "clientSecret": secret,
+        }
 
     def list_oauth_credentials(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``ListOAuthCredentials``: every set, never a secret or its hash."""
@@ -255,12 +313,18 @@ class AdminAPI:
         """``UpdateOAuthCredential``; with ``resetSecret`` the new secret is
         returned and the old one stops working at once."""
         credential, secret = self.oauth.update(
-            params.get("credentialId"), name=params.get("name"), description=params.get("description"),
-            scope=params.get("scope"), reset_secret=_flag(params.get("resetSecret", ""), "resetSecret"),
+            params.get("credentialId"),
+            name=params.get("name"),
+            description=params.get("description"),
+            scope=params.get("scope"),
+            reset_secret=_flag(params.get("resetSecret", ""), "resetSecret"),
             actor=f"api:{identifier}",
         )
-        result: dict[str, t.Any] = {"result": "success", "credentialId": credential.credential_id,
-                                    "clientIdentifier": credential.identifier}
+        result: dict[str, t.Any] = {
+            "result": "success",
+            "credentialId": credential.credential_id,
+            "clientIdentifier": credential.identifier,
+        }
         if secret is not None:
             result["clientSecret"] = secret
         return result
@@ -280,8 +344,11 @@ class AdminAPI:
         if client_id is None and user_id is None:
             raise APIError("A valid client_id or user_id is required")
         self.sessions.end_sessions(client_id=client_id, user_id=user_id, actor=f"api:{identifier}")
-        ended = {name: value for name, value in (("client_id", client_id), ("user_id", user_id))
-                 if value is not None}
+        ended = {
+            name: value
+            for name, value in (("client_id", client_id), ("user_id", user_id))
+            if value is not None
+        }
         return {"result": "success", **ended}
 
 
@@ -292,8 +359,10 @@ def read_parameters(request: Request) -> dict[str, str]:
     query, body = request.args, request.form
     secrets_in_query = sorted(SECRET_PARAMETERS & set(query))
     if secrets_in_query:
-        raise BadRequest(f"Send {secrets_in_query[0]} in the request body, not the query string:"
-                         " query strings end up in access logs")
+        raise BadRequest(
+            f"Send {secrets_in_query[0]} in the request body, not the query string:"
+            " query strings end up in access logs"
+        )
     for source in (query, body):
         for name, values in source.lists():
             if len(values) > 1:

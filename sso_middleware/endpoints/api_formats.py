@@ -53,8 +53,14 @@ def default_type(structured: bool) -> str:
     return "xml" if structured else "nvp"
 
 
-def render(result: t.Mapping[str, t.Any], response_type: str, action: str, status: int = 200, *,
-           headers: t.Mapping[str, str] | None = None) -> Response:
+def render(
+    result: t.Mapping[str, t.Any],
+    response_type: str,
+    action: str,
+    status: int = 200,
+    *,
+    headers: t.Mapping[str, str] | None = None,
+) -> Response:
     """``result`` as a response of ``response_type`` (one of
     :data:`RESPONSE_TYPES`); ``action`` is the lower-case name XML echoes."""
     if response_type == "xml":

@@ -61,8 +61,14 @@ class LogoutEndpoint:
             session = self.sessions.resume(cookie) if cookie else None
             if session is not None:
                 self.sessions.end(session)
-                audit(logging.INFO, "logout", "User ID: %d logged out", session.identity.user_id,
-                      user_id=session.identity.user_id, client_id=session.identity.client_id)
+                audit(
+                    logging.INFO,
+                    "logout",
+                    "User ID: %d logged out",
+                    session.identity.user_id,
+                    user_id=session.identity.user_id,
+                    client_id=session.identity.client_id,
+                )
         except Exception as e:  # a store outage or a bug: a 503, and the cookie goes anyway
             unavailable("Logout", e)
             response = error_page(503)

@@ -64,6 +64,7 @@ UNKNOWN_TOKEN = "Unable to authenticate with Single Sign-On token"
 #: The query string of a link exactly as :class:`TokenIssuer` makes it.
 PLAIN_LINK = re.compile(r"access_token=([A-Za-z0-9_-]{43})")
 
+
 class SingleSignOnEndpoint:
     """The WSGI application behind the SSO path.
 
@@ -172,8 +173,14 @@ class SingleSignOnEndpoint:
     @staticmethod
     def limited(address: str, wait: int) -> Response:
         """The 429 for an address past its limit of failed redemptions."""
-        audit(logging.WARNING, "rate_limited", "Single Sign-On redemptions from %s rate-limited for %d s",
-              address, wait, address=address)
+        audit(
+            logging.WARNING,
+            "rate_limited",
+            "Single Sign-On redemptions from %s rate-limited for %d s",
+            address,
+            wait,
+            address=address,
+        )
         response = error_page(429)
         response.headers["Retry-After"] = str(wait)
         return response
@@ -209,17 +216,30 @@ class SingleSignOnEndpoint:
         if redemption.found is None:
             raise Denied(UNKNOWN_TOKEN)
         if redemption.replayed:
-            audit(logging.WARNING, "replay", "Single Sign-On token %s replayed", fingerprint(key),
-                  token=fingerprint(key))
+            audit(
+                logging.WARNING,
+                "replay",
+                "Single Sign-On token %s replayed",
+                fingerprint(key),
+                token=fingerprint(key),
+            )
             raise Denied(UNKNOWN_TOKEN)
         try:
             record = self.open(redemption)
             identity = self.check(record, scope)
             if self.sessions.ended_since(record, redemption):
-                audit(logging.WARNING, "ended_link",
-                      "Single Sign-On token %s was minted before the sessions of User ID: %d,"
-                      " client %d were ended", fingerprint(key), record.user_id, record.client_id,
-                      token=fingerprint(key), user_id=record.user_id, client_id=record.client_id)
+                audit(
+                    logging.WARNING,
+                    "ended_link",
+                    "Single Sign-On token %s was minted before the sessions of User ID: %d,"
+                    " client %d were ended",
+                    fingerprint(key),
+                    record.user_id,
+                    record.client_id,
+                    token=fingerprint(key),
+                    user_id=record.user_id,
+                    client_id=record.client_id,
+                )
                 raise Denied(f"{UNKNOWN_TOKEN} for User ID: {record.user_id}")
             current = self.sessions.resume(cookie) if cookie else None
             if current is not None:
@@ -230,10 +250,17 @@ class SingleSignOnEndpoint:
         except Exception:  # a denial or an outage: no cookie will name the new session
             self.abandon(redemption)
             raise
-        audit(logging.INFO, "redeemed",
-              "Single Sign-On token %s redeemed for User ID: %d, client %d",
-              fingerprint(key), identity.user_id, identity.client_id,
-              token=fingerprint(key), user_id=identity.user_id, client_id=identity.client_id)
+        audit(
+            logging.INFO,
+            "redeemed",
+            "Single Sign-On token %s redeemed for User ID: %d, client %d",
+            fingerprint(key),
+            identity.user_id,
+            identity.client_id,
+            token=fingerprint(key),
+            user_id=identity.user_id,
+            client_id=identity.client_id,
+        )
         cookie_value = self.sessions.cookie_value(redemption, identity)
         return SeeOther(self.system_url + record.path, self.sessions.cookie_header(cookie_value))
 
@@ -253,10 +280,14 @@ class SingleSignOnEndpoint:
         try:
             return self.sessions.token_record(redemption)
         except TamperedRecord:
-            audit(logging.WARNING, "tampered_record",
-                  "Single Sign-On token %s refused: its record fails its MAC;"
-                  " the store may have been written to by someone else",
-                  fingerprint(redemption.key), token=fingerprint(redemption.key))
+            audit(
+                logging.WARNING,
+                "tampered_record",
+                "Single Sign-On token %s refused: its record fails its MAC;"
+                " the store may have been written to by someone else",
+                fingerprint(redemption.key),
+                token=fingerprint(redemption.key),
+            )
             raise Denied(UNKNOWN_TOKEN) from None
         except ValueError:
             raise Denied(UNKNOWN_TOKEN) from None
@@ -290,10 +321,15 @@ class SingleSignOnEndpoint:
         of user."""
         self.sessions.end(current)
         if current.identity != identity:
-            audit(logging.INFO, "session_replaced",
-                  "Session of User ID: %d replaced by Single Sign-On for User ID: %d",
-                  current.identity.user_id, identity.user_id,
-                  user_id=identity.user_id, previous_user_id=current.identity.user_id)
+            audit(
+                logging.INFO,
+                "session_replaced",
+                "Session of User ID: %d replaced by Single Sign-On for User ID: %d",
+                current.identity.user_id,
+                identity.user_id,
+                user_id=identity.user_id,
+                previous_user_id=current.identity.user_id,
+            )
 
     def check_account(self, record: TokenRecord) -> None:
         """Deny unless the account may use single sign-on now and the user

@@ -75,8 +75,9 @@ LINK_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class OAuthError(Exception):
     """An RFC 6749 error response."""
 
-    def __init__(self, error: str, description: str, status: int = 400, *,
-                 headers: t.Mapping[str, str] | None = None):
+    def __init__(
+        self, error: str, description: str, status: int = 400, *, headers: t.Mapping[str, str] | None = None
+    ):
         super().__init__(description)
         self.error = error
         self.description = description
@@ -84,8 +85,9 @@ class OAuthError(Exception):
         self.headers = dict(headers or {})
 
     def response(self) -> Response:
-        return json_response({"error": self.error, "error_description": self.description},
-                             self.status, headers=self.headers)
+        return json_response(
+            {"error": self.error, "error_description": self.description}, self.status, headers=self.headers
+        )
 
 
 class TokenEndpoint:
@@ -102,9 +104,15 @@ class TokenEndpoint:
     #: Largest request body accepted, in bytes.
     max_content_length = 16 * 1024
 
-    def __init__(self, issuer: TokenIssuer, credentials: CredentialManager, *,
-                 client_limiter: RateLimiter, address_limiter: RateLimiter,
-                 trusted_proxies: int = 0):
+    def __init__(
+        self,
+        issuer: TokenIssuer,
+        credentials: CredentialManager,
+        *,
+        client_limiter: RateLimiter,
+        address_limiter: RateLimiter,
+        trusted_proxies: int = 0,
+    ):
         self.issuer = issuer
         self.credentials = credentials
         self.client_limiter = client_limiter
@@ -117,8 +125,12 @@ class TokenEndpoint:
     def respond(self, environ: WSGIEnvironment) -> Response:
         """Answer one request; never raises."""
         if environ.get("REQUEST_METHOD") != "POST":
-            return OAuthError("invalid_request", "The token endpoint accepts POST requests only",
-                              405, headers={"Allow": "POST"}).response()
+            return OAuthError(
+                "invalid_request",
+                "The token endpoint accepts POST requests only",
+                405,
+                headers={"Allow": "POST"},
+            ).response()
         request = BoundedRequest(environ, self.max_content_length)
         try:
             return self.grant(request)
@@ -130,21 +142,23 @@ class TokenEndpoint:
             return OAuthError("invalid_request", "Parameters must be UTF-8").response()
         except Exception as e:
             unavailable("Token endpoint", e)
-            return OAuthError("temporarily_unavailable", "Service temporarily unavailable",
-                              503).response()
+            return OAuthError("temporarily_unavailable", "Service temporarily unavailable", 503).response()
 
     def grant(self, request: Request) -> Response:
         """Check the request, authenticate the client and mint a token; raise
         :class:`OAuthError`. Minting comes last: a refused request leaves no
         token and no ``issued`` record."""
         if request.mimetype != "application/x-www-form-urlencoded":
-            raise OAuthError("invalid_request",
-                             "Send the parameters form-encoded (application/x-www-form-urlencoded)")
+            raise OAuthError(
+                "invalid_request", "Send the parameters form-encoded (application/x-www-form-urlencoded)"
+            )
         query, form = request.args, request.form
         unexpected = set(query) - LINK_PARAMETERS
         if unexpected:
-            raise OAuthError("invalid_request",
-                             f"Parameter {sorted(unexpected)[0][:64]} is not accepted in the query string")
+            raise OAuthError(
+                "invalid_request",
+                f"Parameter {sorted(unexpected)[0][:64]} is not accepted in the query string",
+            )
         for params in (query, form):
             for name, values in params.lists():
                 if len(values) > 1 or (name in query and name in form):
@@ -159,34 +173,46 @@ class TokenEndpoint:
         if grant_type != SINGLE_SIGN_ON:
             raise OAuthError("unsupported_grant_type", f"Only {SINGLE_SIGN_ON} is supported")
         credential = self.authenticate(request, form, link)
-        if self.credentials.user_store.owner_of("service", t.cast(int, credential.service_id)) \
-                != credential.client_id:
+        if (
+            self.credentials.user_store.owner_of("service", t.cast(int, credential.service_id))
+            != credential.client_id
+        ):
             # the set follows its service: moved to another account, or gone
             raise OAuthError("invalid_grant", "Service ID not associated with valid Client.")
         scope = form.get("scope", query.get("scope", ""))
         destination = self.destination(scope, credential)
         service_id: str | int | None = form.get("service_id") or None
-        if service_id is None and destination in self.issuer.destinations:
-            if "service_id" in self.issuer.destinations.table[destination][1]:
-                service_id = credential.service_id
+        if (
+            service_id is None
+            and destination in self.issuer.destinations
+            and "service_id" in self.issuer.destinations.table[destination][1]
+        ):
+            service_id = credential.service_id
         try:
             token = self.issuer.issue(
-                client_id=credential.client_id, destination=destination, service_id=service_id,
-                domain_id=form.get("domain_id") or None, actor=f"oauth:{credential.identifier}",
+                client_id=credential.client_id,
+                destination=destination,
+                service_id=service_id,
+                domain_id=form.get("domain_id") or None,
+                actor=f"oauth:{credential.identifier}",
             )
         except APIError as e:
-            error = "invalid_grant" if e.message.startswith("SSO authentication blocked") else "invalid_request"
+            error = (
+                "invalid_grant" if e.message.startswith("SSO authentication blocked") else "invalid_request"
+            )
             raise OAuthError(error, e.message) from None
         redirect_url = self.issuer.redirect_url(token)
         if extra:
             redirect_url += "&" + urlencode(extra)
-        return json_response({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": self.issuer.ttl,
-            "scope": " ".join([SSO_SCOPE, destination] if destination else [SSO_SCOPE]),
-            "redirect_url": redirect_url,
-        })
+        return json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.issuer.ttl,
+                "scope": " ".join([SSO_SCOPE, destination] if destination else [SSO_SCOPE]),
+                "redirect_url": redirect_url,
+            }
+        )
 
     def authenticate(self, request: Request, form: MultiDict[str, str], link: bool) -> OAuthCredential:
         """Return the authenticated credential set, counting failures."""
@@ -199,17 +225,23 @@ class TokenEndpoint:
                 # RFC 6749 section 2.3.1: a client using Basic may also send
                 # its own client_id (requests-oauthlib does); it must be the same.
                 if form["client_id"] != identifier:
-                    raise OAuthError("invalid_request",
-                                     "client_id in the body names another client than HTTP Basic")
+                    raise OAuthError(
+                        "invalid_request", "client_id in the body names another client than HTTP Basic"
+                    )
                 in_body = False
-        methods = [name for name, used in (
-            ("HTTP Basic", bool(basic)),
-            ("client_id/client_secret", in_body),
-            ("subscriber_unique_id/token", link),
-        ) if used]
+        methods = [
+            name
+            for name, used in (
+                ("HTTP Basic", bool(basic)),
+                ("client_id/client_secret", in_body),
+                ("subscriber_unique_id/token", link),
+            )
+            if used
+        ]
         if len(methods) > 1:
-            raise OAuthError("invalid_request",
-                             "Use one client authentication method, not " + " and ".join(methods))
+            raise OAuthError(
+                "invalid_request", "Use one client authentication method, not " + " and ".join(methods)
+            )
         if link:
             identifier, secret = form.get("subscriber_unique_id", ""), form.get("token", "")
         elif not basic:
@@ -223,12 +255,19 @@ class TokenEndpoint:
             address = remote_address(request.environ, self.trusted_proxies)
             # Identifiers are 32 hex digits; anything else may be a pasted secret.
             shown = identifier if IDENTIFIER_PATTERN.fullmatch(identifier) else "(malformed)"
-            audit(logging.WARNING, "client_auth_failed",
-                  "OAuth client authentication failed for %s", shown,
-                  identifier=shown, address=address)
-            wait = (self.client_limiter.retry_after(identifier) or self.address_limiter.retry_after(address)
-                    or max(self.client_limiter.failed(identifier) or 0,
-                           self.address_limiter.failed(address) or 0))
+            audit(
+                logging.WARNING,
+                "client_auth_failed",
+                "OAuth client authentication failed for %s",
+                shown,
+                identifier=shown,
+                address=address,
+            )
+            wait = (
+                self.client_limiter.retry_after(identifier)
+                or self.address_limiter.retry_after(address)
+                or max(self.client_limiter.failed(identifier) or 0, self.address_limiter.failed(address) or 0)
+            )
             if wait:
                 raise self._limited(wait, identifier)
             raise OAuthError("invalid_client", "Client authentication failed", 401, headers=challenge)
@@ -253,10 +292,20 @@ class TokenEndpoint:
     @staticmethod
     def _limited(wait: int, identifier: str) -> OAuthError:
         shown = identifier if IDENTIFIER_PATTERN.fullmatch(identifier) else "(malformed)"
-        audit(logging.WARNING, "rate_limited", "OAuth client %s rate-limited for %d s",
-              shown, wait, identifier=shown)
-        return OAuthError("too_many_requests", "Too many failed attempts; retry later", 429,
-                          headers={"Retry-After": str(wait)})
+        audit(
+            logging.WARNING,
+            "rate_limited",
+            "OAuth client %s rate-limited for %d s",
+            shown,
+            wait,
+            identifier=shown,
+        )
+        return OAuthError(
+            "too_many_requests",
+            "Too many failed attempts; retry later",
+            429,
+            headers={"Retry-After": str(wait)},
+        )
 
 
 def _parse_basic(header: str, challenge: dict[str, str]) -> tuple[str, str]:
@@ -270,6 +319,10 @@ def _parse_basic(header: str, challenge: dict[str, str]) -> tuple[str, str]:
         if not sep:
             raise ValueError
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise OAuthError("invalid_client", "Malformed Basic credentials", 401,
-                         headers=challenge or {"WWW-Authenticate": 'Basic realm="sso"'}) from None
+        raise OAuthError(
+            "invalid_client",
+            "Malformed Basic credentials",
+            401,
+            headers=challenge or {"WWW-Authenticate": 'Basic realm="sso"'},
+        ) from None
     return unquote_plus(identifier), unquote_plus(secret)

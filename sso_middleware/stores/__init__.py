@@ -41,8 +41,9 @@ class Stores:
     credentials: CredentialStore
 
     @classmethod
-    def redis(cls, url_or_client: t.Any, *, prefix: str | None = None,
-              wait: tuple[int, int] | None = None) -> Stores:
+    def redis(
+        cls, url_or_client: t.Any, *, prefix: str | None = None, wait: tuple[int, int] | None = None
+    ) -> Stores:
         """All three in Redis: a URL (see :func:`.redis.connect`) or a client
         from :func:`.redis.connect`, :func:`.redis.connect_sentinel` or
         :func:`.redis.connect_cluster`. ``wait=(replicas, milliseconds)``
@@ -52,9 +53,11 @@ class Stores:
 
         client = impl.connect(url_or_client) if isinstance(url_or_client, str) else url_or_client
         options = {} if prefix is None else {"prefix": prefix}
-        return cls(impl.RedisTokenStore(client, wait=wait, **options),
-                   impl.RedisCounterStore(client, **options),
-                   impl.RedisCredentialStore(client, **options))
+        return cls(
+            impl.RedisTokenStore(client, wait=wait, **options),
+            impl.RedisCounterStore(client, **options),
+            impl.RedisCredentialStore(client, **options),
+        )
 
     @classmethod
     def memory(cls) -> Stores:

@@ -37,7 +37,7 @@ from .protocols import SESSION_MARK
 DEFAULT_PREFIX = "sso:v2:"
 
 #: What the stores accept: a single Redis, a Sentinel master or a Cluster.
-Client = t.Union[redis.Redis, RedisCluster]
+Client = redis.Redis | RedisCluster
 
 _P = t.ParamSpec("_P")
 _R = t.TypeVar("_R")
@@ -122,18 +122,24 @@ def connect_sentinel(
     """
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(sentinels),
-        sentinel_kwargs={"socket_timeout": socket_timeout,
-                         "socket_connect_timeout": socket_timeout, **(sentinel_kwargs or {})},
+        sentinel_kwargs={
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_timeout,
+            **(sentinel_kwargs or {}),
+        },
     )
-    return t.cast(redis.Redis, sentinel.master_for(  # type: ignore[no-untyped-call]
-        service_name,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-        health_check_interval=30,
-        retry=Retry(NoBackoff(), 1),
-        max_connections=max_connections,
-        **kwargs,
-    ))
+    return t.cast(
+        redis.Redis,
+        sentinel.master_for(  # type: ignore[no-untyped-call]
+            service_name,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            health_check_interval=30,
+            retry=Retry(NoBackoff(), 1),
+            max_connections=max_connections,
+            **kwargs,
+        ),
+    )
 
 
 def connect_cluster(
@@ -154,8 +160,10 @@ def connect_cluster(
     :param kwargs: connection settings (``username``, ``password``, ``ssl``, ...).
     """
     return RedisCluster(
-        startup_nodes=[ClusterNode(host, port)  # type: ignore[no-untyped-call]
-                       for host, port in startup_nodes],
+        startup_nodes=[
+            ClusterNode(host, port)  # type: ignore[no-untyped-call]
+            for host, port in startup_nodes
+        ],
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 1),
@@ -247,8 +255,7 @@ class RedisTokenStore:
     :param wait: replicas that must acknowledge, and for how long to wait.
     """
 
-    def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX,
-                 wait: tuple[int, int] | None = None):
+    def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX, wait: tuple[int, int] | None = None):
         settings = client.get_connection_kwargs()
         if settings.get("decode_responses"):
             raise ConfigurationError("the Redis client must return bytes: create it without decode_responses")
@@ -260,12 +267,14 @@ class RedisTokenStore:
             if not (type(replicas) is int and replicas >= 1 and type(timeout) is int and timeout >= 1):
                 raise ConfigurationError(
                     f"wait must be (replicas, milliseconds), both whole numbers of at least 1; got {wait!r}"
-                    " (WAIT with 0 ms would block until the socket timeout)")
+                    " (WAIT with 0 ms would block until the socket timeout)"
+                )
             if not socket_timeout or timeout >= socket_timeout * 1000:
                 raise ConfigurationError(
                     f"wait timeout {timeout} ms must be below the client's socket timeout"
                     f" ({'none set' if not socket_timeout else f'{socket_timeout * 1000:g} ms'}),"
-                    " or the client gives up before WAIT answers")
+                    " or the client gives up before WAIT answers"
+                )
         self.client = client
         self.prefix = prefix + "t:"
         self.subjects = prefix + "e:"

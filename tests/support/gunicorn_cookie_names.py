@@ -15,7 +15,10 @@ def when_ready(server):
 def pre_request(worker, req):
     # Header values arrive as latin-1 text, one character per byte, as WSGI
     # hands them on; repr() shows a byte such as 0xA0 as '\xa0'.
-    names = [pair.partition("=")[0].strip(" \t")
-             for name, value in req.headers if name == "COOKIE"
-             for pair in value.split(";")]
+    names = [
+        pair.partition("=")[0].strip(" \t")
+        for name, value in req.headers
+        if name == "COOKIE"
+        for pair in value.split(";")
+    ]
     worker.log.info("cookie names on %s: %r", req.path, names)

@@ -42,8 +42,10 @@ def seed_user_store() -> MemoryUserStore:
     """The accounts, users, services and domain in this module's docstring."""
     users = MemoryUserStore()
     for client_id, status, sso_allowed in (
-        (1, AccountStatus.ACTIVE, True), (2, AccountStatus.INACTIVE, True),
-        (3, AccountStatus.CLOSED, True), (4, AccountStatus.ACTIVE, False),
+        (1, AccountStatus.ACTIVE, True),
+        (2, AccountStatus.INACTIVE, True),
+        (3, AccountStatus.CLOSED, True),
+        (4, AccountStatus.ACTIVE, False),
     ):
         users.add_account(Account(client_id, status, sso_allowed, owner_user_id=client_id))
         users.add_user(User(client_id, client_ids=(client_id,)))
@@ -58,12 +60,14 @@ def seed_user_store() -> MemoryUserStore:
 def echo_app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
     """The wrapped app: tells what it saw."""
     identity = get_identity(environ)
-    body = json.dumps({
-        "path": environ.get("PATH_INFO"),
-        "query": environ.get("QUERY_STRING"),
-        "remote_user": environ.get("REMOTE_USER"),
-        "identity": [identity.user_id, identity.client_id] if identity else None,
-    }).encode()
+    body = json.dumps(
+        {
+            "path": environ.get("PATH_INFO"),
+            "query": environ.get("QUERY_STRING"),
+            "remote_user": environ.get("REMOTE_USER"),
+            "identity": [identity.user_id, identity.client_id] if identity else None,
+        }
+    ).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
 
@@ -71,21 +75,25 @@ def echo_app(environ: WSGIEnvironment, start_response: StartResponse) -> list[by
 def browser(middleware: SSOMiddleware) -> webtest.TestApp:
     """A webtest client that speaks HTTPS to the portal, so Secure cookies
     are kept and sent back."""
-    return webtest.TestApp(middleware, extra_environ={
-        "wsgi.url_scheme": "https", "HTTP_HOST": "portal.example.com"})
+    return webtest.TestApp(
+        middleware, extra_environ={"wsgi.url_scheme": "https", "HTTP_HOST": "portal.example.com"}
+    )
 
 
 def live_sessions(client: redis.Redis) -> set[bytes]:
     """The keys of live session records in Redis: redeemed tokens whose
     record is a session, not the ended mark alone."""
-    return {key for key in client.scan_iter("sso:v2:t:*")
-            if (client.get(key) or b"").startswith(b"!") and len(client.get(key)) > 1}
+    return {
+        key
+        for key in client.scan_iter("sso:v2:t:*")
+        if (client.get(key) or b"").startswith(b"!") and len(client.get(key)) > 1
+    }
 
 
 def sso_path(redirect_url: str) -> str:
     """The path and query of a ``redirect_url``, for webtest."""
     assert redirect_url.startswith(SYSTEM_URL)
-    return redirect_url[len(SYSTEM_URL):]
+    return redirect_url[len(SYSTEM_URL) :]
 
 
 class FakeClock:

@@ -35,13 +35,13 @@ class Servers:
 
     def __call__(self, **overrides: t.Any) -> Served:
         # the demo's handler keeps access_token values out of the access log
-        server = make_server("127.0.0.1", 0, placeholder, threaded=True,
-                             request_handler=RedactingRequestHandler)
+        server = make_server(
+            "127.0.0.1", 0, placeholder, threaded=True, request_handler=RedactingRequestHandler
+        )
         base = f"http://127.0.0.1:{server.server_port}"
         middleware = self.make_middleware(system_url=base, secure_cookies=False, **overrides)
         server.app = middleware
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
-                                  daemon=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         thread.start()
         self.running.append((server, thread))
         return Served(base, middleware)
@@ -54,8 +54,7 @@ class Servers:
 
 
 def new_browser() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
 
 def follow(browser: urllib.request.OpenerDirector, url: str) -> tuple[str, dict]:

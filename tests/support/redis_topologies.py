@@ -76,8 +76,15 @@ class Node:
         self.sentinel = sentinel
         self.config_file = folder / f"{name}.conf"
         self.log_file = folder / f"{name}.log"
-        lines = [f"port {self.port}", f"bind {HOST}", "protected-mode no", "daemonize no",
-                 f"dir {folder}", f"logfile {self.log_file}", *config]
+        lines = [
+            f"port {self.port}",
+            f"bind {HOST}",
+            "protected-mode no",
+            "daemonize no",
+            f"dir {folder}",
+            f"logfile {self.log_file}",
+            *config,
+        ]
         self.config_file.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -132,7 +139,7 @@ class Node:
             return "(no log)"
 
 
-DATA_CONFIG = ["save \"\"", "appendonly no", "loglevel notice"]
+DATA_CONFIG = ['save ""', "appendonly no", "loglevel notice"]
 
 
 class Topology(abc.ABC):
@@ -171,29 +178,61 @@ class SentinelTopology(Topology):
 
     service = "sso-master"
 
-    def __init__(self, *, replicas: int = 1, sentinels: int = 3, quorum: int = 2,
-                 down_after_ms: int = 1000, failover_timeout_ms: int = 3000,
-                 master_config: t.Sequence[str] = ()):
+    def __init__(
+        self,
+        *,
+        replicas: int = 1,
+        sentinels: int = 3,
+        quorum: int = 2,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 3000,
+        master_config: t.Sequence[str] = (),
+    ):
         super().__init__("sso-sentinel-")
-        self.master = Node(self.folder, "master", [
-            *DATA_CONFIG, "repl-diskless-sync yes", "repl-diskless-sync-delay 0", *master_config])
-        self.replicas = [Node(self.folder, f"replica-{i}", [
-            *DATA_CONFIG, "repl-diskless-sync yes", "repl-diskless-sync-delay 0",
-            f"replicaof {HOST} {self.master.port}"]) for i in range(replicas)]
+        self.master = Node(
+            self.folder,
+            "master",
+            [*DATA_CONFIG, "repl-diskless-sync yes", "repl-diskless-sync-delay 0", *master_config],
+        )
+        self.replicas = [
+            Node(
+                self.folder,
+                f"replica-{i}",
+                [
+                    *DATA_CONFIG,
+                    "repl-diskless-sync yes",
+                    "repl-diskless-sync-delay 0",
+                    f"replicaof {HOST} {self.master.port}",
+                ],
+            )
+            for i in range(replicas)
+        ]
         self.data_nodes = [self.master, *self.replicas]
         ids = [secrets.token_hex(20) for _ in range(sentinels)]
-        self.sentinels = [Node(self.folder, f"sentinel-{i}", [
-            f"sentinel myid {ids[i]}",
-            f"sentinel monitor {self.service} {HOST} {self.master.port} {quorum}",
-            f"sentinel down-after-milliseconds {self.service} {down_after_ms}",
-            f"sentinel failover-timeout {self.service} {failover_timeout_ms}",
-            f"sentinel parallel-syncs {self.service} 1",
-        ], sentinel=True) for i in range(sentinels)]
+        self.sentinels = [
+            Node(
+                self.folder,
+                f"sentinel-{i}",
+                [
+                    f"sentinel myid {ids[i]}",
+                    f"sentinel monitor {self.service} {HOST} {self.master.port} {quorum}",
+                    f"sentinel down-after-milliseconds {self.service} {down_after_ms}",
+                    f"sentinel failover-timeout {self.service} {failover_timeout_ms}",
+                    f"sentinel parallel-syncs {self.service} 1",
+                ],
+                sentinel=True,
+            )
+            for i in range(sentinels)
+        ]
         for i, node in enumerate(self.sentinels):
             node.append_config(
                 *(f"sentinel known-replica {self.service} {HOST} {r.port}" for r in self.replicas),
-                *(f"sentinel known-sentinel {self.service} {HOST} {other.port} {ids[j]}"
-                  for j, other in enumerate(self.sentinels) if j != i))
+                *(
+                    f"sentinel known-sentinel {self.service} {HOST} {other.port} {ids[j]}"
+                    for j, other in enumerate(self.sentinels)
+                    if j != i
+                ),
+            )
         self.nodes = [*self.data_nodes, *self.sentinels]
 
     @property
@@ -214,6 +253,7 @@ class SentinelTopology(Topology):
 
     def wait_replicated(self, master: Node, replicas: int, timeout: float = 15) -> None:
         """Until ``master`` has ``replicas`` replicas online and in sync."""
+
         def synced() -> bool:
             # "online" is not enough: after a diskless sync the master holds
             # the stream back until the replica's first ACK (up to a second)
@@ -234,9 +274,13 @@ class SentinelTopology(Topology):
             for sentinel in self.sentinels:
                 with sentinel.client(decode_responses=True) as client:
                     state = client.sentinel_master(self.service)
-                if (state["port"] != master.port or not state["is_master"] or state["is_sdown"]
-                        or state["num-other-sentinels"] < len(self.sentinels) - 1
-                        or state["num-slaves"] < replicas):
+                if (
+                    state["port"] != master.port
+                    or not state["is_master"]
+                    or state["is_sdown"]
+                    or state["num-other-sentinels"] < len(self.sentinels) - 1
+                    or state["num-slaves"] < replicas
+                ):
                     return False
             return True
 
@@ -251,6 +295,7 @@ class SentinelTopology(Topology):
     def wait_failover(self, old: Node, timeout: float = 20) -> Node:
         """Until every sentinel names a new master and that node says it is
         one; return it."""
+
         def promoted() -> Node | None:
             ports = set()
             for sentinel in self.sentinels:
@@ -276,9 +321,20 @@ class ClusterTopology(Topology):
         self.masters = []
         for i in range(masters):
             cluster_port = free_port()
-            self.masters.append(Node(self.folder, f"cluster-{i}", [
-                *DATA_CONFIG, "cluster-enabled yes", f"cluster-config-file nodes-{i}.conf",
-                f"cluster-port {cluster_port}", "cluster-node-timeout 2000", *extra_config]))
+            self.masters.append(
+                Node(
+                    self.folder,
+                    f"cluster-{i}",
+                    [
+                        *DATA_CONFIG,
+                        "cluster-enabled yes",
+                        f"cluster-config-file nodes-{i}.conf",
+                        f"cluster-port {cluster_port}",
+                        "cluster-node-timeout 2000",
+                        *extra_config,
+                    ],
+                )
+            )
         self.nodes = list(self.masters)
 
     @property
@@ -292,10 +348,19 @@ class ClusterTopology(Topology):
             node.wait_ready()
         if len(self.masters) >= 3:
             subprocess.run(
-                ["redis-cli", "--cluster", "create",
-                 *(f"{HOST}:{node.port}" for node in self.masters),
-                 "--cluster-replicas", "0", "--cluster-yes"],
-                check=True, capture_output=True, timeout=60)
+                [
+                    "redis-cli",
+                    "--cluster",
+                    "create",
+                    *(f"{HOST}:{node.port}" for node in self.masters),
+                    "--cluster-replicas",
+                    "0",
+                    "--cluster-yes",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
         else:
             step = 16384 // len(self.masters)
             for i, node in enumerate(self.masters):
