@@ -1,9 +1,11 @@
-"""Contract tests for the token store (tokens and the sessions they become).
+"""Contract tests for every store protocol: tokens (and the sessions they
+become), rate-limit counters and OAuth credential sets.
 
-The contract is written once, as a base class whose tests use a ``store``
-fixture and a ``wait`` fixture (how to let time pass), and is run against
-both implementations: the in-memory store on an injected fake clock, the
-Redis store on a real ``redis-server`` with real sleeps.
+Each contract is written once, as a base class whose tests use a ``store``
+fixture (and, where time matters, a ``wait`` fixture: how to let time pass),
+and is run against both implementations: the in-memory store on an injected
+fake clock, the Redis store on a real ``redis-server``, where only Redis's
+own expiry needs real seconds.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import pytest
 import redis
 
 from sso_middleware.exceptions import ConfigurationError, StoreUnavailable
-from sso_middleware.stores import SESSION_MARK, TokenStore
-from sso_middleware.stores.memory import MemoryTokenStore
-from sso_middleware.stores.redis import RedisTokenStore, connect
+from sso_middleware.stores import SESSION_MARK, CounterStore, CredentialStore, TokenStore
+from sso_middleware.stores.memory import MemoryCounterStore, MemoryCredentialStore, MemoryTokenStore
+from sso_middleware.stores.redis import RedisCounterStore, RedisCredentialStore, RedisTokenStore, connect
 from tests.support.helpers import FakeClock
 from tests.support.redis_server import free_port
 
@@ -434,3 +436,131 @@ def test_unreachable_redis_raises_store_unavailable_quickly(dead_redis, operatio
     assert isinstance(raised.value.original_error, redis.ConnectionError)
     assert raised.value.__cause__ is raised.value.original_error
     assert str(raised.value) == "Redis error: ConnectionError"
+
+
+# ---------------------------------------------------------------------------
+# Counter store contract
+
+
+class CounterStoreContract:
+    """Run by each implementation's subclass, which supplies ``store`` and
+    ``wait``."""
+
+    def test_implements_protocol(self, store):
+        assert isinstance(store, CounterStore)
+
+    def test_hits_count_up_within_a_window(self, store):
+        key = new_key()
+        counts = [store.hit(key, 60) for _ in range(3)]
+        assert [count for count, _ in counts] == [1, 2, 3]
+        assert all(0 < left <= 60 for _, left in counts)
+
+    def test_keys_count_apart(self, store):
+        first, second = new_key(), new_key()
+        store.hit(first, 60)
+        store.hit(first, 60)
+        assert store.hit(second, 60)[0] == 1
+
+    def test_a_new_window_starts_after_the_old_one_ends(self, store, wait):
+        key = new_key()
+        store.hit(key, 1)
+        assert store.hit(key, 1)[0] == 2
+        wait(1.2)
+        assert store.hit(key, 1)[0] == 1
+
+    def test_concurrent_hits_are_each_counted_once(self, store):
+        key = new_key()
+        results = race(lambda: store.hit(key, 60))
+        assert sorted(count for count, _ in results) == list(range(1, 51))
+
+
+class TestMemoryCounterStore(CounterStoreContract):
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    @pytest.fixture
+    def store(self, clock) -> MemoryCounterStore:
+        return MemoryCounterStore(clock=clock)
+
+    @pytest.fixture
+    def wait(self, clock):
+        return clock.advance
+
+
+class TestRedisCounterStore(CounterStoreContract):
+    @pytest.fixture
+    def store(self, redis_client) -> RedisCounterStore:
+        return RedisCounterStore(redis_client)
+
+    @pytest.fixture
+    def wait(self):
+        return time.sleep  # the window is the key's expiry, kept by Redis itself
+
+
+# ---------------------------------------------------------------------------
+# Credential store contract
+
+
+class CredentialStoreContract:
+    """Run by each implementation's subclass, which supplies ``store``."""
+
+    def test_implements_protocol(self, store):
+        assert isinstance(store, CredentialStore)
+
+    def test_ids_are_never_handed_out_twice(self, store):
+        ids = race(store.next_id)
+        assert len(set(ids)) == len(ids) and all(isinstance(i, int) for i in ids)
+
+    def test_a_set_is_found_by_identifier_and_by_id(self, store):
+        credential_id = store.next_id()
+        assert store.add(credential_id, "id-one", RECORD)
+        assert store.get("id-one") == RECORD
+        assert store.find(credential_id) == RECORD
+        assert store.get("id-two") is None and store.find(credential_id + 1000) is None
+        assert store.all() == [RECORD]
+
+    def test_add_refuses_a_taken_id_or_identifier_and_stores_nothing(self, store):
+        first, second = store.next_id(), store.next_id()
+        assert store.add(first, "id-one", RECORD)
+        assert store.add(first, "id-two", OTHER) is False
+        assert store.add(second, "id-one", OTHER) is False
+        assert store.get("id-two") is None and store.find(second) is None
+        assert store.get("id-one") == RECORD
+
+    def test_concurrent_adds_of_one_id_store_one_set(self, store):
+        credential_id = store.next_id()
+        results = race(lambda: store.add(credential_id, new_key(), RECORD))
+        assert results.count(True) == 1
+        assert len(store.all()) == 1
+
+    def test_replace_only_what_was_read(self, store):
+        credential_id = store.next_id()
+        store.add(credential_id, "id-one", RECORD)
+        assert store.replace("id-one", OTHER, previous=RECORD)
+        assert store.get("id-one") == OTHER == store.find(credential_id)
+        assert store.replace("id-one", RECORD, previous=RECORD) is False  # changed meanwhile
+        assert store.get("id-one") == OTHER
+
+    def test_replace_of_a_deleted_set_stores_nothing(self, store):
+        credential_id = store.next_id()
+        store.add(credential_id, "id-one", RECORD)
+        store.delete(credential_id, "id-one")
+        assert store.replace("id-one", OTHER, previous=RECORD) is False
+        assert store.get("id-one") is None and store.find(credential_id) is None
+        assert store.all() == []
+
+    def test_delete_of_a_missing_set_is_no_error(self, store):
+        store.delete(12345, "nobody")
+
+
+class TestMemoryCredentialStore(CredentialStoreContract):
+    @pytest.fixture
+    def store(self) -> MemoryCredentialStore:
+        return MemoryCredentialStore()
+
+
+class TestRedisCredentialStore(CredentialStoreContract):
+    @pytest.fixture
+    def store(self, redis_client) -> RedisCredentialStore:
+        return RedisCredentialStore(redis_client)
