@@ -124,7 +124,7 @@ class Loads:
         self.pool = TokenPool(self.redis_url)
         self.raw = connect(self.redis_url)
         mw = build_middleware(hello_app, self.redis_url)
-        credential, secret = mw.credentials.create(
+        credential, secret = mw.oauth_credentials.create(
             grant_type="single_sign_on", scope=DESTINATION, service_id=101, name="benchmark"
         )
         self.token_basic = _basic(credential.identifier, secret)

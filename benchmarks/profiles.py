@@ -81,7 +81,7 @@ def setup(scenario: str, url: str, n: int) -> t.Callable[[], None]:
     if scenario == "mint":
         return lambda: [mw.create_sso_token(client_id=1, destination=DESTINATION) for _ in range(n)] and None
     if scenario == "token":
-        credential, secret = mw.credentials.create(
+        credential, secret = mw.oauth_credentials.create(
             grant_type="single_sign_on", scope=DESTINATION, service_id=101
         )
         basic = "Basic " + base64.b64encode(f"{credential.identifier}:{secret}".encode()).decode()

@@ -14,7 +14,7 @@ All over HTTP against the WSGI server:
   0.8 s (must all succeed), at 1.2 s (must all fail), and at 1.2 s after
   ``PERSIST`` removed the key's TTL (must all fail, by the record's issue
   time; the key is checked to be still there).
-- **Revocation**: ``RevokeSsoSessions`` ends every session of an account at
+- **Revocation**: ``EndSsoSessions`` ends every session of an account at
   once (every old cookie anonymous), other accounts keep theirs, and the
   account's next sign-on works; logout, then the old cookie: anonymous;
   idle (1 s) and absolute (2 s) timeouts with a request every 0.4 s.
@@ -207,7 +207,7 @@ def revocation(lab: Lab, sessions: int) -> dict[str, t.Any]:
     live_before = sum(whoami(server, "revoke", c) == [1, 1] for c in account_one)  # type: ignore[arg-type]
     body, headers = form(
         {
-            "action": "RevokeSsoSessions",
+            "action": "EndSsoSessions",
             "identifier": API_IDENTIFIER,
             "secret": lab.api_secret,
             "responsetype": "json",
@@ -317,7 +317,7 @@ def prove(lab: Lab) -> list[Figure]:
         Figure(
             "4",
             "Revocation, logout, idle and absolute timeouts",
-            f"RevokeSsoSessions answered: {rev['api_answered']}; of {rev['live_before']} live sessions "
+            f"EndSsoSessions answered: {rev['api_answered']}; of {rev['live_before']} live sessions "
             f"{rev['anonymous_after']}/{rev['sessions']} old cookies anonymous, other account kept: "
             f"{rev['other_account_kept']}, sign-on after works: {rev['sign_on_after']}; "
             f"after logout anonymous: {rev['anonymous_after_logout']}; "

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from .destinations import Destinations as Destinations
 from .exceptions import APIError as APIError
-from .exceptions import BadRequest as BadRequest
 from .exceptions import ConfigurationError as ConfigurationError
-from .exceptions import Denied as Denied
 from .exceptions import SSOError as SSOError
 from .exceptions import StoreUnavailable as StoreUnavailable
 from .identity import ENVIRON_KEY as ENVIRON_KEY
+from .identity import Identity as Identity
 from .identity import get_identity as get_identity
 from .middleware import SSOMiddleware as SSOMiddleware
 from .options import AdminAPIOptions as AdminAPIOptions
@@ -26,7 +25,6 @@ from .options import Paths as Paths
 from .options import RedemptionOptions as RedemptionOptions
 from .options import SessionOptions as SessionOptions
 from .ratelimit import Limit as Limit
-from .sessions import Identity as Identity
 from .stores import Stores as Stores
 from .users import Account as Account
 from .users import AccountStatus as AccountStatus

@@ -8,7 +8,7 @@ Command line
     Serve the demo portal with single sign-on on 127.0.0.1.
 ``create-token``
     Mint a token against a Redis-backed deployment and print the API response.
-``revoke-sessions``
+``end-sessions``
     End every session of an account or a user in a Redis-backed deployment.
 ``credentials create|list|reset-secret|delete|import``
     Manage the OAuth credential sets of a Redis-backed deployment; ``import``
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import importlib
 import json
 import logging
 import os
@@ -40,21 +39,19 @@ from .endpoints.admin_api import AdminAPI
 from .exceptions import APIError, ConfigurationError, SSOError
 from .issuer import TokenIssuer
 from .options import MAX_TIMEOUT, MAX_TTL, SessionOptions
+from .paste import load
 from .stores import Stores
 from .stores.redis import DEFAULT_PREFIX
 from .urls import check_path, check_system_url
 from .users import UserStore
 
 
-def load_object(dotted: str) -> t.Any:
-    """Import ``package.module:attribute``."""
-    module_name, _, attribute = dotted.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(f"expected package.module:attribute, got {dotted!r}")
+def _factory(dotted: str) -> t.Any:
+    """Import ``package.module:attribute``, a factory."""
     try:
-        found = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as e:
-        raise SystemExit(f"cannot load {dotted!r}: {e}") from None
+        found = load("--user-store", dotted)
+    except ConfigurationError as e:
+        raise SystemExit(str(e)) from None
     if not callable(found):
         raise SystemExit(f"{dotted!r} is not a factory (a class or function) but {type(found).__name__}")
     return found
@@ -103,7 +100,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _user_store(dotted: str) -> UserStore:
     """The deployment's user store, made by the factory ``dotted`` names."""
     try:
-        store = load_object(dotted)()
+        store = _factory(dotted)()
     except TypeError as e:
         raise SystemExit(f"cannot make the user store with {dotted!r}: {e}") from None
     if not isinstance(store, UserStore):
@@ -161,7 +158,7 @@ def _deployment_under(client: t.Any, prefix: str) -> bool:
     )
 
 
-def _revoke_sessions(args: argparse.Namespace) -> int:
+def _end_sessions(args: argparse.Namespace) -> int:
     from .sessions import SessionManager
     from .stores.redis import RedisTokenStore, connect
 
@@ -375,29 +372,29 @@ def parser() -> argparse.ArgumentParser:
         create.add_argument(f"--{name}")
     create.set_defaults(run=_create_token)
 
-    revoke = commands.add_parser(
-        "revoke-sessions", help="end every session of an account or a user, and their unused links"
+    end = commands.add_parser(
+        "end-sessions", help="end every session of an account or a user, and their unused links"
     )
-    revoke.add_argument(
+    end.add_argument(
         "--redis-url",
         default=os.environ.get("SSO_REDIS_URL"),
         type=_redis_url,
         required="SSO_REDIS_URL" not in os.environ,
         help="the deployment's Redis (default: $SSO_REDIS_URL)",
     )
-    revoke.add_argument(
+    end.add_argument(
         "--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})"
     )
-    revoke.add_argument("--client-id", type=_id, help="end the sessions of this account")
-    revoke.add_argument("--user-id", type=_id, help="end the sessions of this user")
-    revoke.add_argument(
+    end.add_argument("--client-id", type=_id, help="end the sessions of this account")
+    end.add_argument("--user-id", type=_id, help="end the sessions of this user")
+    end.add_argument(
         "--absolute-timeout",
         type=_id,
         default=MAX_TIMEOUT,
         help="how long the end is remembered, at least the deployment's absolute_timeout"
         f" (default {MAX_TIMEOUT} s, the longest allowed)",
     )
-    revoke.set_defaults(run=_revoke_sessions)
+    end.set_defaults(run=_end_sessions)
 
     credentials = commands.add_parser("credentials", help="manage OAuth credential sets in Redis")
     actions = credentials.add_subparsers(dest="action", required=True)

@@ -143,6 +143,10 @@ class Destinations:
             )
         return fields
 
+    def inputs(self, scope: str) -> frozenset[str]:
+        """The inputs ``scope``'s path needs (``service_id``, ...)."""
+        return self.table[scope][1]
+
     def __contains__(self, scope: str) -> bool:
         return scope in self.table
 

@@ -11,7 +11,7 @@ exception to response in one place and never lets a traceback reach a browser.
     SSOError
     ├── ConfigurationError   bad settings, raised at start-up
     ├── StoreUnavailable     Redis (or another store) failed: 503, fail closed
-    ├── BadRequest           malformed input, rejected before any store is touched: 400
+    ├── MalformedRequest     malformed input, rejected before any store is touched: 400
     ├── APIError             an admin API request is refused: the WHMCS error text
     ├── Denied               a token was burned but does not sign anyone in: 403
     └── TamperedRecord       a stored record fails its MAC: treated as unknown
@@ -39,7 +39,7 @@ class StoreUnavailable(SSOError):
         self.original_error = original_error
 
 
-class BadRequest(SSOError):
+class MalformedRequest(SSOError):
     """The request is malformed (missing, duplicated, oversized or ill-formed
     parameters). Detected from the shape of the input alone."""
 

@@ -11,8 +11,8 @@ it, the middleware sets, or removes:
     anything in front of the middleware is never trusted.
 
 ``sso_middleware.identity``
-    An :class:`~sso_middleware.sessions.Identity` (``user_id``,
-    ``client_id``), read with :func:`get_identity`.
+    An :class:`Identity` (``user_id``, ``client_id``), read with
+    :func:`get_identity`.
 
 .. code-block:: python
 
@@ -27,11 +27,18 @@ it, the middleware sets, or removes:
 from __future__ import annotations
 
 import typing as t
-
-from .sessions import Identity
+from dataclasses import dataclass
 
 #: The environ key holding the signed-in :class:`Identity`.
 ENVIRON_KEY = "sso_middleware.identity"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is signed in: what the wrapped app gets to see."""
+
+    user_id: int
+    client_id: int
 
 
 def get_identity(environ: t.Mapping[str, t.Any]) -> Identity | None:

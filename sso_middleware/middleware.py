@@ -39,7 +39,7 @@ from .identity import ENVIRON_KEY
 from .issuer import Id, TokenIssuer
 from .oauth import CredentialManager
 from .options import AdminAPIOptions, Limits, Paths, RedemptionOptions, SessionOptions
-from .ratelimit import RateLimiter
+from .ratelimit import AuthFailures, RateLimiter
 from .sessions import SessionManager
 from .stores import CounterStore, CredentialStore, Stores, TokenStore
 from .urls import check_system_url
@@ -146,11 +146,13 @@ class SSOMiddleware:
             ttl=redemption.token_ttl,
             **timing,
         )
-        self.credentials = CredentialManager(
+        self.oauth_credentials = CredentialManager(
             stores.credentials, user_store, destinations, self.sessions.sealer
         )
-        client_limiter = RateLimiter(stores.counters, limits.client_auth, "auth-client", **timing)
-        address_limiter = RateLimiter(stores.counters, limits.address_auth, "auth-address", **timing)
+        auth_failures = AuthFailures(
+            RateLimiter(stores.counters, limits.client_auth, "auth-client", **timing),
+            RateLimiter(stores.counters, limits.address_auth, "auth-address", **timing),
+        )
         self.endpoints: dict[str, WSGIApplication] = {
             paths.sso: self.sso_endpoint_class(
                 user_store,
@@ -163,9 +165,8 @@ class SSOMiddleware:
             ),
             paths.token: self.token_endpoint_class(
                 self.issuer,
-                self.credentials,
-                client_limiter=client_limiter,
-                address_limiter=address_limiter,
+                self.oauth_credentials,
+                auth_failures=auth_failures,
                 trusted_proxies=limits.trusted_proxies,
             ),
             paths.logout: self.logout_endpoint_class(
@@ -178,10 +179,9 @@ class SSOMiddleware:
             self.endpoints[paths.api] = self.admin_api_class(
                 self.issuer,
                 api.api_keys(),
-                self.credentials,
+                self.oauth_credentials,
                 self.sessions,
-                client_limiter=client_limiter,
-                address_limiter=address_limiter,
+                auth_failures=auth_failures,
                 trusted_proxies=limits.trusted_proxies,
                 allowed_addresses=api.allow_list(),
             )

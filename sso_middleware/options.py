@@ -47,6 +47,17 @@ CONFIRM_MODES: tuple[str, ...] = t.get_args(Confirm)
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (or yes/no, on/off, 1/0, in any case); anything
+    else raises :exc:`ValueError`, so that a typo never turns a setting off."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"not true or false: {text!r}")
+
+
 def _ini(name: str, *, lines: bool = False) -> dict[str, t.Any]:
     """Field metadata: the option's name in an ini file, and whether it is
     written as ``name = value`` lines."""

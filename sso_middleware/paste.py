@@ -69,7 +69,7 @@ import typing as t
 from .destinations import Destinations
 from .exceptions import ConfigurationError
 from .middleware import SSOMiddleware
-from .options import by_ini_names, ini_fields
+from .options import by_ini_names, ini_fields, parse_bool
 from .ratelimit import Limit
 from .stores import Stores
 
@@ -104,14 +104,11 @@ KNOWN = frozenset(_OTHERS) | frozenset(ini_fields())
 
 
 def as_bool(name: str, value: str) -> bool:
-    """``true``/``false`` (or yes/no, on/off, 1/0); anything else is an error,
-    so that a typo never turns a security setting off."""
-    lowered = value.strip().lower()
-    if lowered in ("true", "yes", "on", "1"):
-        return True
-    if lowered in ("false", "no", "off", "0"):
-        return False
-    raise ConfigurationError(f"{name} = {value!r}: write true or false")
+    """:func:`~sso_middleware.options.parse_bool`, naming the setting."""
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} = {value!r}: write true or false") from None
 
 
 #: Most digits a whole number may have: far beyond any setting, and short of

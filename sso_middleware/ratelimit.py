@@ -94,6 +94,28 @@ class RateLimiter:
         return seconds_left
 
 
+class AuthFailures:
+    """Failed client authentications, limited per client identifier and per
+    remote address; shared by the admin API and the token endpoint. Only
+    failures are counted: a right secret always passes, so no one can lock a
+    client out by failing in its name."""
+
+    def __init__(self, per_client: RateLimiter, per_address: RateLimiter):
+        self.per_client = per_client
+        self.per_address = per_address
+
+    def failed(self, identifier: str, address: str) -> int | None:
+        """Count a failure; return the seconds to wait if either limit is
+        passed (already known, or by this failure), else ``None``. Raises
+        :class:`~sso_middleware.exceptions.StoreUnavailable`."""
+        wait = (
+            self.per_client.retry_after(identifier)
+            or self.per_address.retry_after(address)
+            or max(self.per_client.failed(identifier) or 0, self.per_address.failed(address) or 0)
+        )
+        return wait or None
+
+
 def _digest(key: str) -> str:
     """A short fixed-size name for a key: identifiers are client-chosen, so
     they may be long or odd."""

@@ -47,6 +47,7 @@ from werkzeug.wrappers import Response
 
 from .audit import audit
 from .exceptions import TamperedRecord
+from .identity import Identity
 from .options import SessionOptions
 from .sealing import RecordSealer, check_secret_keys
 from .stores import SESSION_MARK, TokenStore
@@ -105,14 +106,6 @@ def _subject(kind: str, id_: int | str) -> str:
 def _subjects(user_id: int | str, client_id: int | str) -> tuple[str, str]:
     """The names of the end times a session of this user and account obeys."""
     return _subject("user", user_id), _subject("client", client_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is signed in: what the wrapped app gets to see."""
-
-    user_id: int
-    client_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +288,7 @@ class SessionManager:
         self.store.end_sessions(subjects, at_ms, self.absolute_timeout)
         audit(
             logging.WARNING,
-            "sessions_revoked",
+            "sessions_ended",
             "Sessions of %s ended by %s",
             " and ".join(subjects),
             actor,

@@ -515,7 +515,7 @@ def test_closing_an_account_then_revoking_ends_all_its_sessions_at_once(make_mid
         user_store.set_status(1, AccountStatus.CLOSED)
     else:
         user_store.set_sso_allowed(1, False)
-    answer = api(browser(middleware), status=200, action="RevokeSsoSessions", client_id="1").json
+    answer = api(browser(middleware), status=200, action="EndSsoSessions", client_id="1").json
     assert answer == {"result": "success", "client_id": 1}
     assert [whoami(client) for client in browsers] == [None, None, None]
     assert whoami(bystander) == [2, 2]

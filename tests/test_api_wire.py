@@ -199,7 +199,7 @@ def test_xml_is_the_whmcsapi_document(app):
 
 def test_xml_lists_wrap_one_element_per_item(app, middleware):
     for service_id in (101, 201):
-        middleware.credentials.create(
+        middleware.oauth_credentials.create(
             grant_type="single_sign_on", scope="clientarea:invoices", service_id=service_id
         )
     root = ET.fromstring(
@@ -415,13 +415,13 @@ def test_access_settings_from_an_ini_pipeline(redis_server, monkeypatch):
             "secret_keys_env": "SSO_TEST_KEYS",
             "user_store": "sso_middleware.demo:demo_user_store",
             "api_credentials": f"\nbilling = {hash_secret(API_SECRET)}",
-            "api_roles": "\nbilling = CreateSsoToken RevokeSsoSessions",
+            "api_roles": "\nbilling = CreateSsoToken EndSsoSessions",
             "api_allowed_ips": "10.0.0.0/8, 192.0.2.1",
         }
     )
-    assert settings["api"].roles == {"billing": "CreateSsoToken RevokeSsoSessions"}
+    assert settings["api"].roles == {"billing": "CreateSsoToken EndSsoSessions"}
     assert settings["api"].allowed_ips == "10.0.0.0/8, 192.0.2.1"
-    assert settings["api"].api_keys().roles == {"billing": frozenset({"createssotoken", "revokessosessions"})}
+    assert settings["api"].api_keys().roles == {"billing": frozenset({"createssotoken", "endssosessions"})}
 
 
 def test_access_settings_from_the_command_line():
@@ -443,7 +443,7 @@ def basic(identifier: str, secret: str) -> str:
 
 @pytest.fixture
 def credential_set(middleware):
-    credential, secret = middleware.credentials.create(
+    credential, secret = middleware.oauth_credentials.create(
         grant_type="single_sign_on", scope="clientarea:invoices", service_id=101
     )
     return credential.identifier, secret

@@ -35,12 +35,12 @@ def served(serve) -> Served:
 
 def credential(middleware, scope: str = "clientarea:invoices clientarea:product_details"):
     """A credential set for service 101 (client 1); (credential, secret)."""
-    return middleware.credentials.create(grant_type="single_sign_on", scope=scope, service_id=101)
+    return middleware.oauth_credentials.create(grant_type="single_sign_on", scope=scope, service_id=101)
 
 
 def credential_with_secret(middleware, secret: str) -> OAuthCredential:
     """A credential set for service 101 whose secret is ``secret``."""
-    store = middleware.credentials.store
+    store = middleware.oauth_credentials.store
     saved = OAuthCredential(
         credential_id=store.next_id(),
         identifier=secrets.token_hex(16),
@@ -49,7 +49,7 @@ def credential_with_secret(middleware, secret: str) -> OAuthCredential:
         client_id=1,
         service_id=101,
     )
-    store.add(saved.credential_id, saved.identifier, middleware.credentials.seal(saved))
+    store.add(saved.credential_id, saved.identifier, middleware.oauth_credentials.seal(saved))
     return saved
 
 
@@ -174,7 +174,7 @@ def test_oauth_deleted_credential_is_invalid_client(served):
     saved, secret = credential(served.middleware)
     oauth = OAuthClient(served.base, saved.identifier, secret)
     oauth.token("clientarea:invoices")
-    served.middleware.credentials.delete(saved.credential_id)
+    served.middleware.oauth_credentials.delete(saved.credential_id)
     with pytest.raises(SSOClientError) as raised:
         oauth.token("clientarea:invoices")
     assert (raised.value.status, raised.value.error) == (401, "invalid_client")

@@ -163,7 +163,7 @@ def test_revocation_reaches_sessions_whose_cookie_names_other_ids(middleware):
             "identifier": API_IDENTIFIER,
             "secret": API_SECRET,
             "responsetype": "json",
-            "action": "RevokeSsoSessions",
+            "action": "EndSsoSessions",
             "client_id": "2",
         },
         status=200,
@@ -235,7 +235,7 @@ def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_cl
 def test_a_sealed_credential_set_moved_under_another_identifier_authenticates_nobody(
     middleware, redis_client
 ):
-    created, secret = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    created, secret = middleware.oauth_credentials.create(grant_type="single_sign_on", service_id=101)
     record = redis_client.hget("sso:v2:{credentials}:by-identifier", created.identifier)
     redis_client.hset("sso:v2:{credentials}:by-identifier", "e" * 32, record)
     app = browser(middleware)
@@ -245,12 +245,12 @@ def test_a_sealed_credential_set_moved_under_another_identifier_authenticates_no
 
 def test_deployments_sharing_a_redis_do_not_share_credential_sets(make_middleware):
     ours, theirs = make_middleware(), make_middleware(secret_keys=["t" * 32])
-    created, secret = theirs.credentials.create(
+    created, secret = theirs.oauth_credentials.create(
         grant_type="single_sign_on", service_id=101, scope="clientarea:invoices"
     )
     app = browser(ours)
     token_request(app, created.identifier, secret, 401)
-    assert ours.credentials.list() == []
+    assert ours.oauth_credentials.list() == []
     answer = app.post(
         API_PATH,
         {

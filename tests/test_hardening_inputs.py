@@ -89,7 +89,7 @@ def post(
 @pytest.fixture
 def credential(middleware) -> tuple[str, str]:
     """A credential set bound to service 101 (client 1): (identifier, secret)."""
-    created, secret = middleware.credentials.create(
+    created, secret = middleware.oauth_credentials.create(
         grant_type="single_sign_on", scope="clientarea:invoices clientarea:product_details", service_id=101
     )
     return created.identifier, secret

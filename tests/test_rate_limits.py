@@ -112,7 +112,7 @@ def test_the_limit_is_shared_by_processes(make_middleware):
 
 @pytest.fixture
 def credential(middleware):
-    created, secret = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    created, secret = middleware.oauth_credentials.create(grant_type="single_sign_on", service_id=101)
     return created.identifier, secret
 
 
@@ -132,8 +132,8 @@ def auth(app, identifier, secret, status):
 def test_client_authentication_limit_per_client(make_middleware):
     middleware = make_middleware(client_auth_limit=Limit(2, 60))
     app = from_address(browser(middleware), "10.0.1.1")
-    one, secret_one = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
-    two, secret_two = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    one, secret_one = middleware.oauth_credentials.create(grant_type="single_sign_on", service_id=101)
+    two, secret_two = middleware.oauth_credentials.create(grant_type="single_sign_on", service_id=101)
     auth(app, one.identifier, "wrong", 401)
     auth(app, one.identifier, "wrong", 401)
     response = auth(app, one.identifier, "wrong", 429)
@@ -148,7 +148,7 @@ def test_failures_in_a_clients_name_cannot_lock_it_out(make_middleware):
     """Wrong secrets sent for a known identifier from many addresses trip
     its limit, but the client itself, with its secret, still gets tokens."""
     middleware = make_middleware(client_auth_limit=Limit(2, 60))
-    credential, secret = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    credential, secret = middleware.oauth_credentials.create(grant_type="single_sign_on", service_id=101)
     for n in range(5):
         attacker = from_address(browser(middleware), f"10.0.9.{n}")
         auth(attacker, credential.identifier, "wrong", 401 if n < 2 else 429)

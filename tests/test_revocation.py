@@ -38,7 +38,7 @@ def revoke(app, status=200, **fields):
             "identifier": API_IDENTIFIER,
             "secret": API_SECRET,
             "responsetype": "json",
-            "action": "RevokeSsoSessions",
+            "action": "EndSsoSessions",
             **fields,
         },
         status=status,
@@ -89,16 +89,16 @@ def test_end_sessions_needs_someone(make_middleware):
         make_middleware().end_sessions()
 
 
-def test_revoke_sso_sessions_takes_a_user_id(make_middleware, caplog):
+def test_end_sso_sessions_takes_a_user_id(make_middleware, caplog):
     middleware = make_middleware()
     removed, owner = signed_in(middleware, 1, 5), signed_in(middleware, 1, 1)
     assert revoke(browser(middleware), user_id="5") == {"result": "success", "user_id": 5}
     assert identity(removed) is None and identity(owner) == [1, 1]
-    audits = [r for r in caplog.records if getattr(r, "sso_event", None) == "sessions_revoked"]
+    audits = [r for r in caplog.records if getattr(r, "sso_event", None) == "sessions_ended"]
     assert len(audits) == 1 and audits[0].sso_user_id == 5 and audits[0].sso_actor == f"api:{API_IDENTIFIER}"
 
 
-def test_revoke_sso_sessions_takes_both(make_middleware):
+def test_end_sso_sessions_takes_both(make_middleware):
     middleware = make_middleware()
     user, account = signed_in(middleware, 1, 5), signed_in(middleware, 2)
     assert revoke(browser(middleware), user_id="5", client_id="2") == {
@@ -118,7 +118,7 @@ def test_revoke_sso_sessions_takes_both(make_middleware):
         ({"client_id": "1", "user_id": "0"}, "Invalid user_id"),
     ],
 )
-def test_revoke_sso_sessions_refuses_bad_ids(make_middleware, fields, message):
+def test_end_sso_sessions_refuses_bad_ids(make_middleware, fields, message):
     middleware = make_middleware()
     session = signed_in(middleware, 1, 5)
     answer = revoke(browser(middleware), status=200, **fields)

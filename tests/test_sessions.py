@@ -10,8 +10,9 @@ import pytest
 from itsdangerous import Signer
 
 from sso_middleware import ConfigurationError
+from sso_middleware.identity import Identity
 from sso_middleware.options import SessionOptions
-from sso_middleware.sessions import Identity, SessionManager
+from sso_middleware.sessions import SessionManager
 from sso_middleware.stores.memory import MemoryTokenStore
 from sso_middleware.tokens import TokenRecord, new_token, token_key
 from tests.support.helpers import (

@@ -26,7 +26,7 @@ def basic(identifier, secret):
 @pytest.fixture
 def credential(middleware):
     """A credential set bound to service 101 (client 1): (identifier, secret)."""
-    created, secret = middleware.credentials.create(
+    created, secret = middleware.oauth_credentials.create(
         grant_type="single_sign_on", scope="clientarea:invoices clientarea:product_details", service_id=101
     )
     return created.identifier, secret
@@ -66,10 +66,10 @@ def test_body_authentication_issues_a_token(app, credential):
 
 @pytest.mark.parametrize("secret", ["pa:ss%word", "a b+c&d=é", "::%%"])
 def test_secrets_with_reserved_characters(app, middleware, secret):
-    created, _ = middleware.credentials.create(grant_type="single_sign_on", service_id=101)
+    created, _ = middleware.oauth_credentials.create(grant_type="single_sign_on", service_id=101)
     custom = dataclasses.replace(created, secret_hash=hash_secret(secret))
-    seal = middleware.credentials.seal
-    assert middleware.credentials.store.replace(custom.identifier, seal(custom), seal(created))
+    seal = middleware.oauth_credentials.seal
+    assert middleware.oauth_credentials.store.replace(custom.identifier, seal(custom), seal(created))
     grant(app, {"scope": "clientarea:sso"}, headers=basic(custom.identifier, secret))
     grant(app, {"scope": "clientarea:sso", "client_id": custom.identifier, "client_secret": secret})
 
@@ -173,14 +173,14 @@ def test_malformed_basic_header(app, header):
 
 def test_reset_secret_stops_the_old_one_at_once(app, middleware, credential):
     identifier, old = credential
-    created = middleware.credentials.list()[0]
-    _, new = middleware.credentials.update(created.credential_id, reset_secret=True)
+    created = middleware.oauth_credentials.list()[0]
+    _, new = middleware.oauth_credentials.update(created.credential_id, reset_secret=True)
     grant(app, headers=basic(identifier, old), status=401)
     grant(app, headers=basic(identifier, new))
 
 
 def test_deleted_credential(app, middleware, credential):
-    middleware.credentials.delete(middleware.credentials.list()[0].credential_id)
+    middleware.oauth_credentials.delete(middleware.oauth_credentials.list()[0].credential_id)
     grant(app, headers=basic(*credential), status=401)
 
 
@@ -263,7 +263,7 @@ def test_closed_or_switched_off_account_is_refused_at_the_endpoint(
 
 def test_redis_down_is_a_503(make_middleware, middleware, credential):
     dead = make_middleware(
-        credentials=middleware.credentials.store,
+        credentials=middleware.oauth_credentials.store,
         tokens=RedisTokenStore(connect(f"redis://127.0.0.1:{free_port()}/0")),
     )
     response = grant(browser(dead), headers=basic(*credential), status=503)

@@ -21,7 +21,7 @@ ACTIONS = [
     "ListOAuthCredentials",
     "UpdateOAuthCredential",
     "DeleteOAuthCredential",
-    "RevokeSsoSessions",
+    "EndSsoSessions",
     "",
 ]
 

@@ -6,7 +6,7 @@ Admin API
 API, for the actions this middleware implements: ``CreateSsoToken`` and the
 OAuth credential set actions ``CreateOAuthCredential``,
 ``ListOAuthCredentials``, ``UpdateOAuthCredential`` and
-``DeleteOAuthCredential``, and ``RevokeSsoSessions``, which ends every
+``DeleteOAuthCredential``, and ``EndSsoSessions``, which ends every
 session of an account or a user.
 
 .. code-block:: console
@@ -53,10 +53,11 @@ from werkzeug.wrappers import Response
 from ..allowlist import AddressAllowList, parse_address
 from ..audit import audit, unavailable
 from ..credentials import APICredentials
-from ..exceptions import APIError, BadRequest, ConfigurationError
+from ..exceptions import APIError, ConfigurationError, MalformedRequest
 from ..issuer import TokenIssuer, parse_id
 from ..oauth import CredentialManager
-from ..ratelimit import RateLimiter, remote_address
+from ..options import parse_bool
+from ..ratelimit import AuthFailures, remote_address
 from ..sessions import SessionManager
 from .api_formats import RESPONSE_TYPES, default_type, render
 from .bodies import BoundedRequest
@@ -97,11 +98,10 @@ class AdminAPI:
     """The WSGI application behind the API path.
 
     :param issuer: mints the tokens.
-    :param credentials: who may call the API, and which actions.
-    :param oauth: manages OAuth credential sets.
-    :param sessions: for ``RevokeSsoSessions``.
-    :param client_limiter: failed authentications per API identifier.
-    :param address_limiter: failed authentications per remote address.
+    :param api_keys: who may call the API, and which actions.
+    :param oauth_credentials: manages OAuth credential sets.
+    :param sessions: for ``EndSsoSessions``.
+    :param auth_failures: limits failed authentications.
     :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
     :param allowed_addresses: the only networks the API answers; ``None``
         for any.
@@ -119,7 +119,7 @@ class AdminAPI:
         "ListOAuthCredentials": "list_oauth_credentials",
         "UpdateOAuthCredential": "update_oauth_credential",
         "DeleteOAuthCredential": "delete_oauth_credential",
-        "RevokeSsoSessions": "revoke_sso_sessions",
+        "EndSsoSessions": "end_sso_sessions",
     }
 
     #: Actions (in lower case) whose answers hold lists: XML by default,
@@ -129,21 +129,19 @@ class AdminAPI:
     def __init__(
         self,
         issuer: TokenIssuer,
-        credentials: APICredentials,
-        oauth: CredentialManager,
+        api_keys: APICredentials,
+        oauth_credentials: CredentialManager,
         sessions: SessionManager,
         *,
-        client_limiter: RateLimiter,
-        address_limiter: RateLimiter,
+        auth_failures: AuthFailures,
         trusted_proxies: int = 0,
         allowed_addresses: AddressAllowList | None = None,
     ):
         self.issuer = issuer
-        self.credentials = credentials
-        self.oauth = oauth
+        self.api_keys = api_keys
+        self.oauth_credentials = oauth_credentials
         self.sessions = sessions
-        self.client_limiter = client_limiter
-        self.address_limiter = address_limiter
+        self.auth_failures = auth_failures
         self.trusted_proxies = trusted_proxies
         self.allowed_addresses = allowed_addresses
         #: action name → handler.
@@ -151,7 +149,7 @@ class AdminAPI:
             name: getattr(self, method) for name, method in self.ACTIONS.items()
         }
         known = {name.lower() for name in self.actions}
-        for identifier, allowed in credentials.roles.items():
+        for identifier, allowed in api_keys.roles.items():
             unknown = sorted(allowed - known)
             if unknown:
                 raise ConfigurationError(
@@ -179,7 +177,7 @@ class AdminAPI:
         try:
             params = read_parameters(request)
             identifier, secret = _credentials(params)
-        except BadRequest as e:
+        except MalformedRequest as e:
             return render(_error(e.message), "json", "", 400)
         except HTTPException as e:
             return render(_error(e.description or e.name), "json", "", e.code or 400)
@@ -221,11 +219,9 @@ class AdminAPI:
                 address=shown,
             )
             return 403, _error(f"Invalid IP {shown}"), {}
-        if not self.credentials.verify(identifier, secret):
-            # A right secret always passes (no one can lock a client out
-            # by failing in its name); failures are counted and limited.
+        if not self.api_keys.verify(identifier, secret):
             # An unknown identifier may be a secret pasted in the wrong field.
-            shown = identifier if self.credentials.knows(identifier) else "(unknown)"
+            shown = identifier if self.api_keys.knows(identifier) else "(unknown)"
             audit(
                 logging.WARNING,
                 "api_auth_failed",
@@ -234,11 +230,7 @@ class AdminAPI:
                 identifier=shown,
                 address=address,
             )
-            wait = (
-                self.client_limiter.retry_after(identifier)
-                or self.address_limiter.retry_after(address)
-                or max(self.client_limiter.failed(identifier) or 0, self.address_limiter.failed(address) or 0)
-            )
+            wait = self.auth_failures.failed(identifier, address)
             if wait:
                 return 429, _error("Too many failed attempts; retry later"), {"Retry-After": str(wait)}
             return 403, _error("Authentication Failed"), {}
@@ -248,7 +240,7 @@ class AdminAPI:
         handler = next((h for name, h in self.actions.items() if name.lower() == action.lower()), None)
         if handler is None:
             return 403, _error(f'Invalid API Action: "{echoed}" is not a valid API action'), {}
-        if not self.credentials.may_call(identifier, action):
+        if not self.api_keys.may_call(identifier, action):
             audit(
                 logging.WARNING,
                 "api_action_refused",
@@ -272,7 +264,7 @@ class AdminAPI:
             return 200, _error("This API action only supports the XML or JSON response type formats"), {}
         try:
             return 200, handler(params, identifier), {}
-        except (APIError, BadRequest) as e:
+        except (APIError, MalformedRequest) as e:
             return 200, _error(e.message), {}
 
     def _renders(self, response_type: str, action: str) -> bool:
@@ -289,7 +281,7 @@ class AdminAPI:
 
     def create_oauth_credential(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``CreateOAuthCredential``: the only time the secret is shown."""
-        credential, secret = self.oauth.create(
+        credential, secret = self.oauth_credentials.create(
             grant_type=params.get("grantType"),
             scope=params.get("scope", ""),
             service_id=params.get("serviceId"),
@@ -306,13 +298,13 @@ class AdminAPI:
 
     def list_oauth_credentials(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``ListOAuthCredentials``: every set, never a secret or its hash."""
-        clients = [c.describe() for c in self.oauth.list()]
+        clients = [c.describe() for c in self.oauth_credentials.list()]
         return {"result": "success", "totalresults": len(clients), "clients": clients}
 
     def update_oauth_credential(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``UpdateOAuthCredential``; with ``resetSecret`` the new secret is
         returned and the old one stops working at once."""
-        credential, secret = self.oauth.update(
+        credential, secret = self.oauth_credentials.update(
             params.get("credentialId"),
             name=params.get("name"),
             description=params.get("description"),
@@ -331,11 +323,11 @@ class AdminAPI:
 
     def delete_oauth_credential(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``DeleteOAuthCredential``."""
-        credential = self.oauth.delete(params.get("credentialId"), actor=f"api:{identifier}")
+        credential = self.oauth_credentials.delete(params.get("credentialId"), actor=f"api:{identifier}")
         return {"result": "success", "credentialId": credential.credential_id}
 
-    def revoke_sso_sessions(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
-        """``RevokeSsoSessions`` (this product's own action): end every
+    def end_sso_sessions(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
+        """``EndSsoSessions`` (this product's own action): end every
         session of ``client_id`` (e.g. after closing the account), of
         ``user_id`` (e.g. after removing the user or a password change), or
         of both, at once, and the links minted for them so far."""
@@ -355,18 +347,18 @@ class AdminAPI:
 def read_parameters(request: Request) -> dict[str, str]:
     """The request's parameters, as PHP's request variables: the query
     string's and the body's, the body winning a clash. A secret in the query
-    string, or a parameter twice in one place, is a :class:`BadRequest`."""
+    string, or a parameter twice in one place, is a :class:`MalformedRequest`."""
     query, body = request.args, request.form
     secrets_in_query = sorted(SECRET_PARAMETERS & set(query))
     if secrets_in_query:
-        raise BadRequest(
+        raise MalformedRequest(
             f"Send {secrets_in_query[0]} in the request body, not the query string:"
             " query strings end up in access logs"
         )
     for source in (query, body):
         for name, values in source.lists():
             if len(values) > 1:
-                raise BadRequest(f"Parameter {name[:64]} given more than once")
+                raise MalformedRequest(f"Parameter {name[:64]} given more than once")
     return {**query.to_dict(), **body.to_dict()}
 
 
@@ -375,17 +367,16 @@ def _credentials(params: t.Mapping[str, str]) -> tuple[str, str]:
     ``password``; both pairs at once would leave one unchecked."""
     legacy = "username" in params or "password" in params
     if legacy and ("identifier" in params or "secret" in params):
-        raise BadRequest("Send identifier and secret, or username and password, not both")
+        raise MalformedRequest("Send identifier and secret, or username and password, not both")
     if legacy:
         return params.get("username", ""), params.get("password", "")
     return params.get("identifier", ""), params.get("secret", "")
 
 
 def _flag(value: str, name: str) -> bool:
-    """A strict boolean: a typo is an error, not a silent "false"."""
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("", "0", "false", "no", "off"):
-        return False
-    raise BadRequest(f"{name} must be true or false")
+    """A strict boolean (absent is false): a typo is an error, not a silent
+    "false"."""
+    try:
+        return bool(value.strip()) and parse_bool(value)
+    except ValueError:
+        raise MalformedRequest(f"{name} must be true or false") from None

@@ -42,15 +42,16 @@ from werkzeug.wrappers import Request, Response
 from ..audit import audit, unavailable
 from ..destinations import SSO_SCOPE, is_safe_path
 from ..exceptions import (
-    BadRequest,
     Denied,
+    MalformedRequest,
     StoreUnavailable,
     TamperedRecord,
 )
+from ..identity import Identity
 from ..options import RedemptionOptions
 from ..ratelimit import RateLimiter, remote_address
 from ..responses import SeeOther, confirm_page, error_page
-from ..sessions import Identity, Redemption, Session, SessionManager
+from ..sessions import Redemption, Session, SessionManager
 from ..tokens import TOKEN_PATTERN, TokenRecord, fingerprint, token_key
 from ..users import UserStore
 from .origin import from_origin, origin_of
@@ -135,7 +136,7 @@ class SingleSignOnEndpoint:
             if self.must_confirm(method, cookie, environ):
                 return confirm_page(environ)
             return self.redeem(token, scope, cookie)
-        except BadRequest as e:
+        except MalformedRequest as e:
             audit(logging.INFO, "bad_request", "Malformed Single Sign-On request: %s", e.message)
             return error_page(400)
         except Denied as e:
@@ -187,26 +188,26 @@ class SingleSignOnEndpoint:
 
     def parse(self, environ: WSGIEnvironment) -> tuple[str, str | None]:
         """Return the token and the optional ``scope``, or raise
-        :class:`BadRequest` for anything but exactly one well-formed token
+        :class:`MalformedRequest` for anything but exactly one well-formed token
         and at most one scope."""
         query = environ.get("QUERY_STRING", "")
         plain = PLAIN_LINK.fullmatch(query)
         if plain:  # the link exactly as minted: no parser needed
             return plain.group(1), None
         if len(query) > self.max_query_length:
-            raise BadRequest("query string too long")
+            raise MalformedRequest("query string too long")
         try:
             args = Request(environ).args
         except UnicodeError:
-            raise BadRequest("query string is not UTF-8") from None
+            raise MalformedRequest("query string is not UTF-8") from None
         tokens = args.getlist("access_token")
         if len(tokens) != 1:
-            raise BadRequest("access_token must be given exactly once")
+            raise MalformedRequest("access_token must be given exactly once")
         if not TOKEN_PATTERN.fullmatch(tokens[0]):
-            raise BadRequest("access_token is not a token")
+            raise MalformedRequest("access_token is not a token")
         scopes = args.getlist("scope")
         if len(scopes) > 1:
-            raise BadRequest("scope given more than once")
+            raise MalformedRequest("scope given more than once")
         return tokens[0], scopes[0] if scopes else None
 
     def redeem(self, token: str, scope: str | None, cookie: str | None) -> SeeOther:

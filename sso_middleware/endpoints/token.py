@@ -56,7 +56,7 @@ from ..destinations import CUSTOM_REDIRECT, SSO_SCOPE
 from ..exceptions import APIError
 from ..issuer import TokenIssuer
 from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialManager, OAuthCredential
-from ..ratelimit import RateLimiter, remote_address
+from ..ratelimit import AuthFailures, remote_address
 from ..responses import json_response
 from .bodies import BoundedRequest
 
@@ -94,9 +94,8 @@ class TokenEndpoint:
     """The WSGI application behind the token path.
 
     :param issuer: mints the tokens.
-    :param credentials: authenticates clients.
-    :param client_limiter: failed authentications per client identifier.
-    :param address_limiter: failed authentications per remote address.
+    :param oauth_credentials: authenticates clients (their credential sets).
+    :param auth_failures: limits failed client authentications.
     :param trusted_proxies: proxies in front that append to
         ``X-Forwarded-For``; see :func:`~sso_middleware.ratelimit.remote_address`.
     """
@@ -107,16 +106,14 @@ class TokenEndpoint:
     def __init__(
         self,
         issuer: TokenIssuer,
-        credentials: CredentialManager,
+        oauth_credentials: CredentialManager,
         *,
-        client_limiter: RateLimiter,
-        address_limiter: RateLimiter,
+        auth_failures: AuthFailures,
         trusted_proxies: int = 0,
     ):
         self.issuer = issuer
-        self.credentials = credentials
-        self.client_limiter = client_limiter
-        self.address_limiter = address_limiter
+        self.oauth_credentials = oauth_credentials
+        self.auth_failures = auth_failures
         self.trusted_proxies = trusted_proxies
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
@@ -174,7 +171,7 @@ class TokenEndpoint:
             raise OAuthError("unsupported_grant_type", f"Only {SINGLE_SIGN_ON} is supported")
         credential = self.authenticate(request, form, link)
         if (
-            self.credentials.user_store.owner_of("service", t.cast(int, credential.service_id))
+            self.oauth_credentials.user_store.owner_of("service", t.cast(int, credential.service_id))
             != credential.client_id
         ):
             # the set follows its service: moved to another account, or gone
@@ -185,7 +182,7 @@ class TokenEndpoint:
         if (
             service_id is None
             and destination in self.issuer.destinations
-            and "service_id" in self.issuer.destinations.table[destination][1]
+            and "service_id" in self.issuer.destinations.inputs(destination)
         ):
             service_id = credential.service_id
         try:
@@ -248,10 +245,8 @@ class TokenEndpoint:
             identifier, secret = form.get("client_id", ""), form.get("client_secret", "")
         if not identifier:
             raise OAuthError("invalid_client", "Client authentication required", 401, headers=challenge)
-        credential = self.credentials.authenticate(identifier, secret)
+        credential = self.oauth_credentials.authenticate(identifier, secret)
         if credential is None:
-            # A right secret always passes: the limits slow down guessing, and
-            # must not let anyone lock a client out by failing in its name.
             address = remote_address(request.environ, self.trusted_proxies)
             # Identifiers are 32 hex digits; anything else may be a pasted secret.
             shown = identifier if IDENTIFIER_PATTERN.fullmatch(identifier) else "(malformed)"
@@ -263,11 +258,7 @@ class TokenEndpoint:
                 identifier=shown,
                 address=address,
             )
-            wait = (
-                self.client_limiter.retry_after(identifier)
-                or self.address_limiter.retry_after(address)
-                or max(self.client_limiter.failed(identifier) or 0, self.address_limiter.failed(address) or 0)
-            )
+            wait = self.auth_failures.failed(identifier, address)
             if wait:
                 raise self._limited(wait, identifier)
             raise OAuthError("invalid_client", "Client authentication failed", 401, headers=challenge)
