@@ -33,7 +33,7 @@ from sso_middleware import (
 )
 from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import demo_user_store
-from sso_middleware.issuer import TokenIssuer
+from sso_middleware.issuer import MintRequest, TokenIssuer
 from sso_middleware.sealing import RecordSealer
 from sso_middleware.stores.redis import RedisTokenStore, connect
 from tests.support.redis_server import RedisServer
@@ -148,7 +148,7 @@ class TokenPool:
         tokens: list[str] = []
         while len(tokens) < n:
             for _ in range(min(batch, n - len(tokens))):
-                tokens.append(self.issuer.issue(client_id=client_id, destination=destination))
+                tokens.append(self.issuer.issue(MintRequest(client_id=client_id, destination=destination)))
             results = self.pipe.execute()
             if not all(results):
                 raise RuntimeError("a pooled token collided or was refused")

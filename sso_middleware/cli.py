@@ -20,6 +20,7 @@ Command line
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import logging
@@ -37,7 +38,7 @@ from .credentials import hash_secret
 from .destinations import Destinations
 from .endpoints.admin_api import AdminAPI
 from .exceptions import APIError, ConfigurationError, SSOError
-from .issuer import TokenIssuer
+from .issuer import MintRequest, TokenIssuer
 from .options import MAX_TIMEOUT, MAX_TTL, SessionOptions
 from .paste import load
 from .stores import Stores
@@ -133,15 +134,8 @@ def _create_token(args: argparse.Namespace) -> int:
         sso_url=args.system_url.rstrip("/") + args.sso_path,
         ttl=args.ttl,
     )
-    result = issuer.create_sso_token(
-        client_id=args.client_id,
-        user_id=args.user_id,
-        destination=args.destination,
-        service_id=args.service_id,
-        domain_id=args.domain_id,
-        sso_redirect_path=args.sso_redirect_path,
-        actor="cli",
-    )
+    request = MintRequest(**{f.name: getattr(args, f.name) for f in dataclasses.fields(MintRequest)})
+    result = issuer.create_sso_token(request, actor="cli")
     print(json.dumps(result))
     return 0 if result["result"] == "success" else 1
 
@@ -368,8 +362,8 @@ def parser() -> argparse.ArgumentParser:
         help="package.module:factory returning the deployment's user store (default: $SSO_USER_STORE)",
     )
     create.add_argument("--ttl", type=_ttl, default=60, help="token lifetime in seconds (default 60)")
-    for name in ("client-id", "user-id", "destination", "service-id", "domain-id", "sso-redirect-path"):
-        create.add_argument(f"--{name}")
+    for field in dataclasses.fields(MintRequest):
+        create.add_argument("--" + field.name.replace("_", "-"))
     create.set_defaults(run=_create_token)
 
     end = commands.add_parser(

@@ -14,6 +14,7 @@ redemption is still refused.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import typing as t
@@ -58,6 +59,31 @@ def parse_id(value: Id, name: str) -> int | None:
     return number
 
 
+@dataclasses.dataclass(frozen=True)
+class MintRequest:
+    """What a token is minted for: the inputs of ``CreateSsoToken``. Ids
+    may be ints or decimal strings, as they arrive over HTTP; the issuer
+    checks them."""
+
+    #: The account; default: the user's first account.
+    client_id: Id = None
+    #: The user; default: the account's owner.
+    user_id: Id = None
+    #: A scope such as ``clientarea:invoices``; default: client area home.
+    destination: str | None = None
+    #: For destinations whose path names a service.
+    service_id: Id = None
+    #: For destinations whose path names a domain.
+    domain_id: Id = None
+    #: With ``sso:custom_redirect``: a path of this deployment.
+    sso_redirect_path: str | None = None
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, str]) -> MintRequest:
+        """The inputs found among request parameters; others are ignored."""
+        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls) if f.name in params})
+
+
 class TokenIssuer:
     """Mints tokens for one deployment.
 
@@ -91,38 +117,19 @@ class TokenIssuer:
         self.ttl = ttl
         self.clock = clock
 
-    def create_sso_token(
-        self,
-        *,
-        client_id: Id = None,
-        user_id: Id = None,
-        destination: str | None = None,
-        service_id: Id = None,
-        domain_id: Id = None,
-        sso_redirect_path: str | None = None,
-        actor: str = "python",
-    ) -> dict[str, str]:
+    def create_sso_token(self, request: MintRequest, *, actor: str = "python") -> dict[str, str]:
         """``CreateSsoToken``: mint a token, answered in the API's shape.
 
         Returns ``{"result": "success", "access_token": ..., "redirect_url":
         ...}`` or ``{"result": "error", "message": ...}`` with the reference
-        system's message. Ids may be ints or decimal strings, as they arrive
-        over HTTP.
+        system's message.
 
         :param actor: who asked, for the audit log (e.g. the API identifier).
         :raises StoreUnavailable: the token could not be stored; nothing was
             issued.
         """
         try:
-            token = self.issue(
-                client_id=client_id,
-                user_id=user_id,
-                destination=destination,
-                service_id=service_id,
-                domain_id=domain_id,
-                sso_redirect_path=sso_redirect_path,
-                actor=actor,
-            )
+            token = self.issue(request, actor=actor)
         except APIError as e:
             return {"result": "error", "message": e.message}
         return {"result": "success", "access_token": token, "redirect_url": self.redirect_url(token)}
@@ -131,26 +138,17 @@ class TokenIssuer:
         """The URL that redeems ``token``."""
         return f"{self.sso_url}?access_token={token}"
 
-    def issue(
-        self,
-        *,
-        client_id: Id = None,
-        user_id: Id = None,
-        destination: str | None = None,
-        service_id: Id = None,
-        domain_id: Id = None,
-        sso_redirect_path: str | None = None,
-        actor: str = "python",
-    ) -> str:
+    def issue(self, request: MintRequest, *, actor: str = "python") -> str:
         """Mint a token and return it. Raises :class:`APIError` with the
         reference system's message, or :class:`StoreUnavailable`."""
-        client = parse_id(client_id, "client_id")
-        user = parse_id(user_id, "user_id")
-        service = parse_id(service_id, "service_id")
-        domain = parse_id(domain_id, "domain_id")
+        client = parse_id(request.client_id, "client_id")
+        user = parse_id(request.user_id, "user_id")
+        service = parse_id(request.service_id, "service_id")
+        domain = parse_id(request.domain_id, "domain_id")
+        destination = request.destination
         client, user = self._resolve_identity(client, user)
         path = self.destinations.resolve(
-            destination, service_id=service, domain_id=domain, sso_redirect_path=sso_redirect_path
+            destination, service_id=service, domain_id=domain, sso_redirect_path=request.sso_redirect_path
         )
         self._check_owned(client, "service", service)
         self._check_owned(client, "domain", domain)

@@ -36,7 +36,7 @@ from .endpoints.sso import SingleSignOnEndpoint
 from .endpoints.token import TokenEndpoint
 from .exceptions import ConfigurationError
 from .identity import ENVIRON_KEY
-from .issuer import Id, TokenIssuer
+from .issuer import MintRequest, TokenIssuer
 from .oauth import CredentialManager
 from .options import AdminAPIOptions, Limits, Paths, RedemptionOptions, SessionOptions
 from .ratelimit import AuthFailures, RateLimiter
@@ -230,22 +230,11 @@ class SSOMiddleware:
         :class:`~sso_middleware.exceptions.StoreUnavailable`."""
         self.sessions.end_sessions(client_id=client_id, user_id=user_id, actor="python")
 
-    def create_sso_token(
-        self,
-        *,
-        client_id: Id = None,
-        user_id: Id = None,
-        destination: str | None = None,
-        service_id: Id = None,
-        domain_id: Id = None,
-        sso_redirect_path: str | None = None,
-    ) -> dict[str, str]:
-        """``CreateSsoToken`` from Python; see :meth:`TokenIssuer.create_sso_token`."""
-        return self.issuer.create_sso_token(
-            client_id=client_id,
-            user_id=user_id,
-            destination=destination,
-            service_id=service_id,
-            domain_id=domain_id,
-            sso_redirect_path=sso_redirect_path,
-        )
+    def create_sso_token(self, **inputs: t.Any) -> dict[str, str]:
+        """``CreateSsoToken`` from Python. The inputs are the fields of
+        :class:`~sso_middleware.issuer.MintRequest` (``client_id``,
+        ``user_id``, ``destination``, ``service_id``, ``domain_id``,
+        ``sso_redirect_path``); see :meth:`TokenIssuer.create_sso_token`.
+
+        :raises TypeError: for a name that is no input."""
+        return self.issuer.create_sso_token(MintRequest(**inputs))

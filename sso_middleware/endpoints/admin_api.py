@@ -54,7 +54,7 @@ from ..allowlist import AddressAllowList, parse_address
 from ..audit import audit, unavailable
 from ..credentials import APICredentials
 from ..exceptions import APIError, ConfigurationError, MalformedRequest
-from ..issuer import TokenIssuer, parse_id
+from ..issuer import MintRequest, TokenIssuer, parse_id
 from ..oauth import CredentialManager
 from ..options import parse_bool
 from ..ratelimit import AuthFailures, remote_address
@@ -65,16 +65,6 @@ from .bodies import BoundedRequest
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
     from werkzeug.wrappers import Request
-
-#: Inputs of ``CreateSsoToken``, passed on to :meth:`TokenIssuer.create_sso_token`.
-CREATE_SSO_TOKEN_INPUTS = (
-    "client_id",
-    "user_id",
-    "destination",
-    "service_id",
-    "domain_id",
-    "sso_redirect_path",
-)
 
 #: Parameters that hold a secret, and so are refused in the query string.
 SECRET_PARAMETERS = frozenset({"identifier", "secret", "username", "password", "accesskey"})
@@ -276,8 +266,8 @@ class AdminAPI:
 
     def create_sso_token(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``CreateSsoToken``: the token, or the reason there is none."""
-        inputs = {name: params[name] for name in CREATE_SSO_TOKEN_INPUTS if name in params}
-        return dict(self.issuer.create_sso_token(**inputs, actor=f"api:{identifier}"))
+        request = MintRequest.from_params(params)
+        return dict(self.issuer.create_sso_token(request, actor=f"api:{identifier}"))
 
     def create_oauth_credential(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``CreateOAuthCredential``: the only time the secret is shown."""

@@ -54,7 +54,7 @@ from werkzeug.wrappers import Request, Response
 from ..audit import audit, unavailable
 from ..destinations import CUSTOM_REDIRECT, SSO_SCOPE
 from ..exceptions import APIError
-from ..issuer import TokenIssuer
+from ..issuer import MintRequest, TokenIssuer
 from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialManager, OAuthCredential
 from ..ratelimit import AuthFailures, remote_address
 from ..responses import json_response
@@ -186,13 +186,13 @@ class TokenEndpoint:
         ):
             service_id = credential.service_id
         try:
-            token = self.issuer.issue(
+            minting = MintRequest(
                 client_id=credential.client_id,
                 destination=destination,
                 service_id=service_id,
                 domain_id=form.get("domain_id") or None,
-                actor=f"oauth:{credential.identifier}",
             )
+            token = self.issuer.issue(minting, actor=f"oauth:{credential.identifier}")
         except APIError as e:
             error = (
                 "invalid_grant" if e.message.startswith("SSO authentication blocked") else "invalid_request"
