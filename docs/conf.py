@@ -9,19 +9,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import sys
 import typing as t
-from pathlib import Path
 
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.pycode import ModuleAnalyzer
 from sphinx.util.docutils import SphinxDirective
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import sso_middleware  # noqa: E402
+import sso_middleware  # installed with the docs extra: pip install -e '.[docs]'
 
 project = "sso_middleware"
 author = "the sso_middleware authors"
