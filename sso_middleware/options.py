@@ -64,6 +64,12 @@ def _ini(name: str, *, lines: bool = False) -> dict[str, t.Any]:
     return {"ini": name, "lines": lines}
 
 
+def _flag(name: str, value: object) -> None:
+    """A switch must be a bool: ``"false"`` is a true string."""
+    if type(value) is not bool:
+        raise ConfigurationError(f"{name} must be True or False; got {value!r}")
+
+
 def _whole(name: str, value: object, low: int, high: int) -> None:
     if type(value) is not int or not low <= value <= high:
         raise ConfigurationError(f"{name} must be whole seconds from {low} to {high}; got {value!r}")
@@ -87,6 +93,8 @@ class SessionOptions:
     logout_on_get: bool = False
 
     def __post_init__(self) -> None:
+        _flag("secure", self.secure)
+        _flag("logout_on_get", self.logout_on_get)
         _whole("absolute_timeout", self.absolute_timeout, 1, MAX_TIMEOUT)
         _whole("idle_timeout", self.idle_timeout, 1, self.absolute_timeout)
         if self.cookie_name is None:
@@ -127,8 +135,7 @@ class RedemptionOptions:
 
     def __post_init__(self) -> None:
         _whole("token_ttl", self.token_ttl, 1, MAX_TTL)
-        if type(self.revoke_on_replay) is not bool:
-            raise ConfigurationError(f"revoke_on_replay must be True or False; got {self.revoke_on_replay!r}")
+        _flag("revoke_on_replay", self.revoke_on_replay)
         if self.confirm not in CONFIRM_MODES:
             raise ConfigurationError(
                 f"confirm must be one of {', '.join(CONFIRM_MODES)}; got {self.confirm!r}"
@@ -210,6 +217,10 @@ class AdminAPIOptions:
     )
 
     def __post_init__(self) -> None:
+        if not isinstance(self.credentials, t.Mapping):
+            raise ConfigurationError(
+                f"credentials must map identifiers to sha256: hashes; got {self.credentials!r}"
+            )
         if not self.credentials and (self.roles or self.allowed_ips is not None):
             raise ConfigurationError(
                 "api_roles and api_allowed_ips need api_credentials: without"
