@@ -66,11 +66,13 @@ def test_username_and_password_are_the_credentials_of_whmcs_samples(app):
 
 
 def test_the_pre_7_2_admin_login_is_not_supported(app):
+    """The old scheme sent an MD5 of the password; for the configured
+    identifier (an unknown one would be refused anyway), that is refused."""
     legacy = {
         "action": "CreateSsoToken",
-        "username": "admin",
+        "username": API_IDENTIFIER,
         "responsetype": "json",
-        "password": hashlib.md5(b"admin-password").hexdigest(),
+        "password": hashlib.md5(API_SECRET.encode()).hexdigest(),
         "client_id": "1",
     }
     assert answer(post(app, legacy, status=403)) == {"result": "error", "message": "Authentication Failed"}
@@ -340,7 +342,9 @@ def test_an_address_outside_the_list_is_refused_before_credentials(make_middlewa
         REMOTE_ADDR="127.0.0.1",
     )
     assert answer(response)["message"] == "Invalid IP 127.0.0.1"
-    assert "api_auth_failed" not in caplog.text and "authentication failed" not in caplog.text
+    events = [getattr(r, "sso_event", None) for r in caplog.records]
+    assert "api_address_refused" in events and "api_auth_failed" not in events
+    assert "authentication failed" not in caplog.text
 
 
 # -- API roles ---------------------------------------------------------------------

@@ -129,23 +129,32 @@ def test_forged_cookies_are_anonymous(app, value):
 @pytest.mark.parametrize(
     "payload",
     [
-        "{key}.{key}.1",  # a field short
-        "{key}.{key}.1.1.{now}",  # one too many (the shape of an older release)
-        "{key}.{key}.one.1",
-        "{key}.{key}.1.soon",
-        "short.{key}.1.1",
+        "{key}.{secret}.1",  # a field short
+        "{key}.{secret}.1.1.{now}",  # one too many (the shape of an older release)
+        "{key}.{secret}.1.1x",
+        "{key}.{secret}.one.1",
+        "{key}.{secret}.1.soon",
+        "short.{secret}.1.1",
         "{key}.short.1.1",
-        "{key}.{key}.1.1",  # well-formed, but no such session
-        "\u00e9.{key}.1.1",
+        "{other}.{secret}.1.1",  # well-formed, but no such session
+        "\u00e9.{secret}.1.1",
     ],
 )
 def test_signed_but_malformed_payloads_are_anonymous(make_middleware, payload):
     """Only this middleware can sign a cookie, but a payload from an older
-    release or a bug must never be half-read."""
+    release or a bug must never be half-read. Each payload carries the key
+    and secret of a live session, so only its shape can refuse it."""
     middleware, app = signed_in(make_middleware)
-    payload = payload.format(key="A" * 43, now=int(time.time() * 1000))
-    app.set_cookie(COOKIE_NAME, middleware.sessions.signer.sign(payload).decode())
+    key, secret, user_id, client_id = (
+        middleware.sessions.signer.unsign(app.cookies[COOKIE_NAME]).decode().split(".")
+    )
+    assert (user_id, client_id) == ("1", "1")
+    forged = payload.format(key=key, secret=secret, other="A" * 43, now=int(time.time() * 1000))
+    app.set_cookie(COOKIE_NAME, middleware.sessions.signer.sign(forged).decode())
     assert seen(app)["identity"] is None
+    # the well-formed payload of the same session is live
+    app.set_cookie(COOKIE_NAME, middleware.sessions.signer.sign(f"{key}.{secret}.1.1").decode())
+    assert seen(app)["identity"] == [1, 1]
 
 
 def test_tampered_cookie_is_anonymous(make_middleware):
