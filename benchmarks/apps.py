@@ -14,6 +14,14 @@ Subjects (our middleware) and their baselines:
   stored in Redis.
 - ``passthrough_mw`` / ``passthrough_bare``: a request that passes through,
   with and without the middleware.
+- ``session_mw`` / ``flask_session``: a signed-in page request, through the
+  middleware (in front of the Flask-Login portal) versus behind Flask +
+  Flask-Login + Flask-Session with its Redis backend, as Flask-Session's
+  documentation configures it: what a Flask user would otherwise pick for
+  server-side sessions.
+
+``redirect`` also serves as the floor: a zero-cost endpoint on the same
+server, whose cost is subtracted from the others' (``1/rps - 1/floor``).
 """
 
 from __future__ import annotations
@@ -100,6 +108,48 @@ def flask_portal() -> t.Any:
         return None if identity is None else PortalUser(identity.user_id, identity.client_id)
 
     @app.get("/clientarea.php")
+    def clientarea() -> str:
+        return f"client area of {current_user.get_id()}"
+
+    return app
+
+
+def flask_session_portal(redis_url: str) -> t.Any:
+    """The same client-area page behind Flask-Login, with server-side
+    sessions in Redis by Flask-Session; ``/login`` signs user 1 in."""
+    from flask import Flask
+    from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
+    from flask_session import Session
+
+    class PortalUser(UserMixin):
+        def __init__(self, user_id: int, client_id: int):
+            self.id, self.client_id = user_id, client_id
+
+    app = Flask("flask_session")
+    app.secret_key = SECRET_KEY
+    app.config.update(
+        SESSION_TYPE="redis",
+        SESSION_REDIS=redis.Redis.from_url(redis_url, socket_timeout=0.2),
+        SESSION_KEY_PREFIX="flask_session:",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    Session(app)
+    manager = LoginManager(app)
+    users = demo_user_store()
+
+    @manager.user_loader
+    def load(user_id: str) -> PortalUser | None:
+        user = users.get_user(int(user_id))
+        return None if user is None else PortalUser(user.user_id, user.client_ids[0])
+
+    @app.get("/login")
+    def login() -> str:
+        login_user(PortalUser(1, 1))
+        return "signed in"
+
+    @app.get("/clientarea.php")
+    @login_required
     def clientarea() -> str:
         return f"client area of {current_user.get_id()}"
 
@@ -236,6 +286,8 @@ NAMES = (
     "authlib",
     "passthrough_mw",
     "passthrough_bare",
+    "session_mw",
+    "flask_session",
     "raw_bare",
 )
 
@@ -247,8 +299,10 @@ def make(name: str, redis_url: str | None = None) -> WSGIApplication:
         return build_middleware(hello_app, url)
     if name == "redirect":
         return redirect_app
-    if name == "flask_sso":
+    if name in ("flask_sso", "session_mw"):
         return build_middleware(flask_portal(), url)
+    if name == "flask_session":
+        return t.cast("WSGIApplication", flask_session_portal(url))
     if name == "flask_handrolled":
         return t.cast("WSGIApplication", flask_handrolled(url))
     if name == "authlib":

@@ -52,6 +52,12 @@ EXTRA = (
     "rss_growth_kib",
     "rss_redemptions",
     "e2e_loadgen",
+    "e2e_floor_rps",
+    # costs with the server floor subtracted, the goals of the end-to-end
+    # comparisons: last in the line
+    "e2e_sso_cost_vs_flask_handrolled",
+    "e2e_token_cost_vs_authlib",
+    "e2e_session_cost_vs_flask_session",
 )
 
 
