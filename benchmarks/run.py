@@ -26,7 +26,7 @@ from importlib import metadata
 
 import redis
 
-from . import e2e, inprocess, loadgen, memory
+from . import e2e, inprocess, loadgen, memory, scaling
 from .common import RedisServer, Section, pin, table
 
 #: The JSON line's keys, in order.
@@ -52,6 +52,10 @@ EXTRA = (
     "rss_growth_kib",
     "rss_redemptions",
     "e2e_loadgen",
+    "scaling_redeem_spread",
+    "scaling_session_spread",
+    "scaling_redis_mb_per_million_sessions",
+    "scaling_slot_max_vs_mean",
     "e2e_floor_rps",
     # costs with the server floor subtracted, the goals of the end-to-end
     # comparisons: last in the line
@@ -111,7 +115,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["inprocess", "memory", "e2e"],
+        choices=["inprocess", "memory", "scaling", "e2e"],
         action="append",
         help="run only these parts (repeatable)",
     )
@@ -123,7 +127,7 @@ def main() -> None:
     parser.add_argument("--plot", metavar="PNG", help="write the latency-percentile plot here")
     parser.add_argument("--json", metavar="FILE", help="write all results (with latency samples) here")
     args = parser.parse_args()
-    parts = args.only or ["inprocess", "memory", "e2e"]
+    parts = args.only or ["inprocess", "memory", "scaling", "e2e"]
     generator = args.loadgen or loadgen.which()
 
     started = time.monotonic()
@@ -141,6 +145,8 @@ def main() -> None:
                 sections.append(inprocess.run(server.url, args.quick))
             elif part == "memory":
                 sections.append(memory.run(server.url, args.quick))
+            elif part == "scaling":
+                sections.append(scaling.run(server.url, args.quick))
             else:
                 sections.append(e2e.run(server.url, args.quick, generator))
         client.close()
