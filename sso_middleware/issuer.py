@@ -138,9 +138,21 @@ class TokenIssuer:
         """The URL that redeems ``token``."""
         return f"{self.sso_url}?access_token={token}"
 
-    def issue(self, request: MintRequest, *, actor: str = "python") -> str:
+    def issue(
+        self,
+        request: MintRequest,
+        *,
+        actor: str = "python",
+        add: t.Callable[[str, bytes, int], bool] | None = None,
+    ) -> str:
         """Mint a token and return it. Raises :class:`APIError` with the
-        reference system's message, or :class:`StoreUnavailable`."""
+        reference system's message, or :class:`StoreUnavailable`.
+
+        :param add: stores the token's sealed record (``key, record, ttl``;
+            ``False`` if the key is taken); the token store's ``add`` unless
+            a caller must make storing conditional, as the token endpoint
+            does (see :meth:`CredentialManager.add_token_if_current`)."""
+        add = add or self.token_store.add
         client = parse_id(request.client_id, "client_id")
         user = parse_id(request.user_id, "user_id")
         service = parse_id(request.service_id, "service_id")
@@ -157,7 +169,7 @@ class TokenIssuer:
         for _ in range(MINT_ATTEMPTS):
             token = new_token()
             key = token_key(token)
-            if self.token_store.add(key, self.sealer.seal(key, record), self.ttl):
+            if add(key, self.sealer.seal(key, record), self.ttl):
                 audit(
                     logging.INFO,
                     "issued",

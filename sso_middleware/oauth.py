@@ -20,20 +20,22 @@ this deployment's and authenticates nobody.
 from __future__ import annotations
 
 import builtins
+import collections
 import json
 import logging
 import re
 import secrets
+import threading
 import typing as t
 from dataclasses import asdict, dataclass, replace
 
 from .audit import audit
 from .credentials import hash_secret, verify_secret
 from .destinations import CUSTOM_REDIRECT, SSO_SCOPE, Destinations
-from .exceptions import APIError
+from .exceptions import APIError, SSOError
 from .issuer import Id, parse_id
 from .sealing import RecordSealer
-from .stores import CredentialStore
+from .stores import CredentialStore, TokenStore
 from .users import UserStore
 
 #: The only grant type these credential sets serve.
@@ -114,6 +116,16 @@ class OAuthCredential:
         }
 
 
+#: How many sets' records a process keeps copies of (see
+#: :meth:`CredentialManager.authenticate_cached`).
+MAX_COPIES = 1024
+
+
+class CredentialChanged(SSOError):
+    """The set a grant was checked against was updated, reset or deleted
+    before its token was stored; the token was not stored."""
+
+
 class CredentialManager:
     """Manages the credential sets of a deployment.
 
@@ -136,6 +148,10 @@ class CredentialManager:
         self.user_store = user_store
         self.destinations = destinations
         self.sealer = sealer
+        #: identifier → the record a right secret was last checked against,
+        #: so a grant needs no read of its own; see :meth:`authenticate_cached`.
+        self._copies: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._copies_lock = threading.Lock()
 
     def seal(self, credential: OAuthCredential) -> bytes:
         """The stored form of a set: its record, sealed."""
@@ -335,11 +351,60 @@ class CredentialManager:
         """The set whose identifier and secret these are, or ``None``. An
         unknown identifier costs the same comparison as a wrong secret."""
         record = self.store.get(identifier) if identifier else None
+        credential = self._check(identifier, secret, record)
+        self._remember(identifier, record if credential is not None else None)
+        return credential
+
+    def authenticate_cached(
+        self, identifier: str, secret: str
+    ) -> tuple[OAuthCredential, bytes | None] | None:
+        """:meth:`authenticate`, from this process's copy of the set's
+        record when it has one: the set and that copy, which
+        :meth:`add_token_if_current` confirms as it stores the token; or the
+        set and ``None`` when it was just read from the store. A secret the
+        copy refuses is checked against the store (it may have been reset),
+        so every failure costs one read, as without copies."""
+        copy = self._copies.get(identifier)
+        if copy is not None:
+            credential = self._check(identifier, secret, copy)
+            if credential is not None:
+                return credential, copy
+        credential = self.authenticate(identifier, secret)
+        return None if credential is None else (credential, None)
+
+    def add_token_if_current(
+        self, identifier: str, copy: bytes, tokens: TokenStore, key: str, record: bytes, ttl: int
+    ) -> bool:
+        """``tokens.add(key, record, ttl)`` if the set's stored record is
+        still ``copy``; in one round trip when the store can do both at once
+        (:meth:`RedisCredentialStore.add_token_if_current`), else a read and
+        then the write. Raises :class:`CredentialChanged` (and forgets the
+        copy) if the set was updated, reset or deleted since."""
+        atomic = getattr(self.store, "add_token_if_current", None)
+        added = atomic(identifier, copy, tokens, key, record, ttl) if atomic is not None else NotImplemented
+        if added is NotImplemented:  # no one-step path for these stores
+            added = tokens.add(key, record, ttl) if self.store.get(identifier) == copy else None
+        if added is None:
+            self._remember(identifier, None)
+            raise CredentialChanged(identifier)
+        return bool(added)
+
+    def _check(self, identifier: str, secret: str, record: bytes | None) -> OAuthCredential | None:
         credential = self._open(record) if record is not None else None
         if credential is not None and credential.identifier != identifier:
             credential = None  # a sealed record moved under another identifier
         expected = credential.secret_hash if credential is not None else None
         return credential if verify_secret(secret, expected) else None
+
+    def _remember(self, identifier: str, record: bytes | None) -> None:
+        with self._copies_lock:
+            if record is None:
+                self._copies.pop(identifier, None)
+                return
+            self._copies[identifier] = record
+            self._copies.move_to_end(identifier)
+            while len(self._copies) > MAX_COPIES:
+                self._copies.popitem(last=False)
 
     @staticmethod
     def _audit(event: str, credential: OAuthCredential, actor: str) -> None:

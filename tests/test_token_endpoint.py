@@ -8,9 +8,13 @@ import json
 from urllib.parse import quote_plus
 
 import pytest
+import redis
 
 from sso_middleware.credentials import hash_secret
-from sso_middleware.stores.redis import RedisTokenStore, connect
+from sso_middleware.oauth import CredentialChanged
+from sso_middleware.stores import Stores
+from sso_middleware.stores.memory import MemoryTokenStore
+from sso_middleware.stores.redis import RedisCredentialStore, RedisTokenStore, connect
 from sso_middleware.users import AccountStatus
 from tests.support.helpers import SSO_PATH, SYSTEM_URL, TOKEN_PATH, browser, sso_path
 from tests.support.redis_server import free_port
@@ -282,3 +286,86 @@ def test_a_credential_follows_its_service(app, middleware, credential, user_stor
     }
     del user_store.objects[("service", 101)]
     grant(app, headers=basic(*credential), status=400)
+
+
+# -- one round trip per grant, and changes that take effect at once --------------------------
+
+
+def test_a_grant_is_one_round_trip_once_the_set_is_known(app, credential, monkeypatch):
+    for _ in range(2):  # the process reads the set once, and loads the script
+        grant(app, headers=basic(*credential))
+    sent = []
+    send = redis.connection.Connection.send_packed_command
+
+    def recording(self, command, *args, **kwargs):
+        sent.append(command)
+        return send(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", recording)
+    grant(app, headers=basic(*credential))
+    assert len(sent) == 1  # the set's record confirmed and the token stored in one script
+
+
+@pytest.fixture
+def other_process(make_middleware):
+    """A second middleware on the same Redis: another worker process."""
+    return browser(make_middleware())
+
+
+@pytest.mark.parametrize("change", ["reset", "scope", "delete"])
+def test_a_change_in_one_process_takes_effect_at_once_in_another(
+    app, middleware, other_process, credential, change
+):
+    identifier, secret = credential
+    grant(other_process, headers=basic(identifier, secret))  # it now holds a copy of the set
+    found = middleware.oauth_credentials.list()[0]
+    if change == "reset":
+        _, new_secret = middleware.oauth_credentials.update(found.credential_id, reset_secret=True)
+        assert (
+            error_of(grant(other_process, headers=basic(identifier, secret), status=401)) == "invalid_client"
+        )
+        grant(other_process, headers=basic(identifier, new_secret))
+    elif change == "scope":
+        middleware.oauth_credentials.update(found.credential_id, scope="clientarea:product_details")
+        refused = grant(other_process, headers=basic(identifier, secret), status=400)
+        assert error_of(refused) == "invalid_scope"
+    else:
+        middleware.oauth_credentials.delete(found.credential_id)
+        assert (
+            error_of(grant(other_process, headers=basic(identifier, secret), status=401)) == "invalid_client"
+        )
+
+
+def test_a_grant_racing_a_reset_is_refused_and_stores_no_token(middleware, credential, redis_client):
+    """The copy a grant was checked against is confirmed as its token is
+    stored: a reset in between refuses the grant, and no token is left."""
+    identifier, secret = credential
+    manager = middleware.oauth_credentials
+    checked = manager.authenticate_cached(identifier, secret)
+    assert checked is not None
+    found, copy = checked[0], manager.store.get(identifier)
+    manager.update(found.credential_id, reset_secret=True)
+    tokens = middleware.issuer.token_store
+    with pytest.raises(CredentialChanged):
+        manager.add_token_if_current(identifier, copy, tokens, "k" * 43, b"record", 60)
+    assert redis_client.exists("sso:v2:t:" + "k" * 43) == 0
+
+
+def test_without_a_one_step_path_the_set_is_read_before_the_token_is_stored(make_middleware):
+    """Memory stores (and Cluster, or a store that waits for replicas) take
+    two steps; a reset still takes effect at once."""
+    middleware = make_middleware(**{name: store for name, store in vars(Stores.memory()).items()})
+    app = browser(middleware)
+    created, secret = middleware.oauth_credentials.create(
+        grant_type="single_sign_on", scope="clientarea:invoices", service_id=101
+    )
+    grant(app, headers=basic(created.identifier, secret))
+    grant(app, headers=basic(created.identifier, secret))
+    middleware.oauth_credentials.update(created.credential_id, reset_secret=True)
+    assert error_of(grant(app, headers=basic(created.identifier, secret), status=401)) == "invalid_client"
+
+
+def test_the_one_step_path_is_refused_where_one_script_cannot_do_it(redis_client):
+    credentials = RedisCredentialStore(redis_client)
+    for tokens in (MemoryTokenStore(), RedisTokenStore(redis_client, wait=(1, 10))):
+        assert credentials.add_token_if_current("id", b"r", tokens, "k" * 43, b"t", 60) is NotImplemented

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import re
 import typing as t
@@ -55,7 +56,7 @@ from ..audit import audit, unavailable
 from ..destinations import CUSTOM_REDIRECT, SSO_SCOPE
 from ..exceptions import APIError
 from ..issuer import MintRequest, TokenIssuer
-from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialManager, OAuthCredential
+from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialChanged, CredentialManager, OAuthCredential
 from ..ratelimit import AuthFailures, remote_address
 from ..responses import json_response
 from .bodies import BoundedRequest
@@ -169,7 +170,19 @@ class TokenEndpoint:
             raise OAuthError("invalid_request", "grant_type is required")
         if grant_type != SINGLE_SIGN_ON:
             raise OAuthError("unsupported_grant_type", f"Only {SINGLE_SIGN_ON} is supported")
-        credential = self.authenticate(request, form, link)
+        try:
+            return self.mint(request, link, extra, cached=True)
+        except CredentialChanged:
+            # the set changed since this process last read it: once more, from the store
+            return self.mint(request, link, extra, cached=False)
+
+    def mint(self, request: Request, link: bool, extra: dict[str, str], *, cached: bool) -> Response:
+        """Authenticate the client, check the set's account and scope, and
+        mint. With ``cached``, the set may come from this process's copy,
+        which storing the token confirms in the same step (one round trip);
+        raises :class:`CredentialChanged` if the copy is out of date."""
+        query, form = request.args, request.form
+        credential, copy = self.authenticate(request, form, link, cached=cached)
         if (
             self.oauth_credentials.user_store.owner_of("service", t.cast(int, credential.service_id))
             != credential.client_id
@@ -192,7 +205,15 @@ class TokenEndpoint:
                 service_id=service_id,
                 domain_id=form.get("domain_id") or None,
             )
-            token = self.issuer.issue(minting, actor=f"oauth:{credential.identifier}")
+            add = None
+            if copy is not None:
+                add = functools.partial(
+                    self.oauth_credentials.add_token_if_current,
+                    credential.identifier,
+                    copy,
+                    self.issuer.token_store,
+                )
+            token = self.issuer.issue(minting, actor=f"oauth:{credential.identifier}", add=add)
         except APIError as e:
             error = (
                 "invalid_grant" if e.message.startswith("SSO authentication blocked") else "invalid_request"
@@ -211,8 +232,12 @@ class TokenEndpoint:
             }
         )
 
-    def authenticate(self, request: Request, form: MultiDict[str, str], link: bool) -> OAuthCredential:
-        """Return the authenticated credential set, counting failures."""
+    def authenticate(
+        self, request: Request, form: MultiDict[str, str], link: bool, *, cached: bool = False
+    ) -> tuple[OAuthCredential, bytes | None]:
+        """Return the authenticated credential set, counting failures, and
+        the unconfirmed copy of its record it was checked against, if
+        ``cached`` and this process had one."""
         basic = request.headers.get("Authorization", "")
         challenge = {"WWW-Authenticate": 'Basic realm="sso"'} if basic else {}
         in_body = "client_id" in form or "client_secret" in form
@@ -245,8 +270,12 @@ class TokenEndpoint:
             identifier, secret = form.get("client_id", ""), form.get("client_secret", "")
         if not identifier:
             raise OAuthError("invalid_client", "Client authentication required", 401, headers=challenge)
-        credential = self.oauth_credentials.authenticate(identifier, secret)
-        if credential is None:
+        if cached:
+            found = self.oauth_credentials.authenticate_cached(identifier, secret)
+        else:
+            fresh = self.oauth_credentials.authenticate(identifier, secret)
+            found = None if fresh is None else (fresh, None)
+        if found is None:
             address = remote_address(request.environ, self.trusted_proxies)
             # Identifiers are 32 hex digits; anything else may be a pasted secret.
             shown = identifier if IDENTIFIER_PATTERN.fullmatch(identifier) else "(malformed)"
@@ -262,9 +291,10 @@ class TokenEndpoint:
             if wait:
                 raise self._limited(wait, identifier)
             raise OAuthError("invalid_client", "Client authentication failed", 401, headers=challenge)
+        credential, copy = found
         if credential.grant_type != SINGLE_SIGN_ON:
             raise OAuthError("unauthorized_client", f"This client may not use {SINGLE_SIGN_ON}")
-        return credential
+        return credential, copy
 
     def destination(self, scope: str, credential: OAuthCredential) -> str:
         """The one destination named in ``scope`` (``""`` for home), which

@@ -415,6 +415,16 @@ return 1
 """
 
 
+# A token is stored only while the credential set it was granted by still
+# has the record the grant was checked against: -1 when it changed or is
+# gone, else 1 for stored and 0 when the token's key was taken.
+_ADD_TOKEN_IF_CURRENT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
+if redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4], 'NX') then return 1 end
+return 0
+"""
+
+
 class RedisCredentialStore:
     """A :class:`~sso_middleware.stores.CredentialStore` in Redis.
 
@@ -436,6 +446,7 @@ class RedisCredentialStore:
         self._replace = client.register_script(_REPLACE)
         self._add = client.register_script(_ADD)
         self._delete = client.register_script(_DELETE)
+        self._add_token_if_current = client.register_script(_ADD_TOKEN_IF_CURRENT)
 
     @_fail_closed
     def next_id(self) -> int:
@@ -465,5 +476,32 @@ class RedisCredentialStore:
         return t.cast("list[bytes]", self.client.hvals(self.by_identifier))
 
     @_fail_closed
+    @_fail_closed
+    def add_token_if_current(
+        self, identifier: str, copy: bytes, tokens: t.Any, key: str, record: bytes, ttl: int
+    ) -> bool | None:
+        """Store a token with ``tokens.add`` if the set's record is still
+        ``copy``, both in one script: ``True`` stored, ``False`` the key was
+        taken, ``None`` the set changed. ``NotImplemented`` when one script
+        cannot do it: another kind of token store or client, a Cluster (the
+        keys are on different slots) or a token store that waits for
+        replicas."""
+        if not (
+            isinstance(tokens, RedisTokenStore)
+            and tokens.client is self.client
+            and not tokens.cluster
+            and tokens.wait is None
+        ):
+            return NotImplemented  # type: ignore[no-any-return]
+        reply = tokens._call(
+            self._add_token_if_current,
+            (self.by_identifier, tokens.prefix + key),
+            identifier,
+            copy,
+            record,
+            ttl,
+        )
+        return None if reply == -1 else bool(reply)
+
     def delete(self, credential_id: int, identifier: str) -> None:
         self._delete(keys=[self.by_identifier, self.ids], args=[identifier, credential_id])
