@@ -427,11 +427,46 @@ OPERATIONS = {
 }
 
 
-@pytest.mark.parametrize("operation", OPERATIONS)
+OTHER_OPERATIONS = {
+    "RedisCounterStore.hit": lambda d: RedisCounterStore(d).hit(new_key(), 60),
+    "RedisCredentialStore.next_id": lambda d: RedisCredentialStore(d).next_id(),
+    "RedisCredentialStore.add": lambda d: RedisCredentialStore(d).add(1, "id", RECORD),
+    "RedisCredentialStore.replace": lambda d: RedisCredentialStore(d).replace("id", OTHER, RECORD),
+    "RedisCredentialStore.get": lambda d: RedisCredentialStore(d).get("id"),
+    "RedisCredentialStore.find": lambda d: RedisCredentialStore(d).find(1),
+    "RedisCredentialStore.all": lambda d: RedisCredentialStore(d).all(),
+    "RedisCredentialStore.delete": lambda d: RedisCredentialStore(d).delete(1, "id"),
+    "RedisCredentialStore.add_token_if_current": lambda d: RedisCredentialStore(d).add_token_if_current(
+        "id", RECORD, RedisTokenStore(d), new_key(), RECORD, 60
+    ),
+}
+
+
+def test_every_store_operation_is_covered_below():
+    """A new public method of a Redis store must join the fail-closed test."""
+    for cls, covered in (
+        (RedisTokenStore, set(OPERATIONS)),
+        (
+            RedisCounterStore,
+            {name.split(".")[1] for name in OTHER_OPERATIONS if name.startswith("RedisCounter")},
+        ),
+        (
+            RedisCredentialStore,
+            {n.split(".")[1] for n in OTHER_OPERATIONS if n.startswith("RedisCredential")},
+        ),
+    ):
+        public = {name for name, value in vars(cls).items() if callable(value) and not name.startswith("_")}
+        assert public == covered, cls.__name__
+
+
+@pytest.mark.parametrize("operation", [*OPERATIONS, *OTHER_OPERATIONS])
 def test_unreachable_redis_raises_store_unavailable_quickly(dead_redis, operation):
     started = time.monotonic()
     with pytest.raises(StoreUnavailable) as raised:
-        OPERATIONS[operation](RedisTokenStore(dead_redis))
+        if operation in OPERATIONS:
+            OPERATIONS[operation](RedisTokenStore(dead_redis))
+        else:
+            OTHER_OPERATIONS[operation](dead_redis)
     assert time.monotonic() - started < 1.0
     assert isinstance(raised.value.original_error, redis.ConnectionError)
     assert raised.value.__cause__ is raised.value.original_error

@@ -476,7 +476,6 @@ class RedisCredentialStore:
         return t.cast("list[bytes]", self.client.hvals(self.by_identifier))
 
     @_fail_closed
-    @_fail_closed
     def add_token_if_current(
         self, identifier: str, copy: bytes, tokens: t.Any, key: str, record: bytes, ttl: int
     ) -> bool | None:
@@ -503,5 +502,6 @@ class RedisCredentialStore:
         )
         return None if reply == -1 else bool(reply)
 
+    @_fail_closed
     def delete(self, credential_id: int, identifier: str) -> None:
         self._delete(keys=[self.by_identifier, self.ids], args=[identifier, credential_id])
