@@ -64,7 +64,9 @@ HUGE = Limit(10**9, 600)
 SEALER = RecordSealer([SECRET_KEY])
 
 
-def build_middleware(app: WSGIApplication, url_or_client: str | redis.Redis) -> SSOMiddleware:
+def build_middleware(
+    app: WSGIApplication, url_or_client: str | redis.Redis, *, revocation_delay: int = 0
+) -> SSOMiddleware:
     """The middleware as a deployment would build it (from a URL, or from a
     client such as :func:`counting_client`'s), limits raised so a
     benchmark's failures never trip them."""
@@ -75,7 +77,7 @@ def build_middleware(app: WSGIApplication, url_or_client: str | redis.Redis) -> 
         user_store=demo_user_store(),
         stores=Stores.redis(url_or_client),
         api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
-        sessions=SessionOptions(secure=False),
+        sessions=SessionOptions(secure=False, revocation_delay=revocation_delay),
         limits=Limits(redeem=HUGE, client_auth=HUGE, address_auth=HUGE),
     )
 

@@ -48,6 +48,7 @@ KEYS = (
 EXTRA = (
     "session_overhead_us",
     "raw_get_us",
+    "session_overhead_delayed_us",
     "redis_script_commands_per_redeem",
     "rss_growth_kib",
     "rss_redemptions",

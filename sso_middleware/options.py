@@ -39,6 +39,9 @@ MAX_TTL = 600
 #: also the longest any end time is kept.
 MAX_TIMEOUT = 366 * 24 * 60 * 60
 
+#: Longest revocation delay a deployment may choose, in seconds.
+MAX_REVOCATION_DELAY = 60
+
 #: When a followed link shows a confirmation page instead of signing in.
 Confirm = t.Literal["never", "always", "signed_in"]
 CONFIRM_MODES: tuple[str, ...] = t.get_args(Confirm)
@@ -91,12 +94,21 @@ class SessionOptions:
     #: Also log out on GET, for plain links. A third party can then log users
     #: out (not in), so it is off by default.
     logout_on_get: bool = False
+    #: Seconds an account's or a user's revocation (``end_sessions()``,
+    #: ``EndSsoSessions``) made by another process may take to reach this
+    #: one. 0 (default): every signed-in request reads the end times, exact.
+    #: With a delay, a process reads them at most once per that many seconds
+    #: for a user and account, and a signed-in request is otherwise a single
+    #: ``GETEX``. Logout, a replayed link and revocations made by this
+    #: process still take effect at once.
+    revocation_delay: int = 0
 
     def __post_init__(self) -> None:
         _flag("secure", self.secure)
         _flag("logout_on_get", self.logout_on_get)
         _whole("absolute_timeout", self.absolute_timeout, 1, MAX_TIMEOUT)
         _whole("idle_timeout", self.idle_timeout, 1, self.absolute_timeout)
+        _whole("revocation_delay", self.revocation_delay, 0, MAX_REVOCATION_DELAY)
         if self.cookie_name is None:
             return
         if not _COOKIE_NAME.fullmatch(self.cookie_name):

@@ -64,6 +64,10 @@ _PAYLOAD = re.compile(
 #: search) and keep a session within a small Redis allocation.
 SECRET_DIGEST_BYTES = 16
 
+#: How many users' and accounts' end times a process remembers with a
+#: revocation delay; past it, it forgets them all and reads them again.
+MAX_REMEMBERED_END_TIMES = 100_000
+
 #: Where a session record's token record starts: after the mark and the
 #: secret's digest.
 _RECORD_START = len(SESSION_MARK) + SECRET_DIGEST_BYTES
@@ -179,6 +183,10 @@ class SessionManager:
         self.absolute_timeout = options.absolute_timeout
         self.secure = options.secure
         self.cookie_name = options.cookie
+        self.revocation_delay = options.revocation_delay
+        #: (user, account) subjects → (when read, their end time), with a
+        #: revocation delay; see :meth:`_read`.
+        self._end_times: dict[tuple[str, str], tuple[float, int]] = {}
         self.clock = clock
         # The attributes, from werkzeug once rather than per sign-on: a
         # cookie value (base64url, digits, dots) never needs quoting.
@@ -229,7 +237,7 @@ class SessionManager:
         if payload is None:  # signed by us, but not in this release's shape
             return None
         key, secret, user_id, client_id = (part.decode("ascii") for part in payload.groups())
-        record, ended_until = self.store.resume(key, self.idle_timeout, _subjects(user_id, client_id))
+        record, ended_until = self._read(key, _subjects(user_id, client_id))
         if record is None or record == SESSION_MARK:  # expired, or ended
             return None
         # Past this point the cookie is signed with our keys; a mismatch
@@ -263,6 +271,24 @@ class SessionManager:
             return None
         return Session(key, Identity(token.user_id, token.client_id), token.issued_at_ms)
 
+    def _read(self, key: str, subjects: tuple[str, str]) -> tuple[bytes | None, int]:
+        """The session record and the end time of its user and account: in
+        one step from the store, or, within ``revocation_delay`` seconds of
+        the last read of these subjects' end time, the record alone and the
+        time remembered."""
+        if not self.revocation_delay:
+            return self.store.resume(key, self.idle_timeout, subjects)
+        now = self.clock()
+        known = self._end_times.get(subjects)
+        if known is not None and now - known[0] < self.revocation_delay:
+            record, _ = self.store.resume(key, self.idle_timeout, ())
+            return record, known[1]
+        record, ended_until = self.store.resume(key, self.idle_timeout, subjects)
+        if len(self._end_times) >= MAX_REMEMBERED_END_TIMES:
+            self._end_times.clear()
+        self._end_times[subjects] = (now, ended_until)
+        return record, ended_until
+
     def end(self, session: Session | Redemption) -> None:
         """End a session server-side (or the new session of a redemption
         whose cookie will not be sent); its cookie stops working everywhere."""
@@ -286,6 +312,7 @@ class SessionManager:
             raise ValueError("end_sessions needs a client_id, a user_id or both")
         at_ms = int(self.clock() * 1000)
         self.store.end_sessions(subjects, at_ms, self.absolute_timeout)
+        self._end_times.clear()  # this process sees its own revocations at once
         audit(
             logging.WARNING,
             "sessions_ended",

@@ -124,3 +124,58 @@ def test_end_sso_sessions_refuses_bad_ids(make_middleware, fields, message):
     answer = revoke(browser(middleware), status=200, **fields)
     assert answer == {"result": "error", "message": message}
     assert identity(session) == [5, 1]
+
+
+# -- an opt-in revocation delay -------------------------------------------------------
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(time.time())
+
+
+def test_with_a_delay_another_processs_revocation_arrives_within_it(make_middleware, clock):
+    here = make_middleware(revocation_delay=5, clock=clock)
+    elsewhere = make_middleware(clock=clock)
+    app = signed_in(here, 1)
+    assert identity(app) == [1, 1]  # reads the end times: remembered for 5 s
+    clock.advance(0.01)
+    elsewhere.end_sessions(1)
+    clock.advance(1)
+    assert identity(app) == [1, 1]  # within the delay the revocation is not seen yet
+    clock.advance(4)
+    assert identity(app) is None  # 5 s after the last read, it is
+
+
+def test_without_a_delay_it_arrives_at_once(make_middleware, clock):
+    here = make_middleware(clock=clock)
+    app = signed_in(here, 1)
+    assert identity(app) == [1, 1]
+    clock.advance(0.01)
+    make_middleware(clock=clock).end_sessions(1)
+    assert identity(app) is None
+
+
+def test_with_a_delay_own_revocations_and_logout_arrive_at_once(make_middleware, clock):
+    here = make_middleware(revocation_delay=60, clock=clock)
+    revoked, logged_out = signed_in(here, 1), signed_in(here, 2)
+    assert identity(revoked) == [1, 1] and identity(logged_out) == [2, 2]
+    clock.advance(0.01)
+    here.end_sessions(1)
+    assert identity(revoked) is None
+    logged_out.post("/logout", status=303)
+    assert identity(logged_out) is None
+
+
+def test_with_a_delay_a_signed_in_request_is_one_getex(make_middleware, redis_client, clock):
+    app = signed_in(make_middleware(revocation_delay=5, clock=clock), 1)
+    identity(app)  # reads the end times
+    before = redis_client.info("commandstats")
+    identity(app)
+    after = redis_client.info("commandstats")
+    ran = {
+        name[8:]: stat["calls"] - before.get(name, {}).get("calls", 0)
+        for name, stat in after.items()
+        if name != "cmdstat_info" and stat["calls"] != before.get(name, {}).get("calls", 0)
+    }
+    assert ran == {"getex": 1}

@@ -158,6 +158,16 @@ class TokenStoreContract:
         wait(1.1)
         assert store.resume(key, 60, SUBJECTS) == (None, 0)
 
+    def test_resume_without_subjects_reads_the_record_alone(self, store, wait):
+        key = new_key()
+        store.add(key, RECORD, 60)
+        store.redeem(key, SESSION, 1, True)
+        store.end_sessions(SUBJECTS, 10**15, 60)  # no subjects asked: never reported
+        wait(0.6)
+        assert store.resume(key, 2, ()) == (SESSION + RECORD, 0)  # now 2 s from here
+        wait(0.6)
+        assert store.resume(key, 2, ())[0] == SESSION + RECORD  # past the first second
+
     def test_end_marks_the_session_ended_and_keeps_the_token_spent(self, store, wait):
         key, missing = new_key(), new_key()
         store.add(key, RECORD, 60)

@@ -54,7 +54,8 @@ class TokenStore(t.Protocol):
         none), pushing its expiry back to ``ttl`` seconds from now (the idle
         timeout), and the latest time in milliseconds up to which the
         sessions of any of ``subjects`` were ended (0 if never): one round
-        trip, as it runs on every signed-in request."""
+        trip, as it runs on every signed-in request. With no ``subjects``
+        only the record is read, and the time is 0."""
 
     def ended(self, subjects: t.Sequence[str]) -> int:
         """Return the latest time in milliseconds up to which the sessions

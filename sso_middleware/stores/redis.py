@@ -331,6 +331,8 @@ class RedisTokenStore:
 
     @_fail_closed
     def resume(self, key: str, ttl: int, subjects: t.Sequence[str]) -> tuple[bytes | None, int]:
+        if not subjects:
+            return t.cast("bytes | None", self.client.getex(self.prefix + key, ex=ttl)), 0
         ended = [self.subjects + subject for subject in subjects]
         if not self.cluster:
             record, times = self._call(self._resume, (self.prefix + key, *ended), ttl)
