@@ -95,12 +95,13 @@ class SessionOptions:
     #: out (not in), so it is off by default.
     logout_on_get: bool = False
     #: Seconds an account's or a user's revocation (``end_sessions()``,
-    #: ``EndSsoSessions``) made by another process may take to reach this
-    #: one. 0 (default): every signed-in request reads the end times, exact.
-    #: With a delay, a process reads them at most once per that many seconds
-    #: for a user and account, and a signed-in request is otherwise a single
-    #: ``GETEX``. Logout, a replayed link and revocations made by this
-    #: process still take effect at once.
+    #: ``EndSsoSessions``) made elsewhere (another process, or another
+    #: middleware in this one) may take to reach this middleware. 0
+    #: (default): every signed-in request reads the end times, exact. With a
+    #: delay, the middleware reads them at most once per that many seconds
+    #: for a user and account (timed on a monotonic clock), and a signed-in
+    #: request is otherwise a single ``GETEX``. Logout, a replayed link and
+    #: revocations made through this middleware still take effect at once.
     revocation_delay: int = 0
 
     def __post_init__(self) -> None:

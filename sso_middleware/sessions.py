@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import logging
 import re
+import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -187,7 +188,14 @@ class SessionManager:
         #: (user, account) subjects → (when read, their end time), with a
         #: revocation delay; see :meth:`_read`.
         self._end_times: dict[tuple[str, str], tuple[float, int]] = {}
+        #: Bumped by every revocation made here, so that a read which began
+        #: before it does not remember the end time it replaced.
+        self._generation = 0
+        self._end_times_lock = threading.Lock()
         self.clock = clock
+        # Remembered end times age on a monotonic clock, so a wall clock
+        # stepping back cannot stretch the delay (an injected clock drives both).
+        self._monotonic = time.monotonic if clock is time.time else clock
         # The attributes, from werkzeug once rather than per sign-on: a
         # cookie value (base64url, digits, dots) never needs quoting.
         self._cookie_attributes = dump_cookie(
@@ -278,15 +286,18 @@ class SessionManager:
         time remembered."""
         if not self.revocation_delay:
             return self.store.resume(key, self.idle_timeout, subjects)
-        now = self.clock()
+        now = self._monotonic()
         known = self._end_times.get(subjects)
-        if known is not None and now - known[0] < self.revocation_delay:
+        if known is not None and 0 <= now - known[0] < self.revocation_delay:
             record, _ = self.store.resume(key, self.idle_timeout, ())
             return record, known[1]
+        generation = self._generation
         record, ended_until = self.store.resume(key, self.idle_timeout, subjects)
-        if len(self._end_times) >= MAX_REMEMBERED_END_TIMES:
-            self._end_times.clear()
-        self._end_times[subjects] = (now, ended_until)
+        with self._end_times_lock:
+            if generation == self._generation:  # no revocation here since the read began
+                if len(self._end_times) >= MAX_REMEMBERED_END_TIMES:
+                    self._end_times.clear()
+                self._end_times[subjects] = (now, ended_until)
         return record, ended_until
 
     def end(self, session: Session | Redemption) -> None:
@@ -312,7 +323,9 @@ class SessionManager:
             raise ValueError("end_sessions needs a client_id, a user_id or both")
         at_ms = int(self.clock() * 1000)
         self.store.end_sessions(subjects, at_ms, self.absolute_timeout)
-        self._end_times.clear()  # this process sees its own revocations at once
+        with self._end_times_lock:  # revocations made here are seen here at once
+            self._generation += 1
+            self._end_times.clear()
         audit(
             logging.WARNING,
             "sessions_ended",

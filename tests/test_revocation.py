@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from sso_middleware.stores.redis import RedisTokenStore
 from tests.support.helpers import (
     API_IDENTIFIER,
     API_PATH,
@@ -179,3 +180,47 @@ def test_with_a_delay_a_signed_in_request_is_one_getex(make_middleware, redis_cl
         if name != "cmdstat_info" and stat["calls"] != before.get(name, {}).get("calls", 0)
     }
     assert ran == {"getex": 1}
+
+
+class ReadHook:
+    """A token store that runs ``hook`` once, right after a session read
+    that fetched end times: a revocation arriving mid-request."""
+
+    def __init__(self, store):
+        self.store, self.hook = store, None
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def resume(self, key, ttl, subjects):
+        found = self.store.resume(key, ttl, subjects)
+        hook, self.hook = self.hook, None
+        if hook is not None and subjects:
+            hook()
+        return found
+
+
+def test_with_a_delay_a_request_reading_during_an_own_revocation_does_not_undo_it(
+    make_middleware, redis_client, clock
+):
+    tokens = ReadHook(RedisTokenStore(redis_client))
+    here = make_middleware(revocation_delay=60, clock=clock, tokens=tokens)
+    app = signed_in(here, 1)
+    clock.advance(0.01)
+    tokens.hook = lambda: here.end_sessions(1)  # lands between the read and its remembering
+    assert identity(app) == [1, 1]  # that request read before the revocation
+    assert identity(app) is None  # the next one must not trust what it read
+
+
+def test_a_clock_stepping_back_does_not_stretch_the_delay(make_middleware, clock):
+    here = make_middleware(revocation_delay=5, clock=clock)
+    app = signed_in(here, 1)
+    assert identity(app) == [1, 1]
+    clock.advance(0.01)
+    make_middleware(clock=clock).end_sessions(1)
+    clock.advance(-300)  # the wall clock corrected backwards
+    assert identity(app) is None
+
+
+def test_remembered_end_times_age_on_a_monotonic_clock(middleware):
+    assert middleware.sessions._monotonic is time.monotonic
