@@ -66,6 +66,8 @@ class AddressAllowList:
     def __init__(self, networks: t.Iterable[str] | str):
         if isinstance(networks, str):
             networks = networks.replace(",", " ").split()
+        elif not isinstance(networks, t.Iterable):
+            raise ConfigurationError(f"api_allowed_ips must be networks; got {type(networks).__name__}")
         parsed: list[Network] = []
         for network in networks:
             try:

@@ -311,6 +311,28 @@ def _actions(value: str) -> list[str]:
     return names
 
 
+def _deployment_arguments(command: argparse.ArgumentParser, *, user_store: bool) -> None:
+    """The options that name a deployment's Redis, its key prefix and, for
+    commands that check accounts, its user store (never a demo's)."""
+    command.add_argument(
+        "--redis-url",
+        default=os.environ.get("SSO_REDIS_URL"),
+        type=_redis_url,
+        required="SSO_REDIS_URL" not in os.environ,
+        help="the deployment's Redis (default: $SSO_REDIS_URL)",
+    )
+    command.add_argument(
+        "--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})"
+    )
+    if user_store:
+        command.add_argument(
+            "--user-store",
+            default=os.environ.get("SSO_USER_STORE"),
+            required=not os.environ.get("SSO_USER_STORE"),
+            help="package.module:factory returning the deployment's user store (default: $SSO_USER_STORE)",
+        )
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     main = argparse.ArgumentParser(
@@ -341,26 +363,11 @@ def parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     create = commands.add_parser("create-token", help="mint a token (CreateSsoToken) in Redis")
-    create.add_argument(
-        "--redis-url",
-        default=os.environ.get("SSO_REDIS_URL"),
-        type=_redis_url,
-        required="SSO_REDIS_URL" not in os.environ,
-        help="the deployment's Redis (default: $SSO_REDIS_URL)",
-    )
+    _deployment_arguments(create, user_store=True)
     create.add_argument(
         "--system-url", required=True, type=_system_url, help="the deployment's public base URL"
     )
-    create.add_argument(
-        "--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})"
-    )
     create.add_argument("--sso-path", default="/oauth/singlesignon.php", type=_path)
-    create.add_argument(
-        "--user-store",
-        default=os.environ.get("SSO_USER_STORE"),
-        required=not os.environ.get("SSO_USER_STORE"),
-        help="package.module:factory returning the deployment's user store (default: $SSO_USER_STORE)",
-    )
     create.add_argument("--ttl", type=_ttl, default=60, help="token lifetime in seconds (default 60)")
     for field in dataclasses.fields(MintRequest):
         create.add_argument("--" + field.name.replace("_", "-"))
@@ -369,16 +376,7 @@ def parser() -> argparse.ArgumentParser:
     end = commands.add_parser(
         "end-sessions", help="end every session of an account or a user, and their unused links"
     )
-    end.add_argument(
-        "--redis-url",
-        default=os.environ.get("SSO_REDIS_URL"),
-        type=_redis_url,
-        required="SSO_REDIS_URL" not in os.environ,
-        help="the deployment's Redis (default: $SSO_REDIS_URL)",
-    )
-    end.add_argument(
-        "--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})"
-    )
+    _deployment_arguments(end, user_store=False)
     end.add_argument("--client-id", type=_id, help="end the sessions of this account")
     end.add_argument("--user-id", type=_id, help="end the sessions of this user")
     end.add_argument(
@@ -400,24 +398,7 @@ def parser() -> argparse.ArgumentParser:
         ("import", "copy the sets of a release that kept them unsealed, sealed"),
     ):
         sub = actions.add_parser(action, help=help_text)
-        sub.add_argument(
-            "--redis-url",
-            default=os.environ.get("SSO_REDIS_URL"),
-            type=_redis_url,
-            required="SSO_REDIS_URL" not in os.environ,
-            help="the deployment's Redis (default: $SSO_REDIS_URL)",
-        )
-        sub.add_argument(
-            "--prefix",
-            default=DEFAULT_PREFIX,
-            help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})",
-        )
-        sub.add_argument(
-            "--user-store",
-            default=os.environ.get("SSO_USER_STORE"),
-            required=not os.environ.get("SSO_USER_STORE"),
-            help="package.module:factory returning the deployment's user store (default: $SSO_USER_STORE)",
-        )
+        _deployment_arguments(sub, user_store=True)
         if action == "create":
             sub.add_argument("--service-id", required=True, help="the service the set is bound to")
             sub.add_argument("--scope", default="", help='allowed destinations, e.g. "clientarea:invoices"')

@@ -61,7 +61,9 @@ class APICredentials:
 
     def __init__(self, hashes: t.Mapping[str, str], roles: t.Mapping[str, t.Iterable[str]] | None = None):
         for identifier, secret_hash in hashes.items():
-            if not identifier or not _HASH.fullmatch(secret_hash):
+            if not (isinstance(identifier, str) and identifier and isinstance(secret_hash, str)) or not (
+                _HASH.fullmatch(secret_hash)
+            ):
                 raise ConfigurationError(
                     f"api_credentials[{identifier!r}] must be 'sha256:' and 64 hex digits;"
                     " make it with: sso-middleware hash-secret"
@@ -69,10 +71,15 @@ class APICredentials:
         self._hashes = dict(hashes)
         #: identifier → the lower-case names of the actions it may call.
         self.roles: dict[str, frozenset[str]] = {}
+        if not isinstance(roles or {}, t.Mapping):
+            raise ConfigurationError(f"api_roles must map identifiers to actions; got {type(roles).__name__}")
         for identifier, actions in (roles or {}).items():
             if identifier not in self._hashes:
                 raise ConfigurationError(f"api_roles[{identifier!r}]: no such API credential")
-            names = actions.split() if isinstance(actions, str) else list(actions)
+            if isinstance(actions, str):
+                names = actions.split()
+            else:
+                names = list(actions) if isinstance(actions, t.Iterable) else []
             if not names or not all(isinstance(n, str) and n.strip() for n in names):
                 raise ConfigurationError(f"api_roles[{identifier!r}] must name at least one action")
             self.roles[identifier] = frozenset(n.strip().lower() for n in names)

@@ -123,7 +123,7 @@ class SSOMiddleware:
             if not isinstance(value, expected):
                 raise ConfigurationError(f"{name} must implement {expected.__name__}; got {value!r}")
         for group, given, cls in (
-            ("api", api or AdminAPIOptions(), AdminAPIOptions),
+            ("api", AdminAPIOptions() if api is None else api, AdminAPIOptions),
             ("sessions", sessions, SessionOptions),
             ("redemption", redemption, RedemptionOptions),
             ("limits", limits, Limits),
@@ -178,12 +178,12 @@ class SSOMiddleware:
         if api is not None and api.credentials:
             self.endpoints[paths.api] = self.admin_api_class(
                 self.issuer,
-                api.api_keys(),
+                api.api_keys,
                 self.oauth_credentials,
                 self.sessions,
                 auth_failures=auth_failures,
                 trusted_proxies=limits.trusted_proxies,
-                allowed_addresses=api.allow_list(),
+                allowed_addresses=api.allow_list,
             )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:

@@ -112,7 +112,7 @@ class SessionOptions:
         _whole("revocation_delay", self.revocation_delay, 0, MAX_REVOCATION_DELAY)
         if self.cookie_name is None:
             return
-        if not _COOKIE_NAME.fullmatch(self.cookie_name):
+        if not isinstance(self.cookie_name, str) or not _COOKIE_NAME.fullmatch(self.cookie_name):
             raise ConfigurationError(
                 f"cookie_name {self.cookie_name!r} must be a non-empty token of letters, digits"
                 " and !#$%&'*+-.^_`|~ (RFC 6265), or browsers would read another cookie"
@@ -239,16 +239,15 @@ class AdminAPIOptions:
                 "api_roles and api_allowed_ips need api_credentials: without"
                 " credentials the admin API is not served"
             )
-        self.api_keys()
-        self.allow_list()
+        # built (and so checked) once, here
+        object.__setattr__(self, "api_keys", APICredentials(self.credentials, self.roles))
+        allow_list = None if self.allowed_ips is None else AddressAllowList(self.allowed_ips)
+        object.__setattr__(self, "allow_list", allow_list)
 
-    def api_keys(self) -> APICredentials:
-        """The credentials and their roles, checked."""
-        return APICredentials(self.credentials, self.roles)
-
-    def allow_list(self) -> AddressAllowList | None:
-        """The allowed networks, or ``None`` for any address."""
-        return None if self.allowed_ips is None else AddressAllowList(self.allowed_ips)
+    #: The credentials and their roles, checked.
+    api_keys: APICredentials = dataclasses.field(init=False, repr=False, compare=False)
+    #: The allowed networks, or ``None`` for any address.
+    allow_list: AddressAllowList | None = dataclasses.field(init=False, repr=False, compare=False)
 
 
 #: The option groups, as :class:`~sso_middleware.SSOMiddleware` takes them.
@@ -267,6 +266,7 @@ def ini_fields() -> dict[str, tuple[str, dataclasses.Field[t.Any]]]:
         field.metadata.get("ini", field.name): (group, field)
         for group, cls in GROUPS.items()
         for field in dataclasses.fields(cls)
+        if field.init  # not what a group derives from its options
     }
 
 

@@ -165,10 +165,11 @@ def as_mapping(name: str, value: str) -> dict[str, str]:
     """Lines of ``key = value``; ini files cannot use ``:`` in keys, so
     scopes are listed inside one setting."""
     mapping = {}
-    for line in value.strip().splitlines():
+    for number, line in enumerate(value.strip().splitlines(), 1):
         key, sep, item = line.partition("=")
         if not sep or not key.strip():
-            raise ConfigurationError(f"{name}: write one 'name = value' per line, not {line.strip()!r}")
+            # the line is not shown: it may be a secret pasted in the wrong place
+            raise ConfigurationError(f"{name}: write one 'name = value' per line; line {number} is not")
         if key.strip() in mapping:
             raise ConfigurationError(f"{name}: {key.strip()!r} is given twice")
         mapping[key.strip()] = item.strip()

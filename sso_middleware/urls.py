@@ -58,7 +58,8 @@ def check_path(name: str, path: str, *, endpoint: bool = True) -> str:
     """A path of this deployment; an endpoint's is matched against the
     decoded ``PATH_INFO``, so it can hold no query, fragment or escape."""
     if (
-        not path.startswith("/")
+        not isinstance(path, str)
+        or not path.startswith("/")
         or path.startswith("//")
         or not _PRINTABLE.fullmatch(path)
         or (endpoint and any(c in path for c in "?#%"))

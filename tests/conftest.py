@@ -4,12 +4,7 @@ import dataclasses
 import logging
 import os
 import secrets
-import subprocess
-import sys
-import time
 import typing as t
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,7 +17,6 @@ from sso_middleware.stores.redis import connect
 from tests.support.helpers import (
     API_IDENTIFIER,
     API_SECRET,
-    ROOT,
     SECRET_KEY,
     SYSTEM_URL,
     browser,
@@ -30,6 +24,7 @@ from tests.support.helpers import (
     seed_user_store,
     sso_path,
 )
+from tests.support.live import pipeline_args, serve_gunicorn
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.redis_topologies import ClusterTopology, SentinelTopology
 
@@ -61,52 +56,15 @@ def pipeline(redis_server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("pipeline")
     port, api_secret = free_port(), "pipeline-" + "s" * 32
     env = {**os.environ, "PORTAL_DB": str(folder / "portal.db"), "SSO_SECRET_KEYS": "p" * 32}
-    log = folder / "gunicorn.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--paste",
-                str(ROOT / "examples" / "pipeline.ini"),
-                "--pythonpath",
-                str(ROOT),
-                "--workers",
-                "2",
-                "--preload",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--paste-global",
-                f"public_url=http://127.0.0.1:{port}",
-                "--paste-global",
-                f"redis={redis_server.url}",
-                "--paste-global",
-                f"api_secret_hash={hash_secret(api_secret)}",
-                "--access-logfile",
-                "-",
-                "--access-logformat",
-                "%(p)s %(m)s %(U)s %(s)s",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=folder,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/", timeout=1).close()
-            break
-        except (urllib.error.URLError, OSError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("gunicorn did not start:\n" + log.read_text()) from None
-            time.sleep(0.1)
-    yield Pipeline(url, api_secret, log, folder / "portal.db")
-    process.terminate()
-    process.wait(15)
+    log, url = folder / "gunicorn.log", f"http://127.0.0.1:{port}"
+    with serve_gunicorn(
+        pipeline_args(port, url, redis_server.url, api_secret),
+        url=url + "/",
+        log=log,
+        cwd=folder,
+        env=env,
+    ):
+        yield Pipeline(url, api_secret, log, folder / "portal.db")
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from tests.support.helpers import (
     API_SECRET,
     SSO_PATH,
     SYSTEM_URL,
+    api_form,
     browser,
     sso_path,
 )
@@ -27,17 +28,6 @@ from tests.support.redis_server import free_port
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 AUTH_FAILED = {"result": "error", "message": "Authentication Failed"}
-
-
-def params(**extra: str) -> dict[str, str]:
-    """A well-formed CreateSsoToken request with valid credentials."""
-    return {
-        "action": "CreateSsoToken",
-        "identifier": API_IDENTIFIER,
-        "secret": API_SECRET,
-        "responsetype": "json",
-        **extra,
-    }
 
 
 def api_json(response, status: int) -> dict:
@@ -99,7 +89,7 @@ def token_keys(redis_client) -> list[bytes]:
 
 
 def test_create_sso_token(app, redis_client):
-    response = app.post(API_PATH, params(client_id="1", destination="clientarea:invoices"), status=200)
+    response = app.post(API_PATH, api_form(client_id="1", destination="clientarea:invoices"), status=200)
     body = api_json(response, 200)
     assert set(body) == {"result", "access_token", "redirect_url"}
     assert body["result"] == "success"
@@ -113,7 +103,7 @@ def test_create_sso_token(app, redis_client):
 
 
 def test_multipart_form_is_accepted(app):
-    response = app.post(API_PATH, params(client_id="1"), content_type="multipart/form-data", status=200)
+    response = app.post(API_PATH, api_form(client_id="1"), content_type="multipart/form-data", status=200)
     assert api_json(response, 200)["result"] == "success"
 
 
@@ -130,7 +120,7 @@ BAD_CREDENTIALS = [
 
 @pytest.mark.parametrize("overrides", BAD_CREDENTIALS)
 def test_bad_credentials(app, redis_client, overrides):
-    response = app.post(API_PATH, {**params(client_id="1"), **overrides}, status=403)
+    response = app.post(API_PATH, {**api_form(client_id="1"), **overrides}, status=403)
     assert api_json(response, 403) == AUTH_FAILED
     assert token_keys(redis_client) == []
 
@@ -151,8 +141,8 @@ def test_missing_credentials_without_responsetype_is_nvp(app, redis_client):
 
 
 def test_auth_failures_are_indistinguishable(app):
-    wrong_secret = app.post(API_PATH, params(client_id="1", secret="wrong"), status=403)
-    unknown_identifier = app.post(API_PATH, params(client_id="1", identifier="nobody"), status=403)
+    wrong_secret = app.post(API_PATH, api_form(client_id="1", secret="wrong"), status=403)
+    unknown_identifier = app.post(API_PATH, api_form(client_id="1", identifier="nobody"), status=403)
     missing = app.post(
         API_PATH, {"action": "CreateSsoToken", "client_id": "1", "responsetype": "json"}, status=403
     )
@@ -173,7 +163,7 @@ def test_auth_failures_are_indistinguishable(app):
 )
 def test_credentials_are_checked_before_the_request(app, redis_client, extra, response_type):
     # an unauthenticated caller learns nothing about accounts or actions
-    response = app.post(API_PATH, {**params(client_id="1"), **extra, "secret": "wrong"}, status=403)
+    response = app.post(API_PATH, {**api_form(client_id="1"), **extra, "secret": "wrong"}, status=403)
     fields = api_answer(response, 403, response_type)
     fields.pop("action", None)  # XML echoes the action
     assert fields == AUTH_FAILED
@@ -184,7 +174,7 @@ def test_credentials_are_checked_before_the_request(app, redis_client, extra, re
 
 
 def test_get_is_405(app):
-    response = app.get(API_PATH, params(client_id="1"), status=405)
+    response = app.get(API_PATH, api_form(client_id="1"), status=405)
     body = api_json(response, 405)
     assert body["result"] == "error"
     assert response.headers["Allow"] == "POST"
@@ -192,14 +182,14 @@ def test_get_is_405(app):
 
 def test_json_body_is_415(app, redis_client):
     response = app.post(
-        API_PATH, json.dumps(params(client_id="1")), content_type="application/json", status=415
+        API_PATH, json.dumps(api_form(client_id="1")), content_type="application/json", status=415
     )
     assert api_json(response, 415)["result"] == "error"
     assert token_keys(redis_client) == []
 
 
 def test_duplicated_parameter_is_400(app, redis_client):
-    request = [*params().items(), ("client_id", "1"), ("client_id", "2")]
+    request = [*api_form().items(), ("client_id", "1"), ("client_id", "2")]
     response = app.post(API_PATH, request, status=400)
     body = api_json(response, 400)
     assert body["result"] == "error"
@@ -208,7 +198,7 @@ def test_duplicated_parameter_is_400(app, redis_client):
 
 
 def test_duplicated_secret_is_400_without_echoing_it(app):
-    request = [*params(client_id="1").items(), ("secret", "other")]
+    request = [*api_form(client_id="1").items(), ("secret", "other")]
     response = app.post(API_PATH, request, status=400)
     body = api_json(response, 400)
     assert "secret" in body["message"]
@@ -224,7 +214,7 @@ def test_duplicated_secret_is_400_without_echoing_it(app):
     ],
 )
 def test_unknown_action_is_403_with_the_whmcs_message(app, redis_client, action, echoed):
-    response = app.post(API_PATH, params(action=action, client_id="1"), status=403)
+    response = app.post(API_PATH, api_form(action=action, client_id="1"), status=403)
     assert api_json(response, 403) == {
         "result": "error",
         "message": f'Invalid API Action: "{echoed}" is not a valid API action',
@@ -234,7 +224,7 @@ def test_unknown_action_is_403_with_the_whmcs_message(app, redis_client, action,
 
 @pytest.mark.parametrize("action", ["createssotoken", "CREATESSOTOKEN", "cReAtEsSoToKeN"])
 def test_action_names_match_in_any_case(app, redis_client, action):
-    response = app.post(API_PATH, params(action=action, client_id="1"), status=200)
+    response = app.post(API_PATH, api_form(action=action, client_id="1"), status=200)
     body = api_json(response, 200)
     assert body["result"] == "success"
     assert TOKEN.match(body["access_token"])
@@ -243,13 +233,13 @@ def test_action_names_match_in_any_case(app, redis_client, action):
 
 @pytest.mark.parametrize("action", [pytest.param("", id="empty"), pytest.param("  ", id="blank")])
 def test_empty_action_is_400(app, redis_client, action):
-    response = app.post(API_PATH, params(action=action, client_id="1"), status=400)
+    response = app.post(API_PATH, api_form(action=action, client_id="1"), status=400)
     assert api_json(response, 400) == {"result": "error", "message": "Empty action request"}
     assert token_keys(redis_client) == []
 
 
 def test_missing_action_is_400(app, redis_client):
-    request = params(client_id="1")
+    request = api_form(client_id="1")
     del request["action"]
     response = app.post(API_PATH, request, status=400)
     assert api_json(response, 400) == {"result": "error", "message": "Empty action request"}
@@ -257,7 +247,7 @@ def test_missing_action_is_400(app, redis_client):
 
 
 def test_responsetype_xml_is_a_whmcsapi_document(app, redis_client):
-    response = app.post(API_PATH, params(client_id="1", responsetype="xml"), status=200)
+    response = app.post(API_PATH, api_form(client_id="1", responsetype="xml"), status=200)
     fields = api_xml(response, 200)
     assert set(fields) == {"action", "result", "access_token", "redirect_url"}
     assert fields["action"] == "createssotoken"
@@ -268,7 +258,7 @@ def test_responsetype_xml_is_a_whmcsapi_document(app, redis_client):
 
 
 def test_without_responsetype_the_answer_is_nvp(app, redis_client):
-    request = params(client_id="1")
+    request = api_form(client_id="1")
     del request["responsetype"]
     fields = api_nvp(app.post(API_PATH, request, status=200), 200)
     assert set(fields) == {"result", "access_token", "redirect_url"}
@@ -279,7 +269,7 @@ def test_without_responsetype_the_answer_is_nvp(app, redis_client):
 
 @pytest.mark.parametrize("response_type", ["yaml", "JSONP", "php"])
 def test_unsupported_responsetype_is_200_with_the_whmcs_message(app, redis_client, response_type):
-    response = app.post(API_PATH, params(client_id="1", responsetype=response_type), status=200)
+    response = app.post(API_PATH, api_form(client_id="1", responsetype=response_type), status=200)
     body = api_json(response, 200)
     assert body["result"] == "error"
     assert body["message"].startswith(f'Unsupported API response type format "{response_type.lower()}"')
@@ -288,13 +278,13 @@ def test_unsupported_responsetype_is_200_with_the_whmcs_message(app, redis_clien
 
 
 def test_oversized_body_is_413(app, redis_client):
-    response = app.post(API_PATH, params(client_id="1", padding="x" * (64 * 1024 + 1)), status=413)
+    response = app.post(API_PATH, api_form(client_id="1", padding="x" * (64 * 1024 + 1)), status=413)
     assert api_json(response, 413)["result"] == "error"
     assert token_keys(redis_client) == []
 
 
 def test_body_just_under_the_limit_is_served(app):
-    request = params(client_id="1")
+    request = api_form(client_id="1")
     overhead = len("&".join(f"{k}={v}" for k, v in request.items())) + len("&padding=")
     request["padding"] = "x" * (64 * 1024 - overhead)
     assert api_json(app.post(API_PATH, request, status=200), 200)["result"] == "success"
@@ -314,7 +304,7 @@ def test_body_just_under_the_limit_is_served(app):
     ],
 )
 def test_issue_error_is_200_with_the_whmcs_message(app, redis_client, inputs, message):
-    response = app.post(API_PATH, params(**inputs), status=200)
+    response = app.post(API_PATH, api_form(**inputs), status=200)
     assert api_json(response, 200) == {"result": "error", "message": message}
     assert token_keys(redis_client) == []
 
@@ -326,95 +316,33 @@ def without(name: str, request: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in request.items() if k != name}
 
 
+def posted(form, status: int, response_type: str, name: str, **post):
+    """A scenario: ``form`` POSTed to the admin API (``post`` adds to the
+    call), answered with ``status`` in ``response_type``."""
+    return pytest.param(
+        lambda app: app.post(API_PATH, form, status=status, **post), status, response_type, id=name
+    )
+
+
 SCENARIOS = [
-    pytest.param(
-        lambda app: app.post(API_PATH, params(client_id="1"), status=200), 200, "json", id="success"
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(client_id="1", secret="no"), status=403),
-        403,
-        "json",
-        id="auth-failed",
-    ),
+    posted(api_form(client_id="1"), 200, "json", "success"),
+    posted(api_form(client_id="1", secret="no"), 403, "json", "auth-failed"),
     pytest.param(lambda app: app.get(API_PATH, status=405), 405, "json", id="get"),
-    pytest.param(
-        lambda app: app.post(API_PATH, "{}", content_type="application/json", status=415),
-        415,
-        "json",
-        id="json-body",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, [*params().items(), ("user_id", "1"), ("user_id", "2")], status=400),
-        400,
-        "json",
-        id="duplicate",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(action="Nope"), status=403), 403, "json", id="unknown-action"
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(action=""), status=400), 400, "json", id="empty-action"
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(responsetype="yaml"), status=200),
-        200,
-        "json",
-        id="unsupported-responsetype",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(pad="x" * 70000), status=413), 413, "json", id="too-large"
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(client_id="99"), status=200), 200, "json", id="issue-error"
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(client_id="1", responsetype="xml"), status=200),
-        200,
-        "xml",
-        id="xml-success",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(client_id="99", responsetype="xml"), status=200),
-        200,
-        "xml",
-        id="xml-issue-error",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(action="Nope", responsetype="xml"), status=403),
-        403,
-        "xml",
-        id="xml-unknown-action",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, params(secret="no", responsetype="xml"), status=403),
-        403,
-        "xml",
-        id="xml-auth-failed",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, without("responsetype", params(client_id="1")), status=200),
-        200,
-        "nvp",
-        id="nvp-success",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, without("responsetype", params(client_id="99")), status=200),
-        200,
-        "nvp",
-        id="nvp-issue-error",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, without("responsetype", params(secret="no")), status=403),
-        403,
-        "nvp",
-        id="nvp-auth-failed",
-    ),
-    pytest.param(
-        lambda app: app.post(API_PATH, without("responsetype", params(action="")), status=400),
-        400,
-        "nvp",
-        id="nvp-empty-action",
-    ),
+    posted("{}", 415, "json", "json-body", content_type="application/json"),
+    posted([*api_form().items(), ("user_id", "1"), ("user_id", "2")], 400, "json", "duplicate"),
+    posted(api_form(action="Nope"), 403, "json", "unknown-action"),
+    posted(api_form(action=""), 400, "json", "empty-action"),
+    posted(api_form(responsetype="yaml"), 200, "json", "unsupported-responsetype"),
+    posted(api_form(pad="x" * 70000), 413, "json", "too-large"),
+    posted(api_form(client_id="99"), 200, "json", "issue-error"),
+    posted(api_form(client_id="1", responsetype="xml"), 200, "xml", "xml-success"),
+    posted(api_form(client_id="99", responsetype="xml"), 200, "xml", "xml-issue-error"),
+    posted(api_form(action="Nope", responsetype="xml"), 403, "xml", "xml-unknown-action"),
+    posted(api_form(secret="no", responsetype="xml"), 403, "xml", "xml-auth-failed"),
+    posted(without("responsetype", api_form(client_id="1")), 200, "nvp", "nvp-success"),
+    posted(without("responsetype", api_form(client_id="99")), 200, "nvp", "nvp-issue-error"),
+    posted(without("responsetype", api_form(secret="no")), 403, "nvp", "nvp-auth-failed"),
+    posted(without("responsetype", api_form(action="")), 400, "nvp", "nvp-empty-action"),
 ]
 
 
@@ -433,7 +361,7 @@ def test_every_answer_is_hardened(app, send, status, response_type):
 @pytest.mark.parametrize("api_credentials", [pytest.param(None, id="none"), pytest.param({}, id="empty")])
 def test_without_credentials_the_path_is_the_apps(make_middleware, redis_client, api_credentials):
     app = browser(make_middleware(api_credentials=api_credentials))
-    response = app.post(API_PATH, params(client_id="1"), status=200)
+    response = app.post(API_PATH, api_form(client_id="1"), status=200)
     assert response.json["path"] == API_PATH
     assert token_keys(redis_client) == []
 
@@ -442,7 +370,7 @@ def test_redis_down_is_a_fast_503(make_middleware):
     dead = RedisTokenStore(connect(f"redis://127.0.0.1:{free_port()}/0"))
     app = browser(make_middleware(tokens=dead))
     started = time.monotonic()
-    response = app.post(API_PATH, params(client_id="1"), status=503)
+    response = app.post(API_PATH, api_form(client_id="1"), status=503)
     elapsed = time.monotonic() - started
     assert api_json(response, 503) == {"result": "error", "message": "Service temporarily unavailable"}
     assert elapsed < 1.0

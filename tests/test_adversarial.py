@@ -70,6 +70,19 @@ def api(app, status="*", headers=None, **fields):
     )
 
 
+def create_credential(app, **call):
+    """A credential set for service 101 made over the admin API (``call``
+    adds ``status`` or ``headers``); its JSON."""
+    return api(
+        app,
+        action="CreateOAuthCredential",
+        grantType="single_sign_on",
+        serviceId="101",
+        scope="clientarea:invoices",
+        **call,
+    ).json
+
+
 def assert_session_cookie(header):
     """Every session cookie, set or cleared: __Host- name, Secure, HttpOnly,
     SameSite=Lax, Path=/, no Domain."""
@@ -250,13 +263,7 @@ def test_every_session_cookie_has_the_secure_attributes(make_middleware, user_st
     ).headers.getall("Set-Cookie")
     headers += app.post("/logout", status=303).headers.getall("Set-Cookie")  # cleared
 
-    created = api(
-        app,
-        action="CreateOAuthCredential",
-        grantType="single_sign_on",
-        serviceId="101",
-        scope="clientarea:invoices",
-    ).json
+    created = create_credential(app)
     oauth = app.post(
         TOKEN_PATH,
         {
@@ -359,14 +366,7 @@ def _responses(make_middleware, user_store, redis_client):
     add("API 415", app.post(API_PATH, "{}", content_type="application/json", status=415))
 
     fresh = browser(make_middleware())
-    created = api(
-        fresh,
-        status=200,
-        action="CreateOAuthCredential",
-        grantType="single_sign_on",
-        serviceId="101",
-        scope="clientarea:invoices",
-    ).json
+    created = create_credential(fresh, status=200)
     good = {
         "grant_type": "single_sign_on",
         "scope": "clientarea:sso clientarea:invoices",
@@ -377,14 +377,7 @@ def _responses(make_middleware, user_store, redis_client):
     add("token 400", fresh.post(TOKEN_PATH, {**good, "grant_type": "password"}, status=400))
     add("token 401", fresh.post(TOKEN_PATH, {**good, "client_secret": "wrong"}, status=401))
     add("token 405", fresh.get(TOKEN_PATH, status=405))
-    second = api(
-        fresh,
-        status=200,
-        action="CreateOAuthCredential",
-        grantType="single_sign_on",
-        serviceId="101",
-        scope="clientarea:invoices",
-    ).json
+    second = create_credential(fresh, status=200)
     wrong = {**good, "client_id": second["clientIdentifier"], "client_secret": "wrong"}
     tight_app = browser(make_middleware(client_auth_limit=tight))
     tight_app.post(TOKEN_PATH, wrong, status=401)
@@ -478,15 +471,7 @@ def test_location_and_links_never_depend_on_request_headers(make_middleware, spo
     )
     minted = api(spoofed, status=200, headers=headers, action="CreateSsoToken", client_id="1").json
     assert minted["redirect_url"].startswith(SYSTEM_URL + SSO_PATH + "?access_token=")
-    created = api(
-        spoofed,
-        status=200,
-        headers=headers,
-        action="CreateOAuthCredential",
-        grantType="single_sign_on",
-        serviceId="101",
-        scope="clientarea:invoices",
-    ).json
+    created = create_credential(spoofed, status=200, headers=headers)
     issued = spoofed.post(
         TOKEN_PATH,
         {

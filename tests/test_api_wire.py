@@ -15,6 +15,7 @@ import pytest
 
 from sso_middleware import cli
 from sso_middleware.credentials import hash_secret
+from sso_middleware.endpoints.api_formats import to_nvp
 from sso_middleware.exceptions import ConfigurationError
 from sso_middleware.paste import options
 from sso_middleware.ratelimit import Limit
@@ -425,7 +426,7 @@ def test_access_settings_from_an_ini_pipeline(redis_server, monkeypatch):
     )
     assert settings["api"].roles == {"billing": "CreateSsoToken EndSsoSessions"}
     assert settings["api"].allowed_ips == "10.0.0.0/8, 192.0.2.1"
-    assert settings["api"].api_keys().roles == {"billing": frozenset({"createssotoken", "endssosessions"})}
+    assert settings["api"].api_keys.roles == {"billing": frozenset({"createssotoken", "endssosessions"})}
 
 
 def test_access_settings_from_the_command_line():
@@ -546,3 +547,10 @@ def test_an_identifier_twice_in_an_ini_mapping_is_refused(redis_server, monkeypa
                 "api_roles": "\nbilling = CreateSsoToken\nbilling = ListOAuthCredentials",
             }
         )
+
+
+def test_nvp_percent_encodes_its_separators_and_line_breaks():
+    """No echoed input reaches NVP with a line break today; the formatter
+    must encode one anyway, as it encodes ``;``."""
+    text = to_nvp({"result": "error", "message": "a;result=success\r\nclientSecret=x\rb\nc"})
+    assert text == "result=error;message=a%3Bresult=success%0D%0AclientSecret=x%0Db%0Ac"

@@ -338,22 +338,28 @@ def test_example_signs_in_although_others_failed_in_its_name(make_middleware):
         thread.join(10)
 
 
-def test_example_main_prints_a_working_url(demo):
-    result = subprocess.run(
+def run_example(system_url: str, secret: str) -> subprocess.CompletedProcess[str]:
+    """``examples/application_links.py`` run against ``system_url`` as the
+    demo's API identifier with ``secret``."""
+    return subprocess.run(
         [
             sys.executable,
             str(EXAMPLES / "application_links.py"),
             "--system-url",
-            demo,
+            system_url,
             "--identifier",
             DEMO_ID,
             "--secret",
-            DEMO_SECRET,
+            secret,
         ],
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_example_main_prints_a_working_url(demo):
+    result = run_example(demo, DEMO_SECRET)
     assert result.returncode == 0, result.stderr
     url = result.stdout.strip()
     assert url.startswith(demo + SSO_PATH + "?access_token=")
@@ -363,21 +369,7 @@ def test_example_main_prints_a_working_url(demo):
 
 
 def test_example_main_reports_errors(demo):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(EXAMPLES / "application_links.py"),
-            "--system-url",
-            demo,
-            "--identifier",
-            DEMO_ID,
-            "--secret",
-            "wrong",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_example(demo, "wrong")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip() == "error: Authentication Failed"

@@ -17,9 +17,7 @@ import os
 import socket
 import ssl
 import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,8 +31,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from sso_middleware.credentials import hash_secret
 from tests.support.helpers import API_PATH, COOKIE_NAME, ROOT, SSO_PATH
+from tests.support.live import pipeline_args, serve_gunicorn
 from tests.support.redis_server import free_port
 
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -302,63 +300,25 @@ def tls_portal(redis_server, certificate, tmp_path_factory):
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     log = folder / "gunicorn.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                str(ROOT / "tests" / "support" / "gunicorn_cookie_names.py"),
-                "--paste",
-                str(ROOT / "examples" / "pipeline.ini"),
-                "--pythonpath",
-                str(ROOT),
-                "--workers",
-                "2",
-                "--preload",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--certfile",
-                str(cert),
-                "--keyfile",
-                str(key),
-                "--paste-global",
-                f"public_url=https://{PORTAL_HOST}:{port}",
-                "--paste-global",
-                f"redis={redis_server.url}",
-                "--paste-global",
-                f"api_secret_hash={hash_secret(api_secret)}",
-                "--access-logfile",
-                "-",
-                "--access-logformat",
-                "%(p)s %(m)s %(U)s %(s)s",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=folder,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"https://127.0.0.1:{port}/", timeout=1, context=trusting).close()
-                break
-            except (urllib.error.URLError, OSError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start:\n" + log.read_text()) from None
-                time.sleep(0.1)
+    with serve_gunicorn(
+        [
+            "-c",
+            str(ROOT / "tests" / "support" / "gunicorn_cookie_names.py"),
+            *pipeline_args(port, f"https://{PORTAL_HOST}:{port}", redis_server.url, api_secret),
+            "--certfile",
+            str(cert),
+            "--keyfile",
+            str(key),
+        ],
+        url=f"https://127.0.0.1:{port}/",
+        log=log,
+        cwd=folder,
+        env=env,
+        context=trusting,
+    ):
         loaded = ROOT / "sso_middleware" / "__init__.py"
         assert f"sso_middleware loaded from {loaded}" in log.read_text(), log.read_text()
         yield TLSPortal(port, api_secret, log, trusting)
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 class Sibling(http.server.ThreadingHTTPServer):

@@ -38,6 +38,22 @@ def cli(*args, input=None, env=None):
     )
 
 
+def create_token_cli(redis_url, *options, system_url="https://portal.example.com", client_id="1", env=None):
+    """``create-token`` on ``redis_url`` for ``client_id`` at ``system_url``;
+    ``options`` add to the command line."""
+    return cli(
+        "create-token",
+        "--redis-url",
+        redis_url,
+        "--system-url",
+        system_url,
+        "--client-id",
+        client_id,
+        *options,
+        env=env,
+    )
+
+
 @pytest.fixture(params=["memory", "redis"])
 def demo(request):
     args = ["demo", "--port", "0"]
@@ -118,16 +134,8 @@ def test_demo_end_to_end(demo):
 
 
 def test_create_token_against_redis(redis_server, redis_client):
-    result = cli(
-        "create-token",
-        "--redis-url",
-        redis_server.url,
-        "--system-url",
-        "https://portal.example.com/",
-        "--client-id",
-        "1",
-        "--destination",
-        "clientarea:invoices",
+    result = create_token_cli(
+        redis_server.url, "--destination", "clientarea:invoices", system_url="https://portal.example.com/"
     )
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)
@@ -139,46 +147,20 @@ def test_create_token_against_redis(redis_server, redis_client):
 
 
 def test_a_token_minted_by_the_cli_signs_in_with_the_deployment_keys(redis_server, make_middleware):
-    result = cli(
-        "create-token",
-        "--redis-url",
-        redis_server.url,
-        "--system-url",
-        "https://portal.example.com",
-        "--client-id",
-        "1",
-    )
+    result = create_token_cli(redis_server.url)
     app = browser(make_middleware())
     app.get(sso_path(json.loads(result.stdout)["redirect_url"]), status=303)
     assert json.loads(app.get("/page").body)["identity"] == [1, 1]
 
 
 def test_a_token_minted_with_other_keys_signs_nobody_in(redis_server, make_middleware):
-    result = cli(
-        "create-token",
-        "--redis-url",
-        redis_server.url,
-        "--system-url",
-        "https://portal.example.com",
-        "--client-id",
-        "1",
-        env={"SSO_SECRET_KEYS": "o" * 32},
-    )
+    result = create_token_cli(redis_server.url, env={"SSO_SECRET_KEYS": "o" * 32})
     app = browser(make_middleware())
     app.get(sso_path(json.loads(result.stdout)["redirect_url"]), status=403)
 
 
 def test_create_token_needs_the_deployment_keys(redis_server):
-    result = cli(
-        "create-token",
-        "--redis-url",
-        redis_server.url,
-        "--system-url",
-        "https://portal.example.com",
-        "--client-id",
-        "1",
-        env={"SSO_SECRET_KEYS": ""},
-    )
+    result = create_token_cli(redis_server.url, env={"SSO_SECRET_KEYS": ""})
     assert result.returncode != 0 and "SSO_SECRET_KEYS" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -213,15 +195,7 @@ def test_end_sessions_refuses_bad_input(redis_server, args):
 
 
 def test_create_token_reports_errors(redis_server):
-    result = cli(
-        "create-token",
-        "--redis-url",
-        redis_server.url,
-        "--system-url",
-        "https://portal.example.com",
-        "--client-id",
-        "4",
-    )
+    result = create_token_cli(redis_server.url, client_id="4")
     assert result.returncode == 1
     assert json.loads(result.stdout) == {
         "result": "error",
@@ -230,31 +204,13 @@ def test_create_token_reports_errors(redis_server):
 
 
 def test_create_token_with_redis_down():
-    result = cli(
-        "create-token",
-        "--redis-url",
-        f"redis://127.0.0.1:{free_port()}/0",
-        "--system-url",
-        "https://portal.example.com",
-        "--client-id",
-        "1",
-    )
+    result = create_token_cli(f"redis://127.0.0.1:{free_port()}/0")
     assert result.returncode == 1
     assert "error: Redis error" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_create_token_bad_user_store(redis_server):
-    result = cli(
-        "create-token",
-        "--redis-url",
-        redis_server.url,
-        "--system-url",
-        "https://portal.example.com",
-        "--client-id",
-        "1",
-        "--user-store",
-        "nope",
-    )
+    result = create_token_cli(redis_server.url, "--user-store", "nope")
     assert result.returncode != 0 and "write package.module:factory" in result.stderr
 
 
@@ -304,17 +260,7 @@ def test_operator_commands_act_on_the_deployments_own_prefix(redis_server, redis
     result = cli("end-sessions", "--redis-url", redis_server.url, "--prefix", "portal-a:", "--user-id", "1")
     assert result.returncode == 0, result.stderr
     assert json.loads(app.get("/page").body)["identity"] is None
-    minted = cli(
-        "create-token",
-        "--redis-url",
-        redis_server.url,
-        "--prefix",
-        "portal-a:",
-        "--system-url",
-        "https://portal.example.com",
-        "--client-id",
-        "1",
-    )
+    minted = create_token_cli(redis_server.url, "--prefix", "portal-a:")
     app.get(sso_path(json.loads(minted.stdout)["redirect_url"]), status=303)
     assert not list(redis_client.scan_iter("sso:v2:*"))
 

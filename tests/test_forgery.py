@@ -27,9 +27,9 @@ from tests.support.helpers import (
     COOKIE_NAME,
     SECRET_KEY,
     SSO_PATH,
-    TOKEN_PATH,
     browser,
     sso_path,
+    token_grant,
 )
 
 
@@ -198,19 +198,6 @@ def forged_credential(identifier, secret, credential_id=99):
     )
 
 
-def token_request(app, identifier, secret, status):
-    return app.post(
-        TOKEN_PATH,
-        {
-            "grant_type": "single_sign_on",
-            "scope": "clientarea:sso",
-            "client_id": identifier,
-            "client_secret": secret,
-        },
-        status=status,
-    )
-
-
 def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_client, caplog):
     """The attacker writes a set for service 101 (account 1) with a secret
     of their choosing, then asks the token endpoint for its owner."""
@@ -218,7 +205,7 @@ def test_a_hand_written_credential_set_authenticates_nobody(middleware, redis_cl
     redis_client.hset("sso:v2:{credentials}:by-identifier", forged.identifier, forged.encode())
     redis_client.hset("sso:v2:{credentials}:identifiers", forged.credential_id, forged.identifier)
     app = browser(middleware)
-    assert token_request(app, forged.identifier, "chosen-secret", 401).json["error"] == "invalid_client"
+    assert token_grant(app, forged.identifier, "chosen-secret", 401).json["error"] == "invalid_client"
     assert events(caplog, "tampered_record") and not events(caplog, "issued")
     answer = app.post(
         API_PATH,
@@ -239,8 +226,8 @@ def test_a_sealed_credential_set_moved_under_another_identifier_authenticates_no
     record = redis_client.hget("sso:v2:{credentials}:by-identifier", created.identifier)
     redis_client.hset("sso:v2:{credentials}:by-identifier", "e" * 32, record)
     app = browser(middleware)
-    token_request(app, "e" * 32, secret, 401)
-    token_request(app, created.identifier, secret, 200)
+    token_grant(app, "e" * 32, secret, 401)
+    token_grant(app, created.identifier, secret, 200)
 
 
 def test_deployments_sharing_a_redis_do_not_share_credential_sets(make_middleware):
@@ -249,7 +236,7 @@ def test_deployments_sharing_a_redis_do_not_share_credential_sets(make_middlewar
         grant_type="single_sign_on", service_id=101, scope="clientarea:invoices"
     )
     app = browser(ours)
-    token_request(app, created.identifier, secret, 401)
+    token_grant(app, created.identifier, secret, 401)
     assert ours.oauth_credentials.list() == []
     answer = app.post(
         API_PATH,
@@ -264,4 +251,4 @@ def test_deployments_sharing_a_redis_do_not_share_credential_sets(make_middlewar
         status=200,
     )
     assert answer.json == {"result": "error", "message": "Invalid credentialId"}
-    token_request(browser(theirs), created.identifier, secret, 200)  # theirs is untouched
+    token_grant(browser(theirs), created.identifier, secret, 200)  # theirs is untouched

@@ -13,13 +13,9 @@ import logging
 import os
 import secrets
 import socket
-import subprocess
 import sys
 import textwrap
-import time
 import typing as t
-import urllib.error
-import urllib.request
 from urllib.parse import quote_plus, urlencode
 
 import pytest
@@ -28,23 +24,23 @@ from werkzeug.test import EnvironBuilder, encode_multipart, run_wsgi_app
 from sso_middleware import ConfigurationError
 from sso_middleware.credentials import hash_secret
 from sso_middleware.paste import filter_factory
-from tests.support.helpers import API_IDENTIFIER, API_PATH, API_SECRET, ROOT, SYSTEM_URL, TOKEN_PATH, echo_app
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_PATH,
+    API_SECRET,
+    ROOT,
+    SECRET_KEY,
+    SYSTEM_URL,
+    TOKEN_PATH,
+    api_form,
+    echo_app,
+    filter_settings,
+)
+from tests.support.live import serve_gunicorn
 from tests.support.redis_server import free_port
 
 API_LIMIT, TOKEN_LIMIT = 64 * 1024, 16 * 1024
 FORM = "application/x-www-form-urlencoded"
-KEY = "k" * 32
-
-
-def api_fields(**extra: str) -> dict[str, str]:
-    """A well-formed CreateSsoToken request with valid credentials."""
-    return {
-        "action": "CreateSsoToken",
-        "identifier": API_IDENTIFIER,
-        "secret": API_SECRET,
-        "responsetype": "json",
-        **extra,
-    }
 
 
 def basic(identifier: str, secret: str) -> dict[str, str]:
@@ -104,9 +100,9 @@ def test_a_chunked_body_over_the_limit_is_413_at_the_admin_api(middleware, redis
     served from whatever came first (200 with client_id first, 400 without)."""
     padding = "x" * 1024 * 1024
     if order == "client_id first":
-        body = urlencode(api_fields(client_id="1", padding=padding)).encode()
+        body = urlencode(api_form(client_id="1", padding=padding)).encode()
     else:
-        body = urlencode(api_fields(padding=padding, client_id="1")).encode()
+        body = urlencode(api_form(padding=padding, client_id="1")).encode()
     status, answer = post(middleware, API_PATH, body, chunked=True)
     assert (status, answer) == (
         413,
@@ -118,7 +114,7 @@ def test_a_chunked_body_over_the_limit_is_413_at_the_admin_api(middleware, redis
 def test_a_chunked_multipart_body_over_the_limit_is_413_at_the_admin_api(middleware, redis_client):
     """multipart/form-data, which the admin API also takes, cut at the limit
     used to parse as an empty form (an authentication failure)."""
-    boundary, body = encode_multipart({**api_fields(client_id="1"), "padding": "x" * 1024 * 1024})
+    boundary, body = encode_multipart({**api_form(client_id="1"), "padding": "x" * 1024 * 1024})
     status, answer = post(
         middleware, API_PATH, body, chunked=True, content_type=f"multipart/form-data; boundary={boundary}"
     )
@@ -148,7 +144,7 @@ def test_the_limit_is_exact_however_the_body_is_framed(middleware, credential, c
     """A body of exactly the limit is served, one byte more is refused, with
     Content-Length or without (a chunked body used to be read up to the
     limit, the rest dropped)."""
-    api = post(middleware, API_PATH, padded(api_fields(client_id="1"), API_LIMIT + extra), chunked=chunked)
+    api = post(middleware, API_PATH, padded(api_form(client_id="1"), API_LIMIT + extra), chunked=chunked)
     assert api[0] == status, api
     assert api[1]["result"] == ("success" if status == 200 else "error")
     token = post(
@@ -182,7 +178,7 @@ def gunicorn(redis_server, tmp_path):
         use = egg:sso_middleware#sso
         system_url = {SYSTEM_URL}
         redis_url = {redis_server.url}
-        secret_keys = {KEY}
+        secret_keys = {SECRET_KEY}
         user_store = sso_middleware.demo:demo_user_store
         api_credentials =
             {API_IDENTIFIER} = {hash_secret(API_SECRET)}
@@ -191,42 +187,25 @@ def gunicorn(redis_server, tmp_path):
         paste.app_factory = tests.test_hardening_inputs:echo_factory
         """)
     )
-    port, log = free_port(), tmp_path / "gunicorn.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--paste",
-                str(ini),
-                "--pythonpath",
-                str(ROOT),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "4",
-                "--bind",
-                f"127.0.0.1:{port}",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
-            break
-        except (urllib.error.URLError, OSError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                raise RuntimeError("gunicorn did not start:\n" + log.read_text()) from None
-            time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(15)
+    port = free_port()
+    with serve_gunicorn(
+        [
+            "--paste",
+            str(ini),
+            "--pythonpath",
+            str(ROOT),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        url=f"http://127.0.0.1:{port}/",
+        log=tmp_path / "gunicorn.log",
+        cwd=tmp_path,
+    ):
+        yield port
 
 
 def test_a_real_chunked_request_over_the_limit_is_413_through_gunicorn(gunicorn, redis_client):
@@ -256,7 +235,7 @@ def test_a_real_chunked_request_over_the_limit_is_413_through_gunicorn(gunicorn,
                 response.close()
 
     padding = "x" * 1024 * 1024
-    assert chunked(API_PATH, urlencode(api_fields(client_id="1", padding=padding)).encode()) == (
+    assert chunked(API_PATH, urlencode(api_form(client_id="1", padding=padding)).encode()) == (
         413,
         {"result": "error", "message": f"The request body must not exceed {API_LIMIT} bytes"},
     )
@@ -277,7 +256,7 @@ def test_a_real_chunked_request_over_the_limit_is_413_through_gunicorn(gunicorn,
         },
     )
     assert token_keys(redis_client) == []
-    status, answer = chunked(API_PATH, urlencode(api_fields(client_id="1")).encode())
+    status, answer = chunked(API_PATH, urlencode(api_form(client_id="1")).encode())
     assert (status, answer["result"]) == (200, "success")
 
 
@@ -410,16 +389,6 @@ def test_an_example_portal_prints_the_secret_it_generated(monkeypatch, capsys):
 # -- 5. ini settings: every bad one is a ConfigurationError that names it ----------
 
 
-def settings(url: str, **extra: str) -> dict[str, str]:
-    base = {
-        "system_url": SYSTEM_URL,
-        "redis_url": url,
-        "secret_keys": KEY,
-        "user_store": "sso_middleware.demo:demo_user_store",
-    }
-    return {k: v for k, v in {**base, **extra}.items() if v is not None}
-
-
 @pytest.mark.parametrize(
     "change, name",
     [
@@ -503,18 +472,18 @@ def settings(url: str, **extra: str) -> dict[str, str]:
 )
 def test_bad_settings_are_configuration_errors_naming_the_setting(redis_server, change, name):
     with pytest.raises(ConfigurationError) as error:
-        filter_factory({}, **settings(redis_server.url, **change))(lambda e, s: [])
+        filter_factory({}, **filter_settings(redis_server.url, **change))(lambda e, s: [])
     assert str(error.value).startswith(name), str(error.value)
 
 
 def test_a_bad_redis_url_is_refused_without_echoing_its_password(redis_server):
     with pytest.raises(ConfigurationError) as error:
-        filter_factory({}, **settings("redis://:hunter2-password@127.0.0.1:port/0"))
+        filter_factory({}, **filter_settings("redis://:hunter2-password@127.0.0.1:port/0"))
     assert str(error.value).startswith("redis_url") and "hunter2" not in str(error.value)
 
 
 def key_file_settings(redis_server, path) -> dict[str, str]:
-    return settings(redis_server.url, secret_keys=None, secret_key_file=str(path))
+    return filter_settings(redis_server.url, secret_keys=None, secret_key_file=str(path))
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o602, 0o644, 0o660, 0o666], ids=oct)
@@ -574,7 +543,7 @@ def test_a_ca_file_with_a_rediss_url_is_used(redis_server, tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("not checked until a connection is made\n")
     app = filter_factory(
-        {}, **settings(redis_server.url.replace("redis://", "rediss://"), redis_ssl_ca_certs=str(ca))
+        {}, **filter_settings(redis_server.url.replace("redis://", "rediss://"), redis_ssl_ca_certs=str(ca))
     )(lambda e, s: [])
     kwargs = app.sessions.store.client.get_connection_kwargs()
     assert kwargs["ssl_ca_certs"] == str(ca)

@@ -15,7 +15,13 @@ import pytest
 from sso_middleware.oauth import OAuthCredential
 from sso_middleware.sealing import MAC_BYTES, RecordSealer
 from sso_middleware.stores import Stores
-from tests.support.helpers import API_IDENTIFIER, API_PATH, API_SECRET, SECRET_KEY, TOKEN_PATH, browser
+from tests.support.helpers import (
+    API_PATH,
+    SECRET_KEY,
+    TOKEN_PATH,
+    api_form,
+    browser,
+)
 
 IDENTIFIER = re.compile(r"^[0-9a-f]{32}$")
 SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -27,17 +33,7 @@ CREDENTIAL_KEYS = b"sso:v2:{credentials}:"
 
 def api(app, action: str, status: int = 200, **fields: str) -> dict:
     """Call one admin API action with valid credentials; return its JSON."""
-    response = app.post(
-        API_PATH,
-        {
-            "action": action,
-            "identifier": API_IDENTIFIER,
-            "secret": API_SECRET,
-            "responsetype": "json",
-            **fields,
-        },
-        status=status,
-    )
+    response = app.post(API_PATH, api_form(action=action, **fields), status=status)
     assert response.content_type == "application/json"
     return json.loads(response.body)
 
@@ -204,16 +200,7 @@ def test_list_shows_every_set_without_secret_or_hash(app):
     assert api(app, "ListOAuthCredentials") == {"result": "success", "totalresults": 0, "clients": []}
     first = create(app, scope="clientarea:invoices", name="cPanel", description="service 101")
     second = create(app, serviceId="201", scope="clientarea:services")
-    response = app.post(
-        API_PATH,
-        {
-            "action": "ListOAuthCredentials",
-            "identifier": API_IDENTIFIER,
-            "secret": API_SECRET,
-            "responsetype": "json",
-        },
-        status=200,
-    )
+    response = app.post(API_PATH, api_form(action="ListOAuthCredentials"), status=200)
     body = json.loads(response.body)
     assert body["totalresults"] == 2
     assert body["clients"] == [
@@ -364,17 +351,7 @@ def test_credential_actions_need_api_credentials(app):
         ("UpdateOAuthCredential", {"credentialId": str(body["credentialId"]), "resetSecret": "true"}),
         ("DeleteOAuthCredential", {"credentialId": str(body["credentialId"])}),
     ):
-        response = app.post(
-            API_PATH,
-            {
-                "action": action,
-                "identifier": API_IDENTIFIER,
-                "secret": "wrong",
-                "responsetype": "json",
-                **fields,
-            },
-            status=403,
-        )
+        response = app.post(API_PATH, api_form(action=action, secret="wrong", **fields), status=403)
         assert json.loads(response.body) == {"result": "error", "message": "Authentication Failed"}
     assert len(listed(app)) == 1
     token_request(app, body["clientIdentifier"], body["clientSecret"], 200)

@@ -24,7 +24,18 @@ from sso_middleware.credentials import hash_secret
 from sso_middleware.endpoints.admin_api import AdminAPI
 from sso_middleware.options import GROUPS, by_ini_names, ini_fields
 from sso_middleware.paste import options as ini_options
-from tests.support.helpers import API_IDENTIFIER, API_SECRET, SECRET_KEY, SYSTEM_URL, browser, echo_app
+from tests.support.helpers import (
+    API_IDENTIFIER,
+    API_SECRET,
+    SECRET_KEY,
+    SYSTEM_URL,
+    api_form,
+    browser,
+    echo_app,
+)
+
+#: A well-formed admin API secret hash.
+HASH = "sha256:" + "0" * 64
 
 #: An ini value for each option, and the value it must give.
 INI_VALUES = {
@@ -103,6 +114,14 @@ def test_a_name_that_is_no_option_is_refused():
         (lambda: Paths(sso="oauth"), "sso_path 'oauth' must be a path"),
         (lambda: Paths(token="/x", api="/x"), "must differ"),
         (lambda: AdminAPIOptions(roles={"x": ["CreateSsoToken"]}), "need api_credentials"),
+        # values of the wrong type are named, not a traceback from deep inside
+        (lambda: Paths(sso=123), "sso_path 123 must be a path"),
+        (lambda: SessionOptions(cookie_name=5), "cookie_name 5 must be a non-empty token"),
+        (lambda: AdminAPIOptions(credentials={"a": HASH}, allowed_ips=5), "api_allowed_ips must be networks"),
+        (lambda: AdminAPIOptions(credentials={"a": HASH}, roles=5), "api_roles must map identifiers"),
+        (lambda: AdminAPIOptions(credentials={"a": HASH}, roles={"a": 5}), "must name at least one action"),
+        (lambda: AdminAPIOptions(credentials={"a": 5}), r"api_credentials\['a'\] must be 'sha256:'"),
+        (lambda: AdminAPIOptions(credentials={5: HASH}), r"api_credentials\[5\] must be 'sha256:'"),
     ],
 )
 def test_groups_refuse_bad_values_when_made(make, message):
@@ -117,16 +136,22 @@ def test_groups_are_frozen(group):
         setattr(made, dataclasses.fields(made)[0].name, None)
 
 
+def portal(redis_client, user_store, middleware_class=SSOMiddleware, **options):
+    """``middleware_class`` around the echo app, on Redis, with ``options``
+    besides the test deployment's address, key and users."""
+    return middleware_class(
+        echo_app,
+        system_url=SYSTEM_URL,
+        secret_keys=[SECRET_KEY],
+        user_store=user_store,
+        stores=Stores.redis(redis_client),
+        **options,
+    )
+
+
 def test_a_group_given_as_a_dict_is_refused(redis_client, user_store):
     with pytest.raises(ConfigurationError, match="sessions must be a SessionOptions"):
-        SSOMiddleware(
-            echo_app,
-            system_url=SYSTEM_URL,
-            secret_keys=[SECRET_KEY],
-            user_store=user_store,
-            stores=Stores.redis(redis_client),
-            sessions={"idle_timeout": 60},
-        )
+        portal(redis_client, user_store, sessions={"idle_timeout": 60})
 
 
 # -- extension points -----------------------------------------------------------------
@@ -147,12 +172,10 @@ class PingMiddleware(SSOMiddleware):
 
 def ping_portal(redis_client, user_store, **api):
     return browser(
-        PingMiddleware(
-            echo_app,
-            system_url=SYSTEM_URL,
-            secret_keys=[SECRET_KEY],
-            user_store=user_store,
-            stores=Stores.redis(redis_client),
+        portal(
+            redis_client,
+            user_store,
+            PingMiddleware,
             api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}, **api),
         )
     )
@@ -160,36 +183,17 @@ def ping_portal(redis_client, user_store, **api):
 
 def test_a_subclass_adds_an_admin_action(redis_client, user_store):
     app = ping_portal(redis_client, user_store)
-    response = app.post(
-        "/includes/api.php",
-        {
-            "action": "ping",
-            "say": "hi",
-            "identifier": API_IDENTIFIER,
-            "secret": API_SECRET,
-            "responsetype": "json",
-        },
-    )
+    response = app.post("/includes/api.php", api_form(action="ping", say="hi"))
     assert json.loads(response.body) == {"result": "success", "pong": "hi", "caller": API_IDENTIFIER}
     # the built-in actions are still there
-    minted = app.post(
-        "/includes/api.php",
-        {
-            "action": "CreateSsoToken",
-            "client_id": "1",
-            "identifier": API_IDENTIFIER,
-            "secret": API_SECRET,
-            "responsetype": "json",
-        },
-    )
+    minted = app.post("/includes/api.php", api_form(client_id="1"))
     assert json.loads(minted.body)["result"] == "success"
 
 
 def test_roles_may_name_an_added_action(redis_client, user_store):
     app = ping_portal(redis_client, user_store, roles={API_IDENTIFIER: ["Ping"]})
-    form = {"identifier": API_IDENTIFIER, "secret": API_SECRET, "responsetype": "json"}
-    assert json.loads(app.post("/includes/api.php", {**form, "action": "Ping"}).body)["result"] == "success"
-    refused = app.post("/includes/api.php", {**form, "action": "CreateSsoToken"}, status=403)
+    assert json.loads(app.post("/includes/api.php", api_form(action="Ping")).body)["result"] == "success"
+    refused = app.post("/includes/api.php", api_form(), status=403)
     assert (
         json.loads(refused.body)["message"]
         == 'Invalid Permissions: API action "createssotoken" is not allowed'
@@ -198,12 +202,9 @@ def test_roles_may_name_an_added_action(redis_client, user_store):
 
 def test_roles_naming_an_action_nobody_has_fail_at_start_up(redis_client, user_store):
     with pytest.raises(ConfigurationError, match="no action 'ping'"):
-        SSOMiddleware(
-            echo_app,
-            system_url=SYSTEM_URL,
-            secret_keys=[SECRET_KEY],
-            user_store=user_store,
-            stores=Stores.redis(redis_client),
+        portal(
+            redis_client,
+            user_store,
             api=AdminAPIOptions(
                 credentials={API_IDENTIFIER: hash_secret(API_SECRET)}, roles={API_IDENTIFIER: ["Ping"]}
             ),

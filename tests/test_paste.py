@@ -11,9 +11,7 @@ from paste.deploy import loadapp
 from sso_middleware import ConfigurationError, Limit, SSOMiddleware
 from sso_middleware.credentials import hash_secret
 from sso_middleware.paste import filter_factory
-from tests.support.helpers import API_PATH, echo_app
-
-KEY = "k" * 32
+from tests.support.helpers import API_PATH, SECRET_KEY, echo_app, filter_settings
 
 
 def echo_factory(global_conf, **settings):
@@ -32,7 +30,7 @@ def write_ini(tmp_path, redis_url, **extra):
         use = egg:sso_middleware#sso
         system_url = https://portal.example.com
         redis_url = {redis_url}
-        secret_keys = {KEY}
+        secret_keys = {SECRET_KEY}
         user_store = sso_middleware.demo:demo_user_store
         api_credentials =
             billing = {hash_secret("billing-secret")}
@@ -48,16 +46,6 @@ def write_ini(tmp_path, redis_url, **extra):
         """)
     )
     return f"config:{ini}"
-
-
-def settings(url, **extra):
-    base = {
-        "system_url": "https://portal.example.com",
-        "redis_url": url,
-        "secret_keys": KEY,
-        "user_store": "sso_middleware.demo:demo_user_store",
-    }
-    return {**base, **extra}
 
 
 def test_the_pipeline_loads_and_serves(tmp_path, redis_server):
@@ -83,7 +71,7 @@ def test_the_pipeline_loads_and_serves(tmp_path, redis_server):
 
 def test_memory_stores_for_development(redis_server):
     app = filter_factory(
-        {}, **settings("memory:", secure_cookies="false", system_url="http://127.0.0.1:8000")
+        {}, **filter_settings("memory:", secure_cookies="false", system_url="http://127.0.0.1:8000")
     )(lambda e, s: [])
     assert type(app.issuer.token_store).__name__ == "MemoryTokenStore"
 
@@ -91,7 +79,7 @@ def test_memory_stores_for_development(redis_server):
 def test_settings_reach_the_middleware(redis_server):
     app = filter_factory(
         {},
-        **settings(
+        **filter_settings(
             redis_server.url,
             token_ttl="30",
             idle_timeout="60",
@@ -117,8 +105,7 @@ def test_secret_keys_from_a_file_or_the_environment(tmp_path, monkeypatch, redis
     keys = tmp_path / "keys"
     keys.write_text("o" * 32 + "\n" + "n" * 32 + "\n")
     keys.chmod(0o600)
-    base = settings(redis_server.url)
-    del base["secret_keys"]
+    base = filter_settings(redis_server.url, secret_keys=None)
     app = filter_factory({}, **base, secret_key_file=str(keys))(lambda e, s: [])
     assert app.sessions.signer.secret_keys == [b"o" * 32, b"n" * 32]
     monkeypatch.setenv("PORTAL_SSO_KEYS", "e" * 32)
@@ -180,13 +167,12 @@ def test_secret_keys_from_a_file_or_the_environment(tmp_path, monkeypatch, redis
 )
 def test_bad_settings_fail_at_startup_with_a_clear_message(redis_server, change, message):
     with pytest.raises(ConfigurationError) as error:
-        filter_factory({}, **settings(redis_server.url, **change))(lambda e, s: [])
+        filter_factory({}, **filter_settings(redis_server.url, **change))(lambda e, s: [])
     assert message in str(error.value)
 
 
 def test_missing_key_sources(redis_server, monkeypatch):
-    base = settings(redis_server.url)
-    del base["secret_keys"]
+    base = filter_settings(redis_server.url, secret_keys=None)
     with pytest.raises(ConfigurationError, match="got none"):
         filter_factory({}, **base)
     with pytest.raises(ConfigurationError, match="cannot read it"):
@@ -199,3 +185,11 @@ def test_missing_key_sources(redis_server, monkeypatch):
 def test_a_bad_ini_refuses_to_load(tmp_path, redis_server):
     with pytest.raises(ConfigurationError, match="write true or false"):
         loadapp(write_ini(tmp_path, redis_server.url, logout_on_get="maybe"))
+
+
+def test_a_malformed_mapping_line_is_not_repeated_in_the_error():
+    """The line may be a secret pasted where a ``name = value`` belongs."""
+    with pytest.raises(ConfigurationError) as raised:
+        filter_factory({}, **filter_settings("memory:", api_credentials="\nbilling: plaintext-secret-123"))
+    assert "plaintext-secret-123" not in str(raised.value)
+    assert "line 1" in str(raised.value)

@@ -14,10 +14,10 @@ from tests.support.helpers import (
     API_PATH,
     API_SECRET,
     SSO_PATH,
-    TOKEN_PATH,
     FakeClock,
     browser,
     sso_path,
+    token_grant,
 )
 
 
@@ -116,32 +116,19 @@ def credential(middleware):
     return created.identifier, secret
 
 
-def auth(app, identifier, secret, status):
-    return app.post(
-        TOKEN_PATH,
-        {
-            "grant_type": "single_sign_on",
-            "scope": "clientarea:sso",
-            "client_id": identifier,
-            "client_secret": secret,
-        },
-        status=status,
-    )
-
-
 def test_client_authentication_limit_per_client(make_middleware):
     middleware = make_middleware(client_auth_limit=Limit(2, 60))
     app = from_address(browser(middleware), "10.0.1.1")
     one, secret_one = middleware.oauth_credentials.create(grant_type="single_sign_on", service_id=101)
     two, secret_two = middleware.oauth_credentials.create(grant_type="single_sign_on", service_id=101)
-    auth(app, one.identifier, "wrong", 401)
-    auth(app, one.identifier, "wrong", 401)
-    response = auth(app, one.identifier, "wrong", 429)
+    token_grant(app, one.identifier, "wrong", 401)
+    token_grant(app, one.identifier, "wrong", 401)
+    response = token_grant(app, one.identifier, "wrong", 429)
     assert response.json["error"] == "too_many_requests"
     assert 0 < int(response.headers["Retry-After"]) <= 60
-    auth(app, one.identifier, "wrong", 429)  # and so is every further failure
-    auth(app, one.identifier, secret_one, 200)  # the right secret is never locked out
-    auth(app, two.identifier, secret_two, 200)  # another client is unaffected
+    token_grant(app, one.identifier, "wrong", 429)  # and so is every further failure
+    token_grant(app, one.identifier, secret_one, 200)  # the right secret is never locked out
+    token_grant(app, two.identifier, secret_two, 200)  # another client is unaffected
 
 
 def test_failures_in_a_clients_name_cannot_lock_it_out(make_middleware):
@@ -151,9 +138,9 @@ def test_failures_in_a_clients_name_cannot_lock_it_out(make_middleware):
     credential, secret = middleware.oauth_credentials.create(grant_type="single_sign_on", service_id=101)
     for n in range(5):
         attacker = from_address(browser(middleware), f"10.0.9.{n}")
-        auth(attacker, credential.identifier, "wrong", 401 if n < 2 else 429)
+        token_grant(attacker, credential.identifier, "wrong", 401 if n < 2 else 429)
     owner = from_address(browser(middleware), "10.0.9.99")
-    auth(owner, credential.identifier, secret, 200)
+    token_grant(owner, credential.identifier, secret, 200)
     api = from_address(browser(middleware), "10.0.9.98")
     form = {
         "action": "CreateSsoToken",
@@ -168,7 +155,7 @@ def test_failures_in_a_clients_name_cannot_lock_it_out(make_middleware):
 
 def test_counter_keys_are_short_whatever_the_identifier(make_middleware, redis_client):
     app = browser(make_middleware())
-    auth(app, "x" * 5000, "wrong", 401)
+    token_grant(app, "x" * 5000, "wrong", 401)
     keys = list(redis_client.scan_iter("sso:v2:rl:*"))
     assert keys and all(len(k) < 64 for k in keys)
 
@@ -176,10 +163,10 @@ def test_counter_keys_are_short_whatever_the_identifier(make_middleware, redis_c
 def test_client_authentication_limit_per_address(make_middleware, credential):
     app = from_address(browser(make_middleware(address_auth_limit=Limit(3, 600))), "10.0.1.2")
     for n in range(3):
-        auth(app, f"{n:032x}", "wrong", 401)
-    auth(app, f"{9:032x}", "wrong", 429)
+        token_grant(app, f"{n:032x}", "wrong", 401)
+    token_grant(app, f"{9:032x}", "wrong", 429)
     other = from_address(browser(app.app), "10.0.1.3")
-    auth(other, *credential, 200)
+    token_grant(other, *credential, 200)
 
 
 def test_admin_api_authentication_is_limited(make_middleware):

@@ -369,3 +369,15 @@ def test_the_one_step_path_is_refused_where_one_script_cannot_do_it(redis_client
     credentials = RedisCredentialStore(redis_client)
     for tokens in (MemoryTokenStore(), RedisTokenStore(redis_client, wait=(1, 10))):
         assert credentials.add_token_if_current("id", b"r", tokens, "k" * 43, b"t", 60) is NotImplemented
+
+
+def test_a_reset_secret_works_at_once_in_a_process_holding_the_old_copy(
+    middleware, other_process, credential
+):
+    """The new secret is checked against the store, not refused by the
+    stale copy, even as the first grant after the reset."""
+    identifier, secret = credential
+    grant(other_process, headers=basic(identifier, secret))  # it now holds a copy of the set
+    found = middleware.oauth_credentials.list()[0]
+    _, new_secret = middleware.oauth_credentials.update(found.credential_id, reset_secret=True)
+    assert grant(other_process, headers=basic(identifier, new_secret)).json["access_token"]

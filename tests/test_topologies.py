@@ -42,6 +42,7 @@ from tests.support.helpers import (
     SSO_PATH,
     SYSTEM_URL,
     TOKEN_PATH,
+    api_form,
     browser,
     echo_app,
     seed_user_store,
@@ -152,17 +153,7 @@ def seen(app) -> list[int] | None:
 
 
 def api(app, action: str, status: int = 200, **fields: str):
-    return app.post(
-        API_PATH,
-        {
-            "action": action,
-            "identifier": API_IDENTIFIER,
-            "secret": API_SECRET,
-            "responsetype": "json",
-            **fields,
-        },
-        status=status,
-    )
+    return app.post(API_PATH, api_form(action=action, **fields), status=status)
 
 
 def minted(app, status: int = 200, **fields: str) -> str:

@@ -138,9 +138,10 @@ class AdminAPI:
         self.actions: dict[str, Action] = {
             name: getattr(self, method) for name, method in self.ACTIONS.items()
         }
-        known = {name.lower() for name in self.actions}
+        #: the same by lower-case name, as requests name them in any case
+        self._by_lower_name = {name.lower(): handler for name, handler in self.actions.items()}
         for identifier, allowed in api_keys.roles.items():
-            unknown = sorted(allowed - known)
+            unknown = sorted(allowed - self._by_lower_name.keys())
             if unknown:
                 raise ConfigurationError(
                     f"api_roles[{identifier!r}]: no action {unknown[0]!r}; the actions are "
@@ -178,7 +179,9 @@ class AdminAPI:
         requested = params.get("responsetype", "").strip().lower()
         response_type = requested or default_type(echoed in self.LIST_ACTIONS)
         try:
-            status, result, headers = self.call(environ, action, identifier, secret, params, response_type)
+            status, result, headers = self.call(
+                environ, action, echoed, identifier, secret, params, response_type
+            )
         except Exception as e:
             unavailable("Admin API", e)
             status, result, headers = 503, _error("Service temporarily unavailable"), {}
@@ -190,14 +193,15 @@ class AdminAPI:
         self,
         environ: WSGIEnvironment,
         action: str,
+        echoed: str,
         identifier: str,
         secret: str,
         params: t.Mapping[str, str],
         response_type: str,
     ) -> tuple[int, dict[str, t.Any], dict[str, str]]:
         """Check the caller (address, credentials, role) and the response
-        type, then run the action: the status, the result and any extra
-        headers."""
+        type, then run the action (``echoed`` is its name as answers show
+        it): the status, the result and any extra headers."""
         address = remote_address(environ, self.trusted_proxies)
         if self.allowed_addresses is not None and address not in self.allowed_addresses:
             shown = str(parse_address(address) or "(malformed)")
@@ -226,8 +230,7 @@ class AdminAPI:
             return 403, _error("Authentication Failed"), {}
         if not action:
             return 400, _error("Empty action request"), {}
-        echoed = _NOT_ACTION.sub("_", action.lower())[:64]
-        handler = next((h for name, h in self.actions.items() if name.lower() == action.lower()), None)
+        handler = self._by_lower_name.get(action.lower())
         if handler is None:
             return 403, _error(f'Invalid API Action: "{echoed}" is not a valid API action'), {}
         if not self.api_keys.may_call(identifier, action):

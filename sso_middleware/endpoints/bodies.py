@@ -13,8 +13,7 @@ after the cut would vanish without a word.
 
 werkzeug also reads text that is not UTF-8 leniently: a raw ``\xff`` in a
 form-encoded body drops the whole form, and ``%ff`` stays the text ``%FF``.
-Both the body and the query string must be UTF-8 here, or reading the form
-raises :exc:`UnicodeDecodeError` (a 400).
+Here both are parsed strictly, once, and such text is a 400.
 """
 
 from __future__ import annotations
@@ -22,27 +21,60 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import parse_qsl
 
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
+from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
+#: What a form or query string that is not UTF-8 is answered with.
+NOT_UTF8 = "Parameters must be UTF-8"
+
+
+def _parse_strictly(text: bytes) -> list[tuple[str, str]]:
+    """``name=value&…`` whose bytes and percent-escapes are all UTF-8, or
+    :exc:`~werkzeug.exceptions.BadRequest` (not a :exc:`ValueError`, which
+    werkzeug's form parser would swallow into an empty form)."""
+    try:
+        return parse_qsl(text.decode(), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest(NOT_UTF8) from None
+
+
+class _StrictFormParser(FormDataParser):
+    """werkzeug's form parser, with the form-encoded body read strictly."""
+
+    def _parse_urlencoded(
+        self, stream: t.IO[bytes], mimetype: str, content_length: int | None, options: dict[str, str]
+    ) -> tuple[t.IO[bytes], MultiDict[str, str], MultiDict[str, t.Any]]:
+        return stream, self.cls(_parse_strictly(stream.read())), self.cls()
+
 
 class BoundedRequest(Request):
     """A request whose form comes from a body of at most ``limit`` bytes;
     a longer one raises :exc:`~werkzeug.exceptions.RequestEntityTooLarge`
-    when the form is first read.
+    when the form is first read. The query string and a form-encoded body
+    must be UTF-8, escapes included, or reading them raises
+    :exc:`~werkzeug.exceptions.BadRequest`.
 
     werkzeug may read one byte more than the limit (its ``max_content_length``
     is ``limit + 1``), so a body that has that byte is known to be too long,
     not taken for one that ends at the limit.
     """
 
+    form_data_parser_class = _StrictFormParser
+
     def __init__(self, environ: WSGIEnvironment, limit: int):
         super().__init__(environ)
         self.limit = limit
         self.max_content_length = limit + 1
+
+    @cached_property
+    def args(self) -> MultiDict[str, str]:
+        return self.parameter_storage_class(_parse_strictly(self.query_string))
 
     def _load_form_data(self) -> None:
         try:
@@ -53,13 +85,4 @@ class BoundedRequest(Request):
             raise BadRequest("The request body could not be read") from None
         if too_large:
             raise RequestEntityTooLarge(f"The request body must not exceed {self.limit} bytes")
-        _check_utf8(self.environ.get("QUERY_STRING", "").encode("latin-1"))
-        if self.mimetype == "application/x-www-form-urlencoded":
-            _check_utf8(self.get_data(cache=True, parse_form_data=False))
         super()._load_form_data()
-
-
-def _check_utf8(encoded: bytes) -> None:
-    """Raise :exc:`UnicodeDecodeError` unless every byte and every
-    percent-escape of a form-encoded string is UTF-8."""
-    parse_qsl(encoded.decode("utf-8"), keep_blank_values=True, errors="strict")

@@ -72,6 +72,51 @@ def echo_app(environ: WSGIEnvironment, start_response: StartResponse) -> list[by
     return [body]
 
 
+def api_form(**fields: str) -> dict[str, str]:
+    """The form of a well-formed admin API call: CreateSsoToken with the
+    test deployment's credentials, answered in JSON; ``fields`` add to it or
+    replace what it has (``action=...`` for another action)."""
+    return {
+        "action": "CreateSsoToken",
+        "identifier": API_IDENTIFIER,
+        "secret": API_SECRET,
+        "responsetype": "json",
+        **fields,
+    }
+
+
+def filter_settings(url: str, /, **changes: str | None) -> dict[str, str]:
+    """The least an ini ``[filter:sso]`` section needs (the test deployment's
+    system_url and key, the demo's user store), with ``url`` as redis_url, as
+    ``sso_middleware.paste.filter_factory`` takes it; ``changes`` add or
+    replace settings (redis_url too), and a ``None`` leaves one out."""
+    settings = {
+        "system_url": SYSTEM_URL,
+        "redis_url": url,
+        "secret_keys": SECRET_KEY,
+        "user_store": "sso_middleware.demo:demo_user_store",
+        **changes,
+    }
+    return {name: value for name, value in settings.items() if value is not None}
+
+
+def token_grant(
+    app: webtest.TestApp, client_id: str, client_secret: str, status: int
+) -> webtest.TestResponse:
+    """POST the single_sign_on grant (scope ``clientarea:sso``) to the token
+    endpoint with these client credentials, expecting ``status``."""
+    return app.post(
+        TOKEN_PATH,
+        {
+            "grant_type": "single_sign_on",
+            "scope": "clientarea:sso",
+            "client_id": client_id,
+            "client_secret": client_secret,
+        },
+        status=status,
+    )
+
+
 def browser(middleware: SSOMiddleware) -> webtest.TestApp:
     """A webtest client that speaks HTTPS to the portal, so Secure cookies
     are kept and sent back."""

@@ -1,18 +1,27 @@
-"""The middleware served over real HTTP on a free loopback port, and a
-browser with a cookie jar to follow its links."""
+"""The middleware served over real HTTP on a free loopback port (in this
+process, or by gunicorn), and a browser with a cookie jar to follow its
+links."""
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
+import ssl
+import subprocess
+import sys
 import threading
+import time
 import typing as t
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from sso_middleware.credentials import hash_secret
 from sso_middleware.demo import RedactingRequestHandler
+from tests.support.helpers import ROOT
 
 
 def placeholder(environ, start_response):
@@ -72,3 +81,73 @@ def status_of(browser: urllib.request.OpenerDirector, url: str) -> int:
     except urllib.error.HTTPError as e:
         with e:
             return e.code
+
+
+def pipeline_args(port: int, public_url: str, redis_url: str, api_secret: str) -> list[str]:
+    """gunicorn's arguments to serve examples/pipeline.ini on
+    127.0.0.1:``port`` with two workers forked after loading it, given the
+    globals it reads, logging each request as "pid method path status"."""
+    return [
+        "--paste",
+        str(ROOT / "examples" / "pipeline.ini"),
+        "--pythonpath",
+        str(ROOT),
+        "--workers",
+        "2",
+        "--preload",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--paste-global",
+        f"public_url={public_url}",
+        "--paste-global",
+        f"redis={redis_url}",
+        "--paste-global",
+        f"api_secret_hash={hash_secret(api_secret)}",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        "%(p)s %(m)s %(U)s %(s)s",
+    ]
+
+
+@contextlib.contextmanager
+def serve_gunicorn(
+    args: t.Sequence[str],
+    *,
+    url: str,
+    log: Path,
+    cwd: Path,
+    env: t.Mapping[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> t.Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m gunicorn *args`` in ``cwd``, its output in ``log``,
+    and yield the process once ``url`` answers (``context`` for HTTPS).
+    Raises RuntimeError with the log if gunicorn exits or does not answer
+    within 30 seconds; stops gunicorn on the way out."""
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1, context=context).close()
+                break
+            except (urllib.error.URLError, OSError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    raise RuntimeError("gunicorn did not start:\n" + log.read_text()) from None
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
