@@ -57,7 +57,7 @@ from .tokens import TokenRecord, fingerprint, new_token
 #: A cookie's signed payload: the token's key, the session secret, the user
 #: and account ids.
 _PAYLOAD = re.compile(
-    rb"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})"
+    rb"([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})"
 )
 
 #: Bytes of the session secret's SHA-256 digest kept in its record: 128

@@ -6,7 +6,7 @@ Single-use access tokens and the record each one stands for.
 
 A token is 256 bits from :mod:`secrets`, encoded as 43 URL-safe characters. It
 is shown once, to the trusted system that asked for it; at rest only its
-SHA-256 digest is kept (:func:`token_key`), so a leaked Redis dump yields no
+SHA-256 digest (128 bits of it) is kept (:func:`token_key`), so a leaked Redis dump yields no
 usable token. Logs name a token by a short :func:`fingerprint` of that digest.
 """
 
@@ -22,6 +22,9 @@ from dataclasses import dataclass
 #: Bytes of randomness per token (256 bits).
 TOKEN_BYTES = 32
 
+#: Bytes of a token's SHA-256 digest that name it at rest (128 bits).
+KEY_BYTES = 16
+
 #: Parses records: every redemption and signed-in request reads one.
 _JSON = json.JSONDecoder()
 
@@ -35,13 +38,16 @@ def new_token() -> str:
 
 
 def token_key(token: str) -> str:
-    """Return the at-rest name of a token or session id: its SHA-256 digest,
-    URL-safe base64 without padding (43 characters).
+    """Return the at-rest name of a token or session id: the first 128 bits
+    of its SHA-256 digest, URL-safe base64 without padding (22 characters).
 
     A plain digest, not a keyed one, is enough: the input carries 256 bits of
-    entropy, so the digest cannot be inverted or guessed.
+    entropy, so the digest cannot be inverted or guessed. 128 bits keep a
+    second preimage of any of a million live keys a 2**108 search, and make
+    the key small enough for Redis's next smaller allocation: 31 MB less per
+    million sessions than the whole digest (``benchmarks.scaling``).
     """
-    digest = hashlib.sha256(token.encode("ascii")).digest()
+    digest = hashlib.sha256(token.encode("ascii")).digest()[:KEY_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 

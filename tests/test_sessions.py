@@ -137,6 +137,7 @@ def test_forged_cookies_are_anonymous(app, value):
         "short.{secret}.1.1",
         "{key}.short.1.1",
         "{other}.{secret}.1.1",  # well-formed, but no such session
+        "{key}{other}.{secret}.1.1",  # the 43-character key of earlier releases: no session
         "\u00e9.{secret}.1.1",
     ],
 )
@@ -149,7 +150,7 @@ def test_signed_but_malformed_payloads_are_anonymous(make_middleware, payload):
         middleware.sessions.signer.unsign(app.cookies[COOKIE_NAME]).decode().split(".")
     )
     assert (user_id, client_id) == ("1", "1")
-    forged = payload.format(key=key, secret=secret, other="A" * 43, now=int(time.time() * 1000))
+    forged = payload.format(key=key, secret=secret, other="A" * 22, now=int(time.time() * 1000))
     app.set_cookie(COOKIE_NAME, middleware.sessions.signer.sign(forged).decode())
     assert seen(app)["identity"] is None
     # the well-formed payload of the same session is live
