@@ -30,6 +30,8 @@ _LATIN1 = st.characters(min_codepoint=0, max_codepoint=255)
 _BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 _TOKENISH = st.text(alphabet=_BASE64URL, min_size=40, max_size=46)
 _TOKEN = st.text(alphabet=_BASE64URL, min_size=43, max_size=43)
+#: The shape of a token's key at rest (and in a cookie).
+_KEY = st.text(alphabet=_BASE64URL, min_size=22, max_size=22)
 _ID = st.one_of(st.integers(-1, 2**63).map(str), st.text(_LATIN1, max_size=6))
 #: A sign-on time, as an older release's cookies carried.
 _RECENT_MS = st.integers(-(10**7), 10**12).map(lambda d: str(int(time.time() * 1000) + d))
@@ -182,10 +184,11 @@ def _basic(targets: Targets) -> st.SearchStrategy[str | None]:
 def _payloads(targets: Targets) -> st.SearchStrategy[str]:
     """Cookie payloads of the middleware's format (key, secret, user,
     account), mostly well-formed so that they reach the store, naming no
-    live session: a random key, or the key of a real token or session with
-    a secret that is not its session's; sometimes with an older release's
-    fifth field, a sign-on time."""
-    key = st.one_of(_TOKEN, st.sampled_from(targets.record_keys), _TOKENISH)
+    live session: a random key, the key of a real token or session with a
+    secret that is not its session's, or an earlier release's key (43
+    characters); sometimes with an older release's fifth field, a sign-on
+    time."""
+    key = st.one_of(_KEY, st.sampled_from(targets.record_keys), _TOKEN, _TOKENISH)
     fields = st.tuples(key, _TOKEN, _ID, _ID)
     return st.one_of(fields, st.tuples(key, _TOKEN, _ID, _ID, st.one_of(_RECENT_MS, _ID))).map(".".join)
 

@@ -45,9 +45,11 @@ def payload(fdp: atheris.FuzzedDataProvider) -> str:
     if choice < 2:
         key = fdp.PickValueInList(TARGETS.record_keys)
     elif choice == 2:
-        key = urlsafe(fdp, fdp.ConsumeIntInRange(40, 46))  # near misses of the length
+        key = urlsafe(fdp, fdp.ConsumeIntInRange(19, 25))  # near misses of the length
+    elif choice == 3:
+        key = urlsafe(fdp, 43)  # an earlier release's key
     else:
-        key = urlsafe(fdp, 43)
+        key = urlsafe(fdp, 22)
     secret = urlsafe(fdp, 43) if fdp.ConsumeIntInRange(0, 7) else urlsafe(fdp, fdp.ConsumeIntInRange(40, 46))
     fields = [key, secret, number(fdp), number(fdp)]
     if not fdp.ConsumeIntInRange(0, 7):  # an older release's sign-on time, recent or not
