@@ -9,15 +9,20 @@ Screenshots go to artifacts/screenshots/ for a reviewer to look at.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import http.client
 import http.server
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
+import time
+import typing as t
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -449,3 +454,97 @@ def test_sibling_host_cannot_plant_a_look_alike_session_cookie(
     # Elsewhere (no planted cookie) the victim's own session is untouched.
     driver.get(portal.url + "/account/invoices")
     assert who(driver) == "Signed in as user 1 for client 1."
+
+
+# The Django portal ------------------------------------------------------------
+#
+# examples/django_app as `scripts/example django` serves it: werkzeug's
+# threaded development server on plain HTTP, Django's RemoteUserMiddleware
+# behind the middleware.
+
+
+@dataclasses.dataclass
+class DjangoPortal:
+    """``python -m examples.django_app.app`` on 127.0.0.1 (what Panel needs:
+    its url, and the admin API secret of identifier ``demo``)."""
+
+    url: str
+    api_secret: str
+    log: Path
+
+
+@contextlib.contextmanager
+def serve_django_portal(redis_url: str, folder: Path) -> t.Iterator[DjangoPortal]:
+    """Run the portal until the block ends, its output in ``folder``, its
+    temporary files (Django's database) in ``folder/tmp``; stop it with
+    Ctrl-C, as a developer would."""
+    port, api_secret = free_port(), "django-portal-" + "s" * 32
+    url, log, tmp = f"http://127.0.0.1:{port}", folder / "django.log", folder / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "SSO_DEMO_API_SECRET": api_secret, "TMPDIR": str(tmp)}
+    command = [sys.executable, "-m", "examples.django_app.app", "--port", str(port), "--redis-url", redis_url]
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/", timeout=1).close()
+                break
+            except (urllib.error.URLError, OSError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the Django portal did not start:\n" + log.read_text()) from None
+                time.sleep(0.1)
+        yield DjangoPortal(url, api_secret, log)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def test_django_round_trip_in_a_real_browser(redis_server, chromium, tmp_path):
+    with serve_django_portal(redis_server.url, tmp_path) as portal:
+        panel = Panel(portal)
+        threading.Thread(target=panel.serve_forever, daemon=True).start()
+        try:
+            # anonymous: @login_required sends the browser to the sign-in page
+            chromium.get(portal.url + "/account/profile")
+            assert chromium.current_url == portal.url + "/sign-in?next=/account/profile"
+            assert who(chromium) == "Not signed in."
+
+            chromium.get(f"http://localhost:{panel.server_port}/")
+            chromium.find_element(By.ID, "open").click()
+            settled(chromium).until(expected_conditions.url_to_be(portal.url + "/account/invoices"))
+            assert who(chromium) == "Signed in as user 1 for client 1."
+            screenshot(chromium, "django_landing.png")
+            assert {"sso_session", "sessionid"} <= {c["name"] for c in chromium.get_cookies()}
+
+            # Django's CSRF token and session cookie work in the browser
+            chromium.get(portal.url + "/account/security")
+            chromium.find_element(By.XPATH, "//button[text()='Switch single sign-on off']").click()
+            settled(chromium).until(lambda d: "Allow single sign-on: off." in d.page_source)
+            chromium.find_element(By.XPATH, "//button[text()='Switch single sign-on on']").click()
+            settled(chromium).until(lambda d: "Allow single sign-on: on." in d.page_source)
+            assert who(chromium) == "Signed in as user 1 for client 1."
+
+            chromium.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+            settled(chromium).until(lambda d: who(d) == "Not signed in.")
+            # the middleware's cookie is cleared; Django's went on the next request
+            assert not {"sso_session", "sessionid"} & {c["name"] for c in chromium.get_cookies()}
+
+            link = panel.last_link
+            assert link is not None
+            chromium.get(link)  # the same link, replayed
+            assert chromium.find_element(By.TAG_NAME, "h1").text == "Sign-in failed"
+            chromium.get(portal.url + "/account/invoices")
+            assert chromium.current_url == portal.url + "/sign-in?next=/account/invoices"
+            assert who(chromium) == "Not signed in."
+        finally:
+            panel.shutdown()
+            panel.server_close()
+    token = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["access_token"][0]
+    assert token not in portal.log.read_text()
+    assert list((tmp_path / "tmp").iterdir()) == []  # Django's database went with the server
