@@ -4,13 +4,15 @@ What the example portals share
 
 The destination table mapped to the portals' own routes, and the development
 server each portal runs when started as a module
-(``python -m examples.flask_app.app``, or ``scripts/example flask``). The
-seed accounts are the demo's (:func:`sso_middleware.demo.demo_user_store`).
+(``python -m examples.flask_app.app``, or ``scripts/example flask``), which
+logs timestamped lines to stderr, the middleware's audit events among them.
+The seed accounts are the demo's (:func:`sso_middleware.demo.demo_user_store`).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import typing as t
@@ -31,6 +33,18 @@ EXAMPLE_DESTINATIONS = Destinations(
 )
 
 
+#: The format of the examples' log lines: when, how bad, which process, who.
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """Log INFO and above to stderr with timestamps, so that the audit
+    events (logger ``sso_middleware``: sign-ons, denials and their reasons)
+    show when they happened. Leaves logging alone if the process has
+    configured it already."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+
+
 def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, port: int) -> None:
     """Run an example portal on 127.0.0.1 for development: ``--port``,
     ``--redis-url`` (else in-memory stores), a random signing key, and admin
@@ -42,6 +56,7 @@ def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, 
     parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--redis-url", help="keep tokens and sessions in Redis (default: in memory)")
     args = parser.parse_args()
+    configure_logging()
     chosen = os.environ.get("SSO_DEMO_API_SECRET")
     api_secret = chosen or secrets.token_urlsafe(32)
     app = create_app(

@@ -44,7 +44,8 @@ user store factory that fails, or a missing required setting raises
 - ``secret_keys`` (whitespace-separated signing keys, oldest first), or
   ``secret_key_file`` (one key per line, readable by its owner only, ``chmod
   600``), or ``secret_keys_env`` (the name of an environment variable holding
-  them).
+  them). No key found (a variable unset or empty, an empty file) stops
+  start-up with an error naming where the keys were looked for.
 - ``user_store``: ``package.module:factory``, called with no arguments.
 - ``destinations``: lines of ``scope = path template`` (an empty path
   disables the scope); ``home``: the path for tokens without a destination.
@@ -176,6 +177,13 @@ def as_mapping(name: str, value: str) -> dict[str, str]:
     return mapping
 
 
+#: How to make a key, for the messages that find none.
+_KEYS_HINT = (
+    "give one or more signing keys of at least 32 bytes, whitespace-separated, oldest first;"
+    ' make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+)
+
+
 def secret_keys(settings: t.Mapping[str, str]) -> list[str]:
     """The signing keys from exactly one of the three sources."""
     given = [k for k in ("secret_keys", "secret_key_file", "secret_keys_env") if k in settings]
@@ -187,14 +195,27 @@ def secret_keys(settings: t.Mapping[str, str]) -> list[str]:
         )
     source = given[0]
     if source == "secret_key_file":
-        text = _read_key_file(settings[source].strip())
+        path = settings[source].strip()
+        keys = _read_key_file(path).split()
+        where = f"secret_key_file {path}: the file holds no key"
     elif source == "secret_keys_env":
-        if settings[source] not in os.environ:
-            raise ConfigurationError(f"secret_keys_env: environment variable {settings[source]} is not set")
-        text = os.environ[settings[source]]
+        variable = settings[source].strip()
+        if not variable:
+            raise ConfigurationError(
+                "secret_keys_env: name the environment variable that holds the keys, like SSO_SECRET_KEYS"
+            )
+        if variable not in os.environ:
+            raise ConfigurationError(
+                f"secret_keys_env: environment variable {variable} is not set; {_KEYS_HINT}"
+            )
+        keys = os.environ[variable].split()
+        where = f"secret_keys_env: environment variable {variable} is empty"
     else:
-        text = settings[source]
-    return text.split()
+        keys = settings[source].split()
+        where = "secret_keys is empty"
+    if not keys:  # named here: the middleware's own message cannot say where the keys were read
+        raise ConfigurationError(f"{where}; {_KEYS_HINT}")
+    return keys
 
 
 def _read_key_file(path: str) -> str:

@@ -182,6 +182,32 @@ def test_missing_key_sources(redis_server, monkeypatch):
         filter_factory({}, **base, secret_keys_env="NOT_SET_ANYWHERE")
 
 
+@pytest.mark.parametrize("value", ["", " \n\t"])
+def test_an_empty_key_variable_is_named(redis_server, monkeypatch, value):
+    """Not the middleware's "secret_keys must be a non-empty list", which
+    would not say where the keys were looked for."""
+    monkeypatch.setenv("PORTAL_SSO_KEYS", value)
+    with pytest.raises(ConfigurationError) as error:
+        filter_factory(
+            {}, **filter_settings(redis_server.url, secret_keys=None, secret_keys_env="PORTAL_SSO_KEYS")
+        )
+    assert str(error.value).startswith("secret_keys_env: environment variable PORTAL_SSO_KEYS is empty;")
+    assert "secrets.token_urlsafe(32)" in str(error.value)  # how to make one
+
+
+def test_an_empty_key_file_or_setting_is_named(redis_server, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("\n")
+    keys.chmod(0o600)
+    base = filter_settings(redis_server.url, secret_keys=None)
+    with pytest.raises(ConfigurationError, match=f"secret_key_file {keys}: the file holds no key"):
+        filter_factory({}, **base, secret_key_file=str(keys))
+    with pytest.raises(ConfigurationError, match="^secret_keys is empty"):
+        filter_factory({}, **base, secret_keys=" ")
+    with pytest.raises(ConfigurationError, match="name the environment variable"):
+        filter_factory({}, **base, secret_keys_env=" ")
+
+
 def test_a_bad_ini_refuses_to_load(tmp_path, redis_server):
     with pytest.raises(ConfigurationError, match="write true or false"):
         loadapp(write_ini(tmp_path, redis_server.url, logout_on_get="maybe"))

@@ -1,61 +1,347 @@
-"""examples/pipeline.ini: loaded by PasteDeploy and served by gunicorn with
-several worker processes sharing Redis and the accounts."""
+"""examples/pipeline.ini: served as it is by pserve (with waitress) and by
+gunicorn, given only $SSO_SECRET_KEYS and a Redis; loaded by PasteDeploy with
+its development defaults or the values given on the command line; and served
+by gunicorn with several worker processes sharing Redis and the accounts."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import http.cookiejar
 import json
+import os
 import re
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
+import pytest
 from paste.deploy import loadapp
 
+from examples import pipeline as example
 from sso_middleware import SSOMiddleware
 from sso_middleware.credentials import hash_secret
-from tests.support.helpers import API_PATH, ROOT
+from tests.support.helpers import API_PATH, ROOT, SSO_PATH
+from tests.support.live import serve_gunicorn
+from tests.support.redis_server import free_port
 
 SIGN_INS = 24
+#: The ini as a user names it, from the checkout.
+INI = "examples/pipeline.ini"
+#: The programs of this virtualenv, as a user runs them.
+BIN = Path(sys.executable).parent
+#: A timestamped audit line of examples/pipeline.ini's logging section.
+REDEEMED_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO \[\d+\] sso_middleware:"
+    r" Single Sign-On token \S+ redeemed for User ID: 1, client 1$",
+    re.M,
+)
+#: Files a run could leave in the checkout: databases, sockets, logs, pids.
+LEFTOVERS = ("*.db", "*.db-journal", "*.sqlite", "*.ctl", "*.log", "*.pid")
 
 
-def call_api(pipeline, **inputs):
+def browser() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+
+def leftovers() -> set[Path]:
+    return {path for folder in (ROOT, ROOT / "examples") for p in LEFTOVERS for path in folder.glob(p)}
+
+
+# Served as it is -----------------------------------------------------------
+
+
+def pserve(port: int, redis_url: str) -> list[str]:
+    """pserve runs waitress, from the ini's [server:main]."""
+    return [
+        str(BIN / "pserve"),
+        INI,
+        f"http_port={port}",
+        f"public_url=http://127.0.0.1:{port}",
+        f"redis={redis_url}",
+    ]
+
+
+def gunicorn(port: int, redis_url: str) -> list[str]:
+    return [
+        str(BIN / "gunicorn"),
+        "--paste",
+        INI,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--paste-global",
+        f"public_url=http://127.0.0.1:{port}",
+        "--paste-global",
+        f"redis={redis_url}",
+    ]
+
+
+#: Each way to serve the ini, the server that answers, and whether the
+#: checkout must be on PYTHONPATH (gunicorn imports from the current folder,
+#: pserve does not).
+SERVERS = {"pserve": (pserve, "waitress", True), "gunicorn": (gunicorn, "gunicorn", False)}
+
+
+def user_environment(tmp_path: Path, *, keys: str | None, checkout_on_path: bool) -> dict[str, str]:
+    """The environment of a user's shell: no setting of ours but
+    ``SSO_SECRET_KEYS`` (and PYTHONPATH=. for what needs it); the system's
+    temporary directory is this test's, where the accounts go by default."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SSO_", "PORTAL_")) and name != "PYTHONPATH"
+    }
+    env["TMPDIR"] = str(tmp_path)
+    if keys is not None:
+        env["SSO_SECRET_KEYS"] = keys
+    if checkout_on_path:
+        env["PYTHONPATH"] = "."
+    return env
+
+
+@contextlib.contextmanager
+def running(command: list[str], *, env: dict[str, str], url: str, log: Path) -> t.Iterator[None]:
+    """Run ``command`` in the checkout, its output in ``log``, until ``url``
+    answers; stop it on the way out."""
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except (urllib.error.URLError, OSError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    raise RuntimeError(f"{command[0]} did not start:\n{log.read_text()}") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def mint_from_the_command_line(env: dict[str, str], url: str, redis_url: str) -> str:
+    """``sso-middleware create-token`` with the same keys and accounts: the
+    link it prints."""
+    result = subprocess.run(
+        [
+            str(BIN / "sso-middleware"),
+            "create-token",
+            "--redis-url",
+            redis_url,
+            "--user-store",
+            "examples.pipeline:user_store",
+            "--system-url",
+            url,
+            "--client-id",
+            "1",
+            "--destination",
+            "sso:custom_redirect",
+            "--sso-redirect-path",
+            "account/invoices",
+        ],
+        env={**env, "PYTHONPATH": "."},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["redirect_url"]
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_the_ini_serves_as_it_is(name, redis_server, tmp_path):
+    command, server, checkout_on_path = SERVERS[name]
+    keys = "k" * 32
+    env = user_environment(tmp_path, keys=keys, checkout_on_path=checkout_on_path)
+    port, log, before = free_port(), tmp_path / "server.log", leftovers()
+    url = f"http://127.0.0.1:{port}"
+    with running(command(port, redis_server.url), env=env, url=url + "/", log=log):
+        link = mint_from_the_command_line(env, url, redis_server.url)
+        assert link.startswith(url + SSO_PATH + "?access_token=")
+        opener = browser()
+        with opener.open(link, timeout=5) as landing:
+            page = landing.read().decode()
+            assert (landing.status, landing.url) == (200, url + "/account/invoices")
+            assert landing.headers["Server"].startswith(server)
+        assert '<p id="who">Signed in as user 1 for client 1.</p>' in page
+        assert "Client 1 has no unpaid invoices." in page
+        with opener.open(url + "/whoami", timeout=5) as r:
+            assert json.load(r) == {"user_id": 1, "client_id": 1}
+    output = log.read_text()
+    assert REDEEMED_LINE.search(output), output
+    token = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["access_token"][0]
+    assert token not in output and keys not in output
+    # the accounts are in the user's own temporary folder, nothing in the checkout
+    assert (tmp_path / f"sso-middleware-example-{os.geteuid()}" / "portal.db").is_file()
+    assert leftovers() == before
+
+
+@pytest.mark.parametrize(
+    "name, keys, message",
+    [
+        pytest.param("pserve", None, "SSO_SECRET_KEYS is not set", id="pserve-unset"),
+        pytest.param("pserve", " \n", "SSO_SECRET_KEYS is empty", id="pserve-empty"),
+        pytest.param("gunicorn", "", "SSO_SECRET_KEYS is empty", id="gunicorn-empty"),
+    ],
+)
+def test_without_keys_the_server_stops_naming_the_variable(name, keys, message, tmp_path):
+    command, _, checkout_on_path = SERVERS[name]
+    result = subprocess.run(
+        command(free_port(), "redis://127.0.0.1:1/0"),
+        env=user_environment(tmp_path, keys=keys, checkout_on_path=checkout_on_path),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"ConfigurationError: secret_keys_env: environment variable {message}" in result.stderr
+
+
+# Loaded by PasteDeploy ------------------------------------------------------
+
+
+@pytest.fixture
+def keys_and_accounts(monkeypatch, tmp_path):
+    monkeypatch.setenv("SSO_SECRET_KEYS", "p" * 32)
+    monkeypatch.setenv("PORTAL_DB", str(tmp_path / "portal.db"))
+
+
+def test_the_development_defaults(keys_and_accounts):
+    app = loadapp(f"config:{ROOT / INI}")
+    assert isinstance(app, SSOMiddleware)
+    assert app.system_url == "http://127.0.0.1:8000"
+    assert app.sessions.cookie_name == "sso_session"  # no Secure on plain HTTP
+    assert API_PATH not in app.endpoints  # no credential, no admin API
+    assert app.issuer.destinations.resolve("clientarea:invoices") == "/account/invoices"
+
+
+def test_values_from_the_command_line_win_over_the_defaults(keys_and_accounts, redis_server, redis_client):
+    app = loadapp(
+        f"config:{ROOT / INI}",
+        global_conf={
+            "public_url": "https://portal.example.com",
+            "redis": redis_server.url,
+            "cookies_secure": "true",
+            "admin_api_credentials": f"demo = {hash_secret('x' * 32)}",
+        },
+    )
+    assert app.system_url == "https://portal.example.com"
+    assert app.sessions.cookie_name == "__Host-sso_session"
+    assert app.endpoints[API_PATH].api_keys.knows("demo")
+    assert app.create_sso_token(client_id=1)["result"] == "success"
+    assert redis_client.dbsize() == 1  # the token, in the Redis given
+
+
+# The accounts file -----------------------------------------------------------
+
+
+def test_the_accounts_live_in_a_private_temporary_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = example.default_db_path()
+    assert path == tmp_path / f"sso-middleware-example-{os.geteuid()}" / "portal.db"
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_a_folder_others_may_write_to_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = tmp_path / f"sso-middleware-example-{os.geteuid()}"
+    folder.mkdir()
+    folder.chmod(0o777)
+    with pytest.raises(RuntimeError, match="remove it, or set PORTAL_DB"):
+        example.default_db_path()
+
+
+def test_an_existing_database_is_kept(tmp_path):
+    path = tmp_path / "portal.db"
+    example.create_db(path)
+    store = example.SQLiteUserStore(path)
+    store.set_sso_allowed(1, False)
+    example.create_db(path)
+    assert store.get_account(1).sso_allowed is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["portal.db"]  # nothing half-made left
+
+
+# Several workers ---------------------------------------------------------------
+
+
+class Workers(t.NamedTuple):
+    url: str
+    api_secret: str
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def workers(redis_server, tmp_path_factory):
+    """examples/pipeline.ini served by gunicorn with two workers forked after
+    loading the app, the admin API switched on from the command line, on
+    real Redis; each request logged as "pid method path status"."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    port, api_secret = free_port(), "pipeline-" + "s" * 32
+    url = f"http://127.0.0.1:{port}"
+    args = [
+        "--paste",
+        str(ROOT / INI),
+        "--pythonpath",
+        str(ROOT),
+        "--workers",
+        "2",
+        "--preload",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--paste-global",
+        f"public_url={url}",
+        "--paste-global",
+        f"redis={redis_server.url}",
+        "--paste-global",
+        f"admin_api_credentials=demo = {hash_secret(api_secret)}",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        "%(p)s %(m)s %(U)s %(s)s",
+    ]
+    env = {**os.environ, "PORTAL_DB": str(folder / "portal.db"), "SSO_SECRET_KEYS": "p" * 32}
+    log = folder / "gunicorn.log"
+    with serve_gunicorn(args, url=url + "/", log=log, cwd=folder, env=env):
+        yield Workers(url, api_secret, log)
+
+
+def call_api(workers: Workers, **inputs: str) -> dict[str, t.Any]:
     data = urllib.parse.urlencode(
         {
             "action": "CreateSsoToken",
             "identifier": "demo",
-            "secret": pipeline.api_secret,
+            "secret": workers.api_secret,
             "responsetype": "json",
             **inputs,
         }
     ).encode()
     try:
-        with urllib.request.urlopen(pipeline.url + API_PATH, data, timeout=5) as r:
+        with urllib.request.urlopen(workers.url + API_PATH, data, timeout=5) as r:
             return json.load(r)
     except urllib.error.HTTPError as e:
         with e:
             return json.load(e)
 
 
-class LoopbackIsSecure(http.cookiejar.DefaultCookiePolicy):
-    """Like browsers, treat http://127.0.0.1 as a secure context, so the
-    Secure session cookie is sent back."""
-
-    def return_ok_secure(self, cookie, request):
-        return urllib.parse.urlsplit(
-            request.get_full_url()
-        ).hostname == "127.0.0.1" or super().return_ok_secure(cookie, request)
-
-
-def browser():
-    jar = http.cookiejar.CookieJar(LoopbackIsSecure())
-    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-
-
-def sign_in(pipeline, **inputs):
+def sign_in(workers: Workers, **inputs: str) -> urllib.request.OpenerDirector:
     """Mint, follow the link in a fresh browser; return the browser."""
-    result = call_api(pipeline, **inputs)
+    result = call_api(workers, **inputs)
     assert result["result"] == "success", result
     opener = browser()
     with opener.open(result["redirect_url"], timeout=5) as landing:
@@ -63,62 +349,48 @@ def sign_in(pipeline, **inputs):
     return opener
 
 
-def whoami(opener, pipeline):
-    with opener.open(pipeline.url + "/whoami", timeout=5) as r:
+def whoami(opener: urllib.request.OpenerDirector, workers: Workers) -> t.Any:
+    with opener.open(workers.url + "/whoami", timeout=5) as r:
         return json.load(r)
 
 
-def test_the_ini_loads_with_paste_deploy(redis_server, monkeypatch, tmp_path):
-    monkeypatch.setenv("SSO_SECRET_KEYS", "p" * 32)
-    monkeypatch.setenv("PORTAL_DB", str(tmp_path / "portal.db"))
-    app = loadapp(
-        f"config:{ROOT / 'examples' / 'pipeline.ini'}",
-        global_conf={
-            "public_url": "http://127.0.0.1:8000",
-            "redis": redis_server.url,
-            "api_secret_hash": hash_secret("x"),
-        },
-    )
-    assert isinstance(app, SSOMiddleware)
-    assert app.system_url == "http://127.0.0.1:8000"
-    assert app.issuer.destinations.resolve("clientarea:invoices") == "/account/invoices"
-
-
-def test_sign_ins_work_across_worker_processes(pipeline):
-    def one(_):
-        opener = sign_in(pipeline, client_id="1", destination="clientarea:invoices")
-        return whoami(opener, pipeline)
+def test_sign_ins_work_across_worker_processes(workers):
+    def one(_: int) -> t.Any:
+        return whoami(sign_in(workers, client_id="1", destination="clientarea:invoices"), workers)
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(SIGN_INS)))
     assert results == [{"user_id": 1, "client_id": 1}] * SIGN_INS
 
-    served = re.findall(r"<(\d+)> GET /oauth/singlesignon.php 303", pipeline.log.read_text())
+    served = re.findall(r"<(\d+)> GET /oauth/singlesignon.php 303", workers.log.read_text())
     assert len(served) >= SIGN_INS
     assert len(set(served)) == 2, "both workers redeemed tokens, each with its own Redis pool"
 
 
-def test_the_access_log_holds_no_token(pipeline):
-    result = call_api(pipeline, client_id="1")
+def test_the_log_has_timestamped_audit_lines_and_no_token(workers):
+    result = call_api(workers, client_id="1")
     browser().open(result["redirect_url"], timeout=5).close()
-    assert result["access_token"] not in pipeline.log.read_text()
+    log = workers.log.read_text()
+    assert REDEEMED_LINE.search(log), log
+    assert result["access_token"] not in log and workers.api_secret not in log
 
 
-def test_the_security_setting_holds_in_every_worker(pipeline):
-    opener = sign_in(pipeline, client_id="1")
-    request = urllib.request.Request(
-        pipeline.url + "/account/security", b"allow_sso=0", headers={"Origin": pipeline.url}
-    )
-    opener.open(request, timeout=5).close()
+def test_the_security_setting_holds_in_every_worker(workers):
+    opener = sign_in(workers, client_id="1")
+
+    def allow_sso(value: str) -> None:
+        request = urllib.request.Request(
+            workers.url + "/account/security", f"allow_sso={value}".encode(), headers={"Origin": workers.url}
+        )
+        opener.open(request, timeout=5).close()
+
+    allow_sso("0")
     try:
         for _ in range(6):  # whichever worker answers
-            assert call_api(pipeline, client_id="1") == {
+            assert call_api(workers, client_id="1") == {
                 "result": "error",
                 "message": "SSO authentication blocked for client 1",
             }
     finally:
-        request = urllib.request.Request(
-            pipeline.url + "/account/security", b"allow_sso=1", headers={"Origin": pipeline.url}
-        )
-        opener.open(request, timeout=5).close()
-    assert call_api(pipeline, client_id="1")["result"] == "success"
+        allow_sso("1")
+    assert call_api(workers, client_id="1")["result"] == "success"

@@ -7,7 +7,9 @@ a ``request_loader``; ``@login_required`` protects the account pages. The
 middleware answers the SSO endpoint, the admin API and ``POST /logout``
 itself; every other request reaches Flask with the identity set (or not).
 
-Run it with ``scripts/example flask`` (``--port``, ``--redis-url``).
+Run it with ``scripts/example flask`` (``--port``, ``--redis-url``); it logs
+to stderr with timestamps, the middleware's audit events among the lines
+(:func:`examples.portal.configure_logging`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ A security policy reads who is signed in from the middleware's environ key
 The middleware answers the SSO endpoint, the admin API and ``POST /logout``
 itself; every other request reaches Pyramid with the identity set (or not).
 
-Run it with ``scripts/example pyramid`` (``--port``, ``--redis-url``).
+Run it with ``scripts/example pyramid`` (``--port``, ``--redis-url``); it logs
+to stderr with timestamps, the middleware's audit events among the lines
+(:func:`examples.portal.configure_logging`).
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ def status_of(browser: urllib.request.OpenerDirector, url: str) -> int:
 def pipeline_args(port: int, public_url: str, redis_url: str, api_secret: str) -> list[str]:
     """gunicorn's arguments to serve examples/pipeline.ini on
     127.0.0.1:``port`` with two workers forked after loading it, given the
-    globals it reads, logging each request as "pid method path status"."""
+    globals it reads, with Secure cookies and the admin API credential
+    ``demo``, logging each request as "pid method path status"."""
     return [
         "--paste",
         str(ROOT / "examples" / "pipeline.ini"),
@@ -102,7 +103,9 @@ def pipeline_args(port: int, public_url: str, redis_url: str, api_secret: str) -
         "--paste-global",
         f"redis={redis_url}",
         "--paste-global",
-        f"api_secret_hash={hash_secret(api_secret)}",
+        "cookies_secure=true",
+        "--paste-global",
+        f"admin_api_credentials=demo = {hash_secret(api_secret)}",
         "--access-logfile",
         "-",
         "--access-logformat",
