@@ -230,8 +230,11 @@ README_SECTIONS = {
     "Use with Flask": ["flask"],
     "Use with Pyramid": ["pyramid"],
     "Use with Bottle": ["bottle"],
+    "Use with Django": ["django"],
     "Same-origin form posts": ["flask"],
 }
+#: The file of an example whose snippets are not in its ``app.py``.
+SNIPPET_SOURCES = {"django": "django_app/settings.py"}
 
 
 @pytest.mark.parametrize("readme", ["examples/README.md", "README.md"])
@@ -242,7 +245,7 @@ def test_readme_snippets_are_the_example_code(readme):
         text = "# " + "".join(
             f"## {s}"
             for s in re.split(r"^## ", text, flags=re.M)
-            if s.startswith(("Use with Flask", "Use with Pyramid", "Use with Bottle"))
+            if s.startswith(("Use with Flask", "Use with Pyramid", "Use with Bottle", "Use with Django"))
         )
     readme_sections = (
         README_SECTIONS
@@ -254,10 +257,11 @@ def test_readme_snippets_are_the_example_code(readme):
         heading = section.partition("\n")[0].strip()
         for block in re.findall(r"```python\n(.*?)```", section, flags=re.S):
             for framework in readme_sections[heading]:
-                source = (examples / f"{framework}_app" / "app.py").read_text().splitlines()
+                path = SNIPPET_SOURCES.get(framework, f"{framework}_app/app.py")
+                source = (examples / path).read_text().splitlines()
                 for line in block.splitlines():
                     if line.strip() and not line.lstrip().startswith("#"):
-                        assert line in source, f"{heading}: {line!r} is not in {framework}_app/app.py"
+                        assert line in source, f"{heading}: {line!r} is not in {path}"
             checked.add(heading)
         if heading.startswith("Use with"):
             assert f"scripts/example {heading.split()[-1].lower()}" in section
