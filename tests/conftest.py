@@ -25,18 +25,52 @@ from tests.support.helpers import (
     sso_path,
 )
 from tests.support.live import pipeline_args, serve_gunicorn
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import FLAVOURS, REDIS, VALKEY, Flavour, RedisServer, free_port
 from tests.support.redis_topologies import ClusterTopology, SentinelTopology
 
 STORE_FIELDS = [f.name for f in dataclasses.fields(Stores)]
 
 
-@pytest.fixture(scope="session")
-def redis_server():
-    server = RedisServer()
+def pytest_report_header() -> str:
+    versions = (f"{f.server} {f.version() or 'not installed'}" for f in FLAVOURS.values())
+    return "servers: " + ", ".join(versions)
+
+
+def serve(flavour: Flavour) -> t.Iterator[RedisServer]:
+    server = RedisServer(flavour)
     server.start()
     yield server
     server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    yield from serve(REDIS)
+
+
+@pytest.fixture(scope="session")
+def valkey_server():
+    """A valkey-server, for the tests that run on Valkey as well (see
+    ``server_flavour``)."""
+    yield from serve(VALKEY)
+
+
+@pytest.fixture
+def server_flavour() -> str:
+    """The server ``redis_client`` (and every fixture built on it:
+    ``make_middleware``, ``middleware``, ``app``, ``mint``) talks to:
+    "redis", unless a test parametrizes this name, as
+    ``@pytest.mark.parametrize("server_flavour", [pytest.param("redis"),
+    pytest.param("valkey", marks=pytest.mark.valkey)])`` does to run on
+    both. ``redis_server`` stays redis-server either way."""
+    return "redis"
+
+
+@pytest.fixture
+def store_server(request, server_flavour) -> RedisServer:
+    """The session's redis-server or valkey-server, as ``server_flavour``
+    says."""
+    return t.cast(RedisServer, request.getfixturevalue(f"{FLAVOURS[server_flavour].name}_server"))
 
 
 @dataclasses.dataclass
@@ -83,9 +117,23 @@ def cluster_topology():
         yield topology
 
 
+@pytest.fixture(scope="session")
+def valkey_sentinel_topology():
+    """``sentinel_topology`` on Valkey (tests marked ``sentinel`` and ``valkey``)."""
+    with SentinelTopology(flavour=VALKEY) as topology:
+        yield topology
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster_topology():
+    """``cluster_topology`` on Valkey (tests marked ``cluster`` and ``valkey``)."""
+    with ClusterTopology(3, flavour=VALKEY) as topology:
+        yield topology
+
+
 @pytest.fixture
-def redis_client(redis_server):
-    client = connect(redis_server.url)
+def redis_client(store_server):
+    client = connect(store_server.url)
     client.flushall()
     yield client
     client.close()

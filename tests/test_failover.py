@@ -16,7 +16,8 @@ What is measured and printed (and recorded in docs/deployment.md):
   503 instead of signing in.
 
 Each test starts its own topology (down-after-milliseconds 1000), so the
-session-wide one of the other tests stays intact.
+session-wide one of the other tests stays intact. Every test runs on Redis
+and on Valkey (those runs marked ``valkey``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from tests.support.helpers import (
     seed_user_store,
     sso_path,
 )
+from tests.support.redis_server import REDIS, VALKEY, Flavour
 from tests.support.redis_topologies import ClusterTopology, SentinelTopology
 
 TOKENS = "sso:v2:t:"
@@ -55,6 +57,10 @@ RATE = 40
 RECOVERY_BOUND = 15.0
 #: How long the replica holds the master's stream back in the lost-burn test.
 PAUSE_MS = 700
+
+ON_EVERY_SERVER = pytest.mark.parametrize(
+    "flavour", [pytest.param(REDIS, id="redis"), pytest.param(VALKEY, id="valkey", marks=pytest.mark.valkey)]
+)
 
 
 def build(client: t.Any, wait: tuple[int, int] | None = None) -> SSOMiddleware:
@@ -159,8 +165,9 @@ def statuses(attempts: list[Attempt]) -> list[int]:
         pytest.param(2, (1, 100), id="wait-1-of-2-replicas"),
     ],
 )
-def test_failover_under_traffic(replicas, wait):
-    with SentinelTopology(replicas=replicas) as topology:
+@ON_EVERY_SERVER
+def test_failover_under_traffic(replicas, wait, flavour: Flavour):
+    with SentinelTopology(replicas=replicas, flavour=flavour) as topology:
         client = connect_sentinel(topology.sentinel_addresses, topology.service)
         try:
             middleware = build(client, wait)
@@ -202,7 +209,7 @@ def test_failover_under_traffic(replicas, wait):
             replays = sum(1 for a in signed if browser(middleware).get(a.path, status="*").status_int == 303)
 
             print(
-                f"\nfailover under traffic ({f'WAIT {wait[0]}/{wait[1]} ms' if wait else 'no WAIT'},"
+                f"\nfailover under traffic on {flavour.server} ({f'WAIT {wait[0]}/{wait[1]} ms' if wait else 'no WAIT'},"
                 f" {replicas} replica(s), {RATE} sign-ons/s offered):"
                 f" {len(everything)} requests, {len(signed)} sign-ons;"
                 f" sentinels promoted the replica {promoted_at - killed_at:.2f} s after the kill;"
@@ -224,11 +231,12 @@ def test_failover_under_traffic(replicas, wait):
 
 
 @pytest.mark.sentinel
-def test_a_lost_burn_is_replayed_without_wait_never_with_it():
+@ON_EVERY_SERVER
+def test_a_lost_burn_is_replayed_without_wait_never_with_it(flavour: Flavour):
     """Deterministic: the replica holds the master's stream back (``CLIENT
     PAUSE … WRITE``), the master dies after answering, the replica is
     promoted without the burn."""
-    with SentinelTopology(replicas=1) as topology:
+    with SentinelTopology(replicas=1, flavour=flavour) as topology:
         client = connect_sentinel(topology.sentinel_addresses, topology.service)
         waiting = connect_sentinel(topology.sentinel_addresses, topology.service)
         try:
@@ -275,7 +283,7 @@ def test_a_lost_burn_is_replayed_without_wait_never_with_it():
                 "unacknowledged": 0 + (after["unacknowledged"] == 303),
             }
             print(
-                f"\nlost burn across a failover: after it, {after};"
+                f"\nlost burn across a failover ({flavour.server}): after it, {after};"
                 f" replays without WAIT: {logins['lost_burn'] - 1},"
                 f" with WAIT 1: {max(0, logins['replicated_burn'] - 1) + max(0, logins['unacknowledged'] - 1)}"
             )
@@ -290,12 +298,13 @@ def test_a_lost_burn_is_replayed_without_wait_never_with_it():
 
 
 @pytest.mark.cluster
-def test_a_hung_cluster_master_costs_a_request_at_most_a_second():
+@ON_EVERY_SERVER
+def test_a_hung_cluster_master_costs_a_request_at_most_a_second(flavour: Flavour):
     """A master that stops answering (a hung host, a partition): requests
     whose keys live on its shard get a 503 quickly, like on a single Redis;
     the other shards keep serving until the cluster itself declares the
     shard failed (cluster-node-timeout)."""
-    with ClusterTopology(3) as topology:
+    with ClusterTopology(3, flavour=flavour) as topology:
         client = connect_cluster(topology.startup_nodes)
         try:
             stores = Stores.redis(client)
@@ -314,7 +323,7 @@ def test_a_hung_cluster_master_costs_a_request_at_most_a_second():
             finally:
                 hung.resume()
             print(
-                f"\nhung cluster master: a burn on its shard failed after {elapsed:.2f} s;"
+                f"\nhung cluster master ({flavour.server}): a burn on its shard failed after {elapsed:.2f} s;"
                 f" other shards served {served}"
             )
             assert served == [True, True, True]

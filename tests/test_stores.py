@@ -4,8 +4,9 @@ become), rate-limit counters and OAuth credential sets.
 Each contract is written once, as a base class whose tests use a ``store``
 fixture (and, where time matters, a ``wait`` fixture: how to let time pass),
 and is run against both implementations: the in-memory store on an injected
-fake clock, the Redis store on a real ``redis-server``, where only Redis's
-own expiry needs real seconds.
+fake clock, the Redis store on a real ``redis-server`` and on a real
+``valkey-server`` (those runs are marked ``valkey``), where only the
+server's own expiry needs real seconds.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ RECORD = b"\x00record-\xff-one"
 OTHER = b"record-two"
 SESSION = SESSION_MARK + b"session-\xff-one"
 OTHER_SESSION = SESSION_MARK + b"session-two"
+
+#: Run a test class on redis-server and on valkey-server (``redis_client``
+#: follows ``server_flavour``, see tests/conftest.py).
+ON_EVERY_SERVER = pytest.mark.parametrize(
+    "server_flavour", [pytest.param("redis"), pytest.param("valkey", marks=pytest.mark.valkey)]
+)
 
 
 def new_key() -> str:
@@ -266,6 +273,7 @@ class TestMemoryTokenStore(TokenStoreContract):
         assert len(store._ended) <= 3
 
 
+@ON_EVERY_SERVER
 class TestRedisTokenStore(TokenStoreContract):
     @pytest.fixture
     def store(self, redis_client) -> RedisTokenStore:
@@ -533,6 +541,7 @@ class TestMemoryCounterStore(CounterStoreContract):
         return clock.advance
 
 
+@ON_EVERY_SERVER
 class TestRedisCounterStore(CounterStoreContract):
     @pytest.fixture
     def store(self, redis_client) -> RedisCounterStore:
@@ -605,6 +614,7 @@ class TestMemoryCredentialStore(CredentialStoreContract):
         return MemoryCredentialStore()
 
 
+@ON_EVERY_SERVER
 class TestRedisCredentialStore(CredentialStoreContract):
     @pytest.fixture
     def store(self, redis_client) -> RedisCredentialStore:

@@ -1,10 +1,12 @@
 """The core behaviour on every Redis topology a deployment may choose: a
 single server, a Sentinel-monitored master with a replica, and a Redis
-Cluster of three masters, all real servers (``tests/support/redis_topologies.py``).
+Cluster of three masters, all real servers (``tests/support/redis_topologies.py``),
+each on Redis and on Valkey.
 
 Each behaviour test takes the ``backend`` fixture, parametrised over the
-three; the Sentinel and Cluster runs carry the ``sentinel`` and ``cluster``
-markers, so ``pytest -m "sentinel or cluster"`` runs exactly them. The
+six; the Sentinel and Cluster runs carry the ``sentinel`` and ``cluster``
+markers, so ``pytest -m "sentinel or cluster"`` runs exactly them, and the
+Valkey runs the ``valkey`` marker (``-m "not valkey"`` leaves them out). The
 middleware only ever sees a client from :func:`connect`,
 :func:`connect_sentinel` or :func:`connect_cluster` (redis-py's own Sentinel
 and Cluster clients) or the equivalent ini settings.
@@ -48,7 +50,15 @@ from tests.support.helpers import (
     seed_user_store,
     sso_path,
 )
-from tests.support.redis_topologies import DATA_CONFIG, Node, documented_acl_rules, wait_until
+from tests.support.redis_server import RedisServer
+from tests.support.redis_topologies import (
+    DATA_CONFIG,
+    ClusterTopology,
+    Node,
+    SentinelTopology,
+    documented_acl_rules,
+    wait_until,
+)
 
 PREFIX = "sso:v2:"
 CREDENTIAL_KEYS = PREFIX + "{credentials}:"
@@ -60,13 +70,24 @@ BACKENDS = [
     pytest.param("single"),
     pytest.param("sentinel", marks=pytest.mark.sentinel),
     pytest.param("cluster", marks=pytest.mark.cluster),
+    pytest.param("valkey-single", marks=pytest.mark.valkey),
+    pytest.param("valkey-sentinel", marks=[pytest.mark.sentinel, pytest.mark.valkey]),
+    pytest.param("valkey-cluster", marks=[pytest.mark.cluster, pytest.mark.valkey]),
 ]
+SENTINELS = [BACKENDS[1], BACKENDS[4]]
+
+#: Run a test on redis-server and on valkey-server (``redis_client`` and
+#: ``store_server`` follow ``server_flavour``, see tests/conftest.py).
+ON_EVERY_SERVER = pytest.mark.parametrize(
+    "server_flavour", [pytest.param("redis"), pytest.param("valkey", marks=pytest.mark.valkey)]
+)
 
 
 @dataclasses.dataclass
 class Backend:
     """One topology, as the tests see it."""
 
+    #: "single", "sentinel" or "cluster".
     name: str
     #: Make a client the way a deployment would (keyword arguments: auth).
     connect: t.Callable[..., t.Any]
@@ -76,6 +97,10 @@ class Backend:
     nodes: list[redis.Redis]
     #: The ini settings that select this topology.
     settings: dict[str, str]
+    #: The server: "redis" or "valkey".
+    flavour: str = "redis"
+    #: The processes, to stop or pause one.
+    topology: RedisServer | SentinelTopology | ClusterTopology | None = None
     #: Clients made by ``client``, closed after the test.
     made: list[t.Any] = dataclasses.field(default_factory=list)
 
@@ -99,31 +124,48 @@ def addresses(pairs: list[tuple[str, int]]) -> str:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> t.Iterator[Backend]:
-    if request.param == "single":
-        server = request.getfixturevalue("redis_server")
+    flavour, _, kind = request.param.rpartition("-")
+    flavour = flavour or "redis"
+    prefix = "" if flavour == "redis" else f"{flavour}_"
+    if kind == "single":
+        server = request.getfixturevalue(f"{flavour}_server")
         nodes = [redis.Redis(port=server.port)]
         made = Backend(
-            "single", lambda **kw: connect(server.url, **kw), nodes, nodes, {"redis_url": server.url}
+            "single",
+            lambda **kw: connect(server.url, **kw),
+            nodes,
+            nodes,
+            {"redis_url": server.url},
+            flavour,
+            server,
         )
-    elif request.param == "sentinel":
-        topology = request.getfixturevalue("sentinel_topology")
+    elif kind == "sentinel":
+        sentinels = request.getfixturevalue(f"{prefix}sentinel_topology")
         made = Backend(
             "sentinel",
-            lambda **kw: connect_sentinel(topology.sentinel_addresses, topology.service, **kw),
-            [topology.current_master().client()],
-            [node.client() for node in topology.data_nodes],
-            {"redis_sentinels": addresses(topology.sentinel_addresses), "redis_service": topology.service},
+            lambda **kw: connect_sentinel(sentinels.sentinel_addresses, sentinels.service, **kw),
+            [sentinels.current_master().client()],
+            [node.client() for node in sentinels.data_nodes],
+            {"redis_sentinels": addresses(sentinels.sentinel_addresses), "redis_service": sentinels.service},
+            flavour,
+            sentinels,
         )
     else:
-        topology = request.getfixturevalue("cluster_topology")
-        nodes = topology.clients()
+        cluster = request.getfixturevalue(f"{prefix}cluster_topology")
+        nodes = cluster.clients()
         made = Backend(
             "cluster",
-            lambda **kw: connect_cluster(topology.startup_nodes, **kw),
+            lambda **kw: connect_cluster(cluster.startup_nodes, **kw),
             nodes,
             nodes,
-            {"redis_cluster_nodes": addresses(topology.startup_nodes)},
+            {"redis_cluster_nodes": addresses(cluster.startup_nodes)},
+            flavour,
+            cluster,
         )
+    for master in made.masters:
+        # every run is on the server it names (the nodes check it as they start)
+        info = master.info("server")
+        assert ("valkey_version" in info) == (flavour == "valkey"), info
     for master in made.masters:
         master.flushall()
     yield made
@@ -387,7 +429,7 @@ def test_keys_are_versioned_ephemeral_ones_expire_and_nothing_crosses_slots(back
     for master in backend.masters:
         # no CROSSSLOT, MOVED, ASK, NOPERM, WRONGTYPE...: only the NOSCRIPT of a
         # script's first call, and the ERR Redis 7.0 answers to redis-py's
-        # CLIENT SETINFO (sent on connecting, its error ignored)
+        # CLIENT SETINFO of the tests' own clients (sent on connecting, its error ignored)
         errors = master.info("errorstats")
         assert set(errors) <= {"errorstat_NOSCRIPT", "errorstat_ERR"}, errors
         failed = {
@@ -514,10 +556,11 @@ def test_connect_cluster_warns_nothing(cluster_topology):
     assert [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)] == []
 
 
-@pytest.mark.parametrize("backend", [BACKENDS[1]], indirect=True)
-def test_reads_and_burns_go_to_the_master_never_the_replica(backend, sentinel_topology, middleware):
-    master = sentinel_topology.current_master()
-    [replica] = [n for n in sentinel_topology.data_nodes if n is not master]
+@pytest.mark.parametrize("backend", SENTINELS, indirect=True)
+def test_reads_and_burns_go_to_the_master_never_the_replica(backend, middleware):
+    sentinels = t.cast(SentinelTopology, backend.topology)
+    master = sentinels.current_master()
+    [replica] = [n for n in sentinels.data_nodes if n is not master]
     with replica.client() as client:
         client.config_resetstat()
         workload(backend, middleware)
@@ -537,16 +580,17 @@ def test_reads_and_burns_go_to_the_master_never_the_replica(backend, sentinel_to
 # -- WAIT ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", [BACKENDS[1]], indirect=True)
-def test_wait_fails_closed_when_the_replica_does_not_acknowledge(backend, sentinel_topology):
+@pytest.mark.parametrize("backend", SENTINELS, indirect=True)
+def test_wait_fails_closed_when_the_replica_does_not_acknowledge(backend):
+    sentinels = t.cast(SentinelTopology, backend.topology)
     middleware = build(backend.client(), wait=(1, 100))
     app = browser(middleware)
     app.get(minted(app, client_id="1"), status=303)
     assert seen(app) == [1, 1]
     pending = minted(app, client_id="1")
 
-    master = sentinel_topology.current_master()
-    [replica] = [n for n in sentinel_topology.data_nodes if n is not master]
+    master = sentinels.current_master()
+    [replica] = [n for n in sentinels.data_nodes if n is not master]
     replica.pause()
     try:
         late = browser(middleware)
@@ -561,7 +605,7 @@ def test_wait_fails_closed_when_the_replica_does_not_acknowledge(backend, sentin
             middleware.create_sso_token(client_id=1)
     finally:
         replica.resume()
-    sentinel_topology.wait_replicated(master, 1)
+    sentinels.wait_replicated(master, 1)
     # the token whose redemption failed closed is spent: at worst a false denial
     browser(middleware).get(pending, status=403)
     again = browser(middleware)
@@ -590,12 +634,13 @@ def test_wait_is_refused_on_a_cluster(cluster_topology):
 # -- sizing ----------------------------------------------------------------------------
 
 
-def test_memory_per_outstanding_token_and_session(redis_server):
+@ON_EVERY_SERVER
+def test_memory_per_outstanding_token_and_session(store_server):
     """Bytes per outstanding token and per session, as ``MEMORY USAGE`` of
     one key and as growth of ``used_memory`` over many (which adds the
     main and expires dictionaries' entries). Printed for the deployment
     guide; bounded so a change that bloats records is noticed."""
-    client = connect(redis_server.url)
+    client = connect(store_server.url)
     client.flushall()
     middleware = build(client)
     n = 5000
@@ -622,7 +667,7 @@ def test_memory_per_outstanding_token_and_session(redis_server):
         session = grow(lambda i: middleware.sessions.redeem(keys[i], end_found=True)) + token
         session_usage = mean_usage(PREFIX + "t:*")
         print(
-            f"\nper outstanding token: MEMORY USAGE {token_usage:.0f} B, used_memory {token:.0f} B;"
+            f"\n{store_server.flavour.server}: per outstanding token: MEMORY USAGE {token_usage:.0f} B, used_memory {token:.0f} B;"
             f" per session (the token's key, redeemed): MEMORY USAGE {session_usage:.0f} B,"
             f" used_memory {session:.0f} B"
         )

@@ -2,6 +2,8 @@
 master with replicas, and a Redis Cluster. Every process listens on a free
 loopback port, keeps its configuration and log in a temporary directory and
 is killed by :meth:`stop` (and, as a last resort, at interpreter exit).
+Either runs on Redis (``redis-server``, ``redis-cli``) or, with
+``flavour=VALKEY``, on Valkey (``valkey-server``, ``valkey-cli``).
 
 - :class:`SentinelTopology`: one master, ``replicas`` replicas and
   ``sentinels`` sentinels (``redis-server --sentinel``). The sentinels'
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import redis
 
-from .redis_server import free_port
+from .redis_server import REDIS, Flavour, free_port
 
 HOST = "127.0.0.1"
 
@@ -67,9 +69,20 @@ def wait_until(condition: t.Callable[[], t.Any], timeout: float, what: str, inte
 
 
 class Node:
-    """One ``redis-server`` (or sentinel) process with its own config file."""
+    """One ``redis-server`` (or sentinel, or ``valkey-server``) process with
+    its own config file."""
 
-    def __init__(self, folder: Path, name: str, config: list[str], sentinel: bool = False):
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        config: list[str],
+        sentinel: bool = False,
+        flavour: Flavour = REDIS,
+    ):
+        flavour.require()
+        self.flavour = flavour
+        self.checked = False
         self.port = free_port()
         self.name = name
         self.folder = folder
@@ -93,7 +106,7 @@ class Node:
             file.write("".join(line + "\n" for line in lines))
 
     def start(self) -> None:
-        command = ["redis-server", str(self.config_file)] + (["--sentinel"] if self.sentinel else [])
+        command = [self.flavour.server, str(self.config_file)] + (["--sentinel"] if self.sentinel else [])
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _running.add(self.process)
 
@@ -106,6 +119,10 @@ class Node:
                 return bool(client.ping())
 
         wait_until(ping, timeout, f"{self.name} on port {self.port}")
+        if not self.checked:
+            with self.client() as client:
+                self.flavour.check(client, f"port {self.port} ({self.name})")
+            self.checked = True
 
     def client(self, **kwargs: t.Any) -> redis.Redis:
         return _client(self.port, **kwargs)
@@ -145,7 +162,8 @@ DATA_CONFIG = ['save ""', "appendonly no", "loglevel notice"]
 class Topology(abc.ABC):
     """Processes on loopback, started by :meth:`start`, all killed by :meth:`stop`."""
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, flavour: Flavour = REDIS):
+        self.flavour = flavour
         self.folder = Path(tempfile.mkdtemp(prefix=prefix))
         self.nodes: list[Node] = []
 
@@ -187,12 +205,15 @@ class SentinelTopology(Topology):
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 3000,
         master_config: t.Sequence[str] = (),
+        flavour: Flavour = REDIS,
     ):
-        super().__init__("sso-sentinel-")
+        flavour.require()
+        super().__init__(f"sso-{flavour.name}-sentinel-", flavour)
         self.master = Node(
             self.folder,
             "master",
             [*DATA_CONFIG, "repl-diskless-sync yes", "repl-diskless-sync-delay 0", *master_config],
+            flavour=flavour,
         )
         self.replicas = [
             Node(
@@ -204,6 +225,7 @@ class SentinelTopology(Topology):
                     "repl-diskless-sync-delay 0",
                     f"replicaof {HOST} {self.master.port}",
                 ],
+                flavour=flavour,
             )
             for i in range(replicas)
         ]
@@ -221,6 +243,7 @@ class SentinelTopology(Topology):
                     f"sentinel parallel-syncs {self.service} 1",
                 ],
                 sentinel=True,
+                flavour=flavour,
             )
             for i in range(sentinels)
         ]
@@ -314,10 +337,12 @@ class SentinelTopology(Topology):
 
 
 class ClusterTopology(Topology):
-    """``masters`` Redis Cluster masters without replicas."""
+    """``masters`` Redis Cluster masters without replicas, created with the
+    flavour's ``redis-cli`` or ``valkey-cli``."""
 
-    def __init__(self, masters: int = 3, *, extra_config: t.Sequence[str] = ()):
-        super().__init__("sso-cluster-")
+    def __init__(self, masters: int = 3, *, extra_config: t.Sequence[str] = (), flavour: Flavour = REDIS):
+        flavour.require(cli=masters >= 3)
+        super().__init__(f"sso-{flavour.name}-cluster-", flavour)
         self.masters = []
         for i in range(masters):
             cluster_port = free_port()
@@ -333,6 +358,7 @@ class ClusterTopology(Topology):
                         "cluster-node-timeout 2000",
                         *extra_config,
                     ],
+                    flavour=flavour,
                 )
             )
         self.nodes = list(self.masters)
@@ -349,7 +375,7 @@ class ClusterTopology(Topology):
         if len(self.masters) >= 3:
             subprocess.run(
                 [
-                    "redis-cli",
+                    self.flavour.cli,
                     "--cluster",
                     "create",
                     *(f"{HOST}:{node.port}" for node in self.masters),
