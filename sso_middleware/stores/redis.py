@@ -43,6 +43,17 @@ _P = t.ParamSpec("_P")
 _R = t.TypeVar("_R")
 
 
+#: Connection settings that keep redis-py from sending ``CLIENT SETINFO``
+#: on connecting (see :func:`connect`).
+UNNAMED: dict[str, t.Any]
+try:
+    from redis.driver_info import DriverInfo
+except ImportError:  # redis-py before 7.1 names connections with these two
+    UNNAMED = {"lib_name": None, "lib_version": None}
+else:
+    UNNAMED = {"driver_info": DriverInfo(name=None, lib_version=None)}
+
+
 def connect(
     url: str,
     *,
@@ -65,6 +76,11 @@ def connect(
       are busy, a request waits at most ``pool_timeout`` and then gets a 503
       rather than opening connections without limit.
 
+    - Connections are not named with ``CLIENT SETINFO``: it would cost a
+      round trip per new connection, and an ACL user limited to the
+      middleware's commands would leave a denial in ``ACL LOG`` each time
+      (on Redis 7.2+ and Valkey, which have the command).
+
     redis-py re-creates the pool's connections after a fork, so a client made
     before gunicorn forks its workers is safe to use in each of them.
 
@@ -83,7 +99,7 @@ def connect(
             socket_connect_timeout=socket_timeout,
             health_check_interval=30,
             retry=Retry(NoBackoff(), 1),
-            **kwargs,
+            **{**UNNAMED, **kwargs},
         )
         # A connection object checks the URL's options (unknown ones, bad
         # values) without connecting: at start-up, not on every request.
@@ -125,6 +141,7 @@ def connect_sentinel(
         sentinel_kwargs={
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": socket_timeout,
+            **UNNAMED,
             **(sentinel_kwargs or {}),
         },
     )
@@ -137,7 +154,7 @@ def connect_sentinel(
             health_check_interval=30,
             retry=Retry(NoBackoff(), 1),
             max_connections=max_connections,
-            **kwargs,
+            **{**UNNAMED, **kwargs},
         ),
     )
 
@@ -168,7 +185,7 @@ def connect_cluster(
         socket_connect_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 1),
         max_connections=max_connections,
-        **kwargs,
+        **{**UNNAMED, **kwargs},
     )
 
 
