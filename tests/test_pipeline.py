@@ -83,15 +83,15 @@ def gunicorn(port: int, redis_url: str) -> list[str]:
     ]
 
 
-#: Each way to serve the ini, the server that answers, and whether the
-#: checkout must be on PYTHONPATH (gunicorn imports from the current folder,
-#: pserve does not).
-SERVERS = {"pserve": (pserve, "waitress", True), "gunicorn": (gunicorn, "gunicorn", False)}
+#: Each way to serve the ini, and the server that answers. Neither needs
+#: PYTHONPATH: gunicorn imports from the current folder, and scripts/setup
+#: puts the checkout on the virtualenv's path for pserve.
+SERVERS = {"pserve": (pserve, "waitress"), "gunicorn": (gunicorn, "gunicorn")}
 
 
-def user_environment(tmp_path: Path, *, keys: str | None, checkout_on_path: bool) -> dict[str, str]:
+def user_environment(tmp_path: Path, *, keys: str | None) -> dict[str, str]:
     """The environment of a user's shell: no setting of ours but
-    ``SSO_SECRET_KEYS`` (and PYTHONPATH=. for what needs it); the system's
+    ``SSO_SECRET_KEYS``, no PYTHONPATH; the system's
     temporary directory is this test's, where the accounts go by default."""
     env = {
         name: value
@@ -101,8 +101,6 @@ def user_environment(tmp_path: Path, *, keys: str | None, checkout_on_path: bool
     env["TMPDIR"] = str(tmp_path)
     if keys is not None:
         env["SSO_SECRET_KEYS"] = keys
-    if checkout_on_path:
-        env["PYTHONPATH"] = "."
     return env
 
 
@@ -165,9 +163,9 @@ def mint_from_the_command_line(env: dict[str, str], url: str, redis_url: str) ->
 
 @pytest.mark.parametrize("name", SERVERS)
 def test_the_ini_serves_as_it_is(name, redis_server, tmp_path):
-    command, server, checkout_on_path = SERVERS[name]
+    command, server = SERVERS[name]
     keys = "k" * 32
-    env = user_environment(tmp_path, keys=keys, checkout_on_path=checkout_on_path)
+    env = user_environment(tmp_path, keys=keys)
     port, log, before = free_port(), tmp_path / "server.log", leftovers()
     url = f"http://127.0.0.1:{port}"
     with running(command(port, redis_server.url), env=env, url=url + "/", log=log):
@@ -200,10 +198,10 @@ def test_the_ini_serves_as_it_is(name, redis_server, tmp_path):
     ],
 )
 def test_without_keys_the_server_stops_naming_the_variable(name, keys, message, tmp_path):
-    command, _, checkout_on_path = SERVERS[name]
+    command, _ = SERVERS[name]
     result = subprocess.run(
         command(free_port(), "redis://127.0.0.1:1/0"),
-        env=user_environment(tmp_path, keys=keys, checkout_on_path=checkout_on_path),
+        env=user_environment(tmp_path, keys=keys),
         cwd=ROOT,
         capture_output=True,
         text=True,
