@@ -390,7 +390,7 @@ def _responses(make_middleware, user_store, redis_client):
     add("SSO 503 Redis down", down.get(SSO_PATH + "?access_token=" + "A" * 43, status=503))
     add("API 503 Redis down", api(down, status=503, action="CreateSsoToken", client_id="1"))
     add("token 503 Redis down", down.post(TOKEN_PATH, good, status=503))
-    well_formed = middleware.sessions.signer.sign(f"{'A' * 43}.{'A' * 43}.1.1")
+    well_formed = middleware.sessions.signer.sign(f"{'A' * 22}.{'A' * 43}.1.1")
     add(
         "logout 503 Redis down",
         down.post("/logout", headers={"Cookie": f"{COOKIE_NAME}={well_formed.decode()}"}, status=503),

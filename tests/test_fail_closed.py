@@ -108,7 +108,7 @@ def test_store_failing_after_the_burn_gives_503_without_cookie(make_middleware, 
 
     middleware = make_middleware(tokens=FailingResume(redis_client))
     app = browser(middleware)
-    app.set_cookie(COOKIE_NAME, middleware.sessions.signer.sign(f"{'A' * 43}.{'A' * 43}.1.1").decode())
+    app.set_cookie(COOKIE_NAME, middleware.sessions.signer.sign(f"{'A' * 22}.{'A' * 43}.1.1").decode())
     path = sso_path(middleware.create_sso_token(client_id=1)["redirect_url"])
     response = app.get(path, status=503)
     assert "Set-Cookie" not in response.headers
