@@ -18,6 +18,7 @@ from .exceptions import StoreUnavailable as StoreUnavailable
 from .identity import ENVIRON_KEY as ENVIRON_KEY
 from .identity import Identity as Identity
 from .identity import get_identity as get_identity
+from .metrics import Metrics as Metrics
 from .middleware import SSOMiddleware as SSOMiddleware
 from .options import AdminAPIOptions as AdminAPIOptions
 from .options import Limits as Limits

@@ -37,6 +37,8 @@ from .endpoints.token import TokenEndpoint
 from .exceptions import ConfigurationError
 from .identity import ENVIRON_KEY
 from .issuer import MintRequest, TokenIssuer
+from .metrics import NO_METRICS, Endpoint, Metrics
+from .metrics.instrument import ObservedResumes, TimedEndpoint, timed_stores
 from .oauth import CredentialManager
 from .options import AdminAPIOptions, Limits, Paths, RedemptionOptions, SessionOptions
 from .ratelimit import AuthFailures, RateLimiter
@@ -83,6 +85,12 @@ class SSOMiddleware:
     :param clock: returns UNIX time, for every part that reads the time;
         tests drive time through it. By default sessions and tokens read
         :func:`time.time` and rate limits :func:`time.monotonic`.
+    :param metrics: where to report counts and timings (a
+        :class:`~sso_middleware.metrics.Metrics`, such as
+        :class:`~sso_middleware.metrics.prometheus.PrometheusMetrics`).
+        Without it nothing is measured and no request does any extra work;
+        with it the stores and endpoints are wrapped to be timed (see
+        :mod:`sso_middleware.metrics.instrument`).
 
     The endpoints are built from the class attributes below; a subclass may
     replace any of them, e.g. with an :class:`AdminAPI` subclass that adds
@@ -113,6 +121,7 @@ class SSOMiddleware:
         limits: Limits = Limits(),
         paths: Paths = Paths(),
         clock: t.Callable[[], float] | None = None,
+        metrics: Metrics | None = None,
     ):
         for name, value, expected in (
             ("user_store", user_store, UserStore),
@@ -131,12 +140,27 @@ class SSOMiddleware:
         ):
             if not isinstance(given, cls):
                 raise ConfigurationError(f"{group} must be a {cls.__name__}; got {given!r}")
+        if metrics is not None and not isinstance(metrics, Metrics):
+            raise ConfigurationError(
+                f"metrics must implement Metrics (minted, redeemed, resumed, auth_failed, store_called,"
+                f" answered); got {metrics!r}"
+            )
         if not isinstance(destinations, Destinations):
             destinations = Destinations(destinations)
         self.app = app
         self.system_url = check_system_url(system_url, sessions.secure)
-        timing = {} if clock is None else {"clock": clock}
+        #: Where counts and timings go; a no-op without ``metrics``.
+        self.metrics: Metrics = NO_METRICS if metrics is None else metrics
+        if metrics is not None:
+            stores = timed_stores(stores, metrics)
+        timing: dict[str, t.Any] = {} if clock is None else {"clock": clock}
         self.sessions = SessionManager(stores.tokens, secret_keys, sessions, **timing)
+        #: Resumes the sessions of passing requests: the session manager
+        #: itself, or with ``metrics`` a wrapper that reports each outcome,
+        #: chosen here so that a signed-in request checks nothing.
+        self.resumer: SessionManager | ObservedResumes = (
+            self.sessions if metrics is None else ObservedResumes(self.sessions, metrics)
+        )
         self.issuer = TokenIssuer(
             stores.tokens,
             self.sessions.sealer,
@@ -153,38 +177,61 @@ class SSOMiddleware:
             RateLimiter(stores.counters, limits.client_auth, "auth-client", **timing),
             RateLimiter(stores.counters, limits.address_auth, "auth-address", **timing),
         )
-        self.endpoints: dict[str, WSGIApplication] = {
-            paths.sso: self.sso_endpoint_class(
-                user_store,
-                self.sessions,
-                system_url=self.system_url,
-                options=redemption,
-                limiter=RateLimiter(stores.counters, limits.redeem, "redeem", **timing),
-                trusted_proxies=limits.trusted_proxies,
-                **timing,
+        # Only given when measuring: an endpoint subclass written before
+        # metrics existed keeps working.
+        counting: dict[str, t.Any] = {} if metrics is None else {"metrics": metrics}
+        endpoints: dict[Endpoint, tuple[str, WSGIApplication]] = {
+            "sso": (
+                paths.sso,
+                self.sso_endpoint_class(
+                    user_store,
+                    self.sessions,
+                    system_url=self.system_url,
+                    options=redemption,
+                    limiter=RateLimiter(stores.counters, limits.redeem, "redeem", **timing),
+                    trusted_proxies=limits.trusted_proxies,
+                    **timing,
+                    **counting,
+                ),
             ),
-            paths.token: self.token_endpoint_class(
-                self.issuer,
-                self.oauth_credentials,
-                auth_failures=auth_failures,
-                trusted_proxies=limits.trusted_proxies,
+            "token": (
+                paths.token,
+                self.token_endpoint_class(
+                    self.issuer,
+                    self.oauth_credentials,
+                    auth_failures=auth_failures,
+                    trusted_proxies=limits.trusted_proxies,
+                    **counting,
+                ),
             ),
-            paths.logout: self.logout_endpoint_class(
-                self.sessions,
-                allow_get=sessions.logout_on_get,
-                redirect_url=self.system_url + paths.logout_redirect,
+            "logout": (
+                paths.logout,
+                self.logout_endpoint_class(
+                    self.sessions,
+                    allow_get=sessions.logout_on_get,
+                    redirect_url=self.system_url + paths.logout_redirect,
+                ),
             ),
         }
         if api is not None and api.credentials:
-            self.endpoints[paths.api] = self.admin_api_class(
-                self.issuer,
-                api.api_keys,
-                self.oauth_credentials,
-                self.sessions,
-                auth_failures=auth_failures,
-                trusted_proxies=limits.trusted_proxies,
-                allowed_addresses=api.allow_list,
+            endpoints["api"] = (
+                paths.api,
+                self.admin_api_class(
+                    self.issuer,
+                    api.api_keys,
+                    self.oauth_credentials,
+                    self.sessions,
+                    auth_failures=auth_failures,
+                    trusted_proxies=limits.trusted_proxies,
+                    allowed_addresses=api.allow_list,
+                    **counting,
+                ),
             )
+        #: Path → the endpoint that answers it (timed, with ``metrics``).
+        self.endpoints: dict[str, WSGIApplication] = {
+            path: endpoint if metrics is None else TimedEndpoint(name, endpoint, metrics)
+            for name, (path, endpoint) in endpoints.items()
+        }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         endpoint = self.endpoints.get(environ.get("PATH_INFO", ""))
@@ -209,7 +256,7 @@ class SSOMiddleware:
         if not cookie:
             return
         try:
-            session = self.sessions.resume(cookie)
+            session = self.resumer.resume(cookie)
         except Exception as e:  # a store outage or a bug: fail closed, as anonymous
             unavailable("Session lookup (request passed on anonymous)", e)
             return
@@ -237,4 +284,7 @@ class SSOMiddleware:
         ``sso_redirect_path``); see :meth:`TokenIssuer.create_sso_token`.
 
         :raises TypeError: for a name that is no input."""
-        return self.issuer.create_sso_token(MintRequest(**inputs))
+        result = self.issuer.create_sso_token(MintRequest(**inputs))
+        if result["result"] == "success":
+            self.metrics.minted("python")
+        return result

@@ -55,6 +55,7 @@ from ..audit import audit, unavailable
 from ..credentials import APICredentials
 from ..exceptions import APIError, ConfigurationError, MalformedRequest
 from ..issuer import MintRequest, TokenIssuer, parse_id
+from ..metrics import NO_METRICS, Metrics
 from ..oauth import CredentialManager
 from ..options import parse_bool
 from ..ratelimit import AuthFailures, remote_address
@@ -95,6 +96,8 @@ class AdminAPI:
     :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
     :param allowed_addresses: the only networks the API answers; ``None``
         for any.
+    :param metrics: told of every token minted (channel ``admin_api``) and
+        every failed authentication.
     """
 
     #: Largest request body accepted, in bytes.
@@ -126,6 +129,7 @@ class AdminAPI:
         auth_failures: AuthFailures,
         trusted_proxies: int = 0,
         allowed_addresses: AddressAllowList | None = None,
+        metrics: Metrics = NO_METRICS,
     ):
         self.issuer = issuer
         self.api_keys = api_keys
@@ -134,6 +138,7 @@ class AdminAPI:
         self.auth_failures = auth_failures
         self.trusted_proxies = trusted_proxies
         self.allowed_addresses = allowed_addresses
+        self.metrics = metrics
         #: action name → handler.
         self.actions: dict[str, Action] = {
             name: getattr(self, method) for name, method in self.ACTIONS.items()
@@ -224,6 +229,7 @@ class AdminAPI:
                 identifier=shown,
                 address=address,
             )
+            self.metrics.auth_failed("api")
             wait = self.auth_failures.failed(identifier, address)
             if wait:
                 return 429, _error("Too many failed attempts; retry later"), {"Retry-After": str(wait)}
@@ -270,7 +276,10 @@ class AdminAPI:
     def create_sso_token(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``CreateSsoToken``: the token, or the reason there is none."""
         request = MintRequest.from_params(params)
-        return dict(self.issuer.create_sso_token(request, actor=f"api:{identifier}"))
+        result = self.issuer.create_sso_token(request, actor=f"api:{identifier}")
+        if result["result"] == "success":
+            self.metrics.minted("admin_api")
+        return dict(result)
 
     def create_oauth_credential(self, params: t.Mapping[str, str], identifier: str) -> dict[str, t.Any]:
         """``CreateOAuthCredential``: the only time the secret is shown."""

@@ -48,6 +48,7 @@ from ..exceptions import (
     TamperedRecord,
 )
 from ..identity import Identity
+from ..metrics import NO_METRICS, DenialReason, Metrics
 from ..options import RedemptionOptions
 from ..ratelimit import RateLimiter, remote_address
 from ..responses import SeeOther, confirm_page, error_page
@@ -64,6 +65,20 @@ UNKNOWN_TOKEN = "Unable to authenticate with Single Sign-On token"
 
 #: The query string of a link exactly as :class:`TokenIssuer` makes it.
 PLAIN_LINK = re.compile(r"access_token=([A-Za-z0-9_-]{43})")
+
+
+class Refusal(Denied):
+    """A :class:`Denied` that says which kind of denial it is, for metrics
+    (the reason text names the user, so it cannot be a label).
+
+    :param kind: a :data:`~sso_middleware.metrics.DenialReason`, or
+        ``"replay"`` for a token redeemed before.
+    """
+
+    def __init__(self, reason: str, kind: DenialReason | t.Literal["replay"], *, end_session: bool = False):
+        super().__init__(reason, end_session=end_session)
+        #: The kind of denial.
+        self.kind = kind
 
 
 class SingleSignOnEndpoint:
@@ -90,6 +105,8 @@ class SingleSignOnEndpoint:
         and guessing a 256-bit token is hopeless either way.
     :param trusted_proxies: see :func:`~sso_middleware.ratelimit.remote_address`.
     :param clock: returns UNIX time; tests may inject one.
+    :param metrics: told the outcome of every redemption (see
+        :data:`~sso_middleware.metrics.RedemptionOutcome`).
     """
 
     #: Longest query string accepted; a real link is about 60 characters.
@@ -105,6 +122,7 @@ class SingleSignOnEndpoint:
         limiter: RateLimiter,
         trusted_proxies: int = 0,
         clock: t.Callable[[], float] = time.time,
+        metrics: Metrics = NO_METRICS,
     ):
         self.user_store = user_store
         self.sessions = sessions
@@ -117,6 +135,7 @@ class SingleSignOnEndpoint:
         self.methods = ("GET",) if options.confirm == "never" else ("GET", "POST")
         self.origin = origin_of(system_url)
         self.clock = clock
+        self.metrics = metrics
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         return self.respond(environ)(environ, start_response)
@@ -135,20 +154,31 @@ class SingleSignOnEndpoint:
             cookie = self.sessions.read_cookie(environ)
             if self.must_confirm(method, cookie, environ):
                 return confirm_page(environ)
-            return self.redeem(token, scope, cookie)
+            signed_in = self.redeem(token, scope, cookie)
         except MalformedRequest as e:
             audit(logging.INFO, "bad_request", "Malformed Single Sign-On request: %s", e.message)
+            self.metrics.redeemed("malformed")
             return error_page(400)
         except Denied as e:
             audit(logging.WARNING, "denied", e.reason, reason=e.reason, address=address)
             wait = self.count_failure(address)
+            kind = e.kind if isinstance(e, Refusal) else "other"
+            if wait:
+                self.metrics.redeemed("rate_limited")
+            elif kind == "replay":
+                self.metrics.redeemed("replay")
+            else:
+                self.metrics.redeemed("denied", kind)
             response = self.limited(address, wait) if wait else error_page(403)
             if e.end_session:
                 self.sessions.clear_cookie(response)
             return response
         except Exception as e:  # a store outage, a failing user store, a bug: fail closed
             unavailable("Single Sign-On", e)
+            self.metrics.redeemed("unavailable")
             return error_page(503)
+        self.metrics.redeemed("signed_in")
+        return signed_in
 
     def must_confirm(self, method: str, cookie: str | None, environ: WSGIEnvironment) -> bool:
         """Whether to show the confirmation page instead of redeeming.
@@ -215,7 +245,7 @@ class SingleSignOnEndpoint:
         key = token_key(token)
         redemption = self.sessions.redeem(key, end_found=self.revoke_on_replay)
         if redemption.found is None:
-            raise Denied(UNKNOWN_TOKEN)
+            raise Refusal(UNKNOWN_TOKEN, "expired_or_unknown")
         if redemption.replayed:
             audit(
                 logging.WARNING,
@@ -224,7 +254,7 @@ class SingleSignOnEndpoint:
                 fingerprint(key),
                 token=fingerprint(key),
             )
-            raise Denied(UNKNOWN_TOKEN)
+            raise Refusal(UNKNOWN_TOKEN, "replay")
         try:
             record = self.open(redemption)
             identity = self.check(record, scope)
@@ -241,7 +271,7 @@ class SingleSignOnEndpoint:
                     user_id=record.user_id,
                     client_id=record.client_id,
                 )
-                raise Denied(f"{UNKNOWN_TOKEN} for User ID: {record.user_id}")
+                raise Refusal(f"{UNKNOWN_TOKEN} for User ID: {record.user_id}", "revoked")
             current = self.sessions.resume(cookie) if cookie else None
             if current is not None:
                 self.check_current(current)
@@ -289,19 +319,18 @@ class SingleSignOnEndpoint:
                 fingerprint(redemption.key),
                 token=fingerprint(redemption.key),
             )
-            raise Denied(UNKNOWN_TOKEN) from None
+            raise Refusal(UNKNOWN_TOKEN, "tampered") from None
         except ValueError:
-            raise Denied(UNKNOWN_TOKEN) from None
+            raise Refusal(UNKNOWN_TOKEN, "tampered") from None
 
     def check(self, record: TokenRecord, scope: str | None) -> Identity:
         """Refuse a record that is too old, whose destination disagrees with
         the ``scope`` sent along, or whose path is not of this deployment."""
-        if (
-            self.clock() * 1000 - record.issued_at_ms > self.ttl * 1000
-            or (scope is not None and not _scope_matches(scope, record.scope))
-            or not is_safe_path(record.path)
-        ):
-            raise Denied(f"{UNKNOWN_TOKEN} for User ID: {record.user_id}")
+        reason = f"{UNKNOWN_TOKEN} for User ID: {record.user_id}"
+        if self.clock() * 1000 - record.issued_at_ms > self.ttl * 1000:
+            raise Refusal(reason, "expired_or_unknown")
+        if (scope is not None and not _scope_matches(scope, record.scope)) or not is_safe_path(record.path):
+            raise Refusal(reason, "destination")
         return Identity(record.user_id, record.client_id)
 
     def check_current(self, current: Session) -> None:
@@ -310,9 +339,10 @@ class SingleSignOnEndpoint:
         account = self.user_store.get_account(current.identity.client_id)
         if account is None or not account.open:
             self.sessions.end(current)
-            raise Denied(
+            raise Refusal(
                 "OAuth authorization request denied due to unexpected active login session"
                 f' for "Closed" User ID: {current.identity.user_id}',
+                "session_conflict",
                 end_session=True,
             )
 
@@ -339,11 +369,13 @@ class SingleSignOnEndpoint:
         account = self.user_store.get_account(record.client_id)
         user = self.user_store.get_user(uid)
         if account is None or user is None or record.client_id not in user.client_ids:
-            raise Denied(f"{UNKNOWN_TOKEN} for User ID: {uid}")
+            raise Refusal(f"{UNKNOWN_TOKEN} for User ID: {uid}", "not_found")
         if not account.open:
-            raise Denied(f'Single Sign-On authentication denied for "Closed" User ID: {uid}')
+            raise Refusal(f'Single Sign-On authentication denied for "Closed" User ID: {uid}', "closed")
         if not account.allows_sso:
-            raise Denied(f"Single Sign-On authentication denied per configuration for User ID: {uid}")
+            raise Refusal(
+                f"Single Sign-On authentication denied per configuration for User ID: {uid}", "sso_disabled"
+            )
 
 
 #: Headers with which browsers and proxies mark a fetch ahead of the user.

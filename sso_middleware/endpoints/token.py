@@ -56,6 +56,7 @@ from ..audit import audit, unavailable
 from ..destinations import CUSTOM_REDIRECT, SSO_SCOPE
 from ..exceptions import APIError
 from ..issuer import MintRequest, TokenIssuer
+from ..metrics import NO_METRICS, Metrics
 from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialChanged, CredentialManager, OAuthCredential
 from ..ratelimit import AuthFailures, remote_address
 from ..responses import json_response
@@ -99,6 +100,8 @@ class TokenEndpoint:
     :param auth_failures: limits failed client authentications.
     :param trusted_proxies: proxies in front that append to
         ``X-Forwarded-For``; see :func:`~sso_middleware.ratelimit.remote_address`.
+    :param metrics: told of every token minted (channel ``oauth`` or
+        ``application_link``) and every failed client authentication.
     """
 
     #: Largest request body accepted, in bytes.
@@ -111,11 +114,13 @@ class TokenEndpoint:
         *,
         auth_failures: AuthFailures,
         trusted_proxies: int = 0,
+        metrics: Metrics = NO_METRICS,
     ):
         self.issuer = issuer
         self.oauth_credentials = oauth_credentials
         self.auth_failures = auth_failures
         self.trusted_proxies = trusted_proxies
+        self.metrics = metrics
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         return self.respond(environ)(environ, start_response)
@@ -219,6 +224,7 @@ class TokenEndpoint:
                 "invalid_grant" if e.message.startswith("SSO authentication blocked") else "invalid_request"
             )
             raise OAuthError(error, e.message) from None
+        self.metrics.minted("application_link" if link else "oauth")
         redirect_url = self.issuer.redirect_url(token)
         if extra:
             redirect_url += "&" + urlencode(extra)
@@ -287,6 +293,7 @@ class TokenEndpoint:
                 identifier=shown,
                 address=address,
             )
+            self.metrics.auth_failed("token")
             wait = self.auth_failures.failed(identifier, address)
             if wait:
                 raise self._limited(wait, identifier)
