@@ -15,6 +15,14 @@ Command line
     copies those of a release that kept them unsealed.
 ``hash-secret``
     Print the hash of an admin API secret, for ``api_credentials``.
+
+The commands that act on a deployment print one JSON document on standard
+output, the admin API's answer to the same action, so that a script parses
+both alike: exit status 0 with ``{"result": "success", ...}``, 1 with
+``{"result": "error", "message": ...}``. A command line that cannot be run
+(a bad option value, a missing option) exits 2 with argparse's usage line
+on standard error and prints nothing on standard output. Notes, warnings and
+the audit log go to standard error.
 """
 
 from __future__ import annotations
@@ -39,58 +47,55 @@ from .destinations import Destinations
 from .endpoints.admin_api import AdminAPI
 from .exceptions import APIError, ConfigurationError, SSOError
 from .issuer import MintRequest, TokenIssuer
-from .options import MAX_TIMEOUT, MAX_TTL, SessionOptions
+from .options import CONFIRM_MODES, MAX_TIMEOUT, MAX_TTL, SessionOptions
 from .paste import load
 from .stores import Stores
-from .stores.redis import DEFAULT_PREFIX
+from .stores.redis import DEFAULT_PREFIX, connect
 from .urls import check_path, check_system_url
 from .users import UserStore
 
+#: How log lines look when the process has not configured logging itself:
+#: timestamped, so the audit log can be read against other logs.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-def _factory(dotted: str) -> t.Any:
-    """Import ``package.module:attribute``, a factory."""
-    try:
-        found = load("--user-store", dotted)
-    except ConfigurationError as e:
-        raise SystemExit(str(e)) from None
-    if not callable(found):
-        raise SystemExit(f"{dotted!r} is not a factory (a class or function) but {type(found).__name__}")
-    return found
+
+class Failed(Exception):
+    """A command could not do what it was asked; the message is what its
+    error answer says."""
+
+
+class UsageError(Exception):
+    """A command line argparse accepts but the command cannot run (such as
+    ``end-sessions`` without an id); reported as argparse reports a bad
+    option, with exit status 2 and nothing on standard output."""
+
+
+def _answer(result: t.Mapping[str, t.Any]) -> int:
+    """Print ``result`` as the admin API answers it in JSON: one document,
+    on one line. The exit status: 0 for success, 1 for an error answer."""
+    print(json.dumps(result, separators=(",", ":")))
+    return 0 if result.get("result") == "success" else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import build_demo, credentials_line, new_credentials, serve
+    from .demo import DemoCredentials, banner, build_demo, serve
 
-    redis_url = args.redis_url or os.environ.get("SSO_REDIS_URL")
-    stores = Stores.redis(redis_url) if redis_url else Stores.memory()
-    identifier = os.environ.get("SSO_DEMO_API_IDENTIFIER", "")
-    secret = os.environ.get("SSO_DEMO_API_SECRET", "")
-    generated = not (identifier and secret)
-    if generated:
-        identifier, secret = new_credentials()
+    stores = Stores.redis(args.redis_url) if args.redis_url else Stores.memory()
+    credentials = DemoCredentials.from_environ(os.environ)
     secret_key = os.environ.get("SSO_SECRET_KEY") or secrets.token_urlsafe(32)
-    server = serve(args.port)
+    server = serve(args.port)  # a port in use: werkzeug says so and exits
     server.app = build_demo(
         server.server_port,
         stores,
-        identifier,
-        secret,
+        credentials.identifier,
+        credentials.secret,
         secret_key,
         api_actions=args.api_actions,
         api_allowed_ips=args.api_allowed_ips,
+        confirm=args.confirm,
     )
     base = f"http://127.0.0.1:{server.server_port}"
-    shown = secret if generated else '"$SSO_DEMO_API_SECRET"'
-    print(
-        f"Demo portal on {base} (tokens and sessions in {'Redis' if redis_url else 'memory'})\n"
-        f"{credentials_line(identifier, secret, generated=generated)}\n"
-        f"Try:\n  curl -s {base}/includes/api.php -d action=CreateSsoToken"
-        f" -d identifier={identifier} -d secret={shown}"
-        " -d responsetype=json"
-        " -d client_id=1 -d destination=clientarea:invoices\n"
-        "then open the redirect_url in a browser.",
-        flush=True,
-    )
+    print(banner(base, credentials, in_redis=bool(args.redis_url), confirm=args.confirm), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -99,13 +104,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _user_store(dotted: str) -> UserStore:
-    """The deployment's user store, made by the factory ``dotted`` names."""
+    """The deployment's user store, made by the factory ``dotted`` names
+    (which :func:`_factory_name` checked)."""
     try:
-        store = _factory(dotted)()
-    except TypeError as e:
-        raise SystemExit(f"cannot make the user store with {dotted!r}: {e}") from None
+        store = load("--user-store", dotted)()
+    except Exception as e:  # a factory that wants arguments, or cannot reach its database
+        raise Failed(f"cannot make the user store with {dotted!r}: {type(e).__name__}: {e}") from None
     if not isinstance(store, UserStore):
-        raise SystemExit(
+        raise Failed(
             f"{dotted!r} made a {type(store).__name__}, not a user store (get_account, get_user, owner_of)"
         )
     return store
@@ -116,15 +122,15 @@ def _secret_keys() -> list[str]:
     ``$SSO_SECRET_KEYS``, whitespace-separated, oldest first."""
     keys = os.environ.get("SSO_SECRET_KEYS", "").split()
     if not keys:
-        raise SystemExit(
-            "error: set SSO_SECRET_KEYS to the deployment's secret keys (whitespace-separated, oldest first)"
+        raise Failed(
+            "set SSO_SECRET_KEYS to the deployment's secret keys (whitespace-separated, oldest first)"
         )
     return keys
 
 
 def _create_token(args: argparse.Namespace) -> int:
     from .sealing import RecordSealer
-    from .stores.redis import RedisTokenStore, connect
+    from .stores.redis import RedisTokenStore
 
     issuer = TokenIssuer(
         RedisTokenStore(connect(args.redis_url), prefix=args.prefix),
@@ -135,9 +141,7 @@ def _create_token(args: argparse.Namespace) -> int:
         ttl=args.ttl,
     )
     request = MintRequest(**{f.name: getattr(args, f.name) for f in dataclasses.fields(MintRequest)})
-    result = issuer.create_sso_token(request, actor="cli")
-    print(json.dumps(result))
-    return 0 if result["result"] == "success" else 1
+    return _answer(issuer.create_sso_token(request, actor="cli"))
 
 
 def _deployment_under(client: t.Any, prefix: str) -> bool:
@@ -154,10 +158,10 @@ def _deployment_under(client: t.Any, prefix: str) -> bool:
 
 def _end_sessions(args: argparse.Namespace) -> int:
     from .sessions import SessionManager
-    from .stores.redis import RedisTokenStore, connect
+    from .stores.redis import RedisTokenStore
 
     if args.client_id is None and args.user_id is None:
-        raise SystemExit("error: give --client-id, --user-id or both")
+        raise UsageError("give --client-id, --user-id or both")
     client = connect(args.redis_url)
     try:
         found = _deployment_under(client, args.prefix)
@@ -168,8 +172,8 @@ def _end_sessions(args: argparse.Namespace) -> int:
         )
         found = True
     if not found:
-        raise SystemExit(
-            f"error: nothing of a deployment is stored under the prefix {args.prefix!r} in this"
+        raise Failed(
+            f"nothing of a deployment is stored under the prefix {args.prefix!r} in this"
             " database, so there are no sessions to end there; check --prefix and the URL's database"
         )
     sessions = SessionManager(
@@ -185,14 +189,15 @@ def _end_sessions(args: argparse.Namespace) -> int:
         for name, value in (("client_id", args.client_id), ("user_id", args.user_id))
         if value is not None
     }
-    print(json.dumps({"result": "success", **ended}))
-    return 0
+    return _answer({"result": "success", **ended})
 
 
 def _credentials(args: argparse.Namespace) -> int:
+    """The credential set commands, answered as ``CreateOAuthCredential``,
+    ``ListOAuthCredentials``, ``UpdateOAuthCredential`` (with
+    ``resetSecret``) and ``DeleteOAuthCredential`` answer."""
     from .oauth import CredentialManager
     from .sealing import RecordSealer
-    from .stores.redis import connect
 
     manager = CredentialManager(
         Stores.redis(connect(args.redis_url), prefix=args.prefix).credentials,
@@ -200,20 +205,26 @@ def _credentials(args: argparse.Namespace) -> int:
         Destinations(),
         RecordSealer(_secret_keys()),
     )
+    result: dict[str, t.Any]
     try:
-        secret: str | None
         if args.action == "create":
             credential, secret = manager.create(
                 grant_type="single_sign_on",
-                scope=args.scope,
+                scope=" ".join(dict.fromkeys(args.scope)),
                 service_id=args.service_id,
                 name=args.name,
                 description=args.description,
                 actor="cli",
             )
-            result: t.Any = {**credential.describe(), "clientSecret": secret}
+            result = {
+                "result": "success",
+                "credentialId": credential.credential_id,
+                "clientIdentifier": credential.identifier,
+                "clientSecret": secret,
+            }
         elif args.action == "list":
-            result = [c.describe() for c in manager.list()]
+            clients = [c.describe() for c in manager.list()]
+            result = {"result": "success", "totalresults": len(clients), "clients": clients}
         elif args.action == "import":
             from .stores.redis import RedisCredentialStore
 
@@ -221,7 +232,12 @@ def _credentials(args: argparse.Namespace) -> int:
             sets, unreadable = manager.import_unsealed(
                 old.all(), only=args.only, reset_secrets=args.reset_secrets, apply=args.apply, actor="cli"
             )
-            result = {"applied": args.apply, "credentials": sets, "unreadable": unreadable}
+            result = {
+                "result": "success",
+                "applied": args.apply,
+                "credentials": sets,
+                "unreadable": unreadable,
+            }
             if not args.apply:
                 print(
                     "Nothing written: review these sets (anyone who could write to the old store"
@@ -230,15 +246,19 @@ def _credentials(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
         elif args.action == "reset-secret":
-            credential, secret = manager.update(args.credential_id, reset_secret=True, actor="cli")
-            result = {**credential.describe(), "clientSecret": secret}
+            credential, new_secret = manager.update(args.credential_id, reset_secret=True, actor="cli")
+            result = {
+                "result": "success",
+                "credentialId": credential.credential_id,
+                "clientIdentifier": credential.identifier,
+                "clientSecret": new_secret,
+            }
         else:
-            result = manager.delete(args.credential_id, actor="cli").describe()
+            credential = manager.delete(args.credential_id, actor="cli")
+            result = {"result": "success", "credentialId": credential.credential_id}
     except APIError as e:
-        print(json.dumps({"result": "error", "message": e.message}))
-        return 1
-    print(json.dumps(result, indent=2))
-    return 0
+        result = {"result": "error", "message": e.message}
+    return _answer(result)
 
 
 def _hash_secret(args: argparse.Namespace) -> int:
@@ -261,16 +281,25 @@ def _ttl(value: str) -> int:
 
 
 def _redis_url(value: str) -> str:
+    """A URL :func:`~sso_middleware.stores.redis.connect` takes (checked
+    without connecting)."""
     try:
         scheme = urlsplit(value).scheme
     except ValueError:
         scheme = ""
     if scheme not in ("redis", "rediss", "unix"):
         raise argparse.ArgumentTypeError("not a redis://, rediss:// or unix:// URL (the value is not shown)")
+    try:
+        connect(value).close()
+    except ConfigurationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return value
 
 
 def _system_url(value: str) -> str:
+    """A URL the middleware would take as its ``system_url``. Plain http
+    passes, as it does for a deployment with ``SessionOptions(secure=False)``:
+    the command line cannot know the deployment's cookie setting."""
     try:
         return check_system_url(value, secure=False)
     except ConfigurationError as e:
@@ -288,6 +317,26 @@ def _id(value: str) -> int:
     if not (value.isascii() and value.isdigit() and 0 < int(value) < 2**63):
         raise argparse.ArgumentTypeError("a positive whole number")
     return int(value)
+
+
+def _port(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and int(value) <= 65535):
+        raise argparse.ArgumentTypeError("a port from 0 to 65535 (0 picks a free one)")
+    return int(value)
+
+
+def _factory_name(value: str) -> str:
+    """``package.module:factory`` naming something callable: checked when
+    the command line is read, called when the command runs."""
+    try:
+        found = load("--user-store", value)
+    except ConfigurationError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--user-store = ")) from None
+    if not callable(found):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a factory (a class or function) but {type(found).__name__}"
+        )
+    return value
 
 
 def _networks(value: str) -> str:
@@ -313,7 +362,8 @@ def _actions(value: str) -> list[str]:
 
 def _deployment_arguments(command: argparse.ArgumentParser, *, user_store: bool) -> None:
     """The options that name a deployment's Redis, its key prefix and, for
-    commands that check accounts, its user store (never a demo's)."""
+    commands that check accounts, its user store (never a demo's); the
+    command answers in JSON."""
     command.add_argument(
         "--redis-url",
         default=os.environ.get("SSO_REDIS_URL"),
@@ -328,23 +378,45 @@ def _deployment_arguments(command: argparse.ArgumentParser, *, user_store: bool)
         command.add_argument(
             "--user-store",
             default=os.environ.get("SSO_USER_STORE"),
+            type=_factory_name,
             required=not os.environ.get("SSO_USER_STORE"),
             help="package.module:factory returning the deployment's user store (default: $SSO_USER_STORE)",
         )
+    command.set_defaults(command_parser=command, answers_json=True)
+
+
+_DEMO_DESCRIPTION = """\
+Serve the demo portal on 127.0.0.1, with seeded accounts and an admin API
+credential: $SSO_DEMO_API_IDENTIFIER and $SSO_DEMO_API_SECRET, each generated
+when unset (what it generates is printed, with an export line to paste). Unlike
+a deployment's default, logout also answers GET (logout_on_get=True), so a
+plain link to /logout signs out; deployments keep it off, since any page could
+then sign their users out with <img src=/logout>. Log lines, the audit log's
+among them, are timestamped on standard error unless the process configured
+logging itself.
+"""
 
 
 def parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     main = argparse.ArgumentParser(
-        prog="sso-middleware", description="Single sign-on for WSGI apps: demo and operator tools."
+        prog="sso-middleware",
+        description="Single sign-on for WSGI apps: demo and operator tools.",
+        epilog="create-token, end-sessions and credentials print the admin API's JSON answer to the"
+        ' same action on standard output; an error answer ({"result": "error", "message": ...})'
+        " exits 1, a command line that cannot run exits 2. Notes and the audit log go to"
+        " standard error.",
     )
     commands = main.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="serve the demo portal on 127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    demo = commands.add_parser(
+        "demo", help="serve the demo portal on 127.0.0.1", description=_DEMO_DESCRIPTION
+    )
+    demo.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
     demo.add_argument(
         "--redis-url",
         type=_redis_url,
+        default=os.environ.get("SSO_REDIS_URL") or None,
         help="keep tokens and sessions in Redis (default: $SSO_REDIS_URL, else in memory)",
     )
     demo.add_argument(
@@ -360,12 +432,24 @@ def parser() -> argparse.ArgumentParser:
         help="let the admin API credential call only these actions, e.g. CreateSsoToken"
         " (default: every action)",
     )
-    demo.set_defaults(run=_demo)
+    demo.add_argument(
+        "--confirm",
+        choices=CONFIRM_MODES,
+        default="never",
+        help="when a followed link shows a confirmation page whose Continue button signs in:"
+        " always, only when the browser already has a session (signed_in), or never"
+        " (default: never, links sign in at once)",
+    )
+    demo.set_defaults(run=_demo, command_parser=demo, answers_json=False)
 
     create = commands.add_parser("create-token", help="mint a token (CreateSsoToken) in Redis")
     _deployment_arguments(create, user_store=True)
     create.add_argument(
-        "--system-url", required=True, type=_system_url, help="the deployment's public base URL"
+        "--system-url",
+        required=True,
+        type=_system_url,
+        help="the deployment's public base URL, checked as the middleware checks system_url"
+        " (http:// passes, as for a deployment with secure cookies off)",
     )
     create.add_argument("--sso-path", default="/oauth/singlesignon.php", type=_path)
     create.add_argument("--ttl", type=_ttl, default=60, help="token lifetime in seconds (default 60)")
@@ -401,7 +485,15 @@ def parser() -> argparse.ArgumentParser:
         _deployment_arguments(sub, user_store=True)
         if action == "create":
             sub.add_argument("--service-id", required=True, help="the service the set is bound to")
-            sub.add_argument("--scope", default="", help='allowed destinations, e.g. "clientarea:invoices"')
+            sub.add_argument(
+                "--scope",
+                action="extend",
+                type=str.split,
+                default=[],
+                help="a destination the set may sign in to, e.g. clientarea:invoices; repeat the option"
+                ' or separate several with spaces (--scope "clientarea:invoices clientarea:services");'
+                " a destination given twice counts once",
+            )
             sub.add_argument("--name", default="")
             sub.add_argument("--description", default="")
         elif action == "import":
@@ -424,21 +516,32 @@ def parser() -> argparse.ArgumentParser:
     credentials.set_defaults(run=_credentials)
 
     hash_cmd = commands.add_parser("hash-secret", help="hash an admin API secret read from stdin")
-    hash_cmd.set_defaults(run=_hash_secret)
+    hash_cmd.set_defaults(run=_hash_secret, command_parser=hash_cmd, answers_json=False)
     return main
+
+
+def configure_logging() -> None:
+    """Timestamped INFO lines on standard error, so that the audit log (the
+    ``sso_middleware`` logger) shows; nothing when the process configured
+    logging already (a handler on the root logger or on the package's)."""
+    if logging.getLogger().handlers or logging.getLogger("sso_middleware").handlers:
+        return
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
+    command: argparse.ArgumentParser = args.command_parser
     try:
         return int(args.run(args))
-    except SSOError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except redis.RedisError as e:  # a command's own reads, outside the stores' fail-closed wrapper
-        print(f"error: Redis error: {type(e).__name__}: {e}", file=sys.stderr)
+    except UsageError as e:
+        command.error(str(e))
+    except (Failed, SSOError, redis.RedisError) as e:
+        # a RedisError: a command's own reads, outside the stores' fail-closed wrapper
+        message = f"Redis error: {type(e).__name__}: {e}" if isinstance(e, redis.RedisError) else str(e)
+        if args.answers_json:
+            return _answer({"result": "error", "message": message})
+        print(f"error: {message}", file=sys.stderr)
         return 1

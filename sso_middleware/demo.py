@@ -16,12 +16,16 @@ switched off (user 4). User 6 acts for no account. Services 101
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import re
 import secrets
+import shlex
 import typing as t
 from html import escape
 
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -29,7 +33,7 @@ from .credentials import hash_secret
 from .destinations import WHMCS_DESTINATIONS, WHMCS_HOME
 from .identity import get_identity
 from .middleware import SSOMiddleware
-from .options import AdminAPIOptions, SessionOptions
+from .options import AdminAPIOptions, Confirm, RedemptionOptions, SessionOptions
 from .stores import Stores
 from .users import Account, AccountStatus, MemoryUserStore, User
 
@@ -37,6 +41,11 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 _TOKEN_IN_LINE = re.compile(r"(access_token=)[^&\s\"]*")
+
+#: Where the demo reads its admin API credential from; a part left unset is
+#: generated for the run.
+IDENTIFIER_VARIABLE = "SSO_DEMO_API_IDENTIFIER"
+SECRET_VARIABLE = "SSO_DEMO_API_SECRET"
 
 
 def demo_user_store() -> MemoryUserStore:
@@ -111,12 +120,22 @@ def build_demo(
     *,
     api_actions: t.Sequence[str] | None = None,
     api_allowed_ips: str | None = None,
+    confirm: Confirm = "never",
 ) -> SSOMiddleware:
     """The demo portal wrapped by the middleware, for ``http://127.0.0.1:port``;
     ``api_actions`` limits the API credential's role, ``api_allowed_ips``
-    where the API may be called from."""
+    where the API may be called from, ``confirm`` when a followed link shows
+    the confirmation page. Logout also answers GET, so that a plain link
+    signs out while trying things by hand; deployments keep that off. With
+    the ``metrics`` extra installed, ``/metrics`` serves Prometheus metrics."""
+    app, metrics = portal, None
+    if metrics_available():
+        from .metrics.prometheus import PrometheusMetrics, metrics_app
+
+        metrics = PrometheusMetrics.isolated()
+        app = DispatcherMiddleware(portal, {"/metrics": metrics_app(metrics.registry)})
     return SSOMiddleware(
-        portal,
+        app,
         system_url=f"http://127.0.0.1:{port}",
         secret_keys=[secret_key],
         user_store=demo_user_store(),
@@ -127,7 +146,14 @@ def build_demo(
             allowed_ips=api_allowed_ips,
         ),
         sessions=SessionOptions(secure=False, logout_on_get=True),
+        redemption=RedemptionOptions(confirm=confirm),
+        metrics=metrics,
     )
+
+
+def metrics_available() -> bool:
+    """Whether the ``metrics`` extra (prometheus_client) is installed."""
+    return importlib.util.find_spec("prometheus_client") is not None
 
 
 class RedactingRequestHandler(WSGIRequestHandler):
@@ -157,3 +183,81 @@ def credentials_line(identifier: str, secret: str, *, generated: bool) -> str:
     terminal scrollback and the logs of whatever runs the demo."""
     shown = secret if generated else "(from $SSO_DEMO_API_SECRET)"
     return f"Admin API credentials: identifier={identifier} secret={shown}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoCredentials:
+    """The admin API credential of one demo run, and which of its parts the
+    demo generated: only those are ever printed."""
+
+    identifier: str
+    secret: str = dataclasses.field(repr=False)
+    #: The variables (:data:`IDENTIFIER_VARIABLE`, :data:`SECRET_VARIABLE`)
+    #: whose values the demo generated.
+    generated: frozenset[str]
+
+    @classmethod
+    def from_environ(cls, environ: t.Mapping[str, str]) -> DemoCredentials:
+        """The credential ``environ`` names, each part it leaves unset generated."""
+        identifier, secret = environ.get(IDENTIFIER_VARIABLE, ""), environ.get(SECRET_VARIABLE, "")
+        new_identifier, new_secret = new_credentials()
+        generated = frozenset(
+            name
+            for name, value in ((IDENTIFIER_VARIABLE, identifier), (SECRET_VARIABLE, secret))
+            if not value
+        )
+        return cls(identifier or new_identifier, secret or new_secret, generated)
+
+    def export_line(self) -> str | None:
+        """A shell line that sets the variables of the generated parts, to
+        paste where the API is called from (or before restarting the demo,
+        to keep the credential); ``None`` when the demo generated nothing."""
+        values = {IDENTIFIER_VARIABLE: self.identifier, SECRET_VARIABLE: self.secret}
+        exported = [
+            f"{name}={shlex.quote(value)}" for name, value in values.items() if name in self.generated
+        ]
+        return "export " + " ".join(exported) if exported else None
+
+
+_CONFIRM_NOTES: dict[str, str] = {
+    "never": "Links sign in at once; --confirm always (or signed_in) shows a confirmation page first.",
+    "always": "Links show a confirmation page first; its Continue button signs in (--confirm always).",
+    "signed_in": "Links show a confirmation page first when the browser already has a session"
+    " (--confirm signed_in).",
+}
+
+#: Why the demo's logout differs from a deployment's.
+LOGOUT_NOTE = (
+    "Logout also answers GET here (logout_on_get=True): a plain link to /logout signs out.\n"
+    "Deployments keep logout_on_get off (the default): with it on, any page could sign"
+    " their users out with <img src=/logout>."
+)
+
+
+#: What the banner says when the ``metrics`` extra is not installed.
+METRICS_MISSING = "No /metrics: install the metrics extra (pip install 'sso_middleware[metrics]') to get one"
+
+
+def banner(base: str, credentials: DemoCredentials, *, in_redis: bool, confirm: Confirm = "never") -> str:
+    """What the demo prints when it starts: where it serves, its credential,
+    how it differs from a deployment's defaults, and a request to try."""
+    secret_shown = SECRET_VARIABLE in credentials.generated
+    lines = [
+        f"Demo portal on {base} (tokens and sessions in {'Redis' if in_redis else 'memory'})",
+        credentials_line(credentials.identifier, credentials.secret, generated=secret_shown),
+        _CONFIRM_NOTES[confirm],
+        LOGOUT_NOTE,
+        f"Prometheus metrics on {base}/metrics" if metrics_available() else METRICS_MISSING,
+        "Try:",
+    ]
+    export = credentials.export_line()
+    if export is not None:
+        lines.append("  " + export)
+    curl = (
+        f"  curl -s {base}/includes/api.php -d action=CreateSsoToken"
+        f" --data-urlencode {shlex.quote('identifier=' + credentials.identifier)}"
+        f' --data-urlencode "secret=${SECRET_VARIABLE}" -d responsetype=json'
+        " -d client_id=1 -d destination=clientarea:invoices"
+    )
+    lines += [curl, "then open the redirect_url in a browser."]
+    return "\n".join(lines)

@@ -469,18 +469,21 @@ def test_cli_create_list_reset_delete(redis_server, redis_client):
     )
     assert created.returncode == 0, created.stderr
     body = json.loads(created.stdout)
+    assert list(body) == ["result", "credentialId", "clientIdentifier", "clientSecret"]
     secret = body["clientSecret"]
     assert SECRET.match(secret)
     assert IDENTIFIER.match(body["clientIdentifier"])
-    assert body["scope"] == "clientarea:sso clientarea:invoices"
-    assert (body["serviceId"], body["clientId"], body["name"]) == (101, 1, "cPanel")
     assert secret not in created.stderr
 
     shown = cli("credentials", "list", "--redis-url", url)
     assert shown.returncode == 0, shown.stderr
-    [entry] = json.loads(shown.stdout)
+    listed = json.loads(shown.stdout)
+    assert (listed["result"], listed["totalresults"]) == ("success", 1)
+    [entry] = listed["clients"]
     assert entry["credentialId"] == body["credentialId"]
     assert entry["clientIdentifier"] == body["clientIdentifier"]
+    assert entry["scope"] == "clientarea:sso clientarea:invoices"
+    assert (entry["serviceId"], entry["clientId"], entry["name"]) == (101, 1, "cPanel")
     assert secret not in shown.stdout and "sha256:" not in shown.stdout
     assert "clientSecret" not in shown.stdout
 
@@ -497,7 +500,7 @@ def test_cli_create_list_reset_delete(redis_server, redis_client):
     deleted = cli("credentials", "delete", "--redis-url", url, "--credential-id", credential_id)
     assert deleted.returncode == 0, deleted.stderr
     assert json.loads(deleted.stdout)["credentialId"] == body["credentialId"]
-    assert json.loads(cli("credentials", "list", "--redis-url", url).stdout) == []
+    assert json.loads(cli("credentials", "list", "--redis-url", url).stdout)["clients"] == []
 
 
 def test_cli_credentials_work_at_the_token_endpoint(redis_server, app):
