@@ -108,6 +108,7 @@ def test_audit_events_are_json_lines(
     assert (redeemed[client_id], redeemed[user_id]) == (1, 1)
     assert redeemed["sso_token"] == issued["sso_token"]
     assert denied[reason] == denied["message"] == CLOSED
+    assert (denied[client_id], denied[user_id]) == (1, 1)  # indexable without parsing the reason
     assert denied["levelname"] == "WARNING" and issued["levelname"] == "INFO"
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", r["asctime"]) for r in records)
     assert all(r["name"] == "sso_middleware" for r in records)

@@ -69,16 +69,28 @@ PLAIN_LINK = re.compile(r"access_token=([A-Za-z0-9_-]{43})")
 
 class Refusal(Denied):
     """A :class:`Denied` that says which kind of denial it is, for metrics
-    (the reason text names the user, so it cannot be a label).
+    (the reason text names the user, so it cannot be a label), and whom it
+    concerns, for the audit record's fields.
 
     :param kind: a :data:`~sso_middleware.metrics.DenialReason`, or
         ``"replay"`` for a token redeemed before.
+    :param identity: the user and account the token (or the browser's
+        session) names, once known.
     """
 
-    def __init__(self, reason: str, kind: DenialReason | t.Literal["replay"], *, end_session: bool = False):
+    def __init__(
+        self,
+        reason: str,
+        kind: DenialReason | t.Literal["replay"],
+        *,
+        identity: Identity | None = None,
+        end_session: bool = False,
+    ):
         super().__init__(reason, end_session=end_session)
         #: The kind of denial.
         self.kind = kind
+        #: Whom the denial concerns, if known.
+        self.identity = identity
 
 
 class SingleSignOnEndpoint:
@@ -160,7 +172,10 @@ class SingleSignOnEndpoint:
             self.metrics.redeemed("malformed")
             return error_page(400)
         except Denied as e:
-            audit(logging.WARNING, "denied", e.reason, reason=e.reason, address=address)
+            ids = {}
+            if isinstance(e, Refusal) and e.identity is not None:
+                ids = {"user_id": e.identity.user_id, "client_id": e.identity.client_id}
+            audit(logging.WARNING, "denied", e.reason, reason=e.reason, address=address, **ids)
             wait = self.count_failure(address)
             kind = e.kind if isinstance(e, Refusal) else "other"
             if wait:
@@ -271,7 +286,7 @@ class SingleSignOnEndpoint:
                     user_id=record.user_id,
                     client_id=record.client_id,
                 )
-                raise Refusal(f"{UNKNOWN_TOKEN} for User ID: {record.user_id}", "revoked")
+                raise Refusal(f"{UNKNOWN_TOKEN} for User ID: {record.user_id}", "revoked", identity=identity)
             current = self.sessions.resume(cookie) if cookie else None
             if current is not None:
                 self.check_current(current)
@@ -327,11 +342,12 @@ class SingleSignOnEndpoint:
         """Refuse a record that is too old, whose destination disagrees with
         the ``scope`` sent along, or whose path is not of this deployment."""
         reason = f"{UNKNOWN_TOKEN} for User ID: {record.user_id}"
+        identity = Identity(record.user_id, record.client_id)
         if self.clock() * 1000 - record.issued_at_ms > self.ttl * 1000:
-            raise Refusal(reason, "expired_or_unknown")
+            raise Refusal(reason, "expired_or_unknown", identity=identity)
         if (scope is not None and not _scope_matches(scope, record.scope)) or not is_safe_path(record.path):
-            raise Refusal(reason, "destination")
-        return Identity(record.user_id, record.client_id)
+            raise Refusal(reason, "destination", identity=identity)
+        return identity
 
     def check_current(self, current: Session) -> None:
         """A session the browser already has for a Closed account is a
@@ -343,6 +359,7 @@ class SingleSignOnEndpoint:
                 "OAuth authorization request denied due to unexpected active login session"
                 f' for "Closed" User ID: {current.identity.user_id}',
                 "session_conflict",
+                identity=current.identity,
                 end_session=True,
             )
 
@@ -366,15 +383,20 @@ class SingleSignOnEndpoint:
         """Deny unless the account may use single sign-on now and the user
         may still act for it."""
         uid = record.user_id
+        named = Identity(uid, record.client_id)
         account = self.user_store.get_account(record.client_id)
         user = self.user_store.get_user(uid)
         if account is None or user is None or record.client_id not in user.client_ids:
-            raise Refusal(f"{UNKNOWN_TOKEN} for User ID: {uid}", "not_found")
+            raise Refusal(f"{UNKNOWN_TOKEN} for User ID: {uid}", "not_found", identity=named)
         if not account.open:
-            raise Refusal(f'Single Sign-On authentication denied for "Closed" User ID: {uid}', "closed")
+            raise Refusal(
+                f'Single Sign-On authentication denied for "Closed" User ID: {uid}', "closed", identity=named
+            )
         if not account.allows_sso:
             raise Refusal(
-                f"Single Sign-On authentication denied per configuration for User ID: {uid}", "sso_disabled"
+                f"Single Sign-On authentication denied per configuration for User ID: {uid}",
+                "sso_disabled",
+                identity=named,
             )
 
 
