@@ -60,6 +60,14 @@ _PAYLOAD = re.compile(
     rb"([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})"
 )
 
+#: How a session check ended: ``resumed``; ``invalid`` (the cookie fails its
+#: signature or shape); ``expired`` (no session under it: the idle timeout
+#: passed); ``ended`` (logged out, or ended with its user's or account's
+#: sessions); ``refused`` (a live session that may not be resumed: past the
+#: absolute timeout, or a validly signed cookie that does not match its
+#: record, audited as ``forged_session``).
+CheckOutcome = t.Literal["resumed", "invalid", "expired", "ended", "refused"]
+
 #: Bytes of the session secret's SHA-256 digest kept in its record: 128
 #: bits bind the cookie's 256-bit secret (a second preimage is a 2**128
 #: search) and keep a session within a small Redis allocation.
@@ -238,16 +246,23 @@ class SessionManager:
         that is forged, malformed, expired, from a removed key or for an
         ended session. Raises
         :class:`~sso_middleware.exceptions.StoreUnavailable`."""
+        return self.check(cookie_value)[0]
+
+    def check(self, cookie_value: str) -> tuple[Session | None, CheckOutcome]:
+        """:meth:`resume`, and how it ended (:data:`CheckOutcome`), for
+        metrics."""
         try:
             payload = _PAYLOAD.fullmatch(self.signer.unsign(cookie_value))
         except BadSignature:
-            return None
+            return None, "invalid"
         if payload is None:  # signed by us, but not in this release's shape
-            return None
+            return None, "invalid"
         key, secret, user_id, client_id = (part.decode("ascii") for part in payload.groups())
         record, ended_until = self._read(key, _subjects(user_id, client_id))
-        if record is None or record == SESSION_MARK:  # expired, or ended
-            return None
+        if record is None:
+            return None, "expired"
+        if record == SESSION_MARK:
+            return None, "ended"
         # Past this point the cookie is signed with our keys; a mismatch
         # means a forged cookie or a record written behind our back.
         try:
@@ -269,15 +284,15 @@ class SessionManager:
                 e,
                 token=fingerprint(key),
             )
-            return None
+            return None, "refused"
         if self.clock() * 1000 - token.issued_at_ms > self.absolute_timeout * 1000:
-            return None
+            return None, "refused"
         if token.issued_at_ms <= ended_until:
             # Ended with its user or account: end the record too (once), so
             # the session stays over even when the end time expires.
             self.store.end(key)
-            return None
-        return Session(key, Identity(token.user_id, token.client_id), token.issued_at_ms)
+            return None, "ended"
+        return Session(key, Identity(token.user_id, token.client_id), token.issued_at_ms), "resumed"
 
     def _read(self, key: str, subjects: tuple[str, str]) -> tuple[bytes | None, int]:
         """The session record and the end time of its user and account: in

@@ -11,50 +11,23 @@ so measuring nothing costs nothing.
 - :class:`TimedEndpoint` times every answer of an endpoint;
 - :class:`ObservedResumes` resumes sessions as
   :meth:`SessionManager.resume <sso_middleware.sessions.SessionManager.resume>`
-  does and reports how each ended, from what the timed token store saw.
+  does and reports how each check ended.
 """
 
 from __future__ import annotations
 
-import contextvars
 import time
 import typing as t
 
 from ..sessions import Session, SessionManager
-from ..stores import SESSION_MARK, CounterStore, CredentialStore, Stores, TokenStore
-from . import Endpoint, Metrics, ResumeOutcome, StoreName
+from ..stores import CounterStore, CredentialStore, Stores, TokenStore
+from . import Endpoint, Metrics, StoreName
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _P = t.ParamSpec("_P")
 _R = t.TypeVar("_R")
-
-
-class _Resumption:
-    """What the token store saw while one session was being resumed."""
-
-    __slots__ = ("found", "ended")
-
-    def __init__(self) -> None:
-        #: What ``resume`` found under the key; ``None`` if it was not asked.
-        self.found: ResumeOutcome | None = None
-        #: Whether the session was ended on the way (with its user or account).
-        self.ended = False
-
-    def outcome(self) -> ResumeOutcome:
-        """Why a resume that returned no session returned none."""
-        if self.found is None:
-            return "invalid"  # refused before the store was asked: the signature or shape
-        if self.ended:
-            return "ended"
-        return self.found
-
-
-#: The resume being observed in this thread or task, if any.
-_resuming: contextvars.ContextVar[_Resumption | None] = contextvars.ContextVar(
-    "sso_middleware.resuming", default=None
-)
 
 
 class _TimedStore:
@@ -76,7 +49,7 @@ class _TimedStore:
 
 class TimedTokenStore(_TimedStore):
     """A :class:`~sso_middleware.stores.TokenStore` that times each call to
-    ``store`` and notes what an observed resume found."""
+    ``store``."""
 
     name = "tokens"
 
@@ -92,24 +65,12 @@ class TimedTokenStore(_TimedStore):
         return self._time("redeem", self.store.redeem, key, session, ttl, end_found)
 
     def resume(self, key: str, ttl: int, subjects: t.Sequence[str]) -> tuple[bytes | None, int]:
-        record, ended_until = self._time("resume", self.store.resume, key, ttl, subjects)
-        resumption = _resuming.get()
-        if resumption is not None:
-            if record is None:
-                resumption.found = "expired"
-            elif record == SESSION_MARK:
-                resumption.found = "ended"
-            else:  # a live record; if no session comes of it, it was refused
-                resumption.found = "refused"
-        return record, ended_until
+        return self._time("resume", self.store.resume, key, ttl, subjects)
 
     def ended(self, subjects: t.Sequence[str]) -> int:
         return self._time("ended", self.store.ended, subjects)
 
     def end(self, key: str) -> None:
-        resumption = _resuming.get()
-        if resumption is not None:
-            resumption.ended = True
         self._time("end", self.store.end, key)
 
     def end_sessions(self, subjects: t.Sequence[str], at_ms: int, lifetime: int) -> None:
@@ -214,35 +175,21 @@ class TimedEndpoint:
 
 
 class ObservedResumes:
-    """Resumes sessions with ``sessions`` and reports each outcome.
-
-    The outcome is told by what the token store saw (which is why
-    ``sessions`` must run on a :class:`TimedTokenStore`): nothing asked
-    (the cookie was refused by its signature), nothing found, an ended
-    session, a session ended on the way, or a live record that still gave no
-    session.
-
-    :raises ValueError: if ``sessions`` does not run on a
-        :class:`TimedTokenStore`.
-    """
+    """Resumes sessions with ``sessions`` and reports how each check ended
+    (:meth:`SessionManager.check <sso_middleware.sessions.SessionManager.check>`),
+    or that the store failed."""
 
     def __init__(self, sessions: SessionManager, metrics: Metrics) -> None:
-        if not isinstance(sessions.store, TimedTokenStore):
-            raise ValueError("ObservedResumes needs sessions on a TimedTokenStore (see timed_stores)")
         self.sessions = sessions
         self.metrics = metrics
 
     def resume(self, cookie_value: str) -> Session | None:
         """:meth:`SessionManager.resume
         <sso_middleware.sessions.SessionManager.resume>`, reported."""
-        resumption = _Resumption()
-        context = _resuming.set(resumption)
         try:
-            session = self.sessions.resume(cookie_value)
+            session, outcome = self.sessions.check(cookie_value)
         except Exception:
             self.metrics.resumed("unavailable")
             raise
-        finally:
-            _resuming.reset(context)
-        self.metrics.resumed("resumed" if session is not None else resumption.outcome())
+        self.metrics.resumed(outcome)
         return session
