@@ -50,7 +50,6 @@ import typing as t
 from urllib.parse import unquote_plus, urlencode
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request, Response
 
 from ..audit import audit, unavailable
 from ..destinations import CUSTOM_REDIRECT, SSO_SCOPE
@@ -59,8 +58,8 @@ from ..issuer import MintRequest, TokenIssuer
 from ..metrics import NO_METRICS, Metrics
 from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialChanged, CredentialManager, OAuthCredential
 from ..ratelimit import AuthFailures, remote_address
-from ..responses import json_response
-from .bodies import BoundedRequest
+from ..responses import JSONAnswer, json_response
+from .bodies import FORM_ENCODED, FormPost
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -86,7 +85,7 @@ class OAuthError(Exception):
         self.status = status
         self.headers = dict(headers or {})
 
-    def response(self) -> Response:
+    def response(self) -> JSONAnswer:
         return json_response(
             {"error": self.error, "error_description": self.description}, self.status, headers=self.headers
         )
@@ -125,7 +124,7 @@ class TokenEndpoint:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         return self.respond(environ)(environ, start_response)
 
-    def respond(self, environ: WSGIEnvironment) -> Response:
+    def respond(self, environ: WSGIEnvironment) -> JSONAnswer:
         """Answer one request; never raises."""
         if environ.get("REQUEST_METHOD") != "POST":
             return OAuthError(
@@ -134,9 +133,8 @@ class TokenEndpoint:
                 405,
                 headers={"Allow": "POST"},
             ).response()
-        request = BoundedRequest(environ, self.max_content_length)
         try:
-            return self.grant(request)
+            return self.grant(FormPost(environ, self.max_content_length))
         except OAuthError as e:
             return e.response()
         except HTTPException as e:
@@ -147,11 +145,11 @@ class TokenEndpoint:
             unavailable("Token endpoint", e)
             return OAuthError("temporarily_unavailable", "Service temporarily unavailable", 503).response()
 
-    def grant(self, request: Request) -> Response:
+    def grant(self, request: FormPost) -> JSONAnswer:
         """Check the request, authenticate the client and mint a token; raise
         :class:`OAuthError`. Minting comes last: a refused request leaves no
         token and no ``issued`` record."""
-        if request.mimetype != "application/x-www-form-urlencoded":
+        if request.mimetype != FORM_ENCODED:
             raise OAuthError(
                 "invalid_request", "Send the parameters form-encoded (application/x-www-form-urlencoded)"
             )
@@ -181,7 +179,7 @@ class TokenEndpoint:
             # the set changed since this process last read it: once more, from the store
             return self.mint(request, link, extra, cached=False)
 
-    def mint(self, request: Request, link: bool, extra: dict[str, str], *, cached: bool) -> Response:
+    def mint(self, request: FormPost, link: bool, extra: dict[str, str], *, cached: bool) -> JSONAnswer:
         """Authenticate the client, check the set's account and scope, and
         mint. With ``cached``, the set may come from this process's copy,
         which storing the token confirms in the same step (one round trip);
@@ -239,12 +237,12 @@ class TokenEndpoint:
         )
 
     def authenticate(
-        self, request: Request, form: MultiDict[str, str], link: bool, *, cached: bool = False
+        self, request: FormPost, form: MultiDict[str, str], link: bool, *, cached: bool = False
     ) -> tuple[OAuthCredential, bytes | None]:
         """Return the authenticated credential set, counting failures, and
         the unconfirmed copy of its record it was checked against, if
         ``cached`` and this process had one."""
-        basic = request.headers.get("Authorization", "")
+        basic = request.authorization
         challenge = {"WWW-Authenticate": 'Basic realm="sso"'} if basic else {}
         in_body = "client_id" in form or "client_secret" in form
         if basic:
