@@ -189,6 +189,11 @@ def connect_cluster(
     )
 
 
+def _send_and_read(conn: redis.connection.AbstractConnection, command: tuple[t.Any, ...]) -> t.Any:
+    conn.send_command(*command)  # type: ignore[no-untyped-call]
+    return conn.read_response()
+
+
 def _fail_closed(method: t.Callable[_P, _R]) -> t.Callable[_P, _R]:
     """Turn any Redis error into :class:`StoreUnavailable`."""
 
@@ -298,6 +303,12 @@ class RedisTokenStore:
         self.latest = prefix + "ended"
         self.wait = wait
         self.cluster = isinstance(client, RedisCluster)
+        # The pool the hot scripts take a connection from themselves (see
+        # _evalsha): a plain client's only; a cluster client routes by key,
+        # and a single-connection client or a subclass keeps its own path.
+        self._pool: redis.ConnectionPool | None = (
+            client.connection_pool if type(client) is redis.Redis and client.connection is None else None
+        )
         self._redeem = client.register_script(_REDEEM)
         self._resume = client.register_script(_RESUME)
         self._end_sessions = client.register_script(_END_SESSIONS)
@@ -326,10 +337,28 @@ class RedisTokenStore:
         overhead, which is measurable on the two calls of every sign-on and
         signed-in request."""
         try:
-            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+            return self._evalsha(script.sha, keys, args)
         except NoScriptError:
             script.sha = self.client.script_load(script.script)
-            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+            return self._evalsha(script.sha, keys, args)
+
+    def _evalsha(self, sha: str, keys: tuple[str, ...], args: tuple[t.Any, ...]) -> t.Any:
+        """``EVALSHA`` on a connection of the client's pool, with that
+        connection's retry (a connection error disconnects and tries once
+        more, as redis-py does) and nothing else of redis-py's command path
+        (its observability hooks, callbacks and locks): ~11 µs less on every
+        sign-on and signed-in request (``python -m benchmarks.lean_paths``)."""
+        if self._pool is None:
+            return self.client.evalsha(sha, len(keys), *keys, *args)
+        command = ("EVALSHA", sha, len(keys), *keys, *args)
+        conn = self._pool.get_connection()
+        try:
+            return conn.retry.call_with_retry(
+                lambda: _send_and_read(conn, command),
+                lambda _: conn.disconnect(),  # type: ignore[no-untyped-call]
+            )
+        finally:
+            self._pool.release(conn)
 
     def _write(self, command: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
         """Run one write command; with ``wait``, follow it by ``WAIT`` on the
