@@ -280,6 +280,16 @@ def _ttl(value: str) -> int:
 # but not with ArgumentTypeError: a URL may hold a password.
 
 
+def _prefix(value: str) -> str:
+    """A key prefix: text Redis keys can be made of (a shell may pass bytes
+    that are not UTF-8, which Python keeps as unencodable surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("the prefix must be UTF-8 text") from None
+    return value
+
+
 def _redis_url(value: str) -> str:
     """A URL :func:`~sso_middleware.stores.redis.connect` takes (checked
     without connecting)."""
@@ -372,7 +382,10 @@ def _deployment_arguments(command: argparse.ArgumentParser, *, user_store: bool)
         help="the deployment's Redis (default: $SSO_REDIS_URL)",
     )
     command.add_argument(
-        "--prefix", default=DEFAULT_PREFIX, help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})"
+        "--prefix",
+        default=DEFAULT_PREFIX,
+        type=_prefix,
+        help=f"the deployment's redis_prefix (default {DEFAULT_PREFIX})",
     )
     if user_store:
         command.add_argument(

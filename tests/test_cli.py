@@ -284,6 +284,18 @@ def test_a_malformed_url_is_refused_without_showing_it(args):
     assert result.returncode != 0 and "hunter2" not in result.stderr + result.stdout, result.stderr
 
 
+def test_a_url_whose_password_holds_a_slash_is_not_shown():
+    result = cli("credentials", "list", "--redis-url", "redis://:Hunter2Secret/abc@127.0.0.1:6379/0")
+    assert result.returncode == 2 and "Hunter2" not in result.stderr + result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("command", [["credentials", "list"], ["end-sessions", "--client-id", "1"]])
+def test_a_prefix_that_is_not_text_is_a_usage_error(redis_server, command):
+    result = cli(*command, "--redis-url", redis_server.url, "--prefix", "sso:\udcff:")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "argument --prefix" in result.stderr and result.stdout == ""
+
+
 def test_a_malformed_url_from_the_environment_is_not_shown_either():
     result = cli("credentials", "list", env={"SSO_REDIS_URL": "redis://:hunter2-password@[::1/0"})
     assert result.returncode != 0 and "hunter2" not in result.stderr + result.stdout, result.stderr

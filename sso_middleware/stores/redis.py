@@ -105,7 +105,7 @@ def connect(
         # values) without connecting: at start-up, not on every request.
         pool.connection_class(**pool.connection_kwargs)
     except (TypeError, ValueError, redis.RedisError) as e:  # the URL is not shown: it may hold a password
-        raise ConfigurationError(f"the Redis URL is not usable: {e}") from None
+        raise ConfigurationError(f"the Redis URL is not usable: {_without_credentials(e, url)}") from None
     if pool.connection_class is redis.UnixDomainSocketConnection and not pool.connection_kwargs.get("path"):
         raise ConfigurationError("the Redis URL is not usable: a unix:// URL needs the socket's path")
     database = urlsplit(url).path.strip("/") if urlsplit(url).scheme in ("redis", "rediss") else ""
@@ -113,6 +113,17 @@ def connect(
         # redis-py would quietly use database 0
         raise ConfigurationError("the Redis URL is not usable: its path must be a database number, like /0")
     return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes both
+
+
+def _without_credentials(error: Exception, url: str) -> str:
+    """redis-py's words about a URL it refused, unless they quote a piece of
+    the URL's credentials: a password holding ``/``, ``#`` or ``?`` is read
+    as a host and a port, and the port error quotes it."""
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    detail = str(error)
+    if any(userinfo[i : i + 4] in detail for i in range(len(userinfo) - 3)):
+        return "it does not parse; percent-encode '/', '#', '?', '@' and ':' in a user name or password"
+    return detail
 
 
 def connect_sentinel(
