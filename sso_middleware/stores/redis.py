@@ -357,7 +357,7 @@ class RedisTokenStore:
         """``EVALSHA`` on a connection of the client's pool, with that
         connection's retry (a connection error disconnects and tries once
         more, as redis-py does) and nothing else of redis-py's command path
-        (its observability hooks, callbacks and locks): ~11 µs less on every
+        (its observability hooks, callbacks and locks): ~7 µs less on every
         sign-on and signed-in request (``python -m benchmarks.lean_paths``)."""
         if self._pool is None:
             return self.client.evalsha(sha, len(keys), *keys, *args)

@@ -1,23 +1,21 @@
-"""Measured prototypes of the next steps for the goals still missed, each
-next to what the package does today, alternating, pinned with redis-server
-to one CPU, medians (µs per call). Context for RESULTS.md, not goals.
+"""What the lean paths of the hot calls save, each next to the full path of
+the library it bypasses, in the same run: pinned with redis-server to one
+CPU, alternating, medians (µs per call). Context for RESULTS.md.
 
-    python -m benchmarks.prototypes [--quick]
+    python -m benchmarks.lean_paths [--quick]
 
-1. **A smaller client path for the session read.** ``RedisTokenStore.resume``
-   sends one ``EVALSHA`` through redis-py's ``execute_command`` (its retry
-   wrapper, the pool's lock, the observability hooks). The prototype sends
-   the same command on a connection taken from the same pool
-   (``send_command`` + ``read_response``), with no retry: what a lean path
-   for this one command could save. A bare ``GET`` both ways is the
+1. **The session read** (``RedisTokenStore.resume``, and the redemption's
+   script the same way) sends its ``EVALSHA`` on a connection of the
+   client's pool, with the connection's retry, past redis-py's
+   ``execute_command`` (its observability hooks, callbacks and locks);
+   beside it, the same store on a client of a ``redis.Redis`` subclass, for
+   which it keeps ``execute_command``. A bare ``GET`` both ways is the
    reference.
-2. **A token endpoint that reads its small form without a werkzeug
-   ``Request``.** The grant's request handling today: a ``BoundedRequest``
-   (the strict form parse, the ``Authorization`` header), then
-   ``json_response`` (a werkzeug ``Response``). The prototype: the body read
-   from ``wsgi.input`` up to the limit, the same strict parse, and the JSON
-   answered with a header list. Neither touches Redis; the whole grant
-   (``SSOMiddleware``, one round trip) is measured beside them for scale.
+2. **The token endpoint** reads its form through werkzeug's input stream
+   (``FormPost``) and answers with a header list (``JSONAnswer``); beside
+   it, what it did before: a ``BoundedRequest`` and a werkzeug ``Response``.
+   Neither touches Redis; the whole grant (``SSOMiddleware``, one round
+   trip) is measured beside them for scale.
 """
 
 from __future__ import annotations
@@ -27,8 +25,12 @@ import base64
 import json
 import typing as t
 
-from sso_middleware.endpoints.bodies import BoundedRequest, _parse_strictly
-from sso_middleware.responses import HARDENING_HEADERS, json_response
+import redis
+from werkzeug.wrappers import Response
+
+from sso_middleware.endpoints.bodies import BoundedRequest, FormPost
+from sso_middleware.responses import harden, json_response
+from sso_middleware.stores.redis import RedisTokenStore
 
 from .apps import hello_app
 from .common import (
@@ -61,35 +63,29 @@ ANSWER = {
 LIMIT = 16 * 1024
 
 
+class _FullPath(redis.Redis):
+    """A plain client that the token store does not recognise as one."""
+
+
 def _start_response(status: str, headers: list[tuple[str, str]], exc_info: t.Any = None) -> None:
     return None
 
 
 def werkzeug_handling(env: dict[str, t.Any]) -> None:
-    """What the endpoint does around the grant today, minus the grant."""
+    """What the endpoint did around a grant: a werkzeug ``Request`` and
+    ``Response``."""
     request = BoundedRequest(env, LIMIT)
     form, authorization = request.form, request.headers.get("Authorization")
     assert form["grant_type"] == "single_sign_on" and authorization
-    b"".join(json_response(ANSWER)(env, _start_response))
+    body = json.dumps(ANSWER, separators=(",", ":"))
+    b"".join(harden(Response(body, content_type="application/json"))(env, _start_response))
 
 
 def lean_handling(env: dict[str, t.Any]) -> None:
-    """The prototype: the same strict parse and answer, no werkzeug objects."""
-    length = int(env.get("CONTENT_LENGTH") or 0)
-    if length > LIMIT:
-        raise ValueError("too large")
-    form = dict(_parse_strictly(env["wsgi.input"].read(length)))
-    authorization = env.get("HTTP_AUTHORIZATION")
-    assert form["grant_type"] == "single_sign_on" and authorization
-    body = json.dumps(ANSWER, separators=(",", ":")).encode()
-    _start_response(
-        "200 OK",
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            *HARDENING_HEADERS,
-        ],
-    )
+    """What it does now: the same strict parse and answer, no werkzeug objects."""
+    request = FormPost(env, LIMIT)
+    assert request.form["grant_type"] == "single_sign_on" and request.authorization
+    b"".join(json_response(ANSWER)(env, _start_response))
 
 
 def measure(url: str, rounds: int, n: int) -> list[tuple[str, float]]:
@@ -98,6 +94,9 @@ def measure(url: str, rounds: int, n: int) -> list[tuple[str, float]]:
     client = store.client  # type: ignore[attr-defined]
     pool = TokenPool(url)
     raw = connect(url)
+    # The same store on a client of a subclass of redis.Redis, for which it
+    # keeps redis-py's own command path: the session read as it was.
+    full_path = RedisTokenStore(_FullPath.from_pool(connect(url).connection_pool), prefix=PREFIX)
 
     # a live session, read as resume() reads it
     reply = call(mw, environ(SSO_PATH, "access_token=" + pool.mint(1)[0]))
@@ -105,10 +104,9 @@ def measure(url: str, rounds: int, n: int) -> list[tuple[str, float]]:
     key = mw.sessions.signer.unsign(cookie.split("=", 1)[1]).decode().split(".")[0]
     subjects = ("user:1", "client:1")
     keys = (PREFIX + "t:" + key, *(PREFIX + "e:" + s for s in subjects))
-    sha = store._resume.sha  # type: ignore[attr-defined]
     connections = client.connection_pool
 
-    def lean(*command: t.Any) -> t.Any:
+    def pooled(*command: t.Any) -> t.Any:
         conn = connections.get_connection()
         try:
             conn.send_command(*command)
@@ -116,7 +114,7 @@ def measure(url: str, rounds: int, n: int) -> list[tuple[str, float]]:
         finally:
             connections.release(conn)
 
-    if store.resume(key, idle, subjects)[0] is None or lean("EVALSHA", sha, 3, *keys, idle)[0] is None:
+    if store.resume(key, idle, subjects)[0] is None or full_path.resume(key, idle, subjects)[0] is None:
         raise RuntimeError("the session is not live")
 
     credential, secret = mw.oauth_credentials.create(
@@ -148,20 +146,22 @@ def measure(url: str, rounds: int, n: int) -> list[tuple[str, float]]:
             raise RuntimeError("a grant failed")
         return took
 
-    werkzeug_handling(grant_env())  # both parse the same grant
+    werkzeug_handling(grant_env())  # both read the same grant
     lean_handling(grant_env())
 
     runs = {
         "GET through redis-py (execute_command)": per_op(lambda: raw.get(keys[0]), n),
-        "GET on a pooled connection (send_command + read_response)": per_op(lambda: lean("GET", keys[0]), n),
-        "session read today: RedisTokenStore.resume (EVALSHA)": per_op(
+        "GET on a pooled connection (send_command + read_response)": per_op(
+            lambda: pooled("GET", keys[0]), n
+        ),
+        "session read before: RedisTokenStore.resume through execute_command": per_op(
+            lambda: full_path.resume(key, idle, subjects), n
+        ),
+        "session read now: RedisTokenStore.resume (the lean EVALSHA)": per_op(
             lambda: store.resume(key, idle, subjects), n
         ),
-        "prototype: the same EVALSHA on a pooled connection": per_op(
-            lambda: lean("EVALSHA", sha, 3, *keys, idle), n
-        ),
-        "token endpoint handling today: BoundedRequest + json_response": handling(werkzeug_handling),
-        "prototype: body read + strict parse + header list": handling(lean_handling),
+        "token endpoint handling before: BoundedRequest + werkzeug Response": handling(werkzeug_handling),
+        "token endpoint handling now: FormPost + JSONAnswer": handling(lean_handling),
         "a whole grant (SSOMiddleware, one round trip)": grants,
     }
     for fn in runs.values():
@@ -188,19 +188,25 @@ def main() -> None:
     for name, seconds in rows:
         print(f"| {name} | {seconds * 1e6:.1f} |")
     by = dict(rows)
-    saved_read = (
-        by["session read today: RedisTokenStore.resume (EVALSHA)"]
-        - by["prototype: the same EVALSHA on a pooled connection"]
-    )
-    saved_handling = (
-        by["token endpoint handling today: BoundedRequest + json_response"]
-        - by["prototype: body read + strict parse + header list"]
-    )
     print(
         json.dumps(
             {
-                "prototype_session_read_saving_us": round(saved_read * 1e6, 1),
-                "prototype_token_handling_saving_us": round(saved_handling * 1e6, 1),
+                "lean_session_read_saving_us": round(
+                    (
+                        by["session read before: RedisTokenStore.resume through execute_command"]
+                        - by["session read now: RedisTokenStore.resume (the lean EVALSHA)"]
+                    )
+                    * 1e6,
+                    1,
+                ),
+                "lean_token_handling_saving_us": round(
+                    (
+                        by["token endpoint handling before: BoundedRequest + werkzeug Response"]
+                        - by["token endpoint handling now: FormPost + JSONAnswer"]
+                    )
+                    * 1e6,
+                    1,
+                ),
                 "grant_us": round(by["a whole grant (SSOMiddleware, one round trip)"] * 1e6, 1),
             }
         )
