@@ -123,7 +123,7 @@ class JSONAnswer:
     """A JSON response as a bare WSGI response, with the hardening headers.
     The token endpoint answers every grant with one, and a werkzeug
     ``Response`` cost more than the endpoint's own checks there
-    (``benchmarks.prototypes``), so the headers are a plain list.
+    (``benchmarks.lean_paths``), so the headers are a plain list.
     """
 
     __slots__ = ("status", "headers", "body")

@@ -106,7 +106,7 @@ class FormPost:
     read as strictly and within the same limit as :class:`BoundedRequest`
     does, through werkzeug's own input stream, without building a
     ``Request``: on a token grant a werkzeug ``Request`` cost more than the
-    endpoint's own checks (``benchmarks.prototypes``).
+    endpoint's own checks (``benchmarks.lean_paths``).
 
     A body of any other media type is not read: the endpoint refuses it.
 
