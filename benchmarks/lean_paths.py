@@ -11,6 +11,8 @@ CPU, alternating, medians (µs per call). Context for RESULTS.md.
    beside it, the same store on a client of a ``redis.Redis`` subclass, for
    which it keeps ``execute_command``. A bare ``GET`` both ways is the
    reference.
+   Beside them, the prototype of a next step: the same ``EVALSHA`` packed
+   by hand instead of by redis-py's encoder.
 2. **The token endpoint** reads its form through werkzeug's input stream
    (``FormPost``) and answers with a header list (``JSONAnswer``); beside
    it, what it did before: a ``BoundedRequest`` and a werkzeug ``Response``.
@@ -61,6 +63,15 @@ ANSWER = {
     "redirect_url": "http://127.0.0.1:8000/oauth/singlesignon.php?access_token=" + "A" * 43,
 }
 LIMIT = 16 * 1024
+
+
+def _resp(command: tuple[t.Any, ...]) -> bytes:
+    """A command in RESP, packed by hand: the prototype of a next step."""
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 class _FullPath(redis.Redis):
@@ -114,6 +125,15 @@ def measure(url: str, rounds: int, n: int) -> list[tuple[str, float]]:
         finally:
             connections.release(conn)
 
+    def hand_packed(*command: t.Any) -> t.Any:
+        conn = connections.get_connection()
+        try:
+            conn.send_packed_command([_resp(command)])
+            return conn.read_response()
+        finally:
+            connections.release(conn)
+
+    sha = store._resume.sha  # type: ignore[attr-defined]
     if store.resume(key, idle, subjects)[0] is None or full_path.resume(key, idle, subjects)[0] is None:
         raise RuntimeError("the session is not live")
 
@@ -153,6 +173,12 @@ def measure(url: str, rounds: int, n: int) -> list[tuple[str, float]]:
         "GET through redis-py (execute_command)": per_op(lambda: raw.get(keys[0]), n),
         "GET on a pooled connection (send_command + read_response)": per_op(
             lambda: pooled("GET", keys[0]), n
+        ),
+        "the session's EVALSHA on a pooled connection (redis-py's packer)": per_op(
+            lambda: pooled("EVALSHA", sha, 3, *keys, idle), n
+        ),
+        "prototype: the same EVALSHA packed by hand": per_op(
+            lambda: hand_packed("EVALSHA", sha, 3, *keys, idle), n
         ),
         "session read before: RedisTokenStore.resume through execute_command": per_op(
             lambda: full_path.resume(key, idle, subjects), n
