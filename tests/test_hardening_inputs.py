@@ -285,18 +285,36 @@ def test_a_chunked_body_the_server_cannot_read_is_400_not_503(gunicorn):
     )
 
 
+@pytest.mark.parametrize("terminated", [False, True], ids=["werkzeug's stream", "server-terminated"])
 @pytest.mark.parametrize("path", [API_PATH, TOKEN_PATH])
-def test_a_body_shorter_than_its_content_length_is_400(middleware, credential, path):
-    """The client went away mid-body: what arrived is not parsed as if it
-    were the whole form."""
+def test_a_body_shorter_than_its_content_length_is_400(middleware, redis_client, credential, path, terminated):
+    """The client went away (or half-closed) mid-body: what arrived is not
+    parsed as if it were the whole form. A server that terminates the input
+    itself (``wsgi.input_terminated``, as gunicorn) just ends the stream."""
+    arrived = api_form(client_id="1") if path == API_PATH else {"grant_type": "single_sign_on"}
     environ = EnvironBuilder(
-        path=path, method="POST", base_url=SYSTEM_URL, data=b"grant_type=single_sign_on", content_type=FORM
+        path=path, method="POST", base_url=SYSTEM_URL, data=arrived, headers=basic(*credential)
     ).get_environ()
-    environ["CONTENT_LENGTH"] = "100"
+    environ["CONTENT_LENGTH"] = str(int(environ["CONTENT_LENGTH"]) + len("&service_id=101"))
+    if terminated:
+        environ["wsgi.input_terminated"] = True
     app_iter, status, _ = run_wsgi_app(middleware, environ, buffered=True)
     answer = json.loads(b"".join(app_iter))
     assert status.startswith("400")
     assert "The request body could not be read" in answer.get("message", answer.get("error_description"))
+    assert not list(redis_client.scan_iter("sso:v2:t:*"))  # nothing minted
+
+
+def test_a_query_string_no_server_would_send_is_a_400_at_the_admin_api(middleware):
+    """PEP 3333 environ strings are latin-1; a text beyond it (from a
+    middleware in front that decoded it) is refused, not a traceback."""
+    environ = EnvironBuilder(
+        path=API_PATH, method="POST", base_url=SYSTEM_URL, data=api_form(client_id="1")
+    ).get_environ()
+    environ["QUERY_STRING"] = "x=\u0100"
+    app_iter, status, _ = run_wsgi_app(middleware, environ, buffered=True)
+    assert status.startswith("400")
+    assert json.loads(b"".join(app_iter))["result"] == "error"
 
 
 # -- 2. one client authentication method at a time --------------------------------

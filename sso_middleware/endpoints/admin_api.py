@@ -162,15 +162,15 @@ class AdminAPI:
             return render(
                 _error("The API accepts POST requests only"), "json", "", 405, headers={"Allow": "POST"}
             )
-        request = BoundedRequest(environ, self.max_content_length)
-        if request.mimetype not in _FORM_TYPES:
-            return render(
-                _error("Send the parameters form-encoded (application/x-www-form-urlencoded)"),
-                "json",
-                "",
-                415,
-            )
         try:
+            request = BoundedRequest(environ, self.max_content_length)
+            if request.mimetype not in _FORM_TYPES:
+                return render(
+                    _error("Send the parameters form-encoded (application/x-www-form-urlencoded)"),
+                    "json",
+                    "",
+                    415,
+                )
             params = read_parameters(request)
             identifier, secret = _credentials(params)
         except MalformedRequest as e:

@@ -9,7 +9,9 @@ werkzeug checks ``Content-Length`` against ``Request.max_content_length``
 before reading, but a body without one (chunked, from a server that sets
 ``wsgi.input_terminated``, as gunicorn does) is read up to the limit and then
 simply ends: the form would be parsed from a truncated body, and a parameter
-after the cut would vanish without a word.
+after the cut would vanish without a word. Such a server also ends a body
+that stops short of its ``Content-Length`` (a client gone, or half-closed)
+without an error; that is a 400 here too.
 
 werkzeug also reads text that is not UTF-8 leniently: a raw ``\xff`` in a
 form-encoded body drops the whole form, and ``%ff`` stays the text ``%FF``.
@@ -27,7 +29,7 @@ from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request
-from werkzeug.wsgi import get_input_stream
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -44,6 +46,17 @@ FORM_ENCODED = "application/x-www-form-urlencoded"
 
 def _too_large(limit: int) -> RequestEntityTooLarge:
     return RequestEntityTooLarge(f"The request body must not exceed {limit} bytes")
+
+
+def _check_complete(environ: WSGIEnvironment, body: bytes) -> None:
+    """Refuse a body shorter than its ``Content-Length``: the client went
+    away mid-body (or half-closed), and a server that terminates the input
+    itself, as gunicorn does, just ends the stream there. The form would be
+    parsed from what arrived, a parameter after the cut vanishing without a
+    word."""
+    declared = get_content_length(environ)
+    if declared is not None and len(body) < declared:
+        raise BadRequest(UNREADABLE)
 
 
 def _parse_strictly(text: bytes) -> list[tuple[str, str]]:
@@ -90,13 +103,14 @@ class BoundedRequest(Request):
 
     def _load_form_data(self) -> None:
         try:
-            too_large = len(self.get_data(cache=True, parse_form_data=False)) > self.limit
+            body = self.get_data(cache=True, parse_form_data=False)
         except RequestEntityTooLarge:  # werkzeug's own check of Content-Length
-            too_large = True
+            raise _too_large(self.limit) from None
         except Exception:  # the server could not read it: bad chunk framing, a client gone
             raise BadRequest(UNREADABLE) from None
-        if too_large:
+        if len(body) > self.limit:
             raise _too_large(self.limit)
+        _check_complete(self.environ, body)
         super()._load_form_data()
 
 
@@ -144,4 +158,5 @@ def _read(environ: WSGIEnvironment, limit: int) -> bytes:
         raise BadRequest(UNREADABLE) from None
     if len(body) > limit:
         raise _too_large(limit)
+    _check_complete(environ, body)
     return body
