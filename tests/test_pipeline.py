@@ -9,6 +9,7 @@ import concurrent.futures
 import contextlib
 import http.cookiejar
 import json
+import logging.config
 import os
 import re
 import stat
@@ -31,6 +32,7 @@ from sso_middleware.credentials import hash_secret
 from tests.support.helpers import API_PATH, ROOT, SSO_PATH
 from tests.support.live import serve_gunicorn
 from tests.support.redis_server import free_port
+from tests.test_audit_json import howto_block
 
 SIGN_INS = 24
 #: The ini as a user names it, from the checkout.
@@ -392,3 +394,27 @@ def test_the_security_setting_holds_in_every_worker(workers):
     finally:
         allow_sso("1")
     assert call_api(workers, client_id="1")["result"] == "success"
+
+
+def test_gunicorn_logs_json_lines_with_the_howtos_dictionary(redis_server, tmp_path, monkeypatch):
+    """docs/howto/json-logs.md: the dictConfig dictionary, saved as JSON,
+    given to gunicorn with --log-config-json: it starts, and the audit
+    records are JSON objects with the plain field names."""
+    captured: list[dict[str, t.Any]] = []
+    monkeypatch.setattr(logging.config, "dictConfig", captured.append)
+    exec(howto_block("python", "dictConfig"), {})
+    [dictionary] = captured
+    config = tmp_path / "logging.json"
+    config.write_text(json.dumps(dictionary))
+    keys = "k" * 32
+    env = user_environment(tmp_path, keys=keys)
+    port, log = free_port(), tmp_path / "server.log"
+    url = f"http://127.0.0.1:{port}"
+    command = [*gunicorn(port, redis_server.url), "--log-config-json", str(config)]
+    with running(command, env=env, url=url + "/", log=log):
+        link = mint_from_the_command_line(env, url, redis_server.url)
+        with browser().open(link, timeout=5) as landing:
+            assert landing.url == url + "/account/invoices"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    [redeemed] = [r for r in records if r.get("event") == "redeemed"]
+    assert (redeemed["user_id"], redeemed["client_id"]) == (1, 1)
