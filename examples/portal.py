@@ -12,6 +12,7 @@ The seed accounts are the demo's (:func:`sso_middleware.demo.demo_user_store`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import secrets
@@ -19,7 +20,13 @@ import typing as t
 
 from sso_middleware import AdminAPIOptions, Destinations, SessionOptions, SSOMiddleware, Stores
 from sso_middleware.credentials import hash_secret
-from sso_middleware.demo import RedactingRequestHandler, credentials_line
+from sso_middleware.demo import (
+    IDENTIFIER_VARIABLE,
+    SECRET_VARIABLE,
+    DemoCredentials,
+    RedactingRequestHandler,
+    credentials_line,
+)
 
 #: The example portals' own routes for the destinations they serve.
 EXAMPLE_DESTINATIONS = Destinations(
@@ -47,9 +54,11 @@ def configure_logging() -> None:
 
 def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, port: int) -> None:
     """Run an example portal on 127.0.0.1 for development: ``--port``,
-    ``--redis-url`` (else in-memory stores), a random signing key, and admin
-    API credentials ``demo`` / ``$SSO_DEMO_API_SECRET`` (else random, and
-    printed: see :func:`sso_middleware.demo.credentials_line`)."""
+    ``--redis-url`` (else in-memory stores), a random signing key, and the
+    demo's admin API credential: ``$SSO_DEMO_API_IDENTIFIER`` (else
+    ``demo``) and ``$SSO_DEMO_API_SECRET`` (else random), the parts not
+    given printed with a line to export them (see
+    :class:`sso_middleware.demo.DemoCredentials`)."""
     from werkzeug.serving import run_simple  # looked up per call: tests stub it out
 
     parser = argparse.ArgumentParser(description=description)
@@ -57,14 +66,19 @@ def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, 
     parser.add_argument("--redis-url", help="keep tokens and sessions in Redis (default: in memory)")
     args = parser.parse_args()
     configure_logging()
-    chosen = os.environ.get("SSO_DEMO_API_SECRET")
-    api_secret = chosen or secrets.token_urlsafe(32)
+    credentials = DemoCredentials.from_environ(os.environ)
+    if IDENTIFIER_VARIABLE in credentials.generated:  # the examples' own default, exported as well
+        credentials = dataclasses.replace(credentials, identifier="demo")
     app = create_app(
         system_url=f"http://127.0.0.1:{args.port}",
         stores=Stores.redis(args.redis_url) if args.redis_url else Stores.memory(),
         secret_keys=[secrets.token_urlsafe(32)],
         sessions=SessionOptions(secure=False),
-        api=AdminAPIOptions(credentials={"demo": hash_secret(api_secret)}),
+        api=AdminAPIOptions(credentials={credentials.identifier: hash_secret(credentials.secret)}),
     )
-    print(credentials_line("demo", api_secret, generated=not chosen), flush=True)
+    generated = SECRET_VARIABLE in credentials.generated
+    print(credentials_line(credentials.identifier, credentials.secret, generated=generated), flush=True)
+    export = credentials.export_line()
+    if export is not None:
+        print(export, flush=True)
     run_simple("127.0.0.1", args.port, app, threaded=True, request_handler=RedactingRequestHandler)

@@ -287,7 +287,9 @@ def test_a_chunked_body_the_server_cannot_read_is_400_not_503(gunicorn):
 
 @pytest.mark.parametrize("terminated", [False, True], ids=["werkzeug's stream", "server-terminated"])
 @pytest.mark.parametrize("path", [API_PATH, TOKEN_PATH])
-def test_a_body_shorter_than_its_content_length_is_400(middleware, redis_client, credential, path, terminated):
+def test_a_body_shorter_than_its_content_length_is_400(
+    middleware, redis_client, credential, path, terminated
+):
     """The client went away (or half-closed) mid-body: what arrived is not
     parsed as if it were the whole form. A server that terminates the input
     itself (``wsgi.input_terminated``, as gunicorn) just ends the stream."""
@@ -402,20 +404,39 @@ def run_example(monkeypatch, capsys) -> tuple[str, dict[str, str]]:
 def test_an_example_portal_never_prints_a_secret_it_was_given(monkeypatch, capsys):
     chosen = "operator-chosen-" + "c" * 32
     monkeypatch.setenv("SSO_DEMO_API_SECRET", chosen)
+    monkeypatch.setenv("SSO_DEMO_API_IDENTIFIER", "demo")
     printed, credentials = run_example(monkeypatch, capsys)
     assert credentials == {"demo": hash_secret(chosen)}
-    assert chosen not in printed
+    assert chosen not in printed and "export" not in printed
     assert "identifier=demo" in printed and "SSO_DEMO_API_SECRET" in printed
 
 
 def test_an_example_portal_prints_the_secret_it_generated(monkeypatch, capsys):
     monkeypatch.delenv("SSO_DEMO_API_SECRET", raising=False)
+    monkeypatch.setenv("SSO_DEMO_API_IDENTIFIER", "demo")
     generated: list[str] = []
     real = secrets.token_urlsafe
     monkeypatch.setattr(secrets, "token_urlsafe", lambda n=None: generated.append(real(n)) or generated[-1])
     printed, credentials = run_example(monkeypatch, capsys)
     secret = next(s for s in generated if hash_secret(s) == credentials["demo"])
     assert secret in printed
+
+
+def test_an_example_portal_takes_the_demos_variables_and_prints_an_export_line(monkeypatch, capsys):
+    """The tutorial's requests read $SSO_DEMO_API_IDENTIFIER and
+    $SSO_DEMO_API_SECRET; an example portal uses and exports the same."""
+    monkeypatch.setenv("SSO_DEMO_API_IDENTIFIER", "operator")
+    monkeypatch.delenv("SSO_DEMO_API_SECRET", raising=False)
+    printed, credentials = run_example(monkeypatch, capsys)
+    [identifier] = credentials
+    assert identifier == "operator"
+    [export] = [line for line in printed.splitlines() if line.startswith("export ")]
+    assert export.startswith("export SSO_DEMO_API_SECRET=") and "IDENTIFIER" not in export
+
+    monkeypatch.delenv("SSO_DEMO_API_IDENTIFIER")
+    printed, credentials = run_example(monkeypatch, capsys)
+    assert list(credentials) == ["demo"]  # the examples' default, exported with the secret
+    assert "export SSO_DEMO_API_IDENTIFIER=demo SSO_DEMO_API_SECRET=" in printed
 
 
 # -- 5. ini settings: every bad one is a ConfigurationError that names it ----------

@@ -112,6 +112,9 @@ TEMPLATES = [
 ]
 
 USE_TZ = True
+# Django sets the process's time zone from this (America/Chicago by default),
+# which the audit log's timestamps would then show without an offset.
+TIME_ZONE = "UTC"
 
 # Errors to stderr (by default Django only mails them to ADMINS when DEBUG is
 # off); other loggers, the middleware's included, are left as they are.

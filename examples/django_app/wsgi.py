@@ -6,9 +6,9 @@ For a WSGI server: ``application`` is the portal wrapped by the middleware,
 configured from the environment::
 
     PORTAL_URL=https://portal.example.com REDIS_URL=redis://127.0.0.1:6379/0 \\
-    SSO_SECRET_KEYS="$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" \\
-    SSO_API_SECRET_HASH="$(printf %s "$API_SECRET" | sso-middleware hash-secret)" \\
-    gunicorn --workers 1 --bind 127.0.0.1:8004 examples.django_app.wsgi
+    SSO_SECRET_KEYS="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" \\
+    SSO_API_SECRET_HASH="$(printf %s "$API_SECRET" | .venv/bin/sso-middleware hash-secret)" \\
+    .venv/bin/gunicorn --workers 1 --bind 127.0.0.1:8004 examples.django_app.wsgi
 
 ``PORTAL_URL``
     ``system_url``: the public base URL. Plain ``http://`` needs
