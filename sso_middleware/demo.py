@@ -25,6 +25,7 @@ import shlex
 import typing as t
 from html import escape
 
+from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -38,7 +39,7 @@ from .stores import Stores
 from .users import Account, AccountStatus, MemoryUserStore, User
 
 if t.TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _TOKEN_IN_LINE = re.compile(r"(access_token=)[^&\s\"]*")
 
@@ -111,6 +112,10 @@ def portal(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterabl
     return Response(body, content_type="text/html; charset=utf-8")(environ, start_response)
 
 
+#: What the banner says when the ``metrics`` extra is not installed.
+METRICS_MISSING = "No /metrics: install the metrics extra (pip install 'sso_middleware[metrics]') to get one"
+
+
 def build_demo(
     port: int,
     stores: Stores,
@@ -128,12 +133,16 @@ def build_demo(
     the confirmation page. Logout also answers GET, so that a plain link
     signs out while trying things by hand; deployments keep that off. With
     the ``metrics`` extra installed, ``/metrics`` serves Prometheus metrics."""
-    app, metrics = portal, None
+    metrics = None
+    metrics_page: WSGIApplication = NotFound(
+        METRICS_MISSING
+    )  # not the portal's page: a scraper would parse it
     if metrics_available():
         from .metrics.prometheus import PrometheusMetrics, metrics_app
 
         metrics = PrometheusMetrics.isolated()
-        app = DispatcherMiddleware(portal, {"/metrics": metrics_app(metrics.registry)})
+        metrics_page = metrics_app(metrics.registry)
+    app = DispatcherMiddleware(portal, {"/metrics": metrics_page})
     return SSOMiddleware(
         app,
         system_url=f"http://127.0.0.1:{port}",
@@ -232,10 +241,6 @@ LOGOUT_NOTE = (
     "Deployments keep logout_on_get off (the default): with it on, any page could sign"
     " their users out with <img src=/logout>."
 )
-
-
-#: What the banner says when the ``metrics`` extra is not installed.
-METRICS_MISSING = "No /metrics: install the metrics extra (pip install 'sso_middleware[metrics]') to get one"
 
 
 def banner(base: str, credentials: DemoCredentials, *, in_redis: bool, confirm: Confirm = "never") -> str:

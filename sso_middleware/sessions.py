@@ -63,10 +63,10 @@ _PAYLOAD = re.compile(
 #: How a session check ended: ``resumed``; ``invalid`` (the cookie fails its
 #: signature or shape); ``expired`` (no session under it: the idle timeout
 #: passed); ``ended`` (logged out, or ended with its user's or account's
-#: sessions); ``refused`` (a live session that may not be resumed: past the
-#: absolute timeout, or a validly signed cookie that does not match its
-#: record, audited as ``forged_session``).
-CheckOutcome = t.Literal["resumed", "invalid", "expired", "ended", "refused"]
+#: sessions); ``timed_out`` (past the absolute timeout); ``refused`` (a
+#: validly signed cookie that does not match its record, audited as
+#: ``forged_session``).
+CheckOutcome = t.Literal["resumed", "invalid", "expired", "ended", "timed_out", "refused"]
 
 #: Bytes of the session secret's SHA-256 digest kept in its record: 128
 #: bits bind the cookie's 256-bit secret (a second preimage is a 2**128
@@ -286,7 +286,7 @@ class SessionManager:
             )
             return None, "refused"
         if self.clock() * 1000 - token.issued_at_ms > self.absolute_timeout * 1000:
-            return None, "refused"
+            return None, "timed_out"
         if token.issued_at_ms <= ended_until:
             # Ended with its user or account: end the record too (once), so
             # the session stays over even when the end time expires.

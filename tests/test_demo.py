@@ -350,3 +350,16 @@ def test_the_demo_serves_prometheus_metrics(start_demo):
     assert metric(text, "sso_tokens_minted_total", channel="admin_api") == 1
     assert metric(text, "sso_redemptions_total", outcome="signed_in", reason="") == 1
     assert metric(text, "sso_redemptions_total", outcome="replay", reason="") == 1
+
+
+def test_without_the_metrics_extra_metrics_is_a_404_not_the_portal(monkeypatch):
+    """A scraper pointed at the demo must not parse the portal's page."""
+    from webtest import TestApp
+
+    from sso_middleware import Stores, demo
+
+    monkeypatch.setattr(demo, "metrics_available", lambda: False)
+    app = TestApp(demo.build_demo(8000, Stores.memory(), API_ID, API_SECRET, "k" * 32))
+    response = app.get("/metrics", status=404)
+    assert "install the metrics extra" in response.text
+    assert app.get("/").status_int == 200

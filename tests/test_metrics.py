@@ -384,7 +384,7 @@ def test_session_resumes_are_counted_by_outcome(measured):
     }
 
 
-def test_sessions_past_the_absolute_timeout_or_not_matching_are_refused(measure, caplog):
+def test_sessions_past_the_absolute_timeout_time_out_and_forged_ones_are_refused(measure, caplog):
     clock = FakeClock(1_000_000.0)
     m = measure(clock=clock, idle_timeout=60, absolute_timeout=120)
     old = m.browser()
@@ -402,7 +402,11 @@ def test_sessions_past_the_absolute_timeout_or_not_matching_are_refused(measure,
     assert signed.get("/page").json["identity"] is None
     assert [r for r in caplog.records if getattr(r, "sso_event", None) == "forged_session"]
 
-    assert m.scrape().nonzero("sso_session_resumes_total") == {("resumed",): 1, ("refused",): 2}
+    assert m.scrape().nonzero("sso_session_resumes_total") == {
+        ("resumed",): 1,
+        ("timed_out",): 1,
+        ("refused",): 1,
+    }
 
 
 def test_authentication_failures_are_counted_by_endpoint(measured):

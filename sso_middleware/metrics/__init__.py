@@ -76,11 +76,11 @@ DenialReason = t.Literal[
 #: shape: made up, altered, or signed with a key since retired),
 #: ``expired`` (no session under it: the idle timeout passed),
 #: ``ended`` (logged out, or ended with its user's or account's sessions),
-#: ``refused`` (a live session that may not be resumed: past the absolute
-#: timeout, or, audited as ``forged_session``, a validly signed cookie that
-#: does not match its record) or ``unavailable`` (the store failed; the
-#: request went on anonymous). Requests without the cookie are not counted.
-ResumeOutcome = t.Literal["resumed", "invalid", "expired", "ended", "refused", "unavailable"]
+#: ``timed_out`` (past the absolute timeout), ``refused`` (a validly signed
+#: cookie that does not match its record, audited as ``forged_session``) or
+#: ``unavailable`` (the store failed; the request went on anonymous).
+#: Requests without the cookie are not counted.
+ResumeOutcome = t.Literal["resumed", "invalid", "expired", "ended", "timed_out", "refused", "unavailable"]
 
 #: Where a client failed to authenticate: the admin API (a wrong or
 #: unknown identifier or secret) or the token endpoint (a wrong or unknown
