@@ -7,7 +7,6 @@ import http.cookiejar
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -289,7 +288,6 @@ def test_only_what_it_generated_is_exported(start_demo):
     assert create_token(chosen.base, "ops team's", secret, client_id="1")["result"] == "success"
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize("env", [{}, {"SSO_DEMO_API_IDENTIFIER": "ops team's"}], ids=["generated", "chosen"])
 def test_the_request_it_suggests_works_as_printed(start_demo, env):
     demo = start_demo(env=env)

@@ -164,7 +164,7 @@ def test_malformed_requests_through_gunicorn_are_answered_as_defined(lab):
 
 @pytest.mark.parametrize("harness", ["sso_query", "admin_api", "token_endpoint", "cookie", "safe_path"])
 def test_atheris_harness_runs_clean_for_a_second(lab, harness, tmp_path):
-    pytest.importorskip("atheris", reason="atheris not installed (pip install -e '.[fuzz]')")
+    pytest.importorskip("atheris", reason="atheris is in the fuzz extra: scripts/fuzz")
     out = tmp_path / "fuzz.json"
     completed = subprocess.run(
         [

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -30,6 +29,7 @@ from werkzeug.test import Client
 
 from sso_middleware import AdminAPIOptions, ConfigurationError, Limit, SSOMiddleware
 from sso_middleware.credentials import hash_secret
+from sso_middleware.demo import demo_user_store
 from sso_middleware.exceptions import StoreUnavailable
 from sso_middleware.options import by_ini_names
 from sso_middleware.paste import options as ini_options
@@ -47,7 +47,6 @@ from tests.support.helpers import (
     api_form,
     browser,
     echo_app,
-    seed_user_store,
     sso_path,
 )
 from tests.support.redis_server import RedisServer
@@ -176,7 +175,7 @@ def build(client: t.Any, *, wait: tuple[int, int] | None = None, **overrides: t.
     options: dict[str, t.Any] = dict(
         system_url=SYSTEM_URL,
         secret_keys=[SECRET_KEY],
-        user_store=seed_user_store(),
+        user_store=demo_user_store(),
         stores=Stores.redis(client, wait=wait),
         api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
         **by_ini_names(overrides),
@@ -688,8 +687,6 @@ def test_memory_per_outstanding_token_and_session(store_server):
 def tls_redis(tmp_path_factory):
     """A redis-server that speaks TLS only, with a certificate for 127.0.0.1
     from a private CA; yields its port and the CA file."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
     folder = tmp_path_factory.mktemp("tls")
 
     def openssl(*args: str) -> None:
