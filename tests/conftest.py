@@ -11,6 +11,7 @@ import pytest
 
 from sso_middleware import SSOMiddleware
 from sso_middleware.credentials import hash_secret
+from sso_middleware.demo import demo_user_store
 from sso_middleware.options import by_ini_names, ini_fields
 from sso_middleware.stores import Stores
 from sso_middleware.stores.redis import connect
@@ -21,7 +22,6 @@ from tests.support.helpers import (
     SYSTEM_URL,
     browser,
     echo_app,
-    seed_user_store,
     sso_path,
 )
 from tests.support.live import pipeline_args, serve_gunicorn
@@ -141,8 +141,8 @@ def redis_client(store_server):
 
 @pytest.fixture
 def user_store():
-    """The tests' seed accounts (:func:`tests.support.helpers.seed_user_store`)."""
-    return seed_user_store()
+    """The tests' seed accounts (:func:`sso_middleware.demo.demo_user_store`)."""
+    return demo_user_store()
 
 
 @pytest.fixture

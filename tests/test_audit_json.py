@@ -9,9 +9,7 @@ import logging
 import logging.config
 import os
 import re
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,9 +25,10 @@ from tests.support.helpers import (
     SECRET_KEY,
     api_form,
     browser,
+    doc_block,
     sso_path,
 )
-from tests.support.live import new_browser
+from tests.support.live import new_browser, serve_process
 from tests.support.redis_server import free_port
 
 HOWTO = ROOT / "docs" / "howto" / "json-logs.md"
@@ -41,10 +40,7 @@ PREFIXED = {name: f"sso_{name}" for name in PLAIN}
 
 def howto_block(language: str, marker: str) -> str:
     """The one ``language`` code block of the how-to that contains ``marker``."""
-    blocks = re.findall(rf"^```{language}\n(.*?)^```$", HOWTO.read_text(), flags=re.M | re.S)
-    found = [block for block in blocks if marker in block]
-    assert len(found) == 1, f"{HOWTO.name} has {len(found)} {language} blocks with {marker!r}"
-    return found[0]
+    return doc_block(HOWTO, language, marker)
 
 
 def configure_with_dict_config(tmp_path) -> None:
@@ -132,32 +128,13 @@ def test_the_example_portals_log_timestamped_audit_lines(framework, redis_server
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", f"examples.{framework}_app.app", "--port", str(port)]
     env = {**os.environ, "SSO_DEMO_API_SECRET": api_secret}
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [*command, "--redis-url", redis_server.url],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/", timeout=1).close()
-                break
-            except (urllib.error.URLError, OSError):
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+    with serve_process([*command, "--redis-url", redis_server.url], url=url + "/", log=log, env=env):
         form = {"identifier": "demo", "secret": api_secret, "client_id": "1"}
         data = urllib.parse.urlencode(api_form(**form)).encode()
         with urllib.request.urlopen(url + API_PATH, data, timeout=5) as r:
             token = json.load(r)
         with new_browser().open(token["redirect_url"], timeout=5) as landing:
             assert landing.status == 200
-    finally:
-        process.terminate()
-        process.wait(15)
     output = log.read_text()
     timestamped = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO \[\d+\] sso_middleware: "
     assert re.search(timestamped + r"Issued Single Sign-On token \S+ for User ID: 1, client 1", output, re.M)

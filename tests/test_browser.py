@@ -21,7 +21,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import typing as t
 import urllib.error
 import urllib.parse
@@ -37,7 +36,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.helpers import API_PATH, COOKIE_NAME, ROOT, SSO_PATH
-from tests.support.live import pipeline_args, serve_gunicorn
+from tests.support.live import pipeline_args, serve_gunicorn, serve_process
 from tests.support.redis_server import free_port
 
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -483,26 +482,8 @@ def serve_django_portal(redis_url: str, folder: Path) -> t.Iterator[DjangoPortal
     tmp.mkdir()
     env = {**os.environ, "SSO_DEMO_API_SECRET": api_secret, "TMPDIR": str(tmp)}
     command = [sys.executable, "-m", "examples.django_app.app", "--port", str(port), "--redis-url", redis_url]
-    with open(log, "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/", timeout=1).close()
-                break
-            except (urllib.error.URLError, OSError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the Django portal did not start:\n" + log.read_text()) from None
-                time.sleep(0.1)
+    with serve_process(command, url=url + "/", log=log, env=env, stop=signal.SIGINT):
         yield DjangoPortal(url, api_secret, log)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def test_django_round_trip_in_a_real_browser(redis_server, chromium, tmp_path):

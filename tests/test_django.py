@@ -9,7 +9,6 @@ user table before each test."""
 
 from __future__ import annotations
 
-import json
 import runpy
 
 import pytest
@@ -31,17 +30,10 @@ from tests.support.helpers import (
     browser,
     sso_path,
 )
+from tests.support.portals import LANDINGS, PROTECTED, SAME_ORIGIN, mint, sign_in, whoami
 
 #: Django's session cookie: it only remembers whom REMOTE_USER named.
 DJANGO_SESSION = "sessionid"
-SAME_ORIGIN = {"Origin": SYSTEM_URL}
-PROTECTED = [
-    "/account/profile",
-    "/account/services",
-    "/account/services/101",
-    "/account/invoices",
-    "/account/security",
-]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -85,27 +77,8 @@ def usernames() -> list[str]:
     return sorted(user.get_username() for user in get_user_model().objects.all())
 
 
-def mint(portal: SSOMiddleware, **inputs) -> str:
-    result = portal.create_sso_token(**inputs)
-    assert result["result"] == "success", result
-    return sso_path(result["redirect_url"])
-
-
-def sign_in(portal: SSOMiddleware, web: webtest.TestApp, **inputs) -> webtest.TestResponse:
-    """Follow a fresh link for client 1; return the landing page."""
-    landing = web.get(mint(portal, client_id=1, **inputs), status=303)
-    assert landing.location.startswith(SYSTEM_URL + "/")
-    return web.get(landing.location[len(SYSTEM_URL) :], status=200)
-
-
 def who(page: webtest.TestResponse) -> str:
     return page.html.find(id="who").text
-
-
-def whoami(web: webtest.TestApp) -> tuple[int, dict]:
-    response = web.get("/whoami", expect_errors=True)
-    assert response.content_type == "application/json"
-    return response.status_int, json.loads(response.body)
 
 
 def sent_to_sign_in(web: webtest.TestApp, path: str) -> webtest.TestResponse:
@@ -145,16 +118,7 @@ def test_round_trip(portal, web):
     assert "Not signed in." in web.get("/").text
 
 
-@pytest.mark.parametrize(
-    ("inputs", "path"),
-    [
-        ({}, "/"),
-        ({"destination": "clientarea:profile"}, "/account/profile"),
-        ({"destination": "clientarea:services"}, "/account/services"),
-        ({"destination": "clientarea:product_details", "service_id": 101}, "/account/services/101"),
-        ({"destination": "clientarea:invoices"}, "/account/invoices"),
-    ],
-)
+@pytest.mark.parametrize(("inputs", "path"), LANDINGS)
 def test_sign_on_lands_on_the_mapped_route(portal, web, inputs, path):
     landing = web.get(mint(portal, client_id=1, **inputs), status=303)
     assert landing.location == SYSTEM_URL + path

@@ -31,6 +31,7 @@ import pytest
 
 from sso_middleware import AdminAPIOptions, Limit, Limits, SSOMiddleware
 from sso_middleware.credentials import hash_secret
+from sso_middleware.demo import demo_user_store
 from sso_middleware.exceptions import StoreUnavailable
 from sso_middleware.stores import Stores
 from sso_middleware.stores.redis import connect_cluster, connect_sentinel
@@ -44,7 +45,6 @@ from tests.support.helpers import (
     SYSTEM_URL,
     browser,
     echo_app,
-    seed_user_store,
     sso_path,
 )
 from tests.support.redis_server import REDIS, VALKEY, Flavour
@@ -68,7 +68,7 @@ def build(client: t.Any, wait: tuple[int, int] | None = None) -> SSOMiddleware:
         echo_app,
         system_url=SYSTEM_URL,
         secret_keys=[SECRET_KEY],
-        user_store=seed_user_store(),
+        user_store=demo_user_store(),
         stores=Stores.redis(client, wait=wait),
         api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
         limits=Limits(redeem=Limit(10**6, 600)),

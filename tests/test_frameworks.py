@@ -5,7 +5,6 @@ the signed-in user switch single sign-on off and on, same-origin only."""
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import re
 
@@ -14,17 +13,10 @@ import webtest
 
 from sso_middleware import Identity, SSOMiddleware
 from sso_middleware.stores import Stores
-from tests.support.helpers import COOKIE_NAME, ROOT, SECRET_KEY, SYSTEM_URL, browser, sso_path
+from tests.support.helpers import COOKIE_NAME, ROOT, SECRET_KEY, SYSTEM_URL, browser
+from tests.support.portals import LANDINGS, PROTECTED, SAME_ORIGIN, mint, sign_in, whoami
 
 FRAMEWORKS = ["flask", "pyramid", "bottle"]
-PROTECTED = [
-    "/account/profile",
-    "/account/services",
-    "/account/services/101",
-    "/account/invoices",
-    "/account/security",
-]
-SAME_ORIGIN = {"Origin": SYSTEM_URL}
 DENIED = "Single Sign-On authentication denied per configuration for User ID: 1"
 
 
@@ -44,39 +36,11 @@ def web(portal) -> webtest.TestApp:
     return browser(portal)
 
 
-def mint(portal: SSOMiddleware, **inputs) -> str:
-    result = portal.create_sso_token(**inputs)
-    assert result["result"] == "success", result
-    return sso_path(result["redirect_url"])
-
-
-def sign_in(portal: SSOMiddleware, web: webtest.TestApp, **inputs) -> webtest.TestResponse:
-    """Redeem a fresh token for client 1; return the landing page."""
-    landing = web.get(mint(portal, client_id=1, **inputs), status=303)
-    assert landing.location.startswith(SYSTEM_URL + "/")
-    return web.get(landing.location[len(SYSTEM_URL) :])
-
-
-def whoami(web: webtest.TestApp):
-    response = web.get("/whoami", expect_errors=True)
-    assert response.content_type == "application/json"
-    return response.status_int, json.loads(response.body)
-
-
 def test_create_app_returns_the_middleware(portal):
     assert isinstance(portal, SSOMiddleware)
 
 
-@pytest.mark.parametrize(
-    ("inputs", "path"),
-    [
-        ({}, "/"),
-        ({"destination": "clientarea:profile"}, "/account/profile"),
-        ({"destination": "clientarea:services"}, "/account/services"),
-        ({"destination": "clientarea:product_details", "service_id": 101}, "/account/services/101"),
-        ({"destination": "clientarea:invoices"}, "/account/invoices"),
-    ],
-)
+@pytest.mark.parametrize(("inputs", "path"), LANDINGS)
 def test_sign_on_lands_on_the_mapped_route(portal, web, inputs, path):
     landing = web.get(mint(portal, client_id=1, **inputs), status=303)
     assert landing.location == SYSTEM_URL + path

@@ -8,9 +8,10 @@ import secrets
 import pytest
 
 import sso_middleware.issuer
+from sso_middleware.demo import demo_user_store
 from sso_middleware.exceptions import ConfigurationError
 from sso_middleware.users import Account, AccountStatus, User
-from tests.support.helpers import SSO_PATH, SYSTEM_URL, browser, seed_user_store, sso_path
+from tests.support.helpers import SSO_PATH, SYSTEM_URL, browser, sso_path
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 SSO_URL = SYSTEM_URL + SSO_PATH + "?access_token="
@@ -178,7 +179,7 @@ def test_errors(middleware, redis_client, inputs, message):
     ],
 )
 def test_no_owner_found(make_middleware, redis_client, account):
-    users = seed_user_store()
+    users = demo_user_store()
     users.add_account(account)
     middleware = make_middleware(user_store=users)
     assert middleware.create_sso_token(client_id=7) == {
@@ -208,7 +209,7 @@ def test_named_user_acting_for_the_client(middleware):
 
 
 def test_user_only_uses_the_users_first_account(make_middleware):
-    users = seed_user_store()
+    users = demo_user_store()
     users.add_user(User(8, client_ids=(2, 1)))
     middleware = make_middleware(user_store=users)
     result = middleware.create_sso_token(user_id=8)

@@ -74,7 +74,7 @@ def test_the_ini_pipeline_reads_every_option(name, monkeypatch):
         "system_url": "http://127.0.0.1:8000",
         "redis_url": "memory:",
         "secret_keys": SECRET_KEY,
-        "user_store": "tests.support.helpers:seed_user_store",
+        "user_store": "sso_middleware.demo:demo_user_store",
         name: text,
     }
     if name in ("api_roles", "api_allowed_ips"):

@@ -6,7 +6,6 @@ by gunicorn with several worker processes sharing Redis and the accounts."""
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import http.cookiejar
 import json
 import logging.config
@@ -16,7 +15,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import typing as t
 import urllib.error
 import urllib.parse
@@ -29,10 +27,9 @@ from paste.deploy import loadapp
 from examples import pipeline as example
 from sso_middleware import SSOMiddleware
 from sso_middleware.credentials import hash_secret
-from tests.support.helpers import API_PATH, ROOT, SSO_PATH
-from tests.support.live import serve_gunicorn
+from tests.support.helpers import API_PATH, ROOT, SSO_PATH, doc_block
+from tests.support.live import pipeline_args, serve_gunicorn, serve_process
 from tests.support.redis_server import free_port
-from tests.test_audit_json import howto_block
 
 SIGN_INS = 24
 #: The ini as a user names it, from the checkout.
@@ -106,33 +103,6 @@ def user_environment(tmp_path: Path, *, keys: str | None) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def running(command: list[str], *, env: dict[str, str], url: str, log: Path) -> t.Iterator[None]:
-    """Run ``command`` in the checkout, its output in ``log``, until ``url``
-    answers; stop it on the way out."""
-    with open(log, "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=1).close()
-                break
-            except (urllib.error.URLError, OSError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    raise RuntimeError(f"{command[0]} did not start:\n{log.read_text()}") from None
-                time.sleep(0.1)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
 def mint_from_the_command_line(env: dict[str, str], url: str, redis_url: str) -> str:
     """``sso-middleware create-token`` with the same keys and accounts: the
     link it prints."""
@@ -170,7 +140,7 @@ def test_the_ini_serves_as_it_is(name, redis_server, tmp_path):
     env = user_environment(tmp_path, keys=keys)
     port, log, before = free_port(), tmp_path / "server.log", leftovers()
     url = f"http://127.0.0.1:{port}"
-    with running(command(port, redis_server.url), env=env, url=url + "/", log=log):
+    with serve_process(command(port, redis_server.url), url=url + "/", log=log, env=env):
         link = mint_from_the_command_line(env, url, redis_server.url)
         assert link.startswith(url + SSO_PATH + "?access_token=")
         opener = browser()
@@ -294,27 +264,7 @@ def workers(redis_server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("pipeline")
     port, api_secret = free_port(), "pipeline-" + "s" * 32
     url = f"http://127.0.0.1:{port}"
-    args = [
-        "--paste",
-        str(ROOT / INI),
-        "--pythonpath",
-        str(ROOT),
-        "--workers",
-        "2",
-        "--preload",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--paste-global",
-        f"public_url={url}",
-        "--paste-global",
-        f"redis={redis_server.url}",
-        "--paste-global",
-        f"admin_api_credentials=demo = {hash_secret(api_secret)}",
-        "--access-logfile",
-        "-",
-        "--access-logformat",
-        "%(p)s %(m)s %(U)s %(s)s",
-    ]
+    args = pipeline_args(port, url, redis_server.url, api_secret, secure_cookies=False)
     env = {**os.environ, "PORTAL_DB": str(folder / "portal.db"), "SSO_SECRET_KEYS": "p" * 32}
     log = folder / "gunicorn.log"
     with serve_gunicorn(args, url=url + "/", log=log, cwd=folder, env=env):
@@ -402,7 +352,7 @@ def test_gunicorn_logs_json_lines_with_the_howtos_dictionary(redis_server, tmp_p
     records are JSON objects with the plain field names."""
     captured: list[dict[str, t.Any]] = []
     monkeypatch.setattr(logging.config, "dictConfig", captured.append)
-    exec(howto_block("python", "dictConfig"), {})
+    exec(doc_block(ROOT / "docs" / "howto" / "json-logs.md", "python", "dictConfig"), {})
     [dictionary] = captured
     config = tmp_path / "logging.json"
     config.write_text(json.dumps(dictionary))
@@ -411,7 +361,7 @@ def test_gunicorn_logs_json_lines_with_the_howtos_dictionary(redis_server, tmp_p
     port, log = free_port(), tmp_path / "server.log"
     url = f"http://127.0.0.1:{port}"
     command = [*gunicorn(port, redis_server.url), "--log-config-json", str(config)]
-    with running(command, env=env, url=url + "/", log=log):
+    with serve_process(command, url=url + "/", log=log, env=env):
         link = mint_from_the_command_line(env, url, redis_server.url)
         with browser().open(link, timeout=5) as landing:
             assert landing.url == url + "/account/invoices"

@@ -1,23 +1,23 @@
 """The tests' own constants, seed data and plain helpers (fixtures are in
 ``tests/conftest.py``, which builds on these).
 
-Seed data (client → owner), the same accounts the demo seeds: 1 Active
-(user 1; user 5 may also act for it), 2 Inactive (user 2), 3 Closed (user 3),
-4 Active with single sign-on switched off (user 4). User 6 acts for no
-account. Services 101 (client 1), 201 (client 2), 301 (client 3); domain 111
-(client 1).
+The seed accounts are the demo's (:func:`sso_middleware.demo.demo_user_store`):
+1 Active (user 1; user 5 may also act for it), 2 Inactive (user 2), 3 Closed
+(user 3), 4 Active with single sign-on switched off (user 4). User 6 acts
+for no account. Services 101 (client 1), 201 (client 2), 301 (client 3);
+domain 111 (client 1).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 from pathlib import Path
 
 import webtest
 
 from sso_middleware import SSOMiddleware, get_identity
-from sso_middleware.users import Account, AccountStatus, MemoryUserStore, User
 
 if t.TYPE_CHECKING:
     import redis
@@ -38,23 +38,13 @@ TOKEN_PATH = "/oauth/token.php"
 COOKIE_NAME = "__Host-sso_session"
 
 
-def seed_user_store() -> MemoryUserStore:
-    """The accounts, users, services and domain in this module's docstring."""
-    users = MemoryUserStore()
-    for client_id, status, sso_allowed in (
-        (1, AccountStatus.ACTIVE, True),
-        (2, AccountStatus.INACTIVE, True),
-        (3, AccountStatus.CLOSED, True),
-        (4, AccountStatus.ACTIVE, False),
-    ):
-        users.add_account(Account(client_id, status, sso_allowed, owner_user_id=client_id))
-        users.add_user(User(client_id, client_ids=(client_id,)))
-    users.add_user(User(5, client_ids=(1,)))
-    users.add_user(User(6))
-    for client_id, service_id in ((1, 101), (2, 201), (3, 301)):
-        users.add_service(client_id, service_id)
-    users.add_domain(1, 111)
-    return users
+def doc_block(page: Path, language: str, marker: str) -> str:
+    """The one ``language`` code block of the Markdown ``page`` that contains
+    ``marker``: tests run the documentation's own snippets."""
+    blocks = re.findall(rf"^```{language}\n(.*?)^```$", page.read_text(), flags=re.M | re.S)
+    found = [block for block in blocks if marker in block]
+    assert len(found) == 1, f"{page.name} has {len(found)} {language} blocks with {marker!r}"
+    return found[0]
 
 
 def echo_app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:

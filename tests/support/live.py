@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import http.cookiejar
 import json
+import signal
 import ssl
 import subprocess
 import sys
@@ -83,11 +84,14 @@ def status_of(browser: urllib.request.OpenerDirector, url: str) -> int:
             return e.code
 
 
-def pipeline_args(port: int, public_url: str, redis_url: str, api_secret: str) -> list[str]:
+def pipeline_args(
+    port: int, public_url: str, redis_url: str, api_secret: str, *, secure_cookies: bool = True
+) -> list[str]:
     """gunicorn's arguments to serve examples/pipeline.ini on
     127.0.0.1:``port`` with two workers forked after loading it, given the
-    globals it reads, with Secure cookies and the admin API credential
-    ``demo``, logging each request as "pid method path status"."""
+    globals it reads, with ``Secure`` cookies (unless ``secure_cookies`` is
+    false, for plain HTTP) and the admin API credential ``demo``, logging
+    each request as "pid method path status"."""
     return [
         "--paste",
         str(ROOT / "examples" / "pipeline.ini"),
@@ -103,7 +107,7 @@ def pipeline_args(port: int, public_url: str, redis_url: str, api_secret: str) -
         "--paste-global",
         f"redis={redis_url}",
         "--paste-global",
-        "cookies_secure=true",
+        f"cookies_secure={str(secure_cookies).lower()}",
         "--paste-global",
         f"admin_api_credentials=demo = {hash_secret(api_secret)}",
         "--access-logfile",
@@ -114,27 +118,22 @@ def pipeline_args(port: int, public_url: str, redis_url: str, api_secret: str) -
 
 
 @contextlib.contextmanager
-def serve_gunicorn(
-    args: t.Sequence[str],
+def serve_process(
+    command: t.Sequence[str],
     *,
     url: str,
     log: Path,
-    cwd: Path,
+    cwd: Path = ROOT,
     env: t.Mapping[str, str] | None = None,
     context: ssl.SSLContext | None = None,
+    stop: signal.Signals = signal.SIGTERM,
 ) -> t.Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m gunicorn *args`` in ``cwd``, its output in ``log``,
-    and yield the process once ``url`` answers (``context`` for HTTPS).
-    Raises RuntimeError with the log if gunicorn exits or does not answer
-    within 30 seconds; stops gunicorn on the way out."""
+    """Run ``command`` in ``cwd``, its output in ``log``, and yield the
+    process once ``url`` answers (``context`` for HTTPS). Raises
+    RuntimeError with the log if it exits or does not answer within 30
+    seconds; sends it ``stop`` on the way out (killed if it lingers)."""
     with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *args],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=cwd,
-        )
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -144,13 +143,28 @@ def serve_gunicorn(
             except (urllib.error.URLError, OSError):
                 if process.poll() is not None or time.monotonic() > deadline:
                     process.kill()
-                    raise RuntimeError("gunicorn did not start:\n" + log.read_text()) from None
+                    raise RuntimeError(f"{command[0]} did not start:\n" + log.read_text()) from None
                 time.sleep(0.1)
         yield process
     finally:
-        process.terminate()
+        process.send_signal(stop)
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def serve_gunicorn(
+    args: t.Sequence[str],
+    *,
+    url: str,
+    log: Path,
+    cwd: Path,
+    env: t.Mapping[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> t.ContextManager[subprocess.Popen[bytes]]:
+    """:func:`serve_process` of ``python -m gunicorn *args``."""
+    return serve_process(
+        [sys.executable, "-m", "gunicorn", *args], url=url, log=log, cwd=cwd, env=env, context=context
+    )

@@ -17,9 +17,10 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from sso_middleware import AdminAPIOptions, SessionOptions, SSOMiddleware, Stores
 from sso_middleware.credentials import hash_secret
+from sso_middleware.demo import demo_user_store
 from sso_middleware.metrics.prometheus import PrometheusMetrics, metrics_app
 from sso_middleware.metrics.prometheus import child_exit as child_exit
-from tests.support.helpers import API_IDENTIFIER, API_SECRET, SECRET_KEY, echo_app, seed_user_store
+from tests.support.helpers import API_IDENTIFIER, API_SECRET, SECRET_KEY, echo_app
 
 
 def build() -> DispatcherMiddleware:
@@ -28,7 +29,7 @@ def build() -> DispatcherMiddleware:
         echo_app,
         system_url=os.environ["SSO_TEST_SYSTEM_URL"],
         secret_keys=[SECRET_KEY],
-        user_store=seed_user_store(),
+        user_store=demo_user_store(),
         stores=Stores.redis(os.environ["SSO_TEST_REDIS_URL"]),
         api=AdminAPIOptions(credentials={API_IDENTIFIER: hash_secret(API_SECRET)}),
         sessions=SessionOptions(secure=False),
