@@ -48,9 +48,9 @@ from .endpoints.admin_api import AdminAPI
 from .exceptions import APIError, ConfigurationError, SSOError
 from .issuer import MintRequest, TokenIssuer
 from .options import CONFIRM_MODES, MAX_TIMEOUT, MAX_TTL, SessionOptions
-from .paste import load
+from .paste import load, secret_keys
 from .stores import Stores
-from .stores.redis import DEFAULT_PREFIX, connect
+from .stores.redis import DEFAULT_PREFIX, KEY_KINDS, connect
 from .urls import check_path, check_system_url
 from .users import UserStore
 
@@ -120,12 +120,10 @@ def _user_store(dotted: str) -> UserStore:
 def _secret_keys() -> list[str]:
     """The deployment's secret keys, which seal token records: from
     ``$SSO_SECRET_KEYS``, whitespace-separated, oldest first."""
-    keys = os.environ.get("SSO_SECRET_KEYS", "").split()
-    if not keys:
-        raise Failed(
-            "set SSO_SECRET_KEYS to the deployment's secret keys (whitespace-separated, oldest first)"
-        )
-    return keys
+    try:
+        return secret_keys({"secret_keys_env": "SSO_SECRET_KEYS"})
+    except ConfigurationError as e:
+        raise Failed(str(e)) from None
 
 
 def _create_token(args: argparse.Namespace) -> int:
@@ -149,9 +147,8 @@ def _deployment_under(client: t.Any, prefix: str) -> bool:
     credential sets) are stored under ``prefix``: a typo in it would make
     a command write where no deployment reads."""
     pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
-    kinds = ("t:", "e:", "ended", "rl:", "{credentials}:")
     return any(
-        key[len(prefix) :].startswith(kinds)
+        key[len(prefix) :].startswith(KEY_KINDS)
         for key in (k.decode("utf-8", "replace") for k in client.scan_iter(match=pattern, count=1000))
     )
 
@@ -271,8 +268,16 @@ def _hash_secret(args: argparse.Namespace) -> int:
 
 
 def _ttl(value: str) -> int:
-    if not value.isdigit() or not 0 < int(value) <= MAX_TTL:
-        raise argparse.ArgumentTypeError(f"whole seconds from 1 to {MAX_TTL}")
+    return _seconds(value, MAX_TTL)
+
+
+def _timeout(value: str) -> int:
+    return _seconds(value, MAX_TIMEOUT)
+
+
+def _seconds(value: str, most: int) -> int:
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= most:
+        raise argparse.ArgumentTypeError(f"whole seconds from 1 to {most}")
     return int(value)
 
 
@@ -478,7 +483,7 @@ def parser() -> argparse.ArgumentParser:
     end.add_argument("--user-id", type=_id, help="end the sessions of this user")
     end.add_argument(
         "--absolute-timeout",
-        type=_id,
+        type=_timeout,
         default=MAX_TIMEOUT,
         help="how long the end is remembered, at least the deployment's absolute_timeout"
         f" (default {MAX_TIMEOUT} s, the longest allowed)",

@@ -86,8 +86,9 @@ def _post(
     except urllib.error.HTTPError as e:
         with e:
             raise _refusal(url, e) from None
-    except Exception as e:
-        raise SSOClientError(f"no usable answer from {url}: {type(e).__name__}") from None
+    except Exception as e:  # the URL holds no credentials (check_system_url), so the cause may show
+        cause = getattr(e, "reason", None) or e
+        raise SSOClientError(f"no usable answer from {url}: {type(e).__name__}: {cause}") from None
     if not isinstance(answer, dict):
         raise SSOClientError(
             f"{url} answered with something other than a JSON object: check the system_url", status=status

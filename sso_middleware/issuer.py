@@ -27,8 +27,6 @@ from .stores import TokenStore
 from .tokens import TokenRecord, fingerprint, new_token, token_key
 from .users import ObjectKind, UserStore
 
-#: Longest accepted token lifetime, in seconds.
-
 #: Largest accepted id (a signed 64-bit integer, what databases store).
 MAX_ID = 2**63 - 1
 

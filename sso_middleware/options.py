@@ -214,7 +214,7 @@ class AdminAPIOptions:
 
     #: Identifier → ``sha256:`` hash of its secret (``sso-middleware hash-secret``).
     credentials: t.Mapping[str, str] = dataclasses.field(
-        default_factory=dict, metadata=_ini("api_credentials", lines=True)
+        default_factory=dict, repr=False, metadata=_ini("api_credentials", lines=True)
     )
     #: Identifier → the only actions it may call (a list, or names separated
     #: by spaces), e.g. ``{"billing": ["CreateSsoToken"]}``; identifiers left

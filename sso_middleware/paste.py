@@ -299,6 +299,9 @@ def stores(settings: t.Mapping[str, str]) -> Stores:
             f" redis_sentinels (with redis_service) or redis_cluster_nodes; got {', '.join(given) or 'none'}"
         )
     if settings.get("redis_url", "").strip() == "memory:":
+        ignored = sorted(k for k in settings if k.startswith("redis_") and k != "redis_url")
+        if ignored:  # a setting that would do nothing must not look as if it did
+            raise ConfigurationError(f"{ignored[0]} has no effect with redis_url = memory:; remove it")
         return Stores.memory()
     auth = _credentials(settings, "redis_username", "redis_password_env")
     tls = settings.get("redis_url", "").strip().startswith("rediss://")

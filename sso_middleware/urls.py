@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError
 
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 #: Printable ASCII without spaces or backslashes (which browsers read as
 #: "/", so that ``https://evil.example\\.portal.example.com`` is evil.example's):
@@ -45,7 +45,7 @@ def check_system_url(url: str, secure: bool = True) -> str:
             "system_url must be the public base URL of the app,"
             " like https://portal.example.com (no query, fragment or credentials)"
         )
-    if secure and parts.scheme == "http" and parts.netloc.rsplit(":", 1)[0] not in _LOCAL_HOSTS:
+    if secure and parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
         raise ConfigurationError(
             "system_url is plain HTTP but cookies are Secure, so browsers would"
             " never send the session back; use https, or for development"

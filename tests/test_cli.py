@@ -472,3 +472,17 @@ def test_a_scope_that_is_no_destination_is_refused_as_the_api_refuses_it(redis_s
     )
     assert failure(result) == 'The requested scope "bogus" is invalid.'
     assert answer(credentials_cli(redis_server.url, "list"))["clients"] == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["create-token", "--ttl", "²"], "argument --ttl: whole seconds from 1 to"),
+        (
+            ["end-sessions", "--client-id", "1", "--absolute-timeout", str(2**63)],
+            "argument --absolute-timeout",
+        ),
+    ],
+)
+def test_seconds_out_of_range_are_a_usage_error(redis_server, args, message):
+    assert message in usage_error(cli(*args, "--redis-url", redis_server.url))

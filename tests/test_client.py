@@ -224,7 +224,16 @@ def test_unreachable_deployment_has_no_status():
         assert raised.value.status is None
         assert raised.value.error is None
         assert base in raised.value.message
-        assert API_SECRET not in raised.value.message
+        assert "Connection refused" in raised.value.message  # the cause, for whoever reads the error
+        assert API_SECRET not in raised.value.message and "secret" not in raised.value.message
+
+
+def test_admin_api_options_repr_hides_the_secret_hashes():
+    from sso_middleware import AdminAPIOptions
+    from sso_middleware.credentials import hash_secret
+
+    digest = hash_secret(API_SECRET)
+    assert digest not in repr(AdminAPIOptions(credentials={API_IDENTIFIER: digest}))
 
 
 def test_repr_hides_the_secrets():

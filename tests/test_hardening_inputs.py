@@ -19,6 +19,7 @@ import typing as t
 from urllib.parse import quote_plus, urlencode
 
 import pytest
+from werkzeug.serving import BaseWSGIServer
 from werkzeug.test import EnvironBuilder, encode_multipart, run_wsgi_app
 
 from sso_middleware import ConfigurationError
@@ -390,15 +391,43 @@ def test_a_refused_link_request_mints_stores_and_audits_nothing(app, redis_clien
 def run_example(monkeypatch, capsys) -> tuple[str, dict[str, str]]:
     """Run :func:`serve_example` up to its server; return what it printed and
     the admin API credentials it configured."""
-    import werkzeug.serving
-
-    from examples.portal import serve_example
+    from examples import portal
 
     configured: dict[str, t.Any] = {}
     monkeypatch.setattr(sys, "argv", ["example", "--port", "0"])
-    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: None)
-    serve_example(lambda **options: configured.update(options), "An example portal.", 8001)
+    monkeypatch.setattr(BaseWSGIServer, "serve_forever", lambda self: None)
+    portal.serve_example(lambda **options: configured.update(options), "An example portal.", 8001)
     return capsys.readouterr().out, dict(configured["api"].credentials)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "99999"], "argument --port: 99999 is not a TCP port"),
+        (["--redis-url", "redis://:pw@localhost:abc/0"], "the Redis URL is not usable"),
+    ],
+)
+def test_an_example_portal_refuses_a_bad_option_without_a_traceback(monkeypatch, capsys, args, message):
+    from examples.portal import serve_example
+
+    monkeypatch.setattr(sys, "argv", ["example", *args])
+    with pytest.raises(SystemExit) as exit:
+        serve_example(lambda **options: None, "An example portal.", 8001)
+    error = capsys.readouterr().err
+    assert (
+        exit.value.code == 2 and message in error and "pw" not in error.split("usage:")[-1].split("\n", 1)[1]
+    )
+
+
+def test_an_example_portal_on_port_0_names_the_port_it_got(monkeypatch, capsys):
+    from examples import portal
+
+    urls: list[str] = []
+    monkeypatch.setattr(sys, "argv", ["example", "--port", "0"])
+    monkeypatch.setattr(BaseWSGIServer, "serve_forever", lambda self: None)
+    portal.serve_example(lambda **options: urls.append(options["system_url"]), "An example portal.", 8001)
+    [url] = urls
+    assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
 
 
 def test_an_example_portal_never_prints_a_secret_it_was_given(monkeypatch, capsys):
@@ -538,12 +567,17 @@ def test_bad_settings_are_configuration_errors_naming_the_setting(redis_server, 
         "redis://:Hunter2Secret/abc@127.0.0.1:6379/0",
         "redis://:Hunter2Secret#abc@127.0.0.1:6379/0",
         "redis://:Hunter2Secret?abc@127.0.0.1:6379/0",
+        # a piece shorter than any window a heuristic would look for
+        "redis://user:pas#word@127.0.0.1:6379/0",
+        "redis://:p?x=1@127.0.0.1:6379/0",
     ],
 )
 def test_a_bad_redis_url_is_refused_without_echoing_its_password(redis_server, url):
     with pytest.raises(ConfigurationError) as error:
         filter_factory({}, **filter_settings(url))
-    assert str(error.value).startswith("redis_url") and "hunter2" not in str(error.value).lower()
+    message = str(error.value)
+    assert message.startswith("redis_url") and "hunter2" not in message.lower()
+    assert "cast to integer" not in message  # redis-py's words, which quote what it took for the port
 
 
 def key_file_settings(redis_server, path) -> dict[str, str]:

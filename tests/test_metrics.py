@@ -649,3 +649,21 @@ def test_gunicorn_workers_add_up_in_multiprocess_mode(redis_server, redis_client
 def minted_by(log) -> list[str]:
     """The process ids of the workers that answered each mint, from the access log."""
     return re.findall(r"<(\d+)> POST /includes/api.php 200", log.read_text())
+
+
+def test_the_store_operations_are_the_store_protocols_methods():
+    """``STORE_OPERATIONS`` names the operation label's values; a method
+    added to a store protocol must be named there too (else it is timed as
+    ``other``)."""
+    from sso_middleware.metrics import STORE_OPERATIONS
+    from sso_middleware.stores import CounterStore, CredentialStore, TokenStore
+
+    def methods(protocol: type) -> set[str]:
+        return {
+            name for name in vars(protocol) if not name.startswith("_") and callable(vars(protocol)[name])
+        }
+
+    assert set(STORE_OPERATIONS["tokens"]) == methods(TokenStore)
+    assert set(STORE_OPERATIONS["counters"]) == methods(CounterStore)
+    # and the one-step grant, which only some credential stores have
+    assert set(STORE_OPERATIONS["credentials"]) == methods(CredentialStore) | {"add_token_if_current"}

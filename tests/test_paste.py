@@ -219,3 +219,28 @@ def test_a_malformed_mapping_line_is_not_repeated_in_the_error():
         filter_factory({}, **filter_settings("memory:", api_credentials="\nbilling: plaintext-secret-123"))
     assert "plaintext-secret-123" not in str(raised.value)
     assert "line 1" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "setting", [{"redis_ssl": "ture"}, {"redis_wait": "1/x"}, {"redis_prefix": "portal-a:"}]
+)
+def test_redis_settings_with_memory_stores_are_refused(setting):
+    """They would do nothing; an operator who set them expects they do."""
+    name = next(iter(setting))
+    with pytest.raises(ConfigurationError, match=f"^{name} has no effect with redis_url = memory:"):
+        filter_factory({}, **filter_settings("memory:", secure_cookies="false", **setting))
+
+
+#: Option types an ini value is passed on as text for (the options check it).
+TEXT_TYPES = {"str", "str | None", "Confirm", "t.Iterable[str] | str | None"}
+
+
+def test_every_ini_option_has_a_reader_for_its_type():
+    """A new option of a type the ini reader does not know (``int | None``,
+    say) would otherwise be passed on as text and refused confusingly."""
+    from sso_middleware.options import ini_fields
+    from sso_middleware.paste import _READERS
+
+    for name, (_, field) in ini_fields().items():
+        kind = str(field.type)
+        assert field.metadata.get("lines") or kind in _READERS or kind in TEXT_TYPES, (name, kind)

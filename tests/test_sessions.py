@@ -259,6 +259,22 @@ def test_bad_secret_keys_fail_at_startup(make_middleware, keys, message):
         make_middleware(secret_keys=keys)
 
 
+@pytest.mark.parametrize(
+    "url", ["http://localhost", "http://127.0.0.1:8000", "http://[::1]", "http://[::1]:8000"]
+)
+def test_plain_http_on_this_machine_keeps_secure_cookies(make_middleware, url):
+    """Browsers send ``Secure`` cookies to their own machine over HTTP."""
+    assert make_middleware(system_url=url).sessions.secure
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost.portal.example", "http://127.0.0.1.example", "http://[::2]"]
+)
+def test_plain_http_elsewhere_with_secure_cookies_is_refused(make_middleware, url):
+    with pytest.raises(ConfigurationError, match="plain HTTP"):
+        make_middleware(system_url=url)
+
+
 def test_insecure_cookie_options(make_middleware):
     with pytest.raises(ConfigurationError, match="plain HTTP"):
         make_middleware(system_url="http://portal.example.com")

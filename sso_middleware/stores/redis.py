@@ -36,6 +36,13 @@ from .protocols import SESSION_MARK
 #: The key prefix used unless another is given.
 DEFAULT_PREFIX = "sso:v2:"
 
+#: What follows the prefix in the keys each store writes: tokens and
+#: sessions, the end times of users and accounts, the latest of them, rate
+#: counters, and credential sets (under one hash tag).
+TOKENS, SUBJECTS, LATEST, COUNTERS, CREDENTIALS = "t:", "e:", "ended", "rl:", "{credentials}:"
+#: All of them: a key under the prefix that starts with none is not ours.
+KEY_KINDS = (TOKENS, SUBJECTS, LATEST, COUNTERS, CREDENTIALS)
+
 #: What the stores accept: a single Redis, a Sentinel master or a Cluster.
 Client = redis.Redis | RedisCluster
 
@@ -116,14 +123,13 @@ def connect(
 
 
 def _without_credentials(error: Exception, url: str) -> str:
-    """redis-py's words about a URL it refused, unless they quote a piece of
-    the URL's credentials: a password holding ``/``, ``#`` or ``?`` is read
-    as a host and a port, and the port error quotes it."""
-    userinfo = url.partition("://")[2].rpartition("@")[0]
-    detail = str(error)
-    if any(userinfo[i : i + 4] in detail for i in range(len(userinfo) - 3)):
-        return "it does not parse; percent-encode '/', '#', '?', '@' and ':' in a user name or password"
-    return detail
+    """redis-py's words about a URL it refused, unless the URL holds
+    credentials: a password holding ``/``, ``#`` or ``?`` is read as a host
+    and a port, and the port error quotes that piece of it. An unknown
+    option (``TypeError``) is named from the query string, never a password."""
+    if isinstance(error, TypeError) or not url.partition("://")[2].rpartition("@")[0]:
+        return str(error)
+    return "it does not parse; percent-encode '/', '#', '?', '@' and ':' in a user name or password"
 
 
 def connect_sentinel(
@@ -309,9 +315,9 @@ class RedisTokenStore:
                     " or the client gives up before WAIT answers"
                 )
         self.client = client
-        self.prefix = prefix + "t:"
-        self.subjects = prefix + "e:"
-        self.latest = prefix + "ended"
+        self.prefix = prefix + TOKENS
+        self.subjects = prefix + SUBJECTS
+        self.latest = prefix + LATEST
         self.wait = wait
         self.cluster = isinstance(client, RedisCluster)
         # The pool the hot scripts take a connection from themselves (see
@@ -439,7 +445,7 @@ class RedisCounterStore:
 
     def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX):
         self.client = client
-        self.prefix = prefix + "rl:"
+        self.prefix = prefix + COUNTERS
         self._hit = client.register_script(_HIT)
 
     @_fail_closed
@@ -498,7 +504,7 @@ class RedisCredentialStore:
 
     def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX):
         self.client = client
-        base = prefix + "{credentials}:"
+        base = prefix + CREDENTIALS
         self.by_identifier = base + "by-identifier"
         self.ids = base + "identifiers"
         self.counter = base + "last-id"
