@@ -14,7 +14,7 @@ CPU, alternating, medians (µs per call). Context for RESULTS.md.
    Beside them, the prototype of a next step: the same ``EVALSHA`` packed
    by hand instead of by redis-py's encoder.
 2. **The token endpoint** reads its form through werkzeug's input stream
-   (``FormPost``) and answers with a header list (``JSONAnswer``); beside
+   (``FormPost``) and answers with a header list (``Answer``); beside
    it, what it did before: a ``BoundedRequest`` and a werkzeug ``Response``.
    Neither touches Redis; the whole grant (``SSOMiddleware``, one round
    trip) is measured beside them for scale.
@@ -187,7 +187,7 @@ def measure(url: str, rounds: int, n: int) -> list[tuple[str, float]]:
             lambda: store.resume(key, idle, subjects), n
         ),
         "token endpoint handling before: BoundedRequest + werkzeug Response": handling(werkzeug_handling),
-        "token endpoint handling now: FormPost + JSONAnswer": handling(lean_handling),
+        "token endpoint handling now: FormPost + Answer": handling(lean_handling),
         "a whole grant (SSOMiddleware, one round trip)": grants,
     }
     for fn in runs.values():
@@ -228,7 +228,7 @@ def main() -> None:
                 "lean_token_handling_saving_us": round(
                     (
                         by["token endpoint handling before: BoundedRequest + werkzeug Response"]
-                        - by["token endpoint handling now: FormPost + JSONAnswer"]
+                        - by["token endpoint handling now: FormPost + Answer"]
                     )
                     * 1e6,
                     1,

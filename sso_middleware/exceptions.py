@@ -19,6 +19,12 @@ exception to response in one place and never lets a traceback reach a browser.
 
 from __future__ import annotations
 
+import typing as t
+
+if t.TYPE_CHECKING:
+    from .identity import Identity
+    from .metrics import DenialReason
+
 
 class SSOError(Exception):
     """Base class of every error raised by :mod:`sso_middleware`."""
@@ -66,11 +72,25 @@ class Denied(SSOError):
     ``reason`` is the reference system's exact text (logged for the operator,
     never shown to the browser)."""
 
-    def __init__(self, reason: str, *, end_session: bool = False):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        kind: DenialReason | t.Literal["replay"] = "other",
+        identity: Identity | None = None,
+        end_session: bool = False,
+    ):
         super().__init__(reason)
         #: The operator-facing reason, e.g. ``Single Sign-On authentication
         #: denied for "Closed" User ID: 42``.
         self.reason = reason
+        #: The kind of denial, for metrics: a
+        #: :data:`~sso_middleware.metrics.DenialReason`, or ``"replay"`` (the
+        #: reason text names the user, so it cannot be a label).
+        self.kind = kind
+        #: The user and account the token (or the browser's session) names,
+        #: once known: the audit record's fields.
+        self.identity = identity
         #: Whether the browser's current session was ended and its cookie
         #: must be cleared.
         self.end_session = end_session

@@ -61,12 +61,15 @@ PAGES: dict[int, tuple[str, str]] = {
 }
 
 
+def hardening_headers(status: int) -> tuple[tuple[str, str], ...]:
+    """:data:`HARDENING_HEADERS`, and after a 503 when to try again."""
+    return (*HARDENING_HEADERS, ("Retry-After", str(RETRY_AFTER))) if status == 503 else HARDENING_HEADERS
+
+
 def harden(response: Response) -> Response:
-    """Add :data:`HARDENING_HEADERS` to ``response`` and return it."""
-    for name, value in HARDENING_HEADERS:
+    """Add :func:`hardening_headers` to ``response`` and return it."""
+    for name, value in hardening_headers(response.status_code):
         response.headers[name] = value
-    if response.status_code == 503:
-        response.headers["Retry-After"] = str(RETRY_AFTER)
     return response
 
 
@@ -114,33 +117,31 @@ def confirm_page(environ: t.Mapping[str, t.Any]) -> Response:
 
 def json_response(
     data: t.Mapping[str, t.Any], status: int = 200, *, headers: t.Mapping[str, str] | None = None
-) -> JSONAnswer:
+) -> Answer:
     """A compact JSON response."""
-    return JSONAnswer(json.dumps(data, separators=(",", ":")).encode(), status, headers or {})
+    return Answer(json.dumps(data, separators=(",", ":")).encode(), status, "application/json", headers or {})
 
 
-class JSONAnswer:
-    """A JSON response as a bare WSGI response, with the hardening headers.
-    The token endpoint answers every grant with one, and a werkzeug
-    ``Response`` cost more than the endpoint's own checks there
+class Answer:
+    """A response as a bare WSGI response, with the hardening headers: the
+    token endpoint and the admin API answer every call with one, and a
+    werkzeug ``Response`` cost more than the token endpoint's own checks
     (``benchmarks.lean_paths``), so the headers are a plain list.
     """
 
     __slots__ = ("status", "headers", "body")
 
-    def __init__(self, body: bytes, status: int, headers: t.Mapping[str, str]):
+    def __init__(self, body: bytes, status: int, content_type: str, headers: t.Mapping[str, str]):
         #: The status line.
         self.status = f"{status} {HTTP_STATUS_CODES[status]}"
         #: Every header, in order.
         self.headers = [
-            ("Content-Type", "application/json"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
-            *HARDENING_HEADERS,
+            *hardening_headers(status),
             *headers.items(),
         ]
-        if status == 503:
-            self.headers.append(("Retry-After", str(RETRY_AFTER)))
-        #: The JSON document.
+        #: The body.
         self.body = body
 
     def __call__(self, environ: t.Mapping[str, t.Any], start_response: t.Any) -> t.Iterable[bytes]:

@@ -48,7 +48,6 @@ import re
 import typing as t
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Response
 
 from ..allowlist import AddressAllowList, parse_address
 from ..audit import audit, unavailable
@@ -59,6 +58,7 @@ from ..metrics import NO_METRICS, Metrics
 from ..oauth import CredentialManager
 from ..options import parse_bool
 from ..ratelimit import AuthFailures, remote_address
+from ..responses import Answer
 from ..sessions import SessionManager
 from .api_formats import RESPONSE_TYPES, default_type, render
 from .bodies import BoundedRequest
@@ -156,7 +156,7 @@ class AdminAPI:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         return self.respond(environ)(environ, start_response)
 
-    def respond(self, environ: WSGIEnvironment) -> Response:
+    def respond(self, environ: WSGIEnvironment) -> Answer:
         """Answer one request; never raises."""
         if environ.get("REQUEST_METHOD") != "POST":
             return render(

@@ -28,14 +28,11 @@ client's parser, so those characters are percent-encoded.
 
 from __future__ import annotations
 
-import json
 import re
 import typing as t
 import xml.etree.ElementTree as ET
 
-from werkzeug.wrappers import Response
-
-from ..responses import harden
+from ..responses import Answer, json_response
 
 #: The types a caller may ask for.
 RESPONSE_TYPES = ("json", "xml", "nvp")
@@ -60,7 +57,7 @@ def render(
     status: int = 200,
     *,
     headers: t.Mapping[str, str] | None = None,
-) -> Response:
+) -> Answer:
     """``result`` as a response of ``response_type`` (one of
     :data:`RESPONSE_TYPES`); ``action`` is the lower-case name XML echoes."""
     if response_type == "xml":
@@ -68,8 +65,8 @@ def render(
     elif response_type == "nvp":
         body, content_type = to_nvp(result).encode(), "text/plain; charset=utf-8"
     else:
-        body, content_type = json.dumps(result, separators=(",", ":")).encode(), "application/json"
-    return harden(Response(body, status=status, content_type=content_type, headers=dict(headers or {})))
+        return json_response(result, status, headers=headers)
+    return Answer(body, status, content_type, headers or {})
 
 
 def to_xml(result: t.Mapping[str, t.Any], action: str) -> bytes:

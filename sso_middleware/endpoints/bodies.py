@@ -102,16 +102,8 @@ class BoundedRequest(Request):
         return self.parameter_storage_class(_parse_strictly(self.query_string))
 
     def _load_form_data(self) -> None:
-        try:
-            body = self.get_data(cache=True, parse_form_data=False)
-        except RequestEntityTooLarge:  # werkzeug's own check of Content-Length
-            raise _too_large(self.limit) from None
-        except Exception:  # the server could not read it: bad chunk framing, a client gone
-            raise BadRequest(UNREADABLE) from None
-        if len(body) > self.limit:
-            raise _too_large(self.limit)
-        _check_complete(self.environ, body)
-        super()._load_form_data()
+        _read(lambda: self.get_data(cache=True, parse_form_data=False), self.environ, self.limit)
+        super()._load_form_data()  # from the data read and cached above
 
 
 class FormPost:
@@ -143,15 +135,17 @@ class FormPost:
         #: The body's parameters (none unless form-encoded).
         self.form: MultiDict[str, str] = MultiDict()
         if self.mimetype == FORM_ENCODED:
-            self.form = MultiDict(_parse_strictly(_read(environ, limit)))
+            stream = get_input_stream(environ, max_content_length=limit + 1)
+            self.form = MultiDict(_parse_strictly(_read(stream.read, environ, limit)))
 
 
-def _read(environ: WSGIEnvironment, limit: int) -> bytes:
-    """The body, of at most ``limit`` bytes (the stream stops at one more,
-    to tell a longer body from one that ends at the limit). Read to its end,
-    so that a body shorter than its ``Content-Length`` is noticed."""
+def _read(read: t.Callable[[], bytes], environ: WSGIEnvironment, limit: int) -> bytes:
+    """The body ``read`` returns from a stream limited to ``limit`` + 1
+    bytes (to tell a longer body from one that ends at the limit), read to
+    its end, so that a body shorter than its ``Content-Length`` is noticed:
+    at most ``limit`` bytes, whole, or an HTTP error."""
     try:
-        body = get_input_stream(environ, max_content_length=limit + 1).read()
+        body = read()
     except RequestEntityTooLarge:  # werkzeug's own check of Content-Length
         raise _too_large(limit) from None
     except Exception:  # the server could not read it: bad chunk framing, a client gone

@@ -48,7 +48,7 @@ from ..exceptions import (
     TamperedRecord,
 )
 from ..identity import Identity
-from ..metrics import NO_METRICS, DenialReason, Metrics
+from ..metrics import NO_METRICS, Metrics
 from ..options import RedemptionOptions
 from ..ratelimit import RateLimiter, remote_address
 from ..responses import SeeOther, confirm_page, error_page
@@ -65,32 +65,6 @@ UNKNOWN_TOKEN = "Unable to authenticate with Single Sign-On token"
 
 #: The query string of a link exactly as :class:`TokenIssuer` makes it.
 PLAIN_LINK = re.compile(r"access_token=([A-Za-z0-9_-]{43})")
-
-
-class Refusal(Denied):
-    """A :class:`Denied` that says which kind of denial it is, for metrics
-    (the reason text names the user, so it cannot be a label), and whom it
-    concerns, for the audit record's fields.
-
-    :param kind: a :data:`~sso_middleware.metrics.DenialReason`, or
-        ``"replay"`` for a token redeemed before.
-    :param identity: the user and account the token (or the browser's
-        session) names, once known.
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        kind: DenialReason | t.Literal["replay"],
-        *,
-        identity: Identity | None = None,
-        end_session: bool = False,
-    ):
-        super().__init__(reason, end_session=end_session)
-        #: The kind of denial.
-        self.kind = kind
-        #: Whom the denial concerns, if known.
-        self.identity = identity
 
 
 class SingleSignOnEndpoint:
@@ -173,17 +147,16 @@ class SingleSignOnEndpoint:
             return error_page(400)
         except Denied as e:
             ids = {}
-            if isinstance(e, Refusal) and e.identity is not None:
+            if e.identity is not None:
                 ids = {"user_id": e.identity.user_id, "client_id": e.identity.client_id}
             audit(logging.WARNING, "denied", e.reason, reason=e.reason, address=address, **ids)
             wait = self.count_failure(address)
-            kind = e.kind if isinstance(e, Refusal) else "other"
             if wait:
                 self.metrics.redeemed("rate_limited")
-            elif kind == "replay":
+            elif e.kind == "replay":
                 self.metrics.redeemed("replay")
             else:
-                self.metrics.redeemed("denied", kind)
+                self.metrics.redeemed("denied", e.kind)
             response = self.limited(address, wait) if wait else error_page(403)
             if e.end_session:
                 self.sessions.clear_cookie(response)
@@ -260,7 +233,7 @@ class SingleSignOnEndpoint:
         key = token_key(token)
         redemption = self.sessions.redeem(key, end_found=self.revoke_on_replay)
         if redemption.found is None:
-            raise Refusal(UNKNOWN_TOKEN, "expired_or_unknown")
+            raise Denied(UNKNOWN_TOKEN, kind="expired_or_unknown")
         if redemption.replayed:
             audit(
                 logging.WARNING,
@@ -269,7 +242,7 @@ class SingleSignOnEndpoint:
                 fingerprint(key),
                 token=fingerprint(key),
             )
-            raise Refusal(UNKNOWN_TOKEN, "replay")
+            raise Denied(UNKNOWN_TOKEN, kind="replay")
         try:
             record = self.open(redemption)
             identity = self.check(record, scope)
@@ -286,7 +259,9 @@ class SingleSignOnEndpoint:
                     user_id=record.user_id,
                     client_id=record.client_id,
                 )
-                raise Refusal(f"{UNKNOWN_TOKEN} for User ID: {record.user_id}", "revoked", identity=identity)
+                raise Denied(
+                    f"{UNKNOWN_TOKEN} for User ID: {record.user_id}", kind="revoked", identity=identity
+                )
             current = self.sessions.resume(cookie) if cookie else None
             if current is not None:
                 self.check_current(current)
@@ -334,9 +309,9 @@ class SingleSignOnEndpoint:
                 fingerprint(redemption.key),
                 token=fingerprint(redemption.key),
             )
-            raise Refusal(UNKNOWN_TOKEN, "tampered") from None
+            raise Denied(UNKNOWN_TOKEN, kind="tampered") from None
         except ValueError:
-            raise Refusal(UNKNOWN_TOKEN, "tampered") from None
+            raise Denied(UNKNOWN_TOKEN, kind="tampered") from None
 
     def check(self, record: TokenRecord, scope: str | None) -> Identity:
         """Refuse a record that is too old, whose destination disagrees with
@@ -344,9 +319,9 @@ class SingleSignOnEndpoint:
         reason = f"{UNKNOWN_TOKEN} for User ID: {record.user_id}"
         identity = Identity(record.user_id, record.client_id)
         if self.clock() * 1000 - record.issued_at_ms > self.ttl * 1000:
-            raise Refusal(reason, "expired_or_unknown", identity=identity)
+            raise Denied(reason, kind="expired_or_unknown", identity=identity)
         if (scope is not None and not _scope_matches(scope, record.scope)) or not is_safe_path(record.path):
-            raise Refusal(reason, "destination", identity=identity)
+            raise Denied(reason, kind="destination", identity=identity)
         return identity
 
     def check_current(self, current: Session) -> None:
@@ -355,10 +330,10 @@ class SingleSignOnEndpoint:
         account = self.user_store.get_account(current.identity.client_id)
         if account is None or not account.open:
             self.sessions.end(current)
-            raise Refusal(
+            raise Denied(
                 "OAuth authorization request denied due to unexpected active login session"
                 f' for "Closed" User ID: {current.identity.user_id}',
-                "session_conflict",
+                kind="session_conflict",
                 identity=current.identity,
                 end_session=True,
             )
@@ -387,15 +362,17 @@ class SingleSignOnEndpoint:
         account = self.user_store.get_account(record.client_id)
         user = self.user_store.get_user(uid)
         if account is None or user is None or record.client_id not in user.client_ids:
-            raise Refusal(f"{UNKNOWN_TOKEN} for User ID: {uid}", "not_found", identity=named)
+            raise Denied(f"{UNKNOWN_TOKEN} for User ID: {uid}", kind="not_found", identity=named)
         if not account.open:
-            raise Refusal(
-                f'Single Sign-On authentication denied for "Closed" User ID: {uid}', "closed", identity=named
+            raise Denied(
+                f'Single Sign-On authentication denied for "Closed" User ID: {uid}',
+                kind="closed",
+                identity=named,
             )
         if not account.allows_sso:
-            raise Refusal(
+            raise Denied(
                 f"Single Sign-On authentication denied per configuration for User ID: {uid}",
-                "sso_disabled",
+                kind="sso_disabled",
                 identity=named,
             )
 

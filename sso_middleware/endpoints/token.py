@@ -58,7 +58,7 @@ from ..issuer import MintRequest, TokenIssuer
 from ..metrics import NO_METRICS, Metrics
 from ..oauth import IDENTIFIER_PATTERN, SINGLE_SIGN_ON, CredentialChanged, CredentialManager, OAuthCredential
 from ..ratelimit import AuthFailures, remote_address
-from ..responses import JSONAnswer, json_response
+from ..responses import Answer, json_response
 from .bodies import FORM_ENCODED, FormPost
 
 if t.TYPE_CHECKING:
@@ -85,7 +85,7 @@ class OAuthError(Exception):
         self.status = status
         self.headers = dict(headers or {})
 
-    def response(self) -> JSONAnswer:
+    def response(self) -> Answer:
         return json_response(
             {"error": self.error, "error_description": self.description}, self.status, headers=self.headers
         )
@@ -124,7 +124,7 @@ class TokenEndpoint:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         return self.respond(environ)(environ, start_response)
 
-    def respond(self, environ: WSGIEnvironment) -> JSONAnswer:
+    def respond(self, environ: WSGIEnvironment) -> Answer:
         """Answer one request; never raises."""
         if environ.get("REQUEST_METHOD") != "POST":
             return OAuthError(
@@ -145,7 +145,7 @@ class TokenEndpoint:
             unavailable("Token endpoint", e)
             return OAuthError("temporarily_unavailable", "Service temporarily unavailable", 503).response()
 
-    def grant(self, request: FormPost) -> JSONAnswer:
+    def grant(self, request: FormPost) -> Answer:
         """Check the request, authenticate the client and mint a token; raise
         :class:`OAuthError`. Minting comes last: a refused request leaves no
         token and no ``issued`` record."""
@@ -179,7 +179,7 @@ class TokenEndpoint:
             # the set changed since this process last read it: once more, from the store
             return self.mint(request, link, extra, cached=False)
 
-    def mint(self, request: FormPost, link: bool, extra: dict[str, str], *, cached: bool) -> JSONAnswer:
+    def mint(self, request: FormPost, link: bool, extra: dict[str, str], *, cached: bool) -> Answer:
         """Authenticate the client, check the set's account and scope, and
         mint. With ``cached``, the set may come from this process's copy,
         which storing the token confirms in the same step (one round trip);

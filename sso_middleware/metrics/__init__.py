@@ -57,8 +57,8 @@ RedemptionOutcome = t.Literal["signed_in", "denied", "replay", "rate_limited", "
 #: - ``sso_disabled``: the account has single sign-on switched off;
 #: - ``session_conflict``: the browser's current session is for a Closed
 #:   account;
-#: - ``other``: a denial raised by a subclass without a kind of its own
-#:   (see :class:`~sso_middleware.endpoints.sso.Refusal`).
+#: - ``other``: a denial raised without a kind (a subclass's own
+#:   :class:`~sso_middleware.exceptions.Denied`).
 DenialReason = t.Literal[
     "expired_or_unknown",
     "destination",
