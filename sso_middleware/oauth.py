@@ -148,9 +148,10 @@ class CredentialManager:
         self.user_store = user_store
         self.destinations = destinations
         self.sealer = sealer
-        #: identifier → the record a right secret was last checked against,
-        #: so a grant needs no read of its own; see :meth:`authenticate_cached`.
-        self._copies: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        #: identifier → the set's record as last read, and the set opened from
+        #: it, so a grant needs no read (nor a seal check) of its own; see
+        #: :meth:`authenticate_cached`.
+        self._copies: collections.OrderedDict[str, tuple[bytes, OAuthCredential]] = collections.OrderedDict()
         self._copies_lock = threading.Lock()
 
     def seal(self, credential: OAuthCredential) -> bytes:
@@ -351,9 +352,12 @@ class CredentialManager:
         """The set whose identifier and secret these are, or ``None``. An
         unknown identifier costs the same comparison as a wrong secret."""
         record = self.store.get(identifier) if identifier else None
-        credential = self._check(identifier, secret, record)
-        self._remember(identifier, record if credential is not None else None)
-        return credential
+        credential = self._open_as(identifier, record)
+        # the stored record, whatever the secret: a wrong one must not make
+        # the owner's next grant read the store again
+        self._remember(identifier, record, credential)
+        expected = credential.secret_hash if credential is not None else None
+        return credential if verify_secret(secret, expected) else None
 
     def authenticate_cached(
         self, identifier: str, secret: str
@@ -364,13 +368,13 @@ class CredentialManager:
         set and ``None`` when it was just read from the store. A secret the
         copy refuses is checked against the store (it may have been reset),
         so every failure costs one read, as without copies."""
-        copy = self._copies.get(identifier)
-        if copy is not None:
-            credential = self._check(identifier, secret, copy)
-            if credential is not None:
+        cached = self._copies.get(identifier)
+        if cached is not None:
+            copy, credential = cached  # opened (its seal checked) when remembered
+            if verify_secret(secret, credential.secret_hash):
                 return credential, copy
-        credential = self.authenticate(identifier, secret)
-        return None if credential is None else (credential, None)
+        checked = self.authenticate(identifier, secret)
+        return None if checked is None else (checked, None)
 
     def add_token_if_current(
         self, identifier: str, copy: bytes, tokens: TokenStore, key: str, record: bytes, ttl: int
@@ -385,23 +389,24 @@ class CredentialManager:
         if added is NotImplemented:  # no one-step path for these stores
             added = tokens.add(key, record, ttl) if self.store.get(identifier) == copy else None
         if added is None:
-            self._remember(identifier, None)
+            self._remember(identifier, None, None)
             raise CredentialChanged(identifier)
         return bool(added)
 
-    def _check(self, identifier: str, secret: str, record: bytes | None) -> OAuthCredential | None:
+    def _open_as(self, identifier: str, record: bytes | None) -> OAuthCredential | None:
+        """The set ``record`` holds, if it is sealed and the set of
+        ``identifier`` (a sealed record moved under another is not)."""
         credential = self._open(record) if record is not None else None
-        if credential is not None and credential.identifier != identifier:
-            credential = None  # a sealed record moved under another identifier
-        expected = credential.secret_hash if credential is not None else None
-        return credential if verify_secret(secret, expected) else None
+        return credential if credential is not None and credential.identifier == identifier else None
 
-    def _remember(self, identifier: str, record: bytes | None) -> None:
+    def _remember(self, identifier: str, record: bytes | None, credential: OAuthCredential | None) -> None:
+        """Keep ``record`` and the set opened from it as this process's copy;
+        forget the copy when there is no such set."""
         with self._copies_lock:
-            if record is None:
+            if record is None or credential is None:
                 self._copies.pop(identifier, None)
                 return
-            self._copies[identifier] = record
+            self._copies[identifier] = (record, credential)
             self._copies.move_to_end(identifier)
             while len(self._copies) > MAX_COPIES:
                 self._copies.popitem(last=False)

@@ -291,9 +291,14 @@ def test_a_credential_follows_its_service(app, middleware, credential, user_stor
 # -- one round trip per grant, and changes that take effect at once --------------------------
 
 
-def test_a_grant_is_one_round_trip_once_the_set_is_known(app, credential, monkeypatch):
+@pytest.mark.parametrize("wrong_secret_first", [False, True], ids=["known", "after-a-wrong-secret"])
+def test_a_grant_is_one_round_trip_once_the_set_is_known(app, credential, monkeypatch, wrong_secret_first):
+    """Also after anyone sent a wrong secret for the identifier (which is no
+    secret): that must not make its owner's next grant read the store."""
     for _ in range(2):  # the process reads the set once, and loads the script
         grant(app, headers=basic(*credential))
+    if wrong_secret_first:
+        grant(app, headers=basic(credential[0], "wrong-" + "w" * 40), status=401)
     sent = []
     send = redis.connection.Connection.send_packed_command
 
