@@ -12,21 +12,21 @@ The seed accounts are the demo's (:func:`sso_middleware.demo.demo_user_store`).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import secrets
 import typing as t
 
-from sso_middleware import AdminAPIOptions, Destinations, SessionOptions, SSOMiddleware, Stores
-from sso_middleware.credentials import hash_secret
-from sso_middleware.demo import (
-    IDENTIFIER_VARIABLE,
-    SECRET_VARIABLE,
-    DemoCredentials,
-    RedactingRequestHandler,
-    credentials_line,
+from sso_middleware import (
+    AdminAPIOptions,
+    ConfigurationError,
+    Destinations,
+    SessionOptions,
+    SSOMiddleware,
+    Stores,
 )
+from sso_middleware.credentials import hash_secret
+from sso_middleware.demo import DemoCredentials, serve
 
 #: The example portals' own routes for the destinations they serve.
 EXAMPLE_DESTINATIONS = Destinations(
@@ -59,26 +59,33 @@ def serve_example(create_app: t.Callable[..., SSOMiddleware], description: str, 
     ``demo``) and ``$SSO_DEMO_API_SECRET`` (else random), the parts not
     given printed with a line to export them (see
     :class:`sso_middleware.demo.DemoCredentials`)."""
-    from werkzeug.serving import run_simple  # looked up per call: tests stub it out
-
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--port", type=int, default=port, help="0 picks a free one")
     parser.add_argument("--redis-url", help="keep tokens and sessions in Redis (default: in memory)")
     args = parser.parse_args()
+    if not 0 <= args.port <= 65535:
+        parser.error(f"argument --port: {args.port} is not a TCP port (0 to 65535)")
     configure_logging()
-    credentials = DemoCredentials.from_environ(os.environ)
-    if IDENTIFIER_VARIABLE in credentials.generated:  # the examples' own default, exported as well
-        credentials = dataclasses.replace(credentials, identifier="demo")
-    app = create_app(
-        system_url=f"http://127.0.0.1:{args.port}",
-        stores=Stores.redis(args.redis_url) if args.redis_url else Stores.memory(),
-        secret_keys=[secrets.token_urlsafe(32)],
-        sessions=SessionOptions(secure=False),
-        api=AdminAPIOptions(credentials={credentials.identifier: hash_secret(credentials.secret)}),
-    )
-    generated = SECRET_VARIABLE in credentials.generated
-    print(credentials_line(credentials.identifier, credentials.secret, generated=generated), flush=True)
+    credentials = DemoCredentials.from_environ(os.environ, default_identifier="demo")
+    server = serve(args.port)  # bound now, so --port 0 names its port; one in use: werkzeug says so
+    try:
+        server.app = create_app(
+            system_url=f"http://127.0.0.1:{server.server_port}",
+            stores=Stores.redis(args.redis_url) if args.redis_url else Stores.memory(),
+            secret_keys=[secrets.token_urlsafe(32)],
+            sessions=SessionOptions(secure=False),
+            api=AdminAPIOptions(credentials={credentials.identifier: hash_secret(credentials.secret)}),
+        )
+    except ConfigurationError as e:  # a --redis-url redis-py refuses (never shown: it may hold a password)
+        server.server_close()
+        parser.error(str(e))
+    print(credentials.line(), flush=True)
     export = credentials.export_line()
     if export is not None:
         print(export, flush=True)
-    run_simple("127.0.0.1", args.port, app, threaded=True, request_handler=RedactingRequestHandler)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

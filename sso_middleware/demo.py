@@ -80,6 +80,21 @@ _PAGE = """<!doctype html>
 """
 
 
+#: The portal's list of every destination's path (for the seeded client 1).
+_LINKS = "".join(
+    f'<li><a href="{escape(p)}">{escape(p)}</a></li>'
+    for p in sorted(
+        {
+            WHMCS_HOME,
+            *(
+                p.format(service_id=101, domain_id=111, sso_redirect_path="clientarea.php")
+                for p in WHMCS_DESTINATIONS.values()
+            ),
+        }
+    )
+)
+
+
 def portal(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
     """The wrapped app: every path is a page saying who is signed in, and
     ``/whoami`` answers JSON (401 when anonymous)."""
@@ -99,16 +114,8 @@ def portal(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterabl
     else:
         who = f"Signed in as user {identity.user_id} for client {identity.client_id}."
         logout = '<form method="post" action="/logout"><button>Log out</button></form>'
-    paths = {
-        WHMCS_HOME,
-        *(
-            p.format(service_id=101, domain_id=111, sso_redirect_path="clientarea.php")
-            for p in WHMCS_DESTINATIONS.values()
-        ),
-    }
-    links = "".join(f'<li><a href="{escape(p)}">{escape(p)}</a></li>' for p in sorted(paths))
     here = request.full_path.rstrip("?")
-    body = _PAGE.format(who=escape(who), here=escape(here), logout=logout, links=links)
+    body = _PAGE.format(who=escape(who), here=escape(here), logout=logout, links=_LINKS)
     return Response(body, content_type="text/html; charset=utf-8")(environ, start_response)
 
 
@@ -180,20 +187,6 @@ def serve(port: int) -> BaseWSGIServer:
     return make_server("127.0.0.1", port, portal, threaded=True, request_handler=RedactingRequestHandler)
 
 
-def new_credentials() -> tuple[str, str]:
-    """A fresh admin API identifier and secret for one demo run."""
-    return "demo-" + secrets.token_hex(4), secrets.token_urlsafe(32)
-
-
-def credentials_line(identifier: str, secret: str, *, generated: bool) -> str:
-    """The start-up line naming the admin API credentials. Only a secret the
-    demo generated is printed (nobody else knows it); one the operator chose
-    in ``SSO_DEMO_API_SECRET`` is not, since printing it would copy it into
-    terminal scrollback and the logs of whatever runs the demo."""
-    shown = secret if generated else "(from $SSO_DEMO_API_SECRET)"
-    return f"Admin API credentials: identifier={identifier} secret={shown}"
-
-
 @dataclasses.dataclass(frozen=True)
 class DemoCredentials:
     """The admin API credential of one demo run, and which of its parts the
@@ -206,16 +199,30 @@ class DemoCredentials:
     generated: frozenset[str]
 
     @classmethod
-    def from_environ(cls, environ: t.Mapping[str, str]) -> DemoCredentials:
-        """The credential ``environ`` names, each part it leaves unset generated."""
+    def from_environ(
+        cls, environ: t.Mapping[str, str], *, default_identifier: str | None = None
+    ) -> DemoCredentials:
+        """The credential ``environ`` names; a part it leaves unset is
+        generated (the identifier: ``default_identifier``, if given)."""
         identifier, secret = environ.get(IDENTIFIER_VARIABLE, ""), environ.get(SECRET_VARIABLE, "")
-        new_identifier, new_secret = new_credentials()
         generated = frozenset(
             name
             for name, value in ((IDENTIFIER_VARIABLE, identifier), (SECRET_VARIABLE, secret))
             if not value
         )
-        return cls(identifier or new_identifier, secret or new_secret, generated)
+        return cls(
+            identifier or default_identifier or "demo-" + secrets.token_hex(4),
+            secret or secrets.token_urlsafe(32),
+            generated,
+        )
+
+    def line(self) -> str:
+        """The start-up line naming the credential. Only a secret the demo
+        generated is printed (nobody else knows it); one the operator chose
+        in ``SSO_DEMO_API_SECRET`` is not, since printing it would copy it
+        into terminal scrollback and the logs of whatever runs the demo."""
+        shown = self.secret if SECRET_VARIABLE in self.generated else f"(from ${SECRET_VARIABLE})"
+        return f"Admin API credentials: identifier={self.identifier} secret={shown}"
 
     def export_line(self) -> str | None:
         """A shell line that sets the variables of the generated parts, to
@@ -246,10 +253,9 @@ LOGOUT_NOTE = (
 def banner(base: str, credentials: DemoCredentials, *, in_redis: bool, confirm: Confirm = "never") -> str:
     """What the demo prints when it starts: where it serves, its credential,
     how it differs from a deployment's defaults, and a request to try."""
-    secret_shown = SECRET_VARIABLE in credentials.generated
     lines = [
         f"Demo portal on {base} (tokens and sessions in {'Redis' if in_redis else 'memory'})",
-        credentials_line(credentials.identifier, credentials.secret, generated=secret_shown),
+        credentials.line(),
         _CONFIRM_NOTES[confirm],
         LOGOUT_NOTE,
         f"Prometheus metrics on {base}/metrics" if metrics_available() else METRICS_MISSING,

@@ -9,7 +9,10 @@ user table before each test."""
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
+import sys
 
 import pytest
 import webtest
@@ -24,6 +27,7 @@ from tests.support.helpers import (
     API_PATH,
     API_SECRET,
     COOKIE_NAME,
+    ROOT,
     SECRET_KEY,
     SYSTEM_URL,
     api_form,
@@ -269,3 +273,50 @@ def test_the_wsgi_module(redis_server, redis_client, monkeypatch):
     web.get(sso_path(answer["redirect_url"]), status=303)
     assert who(web.get("/")) == "Signed in as user 1 for client 1."
     assert usernames() == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [("PORTAL_URL", "set PORTAL_URL"), ("SSO_SECRET_KEYS", "SSO_SECRET_KEYS is not set")],
+)
+def test_the_wsgi_module_names_a_missing_variable(redis_server, monkeypatch, missing, message):
+    monkeypatch.setenv("PORTAL_URL", SYSTEM_URL)
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("SSO_SECRET_KEYS", SECRET_KEY)
+    monkeypatch.delenv(missing)
+    with pytest.raises(Exception, match=message):
+        runpy.run_module("examples.django_app.wsgi")
+
+
+@pytest.mark.parametrize(
+    ("value", "secure"), [("off", "False"), ("0", "False"), ("yes", "True"), ("", "True")]
+)
+def test_the_cookie_switch_reads_as_every_other_setting(value, secure):
+    """``PORTAL_SECURE_COOKIES=off`` must not leave cookies ``Secure``
+    (then refused as a mismatch), and a value that is no switch is an error
+    that names it."""
+    env = {name: text for name, text in os.environ.items() if name != "PORTAL_SECURE_COOKIES"}
+    if value:
+        env["PORTAL_SECURE_COOKIES"] = value
+    shown = subprocess.run(
+        [sys.executable, "-c", "import examples.django_app.settings as s; print(s.SECURE_COOKIES)"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+    assert shown.stdout.strip() == secure, shown.stderr
+
+
+def test_a_cookie_switch_that_is_no_switch_is_refused():
+    refused = subprocess.run(
+        [sys.executable, "-c", "import examples.django_app.settings"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PORTAL_SECURE_COOKIES": "maybe"},
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured: PORTAL_SECURE_COOKIES: not true or false: 'maybe'" in refused.stderr

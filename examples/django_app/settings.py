@@ -47,6 +47,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
+from sso_middleware.options import parse_bool
+
 BASE_DIR = Path(__file__).resolve().parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
@@ -72,7 +76,10 @@ ROOT_URLCONF = "examples.django_app.urls"
 #: to sign in (from the control panel; there is no password form).
 LOGIN_URL = "/sign-in"
 
-SECURE_COOKIES = os.environ.get("PORTAL_SECURE_COOKIES", "true").strip().lower() != "false"
+try:
+    SECURE_COOKIES = parse_bool(os.environ.get("PORTAL_SECURE_COOKIES", "true"))
+except ValueError as e:
+    raise ImproperlyConfigured(f"PORTAL_SECURE_COOKIES: {e}") from None
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True  # as the middleware's cookie
 SESSION_COOKIE_SECURE = SECURE_COOKIES

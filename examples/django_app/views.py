@@ -92,20 +92,19 @@ def profile(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def services(request: HttpRequest) -> HttpResponse:
-    users = portal(request).user_store
-    owned = [
-        (id, name) for id, name in SERVICES.items() if users.owner_of("service", id) == client_id(request)
-    ]
+    users, owner = portal(request).user_store, client_id(request)
+    owned = [(id, name) for id, name in SERVICES.items() if users.owner_of("service", id) == owner]
     return render(request, "portal/services.html", {"title": "Services", "services": owned})
 
 
 @require_GET
 @login_required
 def service(request: HttpRequest, service_id: int) -> HttpResponse:
-    if portal(request).user_store.owner_of("service", service_id) != client_id(request):
+    owner = client_id(request)
+    if portal(request).user_store.owner_of("service", service_id) != owner:
         raise Http404
     name = SERVICES.get(service_id, "Service")
-    return page(request, f"Service {service_id}", f"{name} of client {client_id(request)}.")
+    return page(request, f"Service {service_id}", f"{name} of client {owner}.")
 
 
 @require_GET
@@ -120,12 +119,12 @@ def security(request: HttpRequest) -> HttpResponse:
     """A POST gets here only past Django's CSRF middleware: with the form's
     token, and from the portal's own origin (the ``Origin`` header; over
     HTTPS, without one, the ``Referer``), a missing header refused."""
-    users = portal(request).user_store
+    users, owner = portal(request).user_store, client_id(request)
     if request.method == "POST":
         if request.POST.get("allow_sso") not in ("0", "1"):
             return HttpResponseBadRequest()
-        users.set_sso_allowed(client_id(request), request.POST["allow_sso"] == "1")
+        users.set_sso_allowed(owner, request.POST["allow_sso"] == "1")
         return HttpResponseRedirect(reverse("security"), status=303)
-    account = users.get_account(client_id(request))
+    account = users.get_account(owner)
     allowed = account is not None and account.sso_allowed
     return render(request, "portal/security.html", {"title": "Security settings", "allowed": allowed})

@@ -33,18 +33,28 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from examples.django_app.app import SETTINGS_MODULE, create_app
 from sso_middleware import AdminAPIOptions, SessionOptions, Stores
+from sso_middleware.paste import secret_keys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
 
 _api_secret_hash = os.environ.get("SSO_API_SECRET_HASH")
 
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"set {name}: see the docstring of {__name__}")
+    return value
+
+
 application = create_app(
-    system_url=os.environ["PORTAL_URL"],
-    stores=Stores.redis(os.environ["REDIS_URL"]),
-    secret_keys=os.environ["SSO_SECRET_KEYS"].split(),
+    system_url=_required("PORTAL_URL"),
+    stores=Stores.redis(_required("REDIS_URL")),
+    secret_keys=secret_keys({"secret_keys_env": "SSO_SECRET_KEYS"}),
     sessions=SessionOptions(secure=settings.SESSION_COOKIE_SECURE),
     api=AdminAPIOptions(credentials={"demo": _api_secret_hash}) if _api_secret_hash else None,
 )
