@@ -645,3 +645,36 @@ def test_a_ca_file_with_a_rediss_url_is_used(redis_server, tmp_path):
     )(lambda e, s: [])
     kwargs = app.sessions.store.client.get_connection_kwargs()
     assert kwargs["ssl_ca_certs"] == str(ca)
+
+
+class Trickle:
+    """A ``wsgi.input`` that, like a socket, hands over a few bytes a read."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, size: int | None = -1) -> bytes:
+        n = len(self.data) if size is None or size < 0 else min(size, 7)
+        out, self.data = self.data[:n], self.data[n:]
+        return out
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_arriving_in_pieces_is_read_whole(middleware, credential, chunked):
+    body = urlencode({"grant_type": "single_sign_on", "scope": "clientarea:sso"}).encode()
+    environ = EnvironBuilder(
+        path=TOKEN_PATH,
+        method="POST",
+        base_url=SYSTEM_URL,
+        data=body,
+        content_type=FORM,
+        headers=basic(*credential),
+    ).get_environ()
+    if chunked:
+        del environ["CONTENT_LENGTH"]
+        environ["wsgi.input_terminated"] = True
+    environ["wsgi.input"] = Trickle(body)
+    app_iter, status, _ = run_wsgi_app(middleware, environ, buffered=True)
+    answer = json.loads(b"".join(app_iter))
+    assert status.startswith("200"), answer
+    assert answer["scope"] == "clientarea:sso"

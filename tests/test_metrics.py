@@ -667,3 +667,21 @@ def test_the_store_operations_are_the_store_protocols_methods():
     assert set(STORE_OPERATIONS["counters"]) == methods(CounterStore)
     # and the one-step grant, which only some credential stores have
     assert set(STORE_OPERATIONS["credentials"]) == methods(CredentialStore) | {"add_token_if_current"}
+
+
+def test_every_unknown_label_value_counts_as_other():
+    registry = CollectorRegistry()
+    metrics = PrometheusMetrics(registry)
+    metrics.redeemed("a user id 42")  # type: ignore[arg-type]
+    metrics.resumed("a user id 42")  # type: ignore[arg-type]
+    metrics.auth_failed("a user id 42")  # type: ignore[arg-type]
+    metrics.store_called("a user id 42", "get", 0.001)  # type: ignore[arg-type]
+    assert registry.get_sample_value("sso_redemptions_total", {"outcome": "other", "reason": ""}) == 1
+    assert registry.get_sample_value("sso_session_resumes_total", {"outcome": "other"}) == 1
+    assert registry.get_sample_value("sso_auth_failures_total", {"endpoint": "other"}) == 1
+    stored = registry.get_sample_value(
+        "sso_store_duration_seconds_count", {"store": "other", "operation": "other"}
+    )
+    assert stored == 1
+    samples = [sample for metric in registry.collect() for sample in metric.samples]
+    assert not any("a user id 42" in sample.labels.values() for sample in samples)

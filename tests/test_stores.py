@@ -619,3 +619,28 @@ class TestRedisCredentialStore(CredentialStoreContract):
     @pytest.fixture
     def store(self, redis_client) -> RedisCredentialStore:
         return RedisCredentialStore(redis_client)
+
+
+def test_one_connection_error_on_a_script_is_retried(redis_server, monkeypatch):
+    """The session read's lean script call keeps the one retry ``connect()``
+    promises: a connection reset once is not an outage."""
+    client = connect(redis_server.url)
+    store = RedisTokenStore(client)
+    store.resume("k" * 22, 60, ["1"])  # the script loaded, the pool's connection open
+    failures = []
+    real = redis.connection.Connection.send_packed_command
+
+    def flaky(self, *args, **kwargs):
+        if not failures:
+            failures.append(1)
+            self.disconnect()  # as redis-py does on a broken socket
+            raise redis.ConnectionError("Error 104 while writing to socket. Connection reset by peer.")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", flaky)
+    try:
+        assert store.resume("k" * 22, 60, ["1"]) == (None, 0)
+    finally:
+        monkeypatch.undo()
+        client.close()
+    assert failures == [1]

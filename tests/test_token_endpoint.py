@@ -386,3 +386,21 @@ def test_a_reset_secret_works_at_once_in_a_process_holding_the_old_copy(
     found = middleware.oauth_credentials.list()[0]
     _, new_secret = middleware.oauth_credentials.update(found.credential_id, reset_secret=True)
     assert grant(other_process, headers=basic(identifier, new_secret)).json["access_token"]
+
+
+def test_a_body_not_form_encoded_is_not_read(app, credential):
+    """A JSON body is refused for its media type, never parsed: not even its
+    size or its bytes matter."""
+    for body in (b'{"pad":"' + b"x" * (17 * 1024) + b'"}', b'{"a":"\xff"}'):
+        response = app.post(
+            TOKEN_PATH, body, headers={**basic(*credential), "Content-Type": "application/json"}, status=400
+        )
+        assert error_of(response) == "invalid_request"
+        assert "form-encoded" in response.json["error_description"]
+
+
+def test_a_head_at_the_token_endpoint_has_no_body(app):
+    response = app.head(TOKEN_PATH, status=405)
+    assert response.headers["Allow"] == "POST"
+    assert response.body == b""
+    assert int(response.headers["Content-Length"]) > 0  # the length a POST's answer would have
