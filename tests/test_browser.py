@@ -29,7 +29,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -134,9 +138,12 @@ def who(driver):
 
 def settled(driver):
     """Wait for a page that is still loading: its elements may vanish
-    between finding and reading them."""
+    between finding and reading them (stale, or, as Chromium sometimes says
+    it mid-navigation, "Node with given id does not belong to the document")."""
     return WebDriverWait(
-        driver, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        driver,
+        10,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException, WebDriverException),
     )
 
 
